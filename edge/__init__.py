@@ -1,0 +1,1 @@
+"""The live runtime: ZeroMQ-connected stages from camera to published micro-expression events."""

@@ -1,0 +1,61 @@
+"""`mestream`: one command, one sub-command per job.
+
+Each job lives in its own module exposing HELP (one line), add_arguments(parser) and run(args) -> int.
+Those modules keep their top-level imports light (argparse, pathlib): heavy libraries (torch, cv2,
+mediapipe, tensorrt) are imported inside run(), so `mestream --help` starts fast and never imports torch.
+The table names modules by string so that edge does not import trainer at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from engines.errors import MestreamError
+
+# job name -> module implementing it (HELP, add_arguments, run)
+COMMANDS: dict[str, str] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mestream",
+        description="Live facial micro-expression detection on the edge.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="JOB")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        job = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(job)
+        job.set_defaults(_run=module.run)
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args._run(args) or 0)
+    except MestreamError as exc:
+        print(f"mestream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
