@@ -1,0 +1,45 @@
+"""What every model family provides: its inputs, its training recipe and a builder.
+
+A family module (trainer/models/<name>.py) defines one module-level `FAMILY = Family(...)`.
+The built torch module obeys two rules so that training, export and the live runtime agree:
+- `forward(*inputs)` takes the tensors named in `inputs`, in that order, batch first, and returns
+  logits (B, num_classes). This is exactly what gets exported to ONNX (static shapes, batch 1).
+- `training_loss(batch, labels) -> (loss, logits)` adds the family's auxiliary losses (contrastive,
+  proposal, ...). `batch` is a dict holding every tensor input by name plus training-only extras
+  (e.g. "au_text": list[str] for fusion3d); branches used only for training never enter forward().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str  # "flow", "apex" or "clip"
+    shape: tuple[int, ...]  # without the batch axis, e.g. (3, 28, 28)
+    meaning: str  # what the tensor holds and how it is normalised, copied into the artifact
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Fixed training hyperparameters: chosen before any evaluation, never by looking at a test subject."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # family-specific knobs (loss weights, temperature)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    summary: str  # one line: the published method this follows
+    inputs: tuple[InputSpec, ...]
+    recipe: Recipe
+    build: Callable[..., Any]  # build(num_classes: int, **recipe.extra-independent kwargs) -> torch.nn.Module
+    # Optional stage run once before the LOSO folds, on data that never includes labelled test subjects
+    # (dvscl's self-supervised pre-training). Returns a state_dict that every fold starts from.
+    pretrain: Callable[..., Any] | None = None

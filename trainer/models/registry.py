@@ -1,0 +1,25 @@
+"""The one registry of model families: name -> module that defines FAMILY.
+
+Modules are named by string and imported on demand, so listing the names never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engines.errors import MestreamError
+
+FAMILIES: dict[str, str] = {
+    "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
+    "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
+    "featref": "trainer.models.featref",  # feature refinement with expression proposals
+    "fusion3d": "trainer.models.fusion3d",  # 3D CNN RGB+flow fusion with AU-text contrastive learning
+    "dvscl": "trainer.models.dvscl",  # dual-view self-supervised contrastive pre-training
+}
+
+
+def get_family(name: str):
+    """Return the Family named `name`, or a one-line error listing the valid names."""
+    if name not in FAMILIES:
+        raise MestreamError(f"unknown model {name!r}; expected one of: {', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name]).FAMILY
