@@ -43,3 +43,7 @@ class Family:
     # Optional stage run once before the LOSO folds, on data that never includes labelled test subjects
     # (dvscl's self-supervised pre-training). Returns a state_dict that every fold starts from.
     pretrain: Callable[..., Any] | None = None
+    # Optional: how this family's tensors are made from the loaded samples (e.g. fusion3d's "clip").
+    # prepare(samples) -> dict[input name, np.ndarray (N, *shape) float32]. When None, the trainer's
+    # default preparation handles "flow" and "apex".
+    prepare: Callable[..., Any] | None = None

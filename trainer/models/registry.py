@@ -12,9 +12,6 @@ from engines.errors import MestreamError
 FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
-    "featref": "trainer.models.featref",  # feature refinement with expression proposals
-    "fusion3d": "trainer.models.fusion3d",  # 3D CNN RGB+flow fusion with AU-text contrastive learning
-    "dvscl": "trainer.models.dvscl",  # dual-view self-supervised contrastive pre-training
 }
 
 
