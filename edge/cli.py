@@ -17,6 +17,7 @@ from engines.errors import MestreamError
 
 # job name -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
+    "doctor": "edge.commands.doctor",
 }
 
 
