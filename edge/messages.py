@@ -13,7 +13,12 @@ Topics and their fields (header keys; arrays):
 - "interval" spot -> infer. kind ("micro" | "macro"), score, fps, box, onset/apex/offset as
              {"seq", "t_capture_ns"}; arrays: onset (S, S) uint8, apex (S, S) uint8 aligned crops,
              apex_color (S, S, 3) uint8 when the source is colour.
+- "event"    classify -> publish. The header IS the published event (edge/schema/event.schema.json).
 - "status"   any stage -> publish. stage, event ("face_lost", "face_found", "restart", ...), detail.
+- "eos"      end of stream, sent by a process after its last message; every process flushes its stages,
+             forwards "eos" and exits 0. Never published.
+Every process host also adds "stamps": [[process, t_in_ns, t_out_ns], ...] (monotonic clock, which is
+system-wide on Linux, so it compares across processes) and sets "gap" when it sees a hole in seq.
 Published results go out on topics "me.event" and "me.status" as plain JSON (edge/schema/event.schema.json).
 """
 
@@ -26,9 +31,26 @@ import numpy as np
 
 WIRE_VERSION = 1
 
+# Topics whose messages come one per source frame, so a hole in "seq" means frames were lost.
+PER_FRAME_TOPICS = frozenset({"frame", "face"})
+TOPICS = frozenset({"frame", "face", "interval", "event", "status", "eos"})
+
+# What goes out on the PUB socket.
+PUBLISHED_EVENT_TOPIC = "me.event"
+PUBLISHED_STATUS_TOPIC = "me.status"
+
 
 @dataclass
 class Message:
     topic: str
     header: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def status(stage: str, event: str, detail: str = "", **fields: Any) -> Message:
+    """A status message ("face_lost", "restart", ...) on its way to the publisher."""
+    return Message("status", {"stage": stage, "event": event, "detail": detail, **fields})
+
+
+def end_of_stream(source: str) -> Message:
+    return Message("eos", {"source": source})

@@ -3,6 +3,10 @@
 A stage is opened once, fed messages one at a time, and closed. `process` returns the messages to pass
 downstream (possibly none: a frame with no face, a window with no event yet). A source stage (capture) has
 `read()` instead of being fed. Stages never know about sockets or addresses: edge/process.py hosts them.
+
+A stage that holds messages back (a sliding window) may also define `flush() -> list[Message]`: it is
+called once at the end of the stream, before close, so that events for the last frames still come out.
+It is optional; `flush_stage` treats a stage without it as having nothing to flush.
 """
 
 from __future__ import annotations
@@ -33,30 +37,58 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def flush_stage(stage: Stage) -> list[Message]:
+    flush = getattr(stage, "flush", None)
+    return list(flush()) if flush is not None else []
+
+
+def feed(stages: list[Stage], batch: list[Message], statuses: list[Message], start: int = 0) -> list[Message]:
+    """Pass messages through stages[start:]; status messages skip the remaining stages into `statuses`."""
+    for stage in stages[start:]:
+        passed: list[Message] = []
+        for m in batch:
+            if m.topic == "status":
+                statuses.append(m)
+                continue
+            passed.extend(stage.process(m))
+        batch = passed
+    return batch
+
+
+def drain(stages: list[Stage], statuses: list[Message]) -> list[Message]:
+    """End of stream: flush every stage in order, each flush passing through the stages after it."""
+    out: list[Message] = []
+    for i, stage in enumerate(stages):
+        out.extend(feed(stages, flush_stage(stage), statuses, start=i + 1))
+    return out
+
+
 def run_chain(source: Source, stages: list[Stage], limit: int | None = None) -> list[Message]:
     """Run a source through stages in this process, no sockets; returns what the last stage emitted.
 
-    Status messages from any stage are collected too, so tests see face lost/found and the like.
+    Status messages from any stage are collected too, so tests see face lost/found and the like. At the
+    end of the stream (not when `limit` cuts it short) every stage is flushed, as a real run drains.
     """
     out: list[Message] = []
     for stage in (source, *stages):
         stage.open()
     try:
         count = 0
+        ended = False
         while limit is None or count < limit:
             msg = source.read()
             if msg is None:
+                ended = True
                 break
             count += 1
-            batch = [msg]
-            for stage in stages:
-                passed: list[Message] = []
-                for m in batch:
-                    if m.topic == "status":
-                        out.append(m)
-                        continue
-                    passed.extend(stage.process(m))
-                batch = passed
+            statuses: list[Message] = []
+            batch = feed(stages, [msg], statuses)
+            out.extend(statuses)
+            out.extend(batch)
+        if ended:
+            statuses = []
+            batch = drain(stages, statuses)
+            out.extend(statuses)
             out.extend(batch)
     finally:
         for stage in (*reversed(stages), source):

@@ -1,0 +1,237 @@
+"""capture: frames from a camera, a file, a network stream or a GStreamer pipeline, numbered and timed.
+
+Sources are URIs: `cam:N` (webcam N), a video file path, `rtsp://` / `http(s)://` URLs, or a GStreamer
+pipeline string (anything containing " ! ", ending in appsink). Every frame gets a sequence number and
+a monotonic capture time in ns. Files are paced at their own timestamps (so variable-frame-rate files
+play as recorded) unless `fast` is set; live sources that fail are reopened with backoff, and frames
+that fail to decode in a file are skipped and counted.
+
+    cap = Capture("clip.mp4", fast=True); cap.open(); msg = cap.read()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.messages import Message, status
+from engines.errors import MestreamError
+
+log = logging.getLogger(__name__)
+
+COLORS = ("auto", "bgr", "mono")
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    max_width: int = 0  # 0 = full size; wider frames are downscaled once here, so no later stage pays for it
+    color: str = "auto"  # "auto" keeps what the source gives; "mono" sends (H, W) grey; "bgr" forces colour
+    reconnect_max_s: float = 2.0  # a live source that fails is reopened with backoff up to this delay (< hang timeout)
+    bad_frames_max: int = 25  # a file with this many undecodable frames in a row has ended
+
+
+def source_kind(uri: str) -> str:
+    if uri.startswith("cam:"):
+        return "camera"
+    if uri.startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://")):
+        return "url"
+    if " ! " in uri:
+        return "gstreamer"
+    return "file"
+
+
+class Capture:
+    """A Source stage: read() returns the next "frame" message, or None at the end of a file."""
+
+    name = "capture"
+
+    def __init__(self, source: str, *, fast: bool = False, options: CaptureOptions = CaptureOptions()) -> None:
+        if options.max_width < 0:
+            raise MestreamError(f"capture max_width = {options.max_width}: expected 0 (full size) or a width in pixels")
+        if options.color not in COLORS:
+            raise MestreamError(f"capture color = {options.color!r}: expected one of {list(COLORS)}")
+        if options.reconnect_max_s <= 0 or options.bad_frames_max < 1:
+            raise MestreamError("capture reconnect_max_s and bad_frames_max must be positive")
+        self.source = source
+        self.kind = source_kind(source)
+        self.fast = fast
+        self.options = options
+        self.live = self.kind != "file"
+        self.fps = 0.0
+        self.bad_frames = 0
+        self.reconnects = 0
+        self._cap = None
+        self._seq = 0
+        self._t0_ns = 0
+        self._t0_media_ms = None
+        self._down = False
+        self._delay = 0.25
+        self._last_media_ms = -1.0
+
+    # -- opening ---------------------------------------------------------------------------------
+    def _open_capture(self):
+        import cv2
+
+        previous = cv2.getLogLevel()
+        cv2.setLogLevel(0)  # our one-line error says it better
+        try:
+            if self.kind == "camera":
+                index_text = self.source[4:]
+                if not index_text.isdigit():
+                    raise MestreamError(f"source {self.source!r}: camera index {index_text!r} is not a number; use cam:0, cam:1, ...")
+                cap = cv2.VideoCapture(int(index_text))
+            elif self.kind == "url":
+                cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG)
+            elif self.kind == "gstreamer":
+                if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                    raise MestreamError(f"source {self.source!r} is a GStreamer pipeline but this OpenCV has no GStreamer; use a file/URL/cam:N or an OpenCV built with GStreamer")
+                cap = cv2.VideoCapture(self.source, cv2.CAP_GSTREAMER)
+            else:
+                path = Path(self.source)
+                if not path.is_file():
+                    raise MestreamError(f"source {self.source!r}: no such file; give a video file, cam:N, an rtsp:// or http:// URL or a GStreamer pipeline")
+                cap = cv2.VideoCapture(str(path))
+        finally:
+            cv2.setLogLevel(previous)
+        return cap
+
+    def open(self) -> None:
+        cap = self._open_capture()
+        if not cap.isOpened():
+            cap.release()
+            if self.kind == "camera":
+                raise MestreamError(f"source {self.source!r}: no camera at index {self.source[4:]}; check `ls /dev/video*` and pick an existing index")
+            raise MestreamError(f"source {self.source!r} cannot be opened as video; check the path/URL and that it is a video OpenCV can decode")
+        self._cap = cap
+        self.fps = self._probe_fps(cap)
+        if self.kind == "file":
+            # Variable-frame-rate files report a misleading fps; measure it from their timestamps instead.
+            measured = self._measure_file_fps()
+            if measured:
+                self.fps = measured
+        if self.fps <= 0:
+            self.fps = 30.0
+            log.warning("source %s reports no frame rate; assuming 30 fps", self.source)
+        self._t0_ns = time.monotonic_ns()
+
+    @staticmethod
+    def _probe_fps(cap) -> float:
+        import cv2
+
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return fps if 0 < fps < 10000 else 0.0
+
+    def _measure_file_fps(self) -> float:
+        import cv2
+
+        probe = cv2.VideoCapture(self.source)
+        stamps = []
+        try:
+            for _ in range(24):
+                if not probe.grab():
+                    break
+                stamps.append(probe.get(cv2.CAP_PROP_POS_MSEC))
+        finally:
+            probe.release()
+        deltas = np.diff(np.asarray(stamps[1:], dtype=np.float64))  # the first stamp is often 0 on every file
+        deltas = deltas[deltas > 0]
+        if len(deltas) < 3:
+            return 0.0
+        fps = 1000.0 / float(np.median(deltas))
+        return round(fps, 3) if 1 <= fps <= 10000 else 0.0
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self) -> Message | None:
+        import cv2
+
+        if self._down:
+            return self._try_reopen()
+        if self._cap is None:
+            raise RuntimeError("Capture.read() before open()")
+        bad = 0
+        while True:
+            ok, image = self._cap.read()
+            if ok and image is not None and image.size:
+                break
+            if self.live:
+                # Returns at once with a status, so the host keeps sending heartbeats while the source is down.
+                self._down = True
+                self._delay = 0.25
+                self._cap.release()
+                self._cap = None
+                return status(self.name, "source_lost", f"{self.source} stopped delivering frames; reopening with backoff")
+            # A file: a frame that does not decode is skipped and counted; many in a row is the end.
+            total = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            pos = self._cap.get(cv2.CAP_PROP_POS_FRAMES)
+            bad += 1
+            if bad >= self.options.bad_frames_max or not (0 < pos < total - 1):
+                return None
+            self.bad_frames += 1
+        t_capture_ns = time.monotonic_ns()
+        media_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if not self.live else (t_capture_ns - self._t0_ns) / 1e6
+        if not self.live and not self.fast:
+            t_capture_ns = self._pace(media_ms)
+        image = self._convert(image)
+        msg = Message(
+            "frame",
+            {
+                "seq": self._seq,
+                "t_capture_ns": t_capture_ns,
+                "t_media_ms": round(media_ms, 3),
+                "fps": self.fps,
+                "source": self.source,
+                "gap": 0,
+            },
+            {"image": image},
+        )
+        self._seq += 1
+        return msg
+
+    def _pace(self, media_ms: float) -> int:
+        """Sleep until this frame's own timestamp (VFR-safe); returns the capture time to stamp."""
+        if self._t0_media_ms is None:
+            self._t0_media_ms = media_ms
+            self._t0_ns = time.monotonic_ns()
+        due = self._t0_ns + int((media_ms - self._t0_media_ms) * 1e6)
+        now = time.monotonic_ns()
+        if due > now:
+            time.sleep((due - now) / 1e9)
+        return time.monotonic_ns()
+
+    def _convert(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.options.max_width and image.shape[1] > self.options.max_width:
+            scale = self.options.max_width / image.shape[1]
+            image = cv2.resize(image, (self.options.max_width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        if self.options.color == "mono" and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        elif self.options.color == "bgr" and image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return image
+
+    def _try_reopen(self) -> Message:
+        """One reopen attempt after a backoff delay; a status says whether the source is back."""
+        time.sleep(self._delay)
+        try:
+            cap = self._open_capture()
+        except MestreamError:
+            cap = None
+        if cap is not None and cap.isOpened():
+            self._cap = cap
+            self._down = False
+            self.reconnects += 1
+            return status(self.name, "source_back", f"{self.source} reopened (reconnect {self.reconnects})")
+        if cap is not None:
+            cap.release()
+        self._delay = min(self._delay * 2, self.options.reconnect_max_s)
+        return status(self.name, "source_retry", f"{self.source} still unavailable; next try in {self._delay:.2f} s")
