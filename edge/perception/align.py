@@ -1,0 +1,234 @@
+"""Face alignment: a similarity transform from eye corners and nose to a canonical square crop.
+
+The canonical layout is written in "eye units": the subject's two outer eye corners sit at (0, 0) and
+(1, 0), and the crop covers [-0.4, 1.4] x [-0.4, 1.4] of that plane, so brows, both eyes, nose, mouth
+corners and chin fit in a crop of any size S. The anchor positions are the means of MediaPipe FaceMesh
+landmarks measured on real frontal faces, made left/right symmetric.
+
+`SteadyAligner` holds the transform while the head is still and follows it only while the head moves,
+because alignment jitter (landmark noise of a fraction of a pixel, frame to frame) looks exactly like a
+micro-expression to a spotter that differences aligned crops.
+
+    aligner = SteadyAligner(AlignParams(size=128))
+    step = aligner.update(landmarks_px)          # (N, 2) MediaPipe landmarks in source pixels
+    crop = warp_crop(grey_frame, step.transform, 128)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines.errors import MestreamError
+
+# MediaPipe FaceMesh indices of the alignment anchors: outer and inner eye corners (image left first,
+# i.e. the subject's right eye), nose bridge between the eyes and nose tip. Eye corners and nose barely
+# move with expressions, unlike brows and mouth, so they carry the head pose only.
+ANCHOR_INDICES: tuple[int, ...] = (33, 133, 362, 263, 168, 1)
+
+# Where those anchors go, in eye units (outer eye corners at (0, 0) and (1, 0)).
+ANCHOR_TEMPLATE = np.array(
+    [
+        [0.00, 0.00],  # 33  outer corner, image-left eye
+        [0.31, 0.03],  # 133 inner corner, image-left eye
+        [0.69, 0.03],  # 362 inner corner, image-right eye
+        [1.00, 0.00],  # 263 outer corner, image-right eye
+        [0.50, -0.02],  # 168 nose bridge
+        [0.50, 0.48],  # 1   nose tip
+    ],
+    dtype=np.float64,
+)
+
+# The crop covers this square of the eye-unit plane: brows (about -0.26) to chin (about 1.35).
+CROP_ORIGIN = -0.4
+CROP_SPAN = 1.8
+
+# Facial regions of the canonical crop as fractions of S: (x0, y0, x1, y1). "left"/"right" are image
+# left and right. Boxes were placed around the mean landmark positions of brows (70, 105, 107 / 300,
+# 334, 336), eyelids (159, 145 / 386, 374), nose (168 to 4), mouth corners (61 / 291) and chin (199, 152).
+# The nose box is rigid under expressions: a spotter subtracts its motion as residual head motion.
+
+
+def _eye_units_box(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    def f(u: float) -> float:
+        return round((u - CROP_ORIGIN) / CROP_SPAN, 4)
+
+    return (f(x0), f(y0), f(x1), f(y1))
+
+
+REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "brow_left": _eye_units_box(-0.22, -0.40, 0.46, -0.06),
+    "brow_right": _eye_units_box(0.54, -0.40, 1.22, -0.06),
+    "eye_left": _eye_units_box(-0.10, -0.13, 0.42, 0.13),
+    "eye_right": _eye_units_box(0.58, -0.13, 1.10, 0.13),
+    "nose": _eye_units_box(0.36, 0.06, 0.64, 0.55),
+    "mouth_left": _eye_units_box(-0.02, 0.60, 0.40, 1.00),
+    "mouth_right": _eye_units_box(0.60, 0.60, 1.02, 1.00),
+    "chin": _eye_units_box(0.28, 1.05, 0.72, 1.38),
+}
+
+
+def region_boxes(size: int) -> dict[str, tuple[int, int, int, int]]:
+    """REGIONS in pixels of an S x S crop, as (x, y, w, h) boxes clipped to the crop."""
+    boxes = {}
+    for name, (x0, y0, x1, y1) in REGIONS.items():
+        a = int(round(max(0.0, x0) * size))
+        b = int(round(max(0.0, y0) * size))
+        c = int(round(min(1.0, x1) * size))
+        d = int(round(min(1.0, y1) * size))
+        boxes[name] = (a, b, c - a, d - b)
+    return boxes
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    size: int = 128  # S: side of the square aligned crop, pixels
+    # Hold: the held transform is kept until the anchors, mapped by it, stray this far (mean, in crop
+    # pixels) from where the template puts them, or the head turns this much in-plane. 1.0 px at S=128 is
+    # about twice MediaPipe's frame-to-frame anchor noise on a still face, and well under a head move.
+    move_px: float = 1.0
+    move_deg: float = 1.5
+    # Following: the transform is re-estimated every frame while the head moves, and held again once the
+    # per-frame change stays below settle_px for settle_frames frames; the held transform is then the mean
+    # of those last estimates, which averages landmark noise away.
+    settle_px: float = 0.5
+    settle_frames: int = 3
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.size <= 1024:
+            raise MestreamError(f"crop size {self.size} is out of range; expected 16..1024 pixels, e.g. 128")
+        for name in ("move_px", "move_deg", "settle_px"):
+            if getattr(self, name) < 0:
+                raise MestreamError(f"{name}={getattr(self, name)} is negative; expected a value >= 0")
+        if self.settle_frames < 1:
+            raise MestreamError(f"settle_frames={self.settle_frames}; expected an integer >= 1")
+
+
+def template_points(size: int) -> np.ndarray:
+    """Anchor positions in an S x S crop, (len(ANCHOR_INDICES), 2) float64."""
+    return (ANCHOR_TEMPLATE - CROP_ORIGIN) * (size / CROP_SPAN)
+
+
+def anchors(landmarks: np.ndarray) -> np.ndarray:
+    """The alignment anchors out of a full MediaPipe landmark array (N >= 468, 2)."""
+    if landmarks.ndim != 2 or landmarks.shape[0] < 468 or landmarks.shape[1] < 2:
+        raise MestreamError(
+            f"landmarks of shape {landmarks.shape}; expected MediaPipe FaceMesh's (468 or 478, 2) array"
+        )
+    return landmarks[list(ANCHOR_INDICES), :2].astype(np.float64)
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst; 2x3 float64.
+
+    Umeyama's closed form, without reflection: no RANSAC, since every anchor is trusted and a
+    deterministic answer keeps the held transform reproducible.
+    """
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum() / len(src)
+    if var_s < 1e-12:
+        raise MestreamError("alignment anchors collapse to one point; expected a face with distinct eye corners")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1.0
+    rot = u @ sign @ vt
+    scale = np.trace(np.diag(sig) @ sign) / var_s
+    m = np.empty((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align_transform(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The similarity (2x3) from source pixels to the canonical S x S crop, from one face's landmarks."""
+    return estimate_similarity(anchors(landmarks), template_points(size))
+
+
+def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through a 2x3 affine transform."""
+    return points @ transform[:, :2].T + transform[:, 2]
+
+
+def rotation_deg(transform: np.ndarray) -> float:
+    return float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
+
+
+def warp_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    """The aligned S x S crop (grey or colour, as the input) of an image, bilinear, border replicated."""
+    return cv2.warpAffine(
+        image, transform, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+@dataclass(frozen=True)
+class AlignStep:
+    transform: np.ndarray  # 2x3 float64, source pixels -> crop pixels
+    held: bool  # True when the transform is the held one (head still)
+    deviation_px: float  # mean anchor distance (crop px) between the held transform and this frame's estimate
+
+
+class SteadyAligner:
+    """Holds the alignment while the head is still; follows it frame by frame while the head moves.
+
+    States: "hold" (transform fixed) and "follow" (re-estimated each frame). hold -> follow when this
+    frame's anchors, mapped by the held transform, miss the template by more than move_px on average, or
+    the in-plane rotation differs by more than move_deg. follow -> hold after settle_frames frames whose
+    change from the frame before is under settle_px; the new held transform is their mean.
+    """
+
+    def __init__(self, params: AlignParams) -> None:
+        self.params = params
+        self._template = template_points(params.size)
+        self._held: np.ndarray | None = None
+        self._following = False
+        self._recent: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        """Forget the face (call when it is lost): the next update starts afresh."""
+        self._held = None
+        self._following = False
+        self._recent = []
+
+    @property
+    def transform(self) -> np.ndarray | None:
+        return self._held
+
+    def _deviation(self, transform: np.ndarray, src: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
+        mapped = apply_transform(transform, src)
+        target = apply_transform(estimate, src)
+        px = float(np.linalg.norm(mapped - target, axis=1).mean())
+        deg = abs((rotation_deg(transform) - rotation_deg(estimate) + 180.0) % 360.0 - 180.0)
+        return px, deg
+
+    def update(self, landmarks: np.ndarray) -> AlignStep:
+        p = self.params
+        src = anchors(landmarks)
+        estimate = estimate_similarity(src, self._template)
+        if self._held is None:
+            self._held = estimate
+            self._following = True
+            self._recent = [estimate]
+            return AlignStep(estimate, False, 0.0)
+        px, deg = self._deviation(self._held, src, estimate)
+        if not self._following:
+            if px <= p.move_px and deg <= p.move_deg:
+                return AlignStep(self._held, True, px)
+            self._following = True
+            self._recent = []
+        # following: a change under settle_px counts towards settling, a larger one restarts the count
+        if px < p.settle_px:
+            self._recent.append(estimate)
+        else:
+            self._recent = [estimate]
+        if len(self._recent) >= p.settle_frames:
+            self._held = np.mean(self._recent, axis=0)
+            self._following = False
+            self._recent = []
+            return AlignStep(self._held, True, px)
+        self._held = estimate
+        return AlignStep(estimate, False, px)

@@ -1,0 +1,140 @@
+"""The track stage on real videos: one face message per frame, lost/found events, a steady crop."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.messages import Message
+from edge.perception.align import AlignParams, warp_crop
+from edge.stages.face_tracking import FaceTracking, TrackParams, bench_face_tracking, read_frames
+from engines.errors import MestreamError
+
+
+def _track(frames, params=None):
+    stage = FaceTracking(params or TrackParams())
+    stage.open()
+    faces, events = [], []
+    try:
+        for i, frame in enumerate(frames):
+            for msg in stage.process(Message("frame", {"seq": i, "t_capture_ns": 1000 * i, "fps": 30.0}, {"image": frame})):
+                if msg.topic == "status":
+                    events.append((msg.header["seq"], msg.header["event"]))
+                else:
+                    faces.append(msg)
+    finally:
+        stage.close()
+    return faces, events
+
+
+def test_a_single_face_video_gives_an_aligned_crop_for_every_frame(assets):
+    frames = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=30)
+    faces, events = _track(frames)
+    assert events == [(0, "face_found")]
+    assert [f.header["seq"] for f in faces] == list(range(30))
+    for face in faces:
+        assert face.topic == "face" and face.header["found"] is True
+        assert face.arrays["crop"].shape == (128, 128) and face.arrays["crop"].dtype == np.uint8
+        assert face.arrays["crop_color"].shape == (128, 128, 3)
+        marks = face.arrays["landmarks"]
+        assert marks.shape == (478, 2) and marks.dtype == np.float32
+        # the face fills the crop: eye corners and chin inside it
+        assert ((marks[[33, 263, 152]] >= 0) & (marks[[33, 263, 152]] < 128)).all()
+        x, y, w, h = face.header["box"]
+        assert 0 <= x < 640 and 0 <= y < 360 and w > 50 and h > 50
+        assert np.array(face.header["transform"]).shape == (2, 3)
+        assert face.header["t_capture_ns"] == 1000 * face.header["seq"]
+
+
+def test_the_face_is_lost_where_the_cartoon_starts(assets):
+    faces, events = _track(read_frames(assets / "videos" / "pyfeat_face_noface.mov", limit=90))
+    assert events[0] == (0, "face_found")
+    assert [e for _, e in events] == ["face_found", "face_lost"]
+    assert abs(events[1][0] - 72) <= 2  # the manifest: face in frames 0-71
+    assert len(faces) == 90
+    assert all(not f.header["found"] and "crop" not in f.arrays for f in faces[events[1][0] :])
+
+
+def test_the_face_is_found_where_it_appears(assets):
+    faces, events = _track(read_frames(assets / "videos" / "pyfeat_noface_face.mov", limit=110))
+    assert events[0] == (0, "face_lost")
+    assert [e for _, e in events] == ["face_lost", "face_found"]
+    assert abs(events[1][0] - 96) <= 2  # the manifest: face from frame 96
+    assert sum(f.header["found"] for f in faces) == 110 - events[1][0]
+
+
+def test_a_video_without_faces_runs_to_the_end_with_one_lost_event(assets):
+    frames = read_frames(assets / "videos" / "pyfeat_no_face.mp4")
+    faces, events = _track(frames)
+    assert events == [(0, "face_lost")]
+    assert len(faces) == len(frames) and not any(f.header["found"] for f in faces)
+
+
+def test_the_steady_hold_brings_crop_jitter_on_a_still_face_down_to_the_sensor_noise(assets):
+    frames = read_frames(assets / "videos" / "evm_face.mp4", limit=60)
+    held = bench_face_tracking(frames, TrackParams())
+    free = bench_face_tracking(frames, TrackParams(align=AlignParams(move_px=0.0, move_deg=0.0, settle_frames=1)))
+    # the noise floor: one fixed transform for all frames, so only the sensor (and the real, tiny head
+    # motion of this clip) changes the crop
+    faces, _ = _track(frames[:1])
+    fixed = np.array(faces[0].header["transform"])
+    crops = [warp_crop(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), fixed, 128).astype(np.int16) for f in frames]
+    floor = float(np.mean([np.abs(a - b).mean() for a, b in zip(crops[:-1], crops[1:])]))
+    assert held.found == free.found == 60
+    assert held.jitter < 0.5 * free.jitter
+    assert held.jitter < 1.25 * floor
+
+
+def test_skipping_facemesh_still_sends_one_face_message_per_frame(assets):
+    frames = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=24)
+    faces, _ = _track(frames, TrackParams(detect_every=4))
+    assert len(faces) == 24 and all(f.header["found"] for f in faces)
+    assert sum(f.header["fresh"] for f in faces) == 6
+    assert [f.header["fresh"] for f in faces[:5]] == [True, False, False, False, True]
+
+
+def test_the_motion_gate_reruns_facemesh_when_the_face_changes(assets):
+    still = read_frames(assets / "videos" / "evm_face.mp4", limit=16)
+    moving = read_frames(assets / "videos" / "pyfeat_WolfgangLanger_Pexels.mp4", limit=16)
+    params = TrackParams(detect_every=8, motion_gate=3.0)
+    quiet = bench_face_tracking(still, params)
+    busy = bench_face_tracking(still[:8] + moving[:8], params)  # a cut to another face half-way
+    assert quiet.landmark_runs <= 3
+    assert busy.landmark_runs > quiet.landmark_runs
+
+
+def test_a_gap_in_the_sequence_forces_a_fresh_facemesh_run(assets):
+    frames = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=3)
+    stage = FaceTracking(TrackParams(detect_every=10))
+    stage.open()
+    try:
+        first = stage.process(Message("frame", {"seq": 0, "t_capture_ns": 0}, {"image": frames[0]}))[-1]
+        second = stage.process(Message("frame", {"seq": 1, "t_capture_ns": 1}, {"image": frames[1]}))[-1]
+        third = stage.process(Message("frame", {"seq": 5, "t_capture_ns": 5, "gap": 3}, {"image": frames[2]}))[-1]
+    finally:
+        stage.close()
+    assert [first.header["fresh"], second.header["fresh"], third.header["fresh"]] == [True, False, True]
+    assert third.header["gap"] == 3
+
+
+def test_grey_frames_give_a_crop_without_a_colour_one(assets):
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=3)]
+    faces, events = _track(frames)
+    assert events == [(0, "face_found")]
+    assert all(f.header["found"] and "crop_color" not in f.arrays for f in faces)
+
+
+def test_bad_skip_settings_are_refused_with_the_fix():
+    with pytest.raises(MestreamError, match="detect_every=0"):
+        TrackParams(detect_every=0)
+    with pytest.raises(MestreamError, match="motion_gate=-1"):
+        TrackParams(motion_gate=-1.0)
+
+
+def test_a_frame_without_an_image_is_refused():
+    stage = FaceTracking()
+    stage.open()
+    try:
+        with pytest.raises(MestreamError, match="has no 'image' array"):
+            stage.process(Message("frame", {"seq": 7}))
+    finally:
+        stage.close()

@@ -1,0 +1,58 @@
+"""FaceMesh landmarks on real stills and video frames (through the assets fixture)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.perception.landmarks import FaceLandmarks, LandmarkParams
+from edge.stages.face_tracking import read_frames
+from engines.errors import MestreamError
+
+
+def test_a_frontal_still_gives_478_landmarks_inside_the_image_with_eyes_in_order(assets):
+    image = cv2.imread(str(assets / "images" / "pyfeat_single_face.jpg"))
+    with FaceLandmarks() as finder:
+        points = finder.find(image)
+    assert points is not None and points.shape == (478, 2) and points.dtype == np.float32
+    h, w = image.shape[:2]
+    assert (points[:, 0] >= 0).all() and (points[:, 0] < w).all()
+    assert (points[:, 1] >= 0).all() and (points[:, 1] < h).all()
+    # 33 is the image-left outer eye corner, 263 the image-right one; nose tip (1) below the eye line
+    assert points[33, 0] < points[133, 0] < points[362, 0] < points[263, 0]
+    assert points[1, 1] > max(points[33, 1], points[263, 1])
+
+
+def test_a_cartoon_frame_without_a_face_gives_none(assets):
+    frame = read_frames(assets / "videos" / "pyfeat_no_face.mp4", limit=1)[0]
+    with FaceLandmarks() as finder:
+        assert finder.find(frame) is None
+
+
+def test_grey_frames_work_and_agree_with_colour_ones(assets):
+    frame = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=1)[0]
+    with FaceLandmarks() as a, FaceLandmarks() as b:
+        colour = a.find(frame)
+        grey = b.find(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    assert colour is not None and grey is not None
+    eye_distance = np.linalg.norm(colour[263] - colour[33])
+    assert np.abs(colour - grey).mean() < 0.05 * eye_distance
+
+
+def test_shrinking_the_input_keeps_landmarks_in_source_pixels(assets):
+    frame = read_frames(assets / "videos" / "pyfeat_noface_face.mov", limit=120)[110]  # 960x540, face
+    with FaceLandmarks() as full, FaceLandmarks(LandmarkParams(max_side=320)) as small:
+        a, b = full.find(frame), small.find(frame)
+    assert a is not None and b is not None
+    eye_distance = np.linalg.norm(a[263] - a[33])
+    assert np.abs(a - b).mean() < 0.05 * eye_distance
+
+
+def test_a_colour_image_with_four_channels_is_refused_with_the_expected_shape():
+    with FaceLandmarks() as finder:
+        with pytest.raises(MestreamError, match=r"expected \(H, W, 3\) BGR"):
+            finder.find(np.zeros((64, 64, 4), np.uint8))
+
+
+def test_a_tiny_max_side_is_refused():
+    with pytest.raises(MestreamError, match="max_side=10"):
+        LandmarkParams(max_side=10)
