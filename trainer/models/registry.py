@@ -12,6 +12,7 @@ from engines.errors import MestreamError
 FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
+    "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches
 }
 
 
