@@ -18,6 +18,7 @@ from engines.errors import MestreamError
 # job name -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
     "doctor": "edge.commands.doctor",
+    "export": "trainer.commands.export",
 }
 
 

@@ -1,5 +1,35 @@
-"""Artifacts and the engines that run them: ONNX Runtime on any CPU, TensorRT on NVIDIA GPUs."""
+"""Artifacts and the engines that run them: ONNX Runtime on any CPU, TensorRT on NVIDIA GPUs.
 
+    from engines import open_engine, default_artifact_path
+    with open_engine(default_artifact_path()) as engine:
+        out = engine.infer({"flow": flow})   # {"logits": (1, C), "probs": (1, C)}
+"""
+
+from pathlib import Path
+
+from engines.artifact import Artifact, TensorInfo, read_artifact
+from engines.base import Engine, open_engine
 from engines.errors import MestreamError
 
-__all__ = ["MestreamError"]
+DEFAULT_ARTIFACT = "mestream-default.onnx"
+
+
+def default_artifact_path() -> Path:
+    """The artifact shipped inside the package (see engines/default/MODEL_CARD.md)."""
+    path = Path(__file__).resolve().parent / "default" / DEFAULT_ARTIFACT
+    if not path.is_file():
+        raise MestreamError(
+            f"the default artifact {path} is missing from this install; reinstall mestream or pass --artifact PATH"
+        )
+    return path
+
+
+__all__ = [
+    "Artifact",
+    "Engine",
+    "MestreamError",
+    "TensorInfo",
+    "default_artifact_path",
+    "open_engine",
+    "read_artifact",
+]

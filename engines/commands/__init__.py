@@ -1,0 +1,1 @@
+"""`mestream` jobs that belong to engines (heavy imports inside run())."""

@@ -1,0 +1,1 @@
+"""`mestream` jobs that belong to the trainer (they import torch inside run())."""

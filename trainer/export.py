@@ -1,0 +1,308 @@
+"""torch -> ONNX export of a trained model, as a self-describing artifact that checks its own output.
+
+    artifact = export_checkpoint("runs/ststnet/model.pt", "ststnet.onnx")
+
+The graph takes the family's inputs by name (batch 1, static shapes, float32) and returns "logits" (1, C)
+and "probs" (1, C) (softmax inside the graph, so no runtime has to re-implement it). Opset 17 through the
+TorchScript exporter (`dynamo=False`: the dynamo exporter needs onnxscript and gives no benefit for these
+small static graphs). Before anything is written the export is checked: onnx's full checker, static shapes,
+every operator in TensorRT's ONNX-parser allow-list, and ONNX Runtime against torch within `atol` on random
+inputs. The file is written to a temporary name and renamed, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.artifact import METADATA_KEY, Artifact, TensorInfo
+from engines.errors import MestreamError, missing_extra
+from engines.onnx_ops import check_trt_ops
+
+OPSET = 17
+OUTPUT_NAMES = ("logits", "probs")
+# The recognition input as the literature (STSTNet/HTNet) defines it; edge/perception/flow.py makes it.
+FLOW_FORM = "onset->apex u, v, optical strain, each min-max scaled to [0,1], 28x28"
+FLOW_ALGORITHM = "tvl1"
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise missing_extra("torch", "train") from None
+    return torch
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise missing_extra("onnx", "train") from None
+    return onnx
+
+
+def graph_sha256(model) -> str:
+    """sha256 of the ONNX model serialised without metadata_props: the model's identity."""
+    bare = type(model)()
+    bare.CopyFrom(model)
+    del bare.metadata_props[:]
+    return hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
+
+
+def flow_description(recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The flow block of the metadata: the runtime's own TV-L1 parameters when edge's flow module exists.
+
+    Read lazily so the trainer works before (and without) edge.perception.flow; otherwise fall back to
+    the parameters the checkpoint recorded.
+    """
+    recorded = dict(recorded or {})
+    params: dict[str, Any] = dict(recorded.get("params") or {})
+    form = recorded.get("form", FLOW_FORM)
+    try:
+        from edge.perception import flow as flow_module  # noqa: PLC0415 (optional, edge-side definition)
+    except ImportError:
+        flow_module = None
+    if flow_module is not None:
+        for name in ("DEFAULT_PARAMS", "PARAMS", "TVL1_PARAMS"):
+            value = getattr(flow_module, name, None)
+            if value is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+                params = dataclasses.asdict(value)
+                break
+            if isinstance(value, dict):
+                params = dict(value)
+                break
+        else:
+            for name in ("TVL1Params", "FlowParams"):
+                cls = getattr(flow_module, name, None)
+                if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+                    try:
+                        params = dataclasses.asdict(cls())
+                    except TypeError:  # no defaults: keep what the checkpoint recorded
+                        pass
+                    break
+        form = getattr(flow_module, "FLOW_FORM", form)
+    return {"algorithm": recorded.get("algorithm", FLOW_ALGORITHM), "params": params, "form": form}
+
+
+def _versions() -> dict[str, Any]:
+    from importlib import metadata
+
+    try:
+        mestream_version = metadata.version("mestream")
+    except metadata.PackageNotFoundError:
+        mestream_version = "unknown"
+    return {
+        "mestream": mestream_version,
+        "torch": _torch().__version__,
+        "onnx": _onnx().__version__,
+        "opset": OPSET,
+    }
+
+
+def _with_probs(model):
+    torch = _torch()
+
+    class WithProbs(torch.nn.Module):
+        """The exported graph: the family's forward, plus softmax so every runtime gets probabilities."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs):
+            logits = self.inner(*inputs)
+            return logits, torch.softmax(logits, dim=1)
+
+    return WithProbs(model).eval()
+
+
+def _input_infos(inputs: list[dict[str, Any]], flow: dict[str, Any]) -> tuple[TensorInfo, ...]:
+    infos = []
+    for spec in inputs:
+        name = str(spec["name"])
+        meaning = str(spec.get("meaning", ""))
+        normalisation = spec.get("normalisation") or (flow.get("form", FLOW_FORM) if name == "flow" else meaning)
+        infos.append(TensorInfo(name, (1, *(int(d) for d in spec["shape"])), "float32", meaning, str(normalisation)))
+    return tuple(infos)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_model(
+    model,
+    *,
+    family: str,
+    inputs: list[dict[str, Any]],
+    classes: list[str],
+    out: Path | str,
+    training: dict[str, Any] | None = None,
+    protocol: Any = None,
+    scores: dict[str, Any] | None = None,
+    selection: Any = None,
+    flow: dict[str, Any] | None = None,
+    atol: float = 1e-4,
+    seed: int = 0,
+) -> Artifact:
+    """Export `model` (forward(*inputs) -> logits) to `out` and return the artifact's metadata.
+
+    `inputs` are [{"name", "shape" (without batch), "meaning", optional "normalisation"}] in forward()'s order.
+    """
+    torch = _torch()
+    onnx = _onnx()
+    out = Path(out)
+    flow_block = flow_description(flow)
+    in_infos = _input_infos(inputs, flow_block)
+    wrapped = _with_probs(model)
+    dummy = tuple(torch.zeros(info.shape, dtype=torch.float32) for info in in_infos)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of dynamo; it is still the right tool here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapped,
+                dummy,
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[info.name for info in in_infos],
+                output_names=list(OUTPUT_NAMES),
+                do_constant_folding=True,
+            )
+    proto = onnx.load_from_string(buffer.getvalue())
+    onnx.checker.check_model(proto, full_check=True)
+    for graph_input in proto.graph.input:
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim]
+        if any(d is None for d in dims):
+            raise MestreamError(f"export of {family}: input {graph_input.name!r} has a dynamic dimension {dims}; shapes must be static")
+    check_trt_ops(proto, what=f"model {family!r}")
+
+    num_classes = len(classes)
+    with torch.no_grad():
+        probe = wrapped(*dummy)[0]
+    if tuple(probe.shape) != (1, num_classes):
+        raise MestreamError(
+            f"export of {family}: forward() returns logits of shape {list(probe.shape)}, expected [1, {num_classes}] "
+            f"for classes {list(classes)}"
+        )
+    out_infos = tuple(
+        TensorInfo(name, (1, num_classes), "float32", meaning, "")
+        for name, meaning in zip(OUTPUT_NAMES, ("raw class scores", "softmax of logits, sums to 1"))
+    )
+    artifact = Artifact(
+        family=family,
+        model_id=graph_sha256(proto),
+        inputs=in_infos,
+        outputs=out_infos,
+        classes=tuple(str(c) for c in classes),
+        flow=flow_block,
+        training=dict(training or {}),
+        protocol=protocol,
+        scores=dict(scores or {}),
+        selection=selection,
+        versions=_versions(),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    )
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = artifact.to_text()
+    data = proto.SerializeToString()
+
+    _check_against_onnxruntime(wrapped, data, in_infos, atol=atol, seed=seed, family=family)
+    _atomic_write(out, data)
+    return dataclasses.replace(artifact, path=out)
+
+
+def _check_against_onnxruntime(wrapped, data: bytes, infos: tuple[TensorInfo, ...], *, atol: float, seed: int, family: str) -> None:
+    """ONNX Runtime must agree with torch on random inputs; otherwise the export is refused."""
+    torch = _torch()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    for trial in range(3):
+        # inputs live in [0, 1] (min-max scaled flow, apex intensities); that is the range to check
+        feed = {info.name: rng.random(info.shape, dtype=np.float32) for info in infos}
+        with torch.no_grad():
+            expected = [t.numpy() for t in wrapped(*(torch.from_numpy(feed[i.name]) for i in infos))]
+        got = session.run(list(OUTPUT_NAMES), feed)
+        for name, want, have in zip(OUTPUT_NAMES, expected, got):
+            err = float(np.max(np.abs(want - have)))
+            if not err <= atol:
+                raise MestreamError(
+                    f"export of {family}: ONNX Runtime differs from torch on {name!r} by {err:.2e} (> {atol:.0e}) "
+                    f"on random input {trial}; the graph is not exportable as is"
+                )
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read a checkpoint written by `mestream train --fit-all` (DIR/model.pt), with one-line errors."""
+    torch = _torch()
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise MestreamError(f"checkpoint {path} does not exist; give DIR/model.pt written by `mestream train --fit-all`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises pickle/zip errors of many types for a bad file
+        raise MestreamError(f"checkpoint {path} cannot be read ({type(exc).__name__}); give a model.pt written by `mestream train`") from None
+    if not isinstance(ckpt, dict):
+        raise MestreamError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected the dict written by `mestream train`")
+    missing = [k for k in ("family", "num_classes", "state_dict", "classes") if k not in ckpt]
+    if missing:
+        raise MestreamError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by `mestream train --fit-all`")
+    return ckpt
+
+
+def export_checkpoint(checkpoint: Path | str, out: Path | str, *, atol: float = 1e-4) -> Artifact:
+    """Rebuild the model a checkpoint describes, load its weights and export it to `out`."""
+    from trainer.models.registry import get_family
+
+    ckpt = load_checkpoint(checkpoint)
+    family = get_family(ckpt["family"])
+    model = family.build(int(ckpt["num_classes"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MestreamError(f"checkpoint {checkpoint}: weights do not fit family {family.name!r} ({first})") from None
+    model.eval()
+    inputs = ckpt.get("inputs") or [
+        {"name": spec.name, "shape": list(spec.shape), "meaning": spec.meaning} for spec in family.inputs
+    ]
+    training = dict(ckpt.get("training") or {})
+    return export_model(
+        model,
+        family=family.name,
+        inputs=list(inputs),
+        classes=list(ckpt["classes"]),
+        out=out,
+        training=training,
+        protocol=ckpt.get("protocol"),
+        scores=ckpt.get("scores"),
+        selection=ckpt.get("selection"),
+        flow=ckpt.get("flow") or training.get("flow"),
+        atol=atol,
+    )
