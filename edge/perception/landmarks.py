@@ -39,6 +39,30 @@ class LandmarkParams:
                 raise MestreamError(f"{name}={value} is out of range; expected a value in [0, 1]")
 
 
+# One NormalizedLandmark on the protobuf wire when x, y and z are all set: field 1 of the list (tag 0x0a)
+# with length 15, then x (0x0d), y (0x15), z (0x1d) as little-endian float32.
+_WIRE_LANDMARK = np.dtype(
+    [("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"), ("tz", "u1"), ("z", "<f4")]
+)
+_WIRE_TAGS = (0x0A, 15, 0x0D, 0x15, 0x1D)
+
+
+def normalised_xy(landmark_list) -> np.ndarray:
+    """(N, 2) float32 x, y of a MediaPipe NormalizedLandmarkList.
+
+    Reading 478 landmarks attribute by attribute costs about 0.7 ms in Python, a tenth of a FaceMesh
+    call; serialising the list and viewing the bytes with numpy costs about 25 us. The wire layout is
+    checked record by record, and anything unexpected (an unset field, extra fields) takes the slow path.
+    """
+    raw = landmark_list.SerializeToString()
+    if len(raw) % _WIRE_LANDMARK.itemsize == 0:
+        rec = np.frombuffer(raw, dtype=_WIRE_LANDMARK)
+        if all((rec[name] == value).all() for name, value in zip(("tag", "len", "tx", "ty", "tz"), _WIRE_TAGS)):
+            return np.stack([rec["x"], rec["y"]], axis=1).astype(np.float32)
+    marks = landmark_list.landmark
+    return np.fromiter((v for m in marks for v in (m.x, m.y)), dtype=np.float32, count=2 * len(marks)).reshape(-1, 2)
+
+
 def _to_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
@@ -80,10 +104,8 @@ class FaceLandmarks:
         result = self._mesh.process(_to_rgb(small))
         if not result.multi_face_landmarks:
             return None
-        marks = result.multi_face_landmarks[0].landmark
         # normalised coordinates are fractions of the input's width and height, so the shrink cancels out
-        points = np.fromiter((v for m in marks for v in (m.x, m.y)), dtype=np.float32, count=2 * len(marks))
-        points = points.reshape(-1, 2)
+        points = normalised_xy(result.multi_face_landmarks[0])
         points[:, 0] *= w
         points[:, 1] *= h
         return points

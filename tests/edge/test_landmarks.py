@@ -56,3 +56,18 @@ def test_a_colour_image_with_four_channels_is_refused_with_the_expected_shape():
 def test_a_tiny_max_side_is_refused():
     with pytest.raises(MestreamError, match="max_side=10"):
         LandmarkParams(max_side=10)
+
+
+def test_the_fast_landmark_reader_agrees_with_the_protobuf_fields(assets):
+    import mediapipe as mp
+
+    from edge.perception.landmarks import normalised_xy
+
+    frame = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=1)[0]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
+        marks = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).multi_face_landmarks[0]
+    slow = np.array([[m.x, m.y] for m in marks.landmark], np.float32)
+    np.testing.assert_array_equal(normalised_xy(marks), slow)
+    # a list with an unset z is laid out differently on the wire: the reader must notice and still agree
+    marks.landmark[5].ClearField("z")
+    np.testing.assert_array_equal(normalised_xy(marks), slow)
