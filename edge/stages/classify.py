@@ -1,0 +1,192 @@
+"""infer: an "interval" (onset and apex crops) -> flow input -> engine -> the event published to subscribers.
+
+The recognition input is made by the shared perception code (`edge.perception.flow.flow_input`, the same
+function the trainer uses), with the flow parameters the artifact's metadata records, and laid out as
+the artifact's input spec says. The engine is opened once, in `open()`, in the process that runs it.
+The event built here is the header of an "event" message; the publish stage sends it as JSON
+(edge/schema/event.schema.json).
+
+    stage = Classify(Path("engines/default/mestream-default.onnx")); stage.open(); stage.process(interval)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.messages import Message
+from engines.errors import MestreamError
+
+EVENT_SCHEMA = "mestream.event"
+EVENT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    min_score: float = 0.0  # intervals the spotter scored below this are not classified (0 = all)
+
+
+def _default_flow_fn() -> Callable[[np.ndarray, np.ndarray, Any, int], np.ndarray]:
+    from edge.perception.flow import flow_input
+
+    return flow_input
+
+
+def _flow_params(flow_meta: dict[str, Any]):
+    from edge.perception.flow import TVL1Params
+
+    params = flow_meta.get("params") or {}
+    if not isinstance(params, dict):
+        raise MestreamError(f"artifact flow params {params!r} are not a table; re-export the artifact")
+    try:
+        return TVL1Params(**params)
+    except TypeError as exc:
+        raise MestreamError(f"artifact flow params {sorted(params)} do not match this mestream's TVL1Params ({exc}); re-export the artifact with this version") from None
+
+
+def _as_input(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Lay out an (S, S, C) or (C, S, S) array as the input spec's (1, C, S, S) or (1, S, S, C)."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[..., None]
+    target = tuple(shape[1:]) if len(shape) == 4 else tuple(shape)
+    if array.shape == target:
+        return array.reshape(shape)
+    moved = np.moveaxis(array, -1, 0)
+    if moved.shape == target:
+        return np.ascontiguousarray(moved).reshape(shape)
+    raise MestreamError(f"engine input {name!r} expects {list(shape)}, the flow code gave {list(array.shape)}; the artifact and this runtime disagree: re-export the artifact")
+
+
+class Classify:
+    """A Stage: "interval" -> "event" (header = the event JSON). Other topics pass through untouched."""
+
+    name = "classify"
+
+    def __init__(
+        self,
+        artifact: Path | str,
+        *,
+        options: ClassifyOptions = ClassifyOptions(),
+        engine_factory: Callable[[Path], Any] | None = None,
+        flow_fn: Callable[..., np.ndarray] | None = None,
+        flow_params: Any = None,
+    ) -> None:
+        self.artifact = Path(artifact)
+        self.options = options
+        self._engine_factory = engine_factory
+        self._flow_fn = flow_fn
+        self._engine = None
+        self._flow_params = flow_params
+        self.classified = 0
+
+    def open(self) -> None:
+        if self._engine_factory is None:
+            from engines.base import open_engine
+
+            self._engine_factory = open_engine
+        self._engine = self._engine_factory(self.artifact)
+        meta = self._engine.meta
+        self._plan = [self._input_plan(spec) for spec in self._engine.input_spec()]
+        if any(kind == "flow" for kind, _ in self._plan) and self._flow_fn is None:
+            # The shared perception code, with the parameters the model was trained with.
+            self._flow_fn = _default_flow_fn()
+            self._flow_params = _flow_params(meta.flow)
+        self._classes = list(meta.classes)
+
+    @staticmethod
+    def _input_plan(spec) -> tuple[str, Any]:
+        text = f"{spec.name} {spec.meaning}".lower()
+        if "flow" in text or "strain" in text:
+            return "flow", spec
+        if "apex" in text or "texture" in text or "rgb" in text:
+            return "apex", spec
+        raise MestreamError(f"artifact input {spec.name!r} ({spec.meaning or 'no meaning given'}) is neither a flow nor an apex input; this runtime cannot feed it")
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def process(self, msg: Message) -> list[Message]:
+        if msg.topic != "interval":
+            return [msg]
+        if self._engine is None:
+            raise MestreamError("the classify stage was fed before open(); call open() first")
+        h = msg.header
+        if float(h.get("score", 0.0) or 0.0) < self.options.min_score:
+            return []
+        onset, apex = msg.arrays.get("onset"), msg.arrays.get("apex")
+        if onset is None or apex is None:
+            raise MestreamError(f"interval message at apex {h.get('apex')} lacks its onset/apex crops; the spot stage must send both")
+        t0 = time.perf_counter_ns()
+        inputs: dict[str, np.ndarray] = {}
+        t_flow = 0
+        for kind, spec in self._plan:
+            shape = tuple(spec.shape)
+            if kind == "flow":
+                tf = time.perf_counter_ns()
+                flow = self._flow_fn(onset, apex, self._flow_params, size=shape[-1] if shape[-1] > 3 else shape[-2])
+                t_flow += time.perf_counter_ns() - tf
+                inputs[spec.name] = _as_input(flow, shape, spec.name)
+            else:
+                inputs[spec.name] = self._apex_input(msg, shape, spec.name)
+        t1 = time.perf_counter_ns()
+        probs = np.asarray(self._engine.infer(inputs)["probs"], dtype=np.float64).reshape(-1)
+        t2 = time.perf_counter_ns()
+        if probs.size != len(self._classes):
+            raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
+        self.classified += 1
+        return [Message("event", self._event(h, probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6))]
+
+    @staticmethod
+    def _apex_input(msg: Message, shape: tuple[int, ...], name: str) -> np.ndarray:
+        import cv2
+
+        channels = shape[1] if shape[1] in (1, 3) else shape[-1]
+        side = (shape[-2], shape[-1]) if shape[1] in (1, 3) else (shape[1], shape[2])
+        image = msg.arrays.get("apex_color") if channels == 3 and "apex_color" in msg.arrays else msg.arrays["apex"]
+        if channels == 3 and image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if channels == 1 and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        image = cv2.resize(image, (side[1], side[0]), interpolation=cv2.INTER_AREA)
+        return _as_input(image.astype(np.float32) / 255.0, shape, name)
+
+    def _event(self, h: dict[str, Any], probs: np.ndarray, *, flow_ms: float, prep_ms: float, classify_ms: float) -> dict[str, Any]:
+        meta = self._engine.meta
+        best = int(np.argmax(probs))
+        latency: dict[str, float] = {}
+        for name, t_in, t_out in h.get("stamps", []):
+            latency[str(name)] = round((int(t_out) - int(t_in)) / 1e6, 3)
+        latency.update(flow=round(flow_ms, 3), prepare=round(prep_ms, 3), classify=round(classify_ms, 3))
+
+        def point(key: str) -> dict[str, int]:
+            p = h.get(key) or {}
+            return {"frame": int(p.get("seq", -1)), "t_capture_ns": int(p.get("t_capture_ns") or 0)}
+
+        onset, apex, offset = point("onset"), point("apex"), point("offset")
+        event = {
+            "schema": EVENT_SCHEMA,
+            "version": EVENT_SCHEMA_VERSION,
+            "kind": str(h.get("kind", "micro")),
+            "label": self._classes[best],
+            "probabilities": {c: round(float(p), 6) for c, p in zip(self._classes, probs)},
+            "spot_score": float(h.get("score", 0.0) or 0.0),
+            "onset": onset,
+            "apex": apex,
+            "offset": offset,
+            "duration_s": round(max(0, offset["t_capture_ns"] - onset["t_capture_ns"]) / 1e9, 4),
+            "fps": float(h.get("fps", 0.0) or 0.0),
+            "face_box": [int(v) for v in (h.get("box") or [0, 0, 0, 0])],
+            "model": {"id": meta.model_id, "family": meta.family},
+            "latency_ms": latency,
+        }
+        if "source" in h:
+            event["source"] = str(h["source"])
+        return event

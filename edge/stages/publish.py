@@ -1,0 +1,114 @@
+"""publish: events and status as plain JSON on a ZeroMQ PUB socket, and optionally a JSONL record.
+
+Topics are "me.event" (edge/schema/event.schema.json) and "me.status" (stage, event, detail, plus
+metrics from the supervisor). Any language can subscribe: a message is [topic, JSON]. PUB never waits
+for subscribers: with none, a slow one or a vanished one, the pipeline runs on and each subscriber
+loses what does not fit its queue (hwm). The socket binds 127.0.0.1 unless explicitly allowed.
+
+The record is written to FILE.jsonl.partial, one line flushed per message, and renamed to FILE.jsonl
+on close, so a finished record is never half-written.
+
+    Publish("tcp://127.0.0.1:5560", record=Path("events.jsonl"))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from edge.bus import open_socket
+from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
+from engines.errors import MestreamError
+
+STATUS_SCHEMA = "mestream.status"
+
+
+def status_json(header: dict[str, Any]) -> dict[str, Any]:
+    out = {"schema": STATUS_SCHEMA, "version": 1}
+    out.update({k: v for k, v in header.items() if k != "stamps"})
+    out.setdefault("t_ns", time.monotonic_ns())
+    return out
+
+
+class Publish:
+    """A sink Stage: returns what it sent, as messages on topics me.event / me.status."""
+
+    name = "publish"
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5560",
+        *,
+        record: Path | str | None = None,
+        allow_public: bool = False,
+        hwm: int = 1000,
+    ) -> None:
+        self.endpoint = endpoint
+        self.record = Path(record) if record else None
+        self.allow_public = allow_public
+        self.hwm = hwm
+        self.sent = {PUBLISHED_EVENT_TOPIC: 0, PUBLISHED_STATUS_TOPIC: 0}
+        self._ctx: zmq.Context | None = None
+        self._sock: zmq.Socket | None = None
+        self._record_file = None
+        self._partial: Path | None = None
+
+    def open(self) -> None:
+        if self.record is not None:
+            if not self.record.parent.is_dir():
+                raise MestreamError(f"record file {self.record}: folder {self.record.parent} does not exist; create it or choose another path")
+            self._partial = self.record.with_name(self.record.name + ".partial")
+            self._record_file = open(self._partial, "w", encoding="utf-8")
+        self._ctx = zmq.Context()
+        try:
+            self._sock = open_socket(self._ctx, zmq.PUB, bind=self.endpoint, hwm=self.hwm, allow_public=self.allow_public)
+        except MestreamError:
+            self.close()
+            raise
+
+    def process(self, msg: Message) -> list[Message]:
+        if msg.topic == "event":
+            payload = dict(msg.header)
+            payload.pop("stamps", None)
+            now = time.monotonic_ns()
+            payload["t_published_ns"] = now
+            latency = dict(payload.get("latency_ms", {}))
+            offset_ns = int((payload.get("offset") or {}).get("t_capture_ns") or 0)
+            latency["offset_to_result"] = round(max(0, now - offset_ns) / 1e6, 3) if offset_ns else 0.0
+            payload["latency_ms"] = latency
+            topic = PUBLISHED_EVENT_TOPIC
+        elif msg.topic == "status":
+            payload = status_json(msg.header)
+            topic = PUBLISHED_STATUS_TOPIC
+        else:
+            return []  # frames, faces and intervals are internal
+        text = json.dumps(payload, separators=(",", ":"))
+        if self._sock is not None:
+            try:
+                self._sock.send_multipart([topic.encode(), text.encode()], flags=zmq.NOBLOCK)
+            except zmq.Again:  # PUB drops rather than blocks; this is belt and braces
+                pass
+        if self._record_file is not None:
+            self._record_file.write(text + "\n")
+            self._record_file.flush()
+        self.sent[topic] += 1
+        return [Message(topic, payload)]
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+        if self._record_file is not None:
+            self._record_file.flush()
+            os.fsync(self._record_file.fileno())
+            self._record_file.close()
+            self._record_file = None
+            os.replace(self._partial, self.record)

@@ -1,0 +1,86 @@
+"""Small stand-ins for the heavy parts (engine, flow, spotter), so stages can be tested on their own."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+
+from edge.messages import Message
+from engines.artifact import Artifact, TensorInfo
+
+CLASSES = ("negative", "positive", "surprise")
+
+
+def event_schema() -> dict:
+    return json.loads((resources.files("edge") / "schema" / "event.schema.json").read_text())
+
+
+class FakeEngine:
+    """Probabilities from the mean flow, so different inputs give different answers."""
+
+    def __init__(self, shape=(1, 3, 28, 28)) -> None:
+        self.meta = Artifact(
+            family="fake",
+            model_id="f" * 64,
+            inputs=(TensorInfo("flow", shape, "float32", "onset->apex optical flow u, v, strain"),),
+            outputs=(TensorInfo("probs", (1, 3), "float32", "class probabilities"),),
+            classes=CLASSES,
+        )
+        self.calls = []
+        self.closed = False
+
+    def input_spec(self):
+        return self.meta.inputs
+
+    def infer(self, inputs):
+        x = inputs["flow"]
+        assert x.shape == self.meta.inputs[0].shape and x.dtype == np.float32
+        self.calls.append(x)
+        logits = np.array([0.0, float(x.mean()) * 10, -float(x.mean()) * 10])
+        e = np.exp(logits - logits.max())
+        return {"logits": logits[None], "probs": (e / e.sum())[None].astype(np.float32)}
+
+    def close(self):
+        self.closed = True
+
+
+def fake_flow(onset, apex, params, size=28):
+    """(size, size, 3) from the crop difference: a stand-in with the real function's signature."""
+    import cv2
+
+    d = cv2.resize(apex.astype(np.float32) - onset.astype(np.float32), (size, size)) / 255.0
+    return np.stack([d, d, np.abs(d)], axis=-1)
+
+
+def interval(seq: int, t0_ns: int = 1_000_000_000, brighter: int = 40, kind: str = "micro") -> Message:
+    onset = np.full((64, 64), 100, np.uint8)
+    apex = onset.astype(np.int16)
+    apex[20:40, 20:40] += brighter
+    apex = apex.astype(np.uint8)
+    def point(s):
+        return {"seq": s, "t_capture_ns": t0_ns + s * 33_333_333}
+    return Message(
+        "interval",
+        {"kind": kind, "score": 2.5, "fps": 30.0, "box": [10, 20, 100, 120],
+         "onset": point(seq), "apex": point(seq + 3), "offset": point(seq + 6),
+         "stamps": [["capture", t0_ns, t0_ns + 1_000_000], ["track", t0_ns + 2_000_000, t0_ns + 9_000_000]]},
+        {"onset": onset, "apex": apex},
+    )
+
+
+class ListSource:
+    name = "list"
+
+    def __init__(self, messages):
+        self.messages = list(messages)
+
+    def open(self):
+        pass
+
+    def read(self):
+        return self.messages.pop(0) if self.messages else None
+
+    def close(self):
+        pass

@@ -1,0 +1,101 @@
+import time
+
+import numpy as np
+import pytest
+
+from edge.stages.base import run_chain
+from edge.stages.capture import Capture, CaptureOptions, source_kind
+from engines.errors import MestreamError
+
+
+def _write_video(path, n=12, size=(64, 48), fps=30.0):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(n):
+        frame = np.full((size[1], size[0], 3), i * 10 % 255, np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+class Collect:
+    name = "collect"
+
+    def open(self):
+        pass
+
+    def process(self, msg):
+        return [msg]
+
+    def close(self):
+        pass
+
+
+def test_source_uris_are_told_apart():
+    assert source_kind("cam:0") == "camera"
+    assert source_kind("rtsp://10.0.0.2/stream") == "url"
+    assert source_kind("http://host/x.mjpg") == "url"
+    assert source_kind("videotestsrc ! videoconvert ! appsink") == "gstreamer"
+    assert source_kind("clip.mp4") == "file"
+
+
+def test_every_frame_of_a_file_comes_numbered_and_timed(tmp_path):
+    video = _write_video(tmp_path / "v.avi")
+    out = run_chain(Capture(str(video), fast=True), [Collect()])
+    assert [m.header["seq"] for m in out] == list(range(12))
+    times = [m.header["t_capture_ns"] for m in out]
+    assert times == sorted(times)
+    assert out[0].arrays["image"].shape == (48, 64, 3) and out[0].header["fps"] == pytest.approx(30.0, rel=0.01)
+    assert all(m.header["gap"] == 0 for m in out)
+
+
+def test_files_are_paced_at_their_frame_rate_unless_fast(tmp_path):
+    video = _write_video(tmp_path / "v.avi", n=10, fps=50.0)
+    t = time.monotonic()
+    run_chain(Capture(str(video)), [Collect()])
+    paced = time.monotonic() - t
+    t = time.monotonic()
+    run_chain(Capture(str(video), fast=True), [Collect()])
+    fast = time.monotonic() - t
+    assert paced >= 0.17 and fast < paced  # 9 intervals of 20 ms
+
+
+def test_mono_and_downscaling_happen_once_at_capture(tmp_path):
+    video = _write_video(tmp_path / "v.avi", n=2, size=(128, 96))
+    out = run_chain(Capture(str(video), fast=True, options=CaptureOptions(max_width=64, color="mono")), [Collect()])
+    assert out[0].arrays["image"].shape == (48, 64) and out[0].arrays["image"].dtype == np.uint8
+
+
+def test_variable_frame_rate_files_use_their_timestamps(assets):
+    cap = Capture(str(assets / "videos" / "pyfeat_face_noface.mov"), fast=True)
+    out = run_chain(cap, [Collect()], limit=30)
+    stamps = [m.header["t_media_ms"] for m in out]
+    assert stamps == sorted(stamps) and 20 <= cap.fps <= 120
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("cam:97", "no camera at index 97"),
+        ("cam:x", "not a number"),
+        ("/nonexistent/clip.mp4", "no such file"),
+    ],
+)
+def test_a_source_that_cannot_be_opened_is_one_clear_error(source, words):
+    with pytest.raises(MestreamError, match=words):
+        Capture(source).open()
+
+
+def test_a_file_that_is_not_a_video_is_refused(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(MestreamError, match="cannot be opened as video"):
+        Capture(str(junk)).open()
+
+
+def test_impossible_options_are_refused():
+    with pytest.raises(MestreamError, match="max_width"):
+        Capture("x.mp4", options=CaptureOptions(max_width=-5))
+    with pytest.raises(MestreamError, match="color"):
+        Capture("x.mp4", options=CaptureOptions(color="purple"))

@@ -1,0 +1,77 @@
+import jsonschema
+import numpy as np
+import pytest
+
+from edge.messages import Message
+from edge.stages.base import run_chain
+from edge.stages.classify import Classify
+from edge.stages.publish import Publish
+from engines.errors import MestreamError
+from stand_ins import CLASSES, FakeEngine, ListSource, event_schema, fake_flow, interval
+
+
+def _stage(engine=None):
+    engine = engine or FakeEngine()
+    return Classify("fake.onnx", engine_factory=lambda path: engine, flow_fn=fake_flow), engine
+
+
+def test_an_interval_becomes_an_event_with_label_probabilities_and_frames():
+    stage, engine = _stage()
+    [event] = run_chain(ListSource([interval(10)]), [stage])
+    h = event.header
+    assert event.topic == "event" and h["schema"] == "mestream.event" and h["version"] == 1
+    assert h["label"] == "positive" and set(h["probabilities"]) == set(CLASSES)
+    assert abs(sum(h["probabilities"].values()) - 1) < 1e-5
+    assert (h["onset"]["frame"], h["apex"]["frame"], h["offset"]["frame"]) == (10, 13, 16)
+    assert h["face_box"] == [10, 20, 100, 120] and h["model"] == {"id": "f" * 64, "family": "fake"}
+    assert h["latency_ms"]["track"] == 7.0 and h["latency_ms"]["flow"] >= 0
+    assert engine.calls[0].shape == (1, 3, 28, 28) and engine.closed
+
+
+def test_the_input_follows_the_artifacts_layout_channels_last_too():
+    stage, engine = _stage(FakeEngine(shape=(1, 28, 28, 3)))
+    run_chain(ListSource([interval(0)]), [stage])
+    assert engine.calls[0].shape == (1, 28, 28, 3)
+
+
+def test_a_darker_apex_is_classified_differently():
+    stage, _ = _stage()
+    [event] = run_chain(ListSource([interval(0, brighter=-40)]), [stage])
+    assert event.header["label"] == "surprise"
+
+
+def test_status_and_other_messages_pass_through_untouched():
+    stage, engine = _stage()
+    status = Message("status", {"stage": "track", "event": "face_lost"})
+    out = run_chain(ListSource([status, interval(0)]), [stage])
+    assert out[0] is status and out[1].topic == "event" and len(engine.calls) == 1
+
+
+def test_an_interval_without_crops_is_a_clear_error():
+    stage, _ = _stage()
+    broken = interval(0)
+    broken.arrays.pop("apex")
+    with pytest.raises(MestreamError, match="lacks its onset/apex"):
+        run_chain(ListSource([broken]), [stage])
+
+
+def test_published_events_validate_against_the_json_schema(tmp_path):
+    stage, _ = _stage()
+    record = tmp_path / "events.jsonl"
+    publish = Publish("tcp://127.0.0.1:0", record=record)
+    out = run_chain(ListSource([interval(0), interval(40, kind="macro")]), [stage, publish])
+    assert [m.topic for m in out] == ["me.event", "me.event"]
+    for m in out:
+        jsonschema.validate(m.header, event_schema())
+        assert m.header["latency_ms"]["offset_to_result"] >= 0
+    assert len(record.read_text().splitlines()) == 2
+
+
+def test_the_schema_rejects_an_event_missing_its_label():
+    stage, _ = _stage()
+    [m] = run_chain(ListSource([interval(0)]), [stage, Publish("tcp://127.0.0.1:0")])
+    bad = dict(m.header)
+    del bad["label"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, event_schema())
+    assert np.isfinite(m.header["latency_ms"]["classify"])

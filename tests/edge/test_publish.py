@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import zmq
+
+from edge.messages import Message, status
+from edge.stages.publish import Publish
+from engines.errors import MestreamError
+
+
+def _free_endpoint() -> str:
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.PUB)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    s.close(0)
+    return f"tcp://127.0.0.1:{port}"
+
+
+def test_a_subscriber_receives_status_and_events_as_plain_json():
+    endpoint = _free_endpoint()
+    pub = Publish(endpoint)
+    pub.open()
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.")
+    sub.connect(endpoint)
+    try:
+        got = None
+        for _ in range(50):  # the slow-joiner: resend until the subscription has propagated
+            pub.process(status("track", "face_found", "a face is tracked"))
+            if sub.poll(100):
+                got = sub.recv_multipart()
+                break
+        assert got is not None and got[0] == b"me.status"
+        body = json.loads(got[1])
+        assert body["schema"] == "mestream.status" and body["event"] == "face_found"
+    finally:
+        sub.close(0)
+        ctx.term()
+        pub.close()
+
+
+def test_publishing_with_no_subscriber_never_blocks():
+    pub = Publish(_free_endpoint(), hwm=1)
+    pub.open()
+    try:
+        for i in range(5000):
+            pub.process(status("x", "tick", str(i)))
+        assert pub.sent["me.status"] == 5000
+    finally:
+        pub.close()
+
+
+def test_internal_topics_are_not_published():
+    pub = Publish(_free_endpoint())
+    pub.open()
+    try:
+        assert pub.process(Message("frame", {"seq": 1})) == []
+    finally:
+        pub.close()
+
+
+def test_the_record_appears_whole_only_when_the_publisher_closes(tmp_path):
+    record = tmp_path / "r.jsonl"
+    pub = Publish(_free_endpoint(), record=record)
+    pub.open()
+    pub.process(status("x", "one"))
+    assert not record.exists() and (tmp_path / "r.jsonl.partial").exists()
+    pub.close()
+    assert json.loads(record.read_text())["event"] == "one"
+    assert not (tmp_path / "r.jsonl.partial").exists()
+
+
+def test_a_public_address_needs_explicit_permission():
+    with pytest.raises(MestreamError, match="allow-public"):
+        Publish("tcp://0.0.0.0:5999").open()
+
+
+def test_a_taken_port_is_one_clear_error():
+    endpoint = _free_endpoint()
+    first = Publish(endpoint)
+    first.open()
+    try:
+        with pytest.raises(MestreamError, match="already in use"):
+            Publish(endpoint).open()
+    finally:
+        first.close()
+
+
+def test_a_record_in_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(MestreamError, match="does not exist"):
+        Publish(_free_endpoint(), record=tmp_path / "no" / "r.jsonl").open()
