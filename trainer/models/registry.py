@@ -13,6 +13,7 @@ FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
     "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches
+    "fusion3d": "trainer.models.fusion3d",  # RGB + FLOW 3D-CNN streams, AU-text contrastive (training only)
 }
 
 
