@@ -72,26 +72,15 @@ def flow_description(recorded: dict[str, Any] | None = None) -> dict[str, Any]:
         from edge.perception import flow as flow_module  # noqa: PLC0415 (optional, edge-side definition)
     except ImportError:
         flow_module = None
-    if flow_module is not None:
-        for name in ("DEFAULT_PARAMS", "PARAMS", "TVL1_PARAMS"):
-            value = getattr(flow_module, name, None)
-            if value is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-                params = dataclasses.asdict(value)
-                break
-            if isinstance(value, dict):
-                params = dict(value)
-                break
-        else:
-            for name in ("TVL1Params", "FlowParams"):
-                cls = getattr(flow_module, name, None)
-                if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-                    try:
-                        params = dataclasses.asdict(cls())
-                    except TypeError:  # no defaults: keep what the checkpoint recorded
-                        pass
-                    break
-        form = getattr(flow_module, "FLOW_FORM", form)
-    return {"algorithm": recorded.get("algorithm", FLOW_ALGORITHM), "params": params, "form": form}
+    algorithm = recorded.get("algorithm", FLOW_ALGORITHM)
+    if flow_module is not None and hasattr(flow_module, "params_dict"):
+        # params_dict() = {"algorithm", "form", **asdict(TVL1Params())}: the runtime rebuilds
+        # TVL1Params(**params) from the metadata, so params holds exactly the dataclass fields
+        described = dict(flow_module.params_dict())
+        algorithm = described.pop("algorithm", algorithm)
+        form = described.pop("form", form)
+        params = described
+    return {"algorithm": algorithm, "params": params, "form": form}
 
 
 def _versions() -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_exported_metadata_describes_the_model(tmp_path, tiny_family):
     assert meta.inputs[0].meaning.startswith("onset->apex")
     assert [(o.name, o.shape) for o in meta.outputs] == [("logits", (1, 3)), ("probs", (1, 3))]
     assert meta.classes == tuple(CLASSES)
-    assert meta.flow["algorithm"] == "tvl1" and "28x28" in meta.flow["form"]
+    assert meta.flow["algorithm"].startswith("tvl1") and "28x28" in meta.flow["form"]
     assert meta.training == {"dataset": "megc2019", "samples": 442, "subjects": 68, "fit_all": True}
     assert meta.protocol == "loso" and meta.scores["parts"]["full"]["uf1"] == 0.71
     assert meta.selection.startswith("fixed recipe")
@@ -141,10 +141,21 @@ def test_the_model_id_ignores_metadata_but_not_weights(tmp_path, tiny_family):
 
 
 def test_flow_parameters_recorded_in_the_checkpoint_reach_the_metadata(tmp_path, tiny_family, monkeypatch):
+    import edge.perception
+
     monkeypatch.setitem(sys.modules, "edge.perception.flow", None)  # as if the edge flow module were absent
+    monkeypatch.delattr(edge.perception, "flow", raising=False)
     training = {"dataset": "megc2019", "flow": {"algorithm": "tvl1", "params": {"tau": 0.25, "lambda": 0.15}}}
     export_checkpoint(_checkpoint(tmp_path / "model.pt", training=training), tmp_path / "t.onnx")
     assert read_artifact(tmp_path / "t.onnx").flow["params"] == {"tau": 0.25, "lambda": 0.15}
+
+
+def test_flow_parameters_come_from_the_runtime_flow_module_and_rebuild_its_params(tmp_path, tiny_family):
+    flow = pytest.importorskip("edge.perception.flow")
+    export_checkpoint(_checkpoint(tmp_path / "model.pt"), tmp_path / "t.onnx")
+    meta = read_artifact(tmp_path / "t.onnx")
+    assert flow.TVL1Params(**meta.flow["params"]) == flow.TVL1Params()  # what the classify stage does
+    assert meta.flow["form"] == flow.FLOW_FORM
 
 
 def test_an_unsupported_operator_refuses_the_export_and_writes_nothing(tmp_path):
