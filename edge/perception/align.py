@@ -198,6 +198,11 @@ class SteadyAligner:
     def transform(self) -> np.ndarray | None:
         return self._held
 
+    @property
+    def following(self) -> bool:
+        """True while the head moves (or before the first face): the transform is not held yet."""
+        return self._held is None or self._following
+
     def _deviation(self, transform: np.ndarray, src: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
         mapped = apply_transform(transform, src)
         target = apply_transform(estimate, src)
