@@ -19,6 +19,7 @@ from engines.errors import MestreamError
 COMMANDS: dict[str, str] = {
     "doctor": "edge.commands.doctor",
     "export": "trainer.commands.export",
+    "build-engine": "engines.commands.build_engine",
 }
 
 
