@@ -200,6 +200,6 @@ def coerce(value: Any, type_name: Any, where: str) -> Any:
     raise MestreamError(f"{where} = {value!r}: expected {expected}")
 
 
-def stage_options(topo: Topology, stage: str, cls) -> Any:
-    """The [stages.NAME] table as that stage's frozen options dataclass (unknown keys refused)."""
-    return _build(cls, topo.stage_options.get(stage, {}), f"[stages.{stage}]")
+def stage_options_of(stage: str, table: dict[str, Any], cls) -> Any:
+    """A [stages.NAME] table as that stage's frozen options dataclass (unknown keys and wrong types refused)."""
+    return _build(cls, table, f"topology [stages.{stage}]")

@@ -42,31 +42,34 @@ def flush_stage(stage: Stage) -> list[Message]:
     return list(flush()) if flush is not None else []
 
 
-def feed(stages: list[Stage], batch: list[Message], statuses: list[Message], start: int = 0) -> list[Message]:
-    """Pass messages through stages[start:]; status messages skip the remaining stages into `statuses`."""
+def feed(stages: list[Stage], batch: list[Message], start: int = 0) -> list[Message]:
+    """Pass messages through stages[start:]. Status messages go around stages, except those that set
+    `consumes_status = True` (the publisher), so a face_lost from the tracker reaches subscribers."""
     for stage in stages[start:]:
+        takes_status = getattr(stage, "consumes_status", False)
         passed: list[Message] = []
         for m in batch:
-            if m.topic == "status":
-                statuses.append(m)
+            if m.topic == "status" and not takes_status:
+                passed.append(m)
                 continue
             passed.extend(stage.process(m))
         batch = passed
     return batch
 
 
-def drain(stages: list[Stage], statuses: list[Message]) -> list[Message]:
+def drain(stages: list[Stage]) -> list[Message]:
     """End of stream: flush every stage in order, each flush passing through the stages after it."""
     out: list[Message] = []
     for i, stage in enumerate(stages):
-        out.extend(feed(stages, flush_stage(stage), statuses, start=i + 1))
+        out.extend(feed(stages, flush_stage(stage), start=i + 1))
     return out
 
 
 def run_chain(source: Source, stages: list[Stage], limit: int | None = None) -> list[Message]:
     """Run a source through stages in this process, no sockets; returns what the last stage emitted.
 
-    Status messages from any stage are collected too, so tests see face lost/found and the like. At the
+    Status messages from any stage come out too (around the stages after it, see `feed`), so tests see
+    face lost/found and the like. At the
     end of the stream (not when `limit` cuts it short) every stage is flushed, as a real run drains.
     """
     out: list[Message] = []
@@ -81,15 +84,9 @@ def run_chain(source: Source, stages: list[Stage], limit: int | None = None) -> 
                 ended = True
                 break
             count += 1
-            statuses: list[Message] = []
-            batch = feed(stages, [msg], statuses)
-            out.extend(statuses)
-            out.extend(batch)
+            out.extend(feed(stages, [msg]))
         if ended:
-            statuses = []
-            batch = drain(stages, statuses)
-            out.extend(statuses)
-            out.extend(batch)
+            out.extend(drain(stages))
     finally:
         for stage in (*reversed(stages), source):
             stage.close()

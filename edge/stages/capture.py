@@ -49,7 +49,7 @@ class Capture:
 
     name = "capture"
 
-    def __init__(self, source: str, *, fast: bool = False, options: CaptureOptions = CaptureOptions()) -> None:
+    def __init__(self, source: str, *, fast: bool = False, options: CaptureOptions = CaptureOptions(), start_seq: int = 0) -> None:
         if options.max_width < 0:
             raise MestreamError(f"capture max_width = {options.max_width}: expected 0 (full size) or a width in pixels")
         if options.color not in COLORS:
@@ -65,7 +65,7 @@ class Capture:
         self.bad_frames = 0
         self.reconnects = 0
         self._cap = None
-        self._seq = 0
+        self._seq = start_seq  # a restarted capture process continues a file where it stopped
         self._t0_ns = 0
         self._t0_media_ms = None
         self._down = False
@@ -107,6 +107,10 @@ class Capture:
                 raise MestreamError(f"source {self.source!r}: no camera at index {self.source[4:]}; check `ls /dev/video*` and pick an existing index")
             raise MestreamError(f"source {self.source!r} cannot be opened as video; check the path/URL and that it is a video OpenCV can decode")
         self._cap = cap
+        if self.kind == "file" and self._seq:
+            import cv2
+
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self._seq)
         self.fps = self._probe_fps(cap)
         if self.kind == "file":
             # Variable-frame-rate files report a misleading fps; measure it from their timestamps instead.

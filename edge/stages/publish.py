@@ -39,6 +39,7 @@ class Publish:
     """A sink Stage: returns what it sent, as messages on topics me.event / me.status."""
 
     name = "publish"
+    consumes_status = True  # status from every stage ends here, on me.status
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class Publish:
 
     def close(self) -> None:
         if self._sock is not None:
-            self._sock.close(0)
+            self._sock.close(linger=500)  # the last events of a file still reach connected subscribers
             self._sock = None
         if self._ctx is not None:
             self._ctx.term()

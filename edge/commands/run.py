@@ -1,0 +1,88 @@
+"""`mestream run`: the live pipeline, from a camera/file/URL to micro-expression events on a PUB socket.
+
+    mestream run --source cam:0
+    mestream run --source clip.mp4 --fast --record events.jsonl
+    mestream listen            # in another terminal: prints events as they come
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+HELP = "run the live pipeline (capture | track | spot | infer) and publish events over ZeroMQ"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline")
+    parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged edge/topology.toml)")
+    parser.add_argument("--artifact", type=Path, default=None, help="model artifact .onnx (default: the packaged default model)")
+    parser.add_argument("--record", type=Path, default=None, help="also write every published message to this JSONL file")
+    parser.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at their frame rate")
+    parser.add_argument("--publish", default=None, metavar="ENDPOINT", help="PUB endpoint (default from the topology: tcp://127.0.0.1:5560)")
+    parser.add_argument("--allow-public", action="store_true", help="allow --publish to bind an address other hosts can reach")
+
+
+def build_run_options(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from edge.process import RunOptions
+    from edge.topology import load_topology
+
+    topo = load_topology(args.topology)
+    publish = topo.publish
+    if args.publish:
+        publish = replace(publish, endpoint=args.publish)
+    if args.allow_public:
+        publish = replace(publish, allow_public=True)
+    run = RunOptions(
+        source=args.source,
+        artifact=str(args.artifact) if args.artifact else "",
+        fast=bool(args.fast),
+        record=str(args.record) if args.record else "",
+        publish=publish,
+    )
+    return topo, run
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from edge.supervisor import Supervisor, preflight
+
+    topo, options = build_run_options(args)
+    options = preflight(topo, options)
+    tty = sys.stderr.isatty()
+    quiet = getattr(args, "quiet", False)
+
+    def show(line: str, metrics) -> None:
+        if quiet:
+            return
+        if tty:
+            sys.stderr.write("\r\x1b[2K" + line[:200])
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    sup = Supervisor(topo, options, on_tick=show, log_level=level if isinstance(level, str) else "WARNING")
+
+    def on_signal(signum, frame):
+        sup.stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sup.start()
+        code = sup.run()
+    finally:
+        sup.stop()  # idempotent; covers a failed start too: nothing is left running
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if tty and not quiet:
+            sys.stderr.write("\n")
+    if not quiet:
+        print(f"mestream run: {'finished' if code == 0 else 'stopped'}; published on {options.publish.endpoint}"
+              + (f"; record {options.record}" if options.record else ""), file=sys.stderr)
+    return code

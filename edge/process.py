@@ -1,0 +1,421 @@
+"""One OS process of the pipeline: a chain of stages between an input and an output socket.
+
+The loop is: receive -> check -> process -> send, with a heartbeat to the supervisor every
+`heartbeat_s` (counters, fps, latency, CPU, memory). The entrance holds at most `queue` messages. With
+policy "drop", a process that falls behind drops per-frame messages at its entrance in whole runs (it
+drops until its queue has emptied, so the spotter sees one clean gap, not a comb of holes); with
+"block" it stops reading and ZeroMQ's high-water mark pushes back on the sender. Every hop checks
+sequence numbers of per-frame topics: a hole is counted and marked on the next message as "gap".
+Malformed messages are counted and dropped, never fatal. SIGTERM/SIGINT stop the loop cleanly (stages
+closed, the record flushed). At end of stream ("eos") every stage is flushed, "eos" is forwarded, and
+the process exits 0.
+
+Started by edge/supervisor.py as `python -m edge.process PLAN_JSON`; never by hand.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from edge import bus
+from edge.messages import PER_FRAME_TOPICS, Message, end_of_stream
+from edge.stages.base import drain, feed
+from edge.topology import STAGE_MODULES, PublishConfig, stage_options_of
+from engines.errors import MestreamError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for on the command line, shared by every process."""
+
+    source: str
+    artifact: str = ""
+    fast: bool = False
+    record: str = ""
+    publish: PublishConfig = field(default_factory=PublishConfig)
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    name: str
+    stages: tuple[str, ...]
+    stage_options: dict[str, dict[str, Any]]
+    input: str  # endpoint this process binds ("" for the source process)
+    output: str  # endpoint it connects to ("" for the last process)
+    control: str  # the supervisor's heartbeat endpoint
+    queue: int
+    hwm: int
+    policy: str  # entrance policy: "drop" | "block"
+    output_policy: str  # the next process's policy: "drop" sends without waiting, "block" waits
+    heartbeat_s: float
+    run: RunOptions
+    resume_seq: int = 0  # a restarted file source continues from here instead of replaying the file
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ProcessPlan":
+        data = json.loads(text)
+        run = data.pop("run")
+        run["publish"] = PublishConfig(**run["publish"])
+        data["stages"] = tuple(data["stages"])
+        return cls(run=RunOptions(**run), **data)
+
+
+# ---- stages ---------------------------------------------------------------------------------------
+
+def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq: int = 0):
+    """Construct (not open) one stage from its [stages.NAME] options; bad options raise MestreamError."""
+    if name not in STAGE_MODULES:
+        raise MestreamError(f"unknown stage {name!r}; expected one of {sorted(STAGE_MODULES)}")
+    if name == "capture":
+        from edge.stages.capture import Capture, CaptureOptions
+
+        return Capture(run.source, fast=run.fast, options=stage_options_of(name, options, CaptureOptions), start_seq=resume_seq)
+    if name == "track":
+        from edge.stages.face_tracking import FaceTracking, TrackParams
+
+        return FaceTracking(stage_options_of(name, options, TrackParams))
+    if name == "spot":
+        from edge.stages.apex_spotting import ApexSpotter
+        from edge.spotting.params import SpotParams
+
+        return ApexSpotter(stage_options_of(name, options, SpotParams))
+    if name == "classify":
+        from edge.stages.classify import Classify, ClassifyOptions
+
+        return Classify(run.artifact, options=stage_options_of(name, options, ClassifyOptions))
+    from edge.stages.publish import Publish
+
+    stage_options_of(name, options, _NoOptions)
+    record = run.record or None
+    return Publish(run.publish.endpoint, record=record, allow_public=run.publish.allow_public, hwm=run.publish.hwm)
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+
+class Meter:
+    """Counters and a window of per-message processing times, reported in every heartbeat."""
+
+    def __init__(self) -> None:
+        self.n_in = 0
+        self.n_out = 0
+        self.lost = 0  # holes in seq seen at the entrance (dropped upstream or by a restart)
+        self.first_in_ns = 0
+        self.last_in_ns = 0
+        self.last_seq = -1
+        self.busy_ns: deque[int] = deque(maxlen=512)
+        self.results_ms: deque[float] = deque(maxlen=512)  # offset -> result latencies (publisher only)
+        self._window_start = time.monotonic()
+        self._window_in = 0
+
+    def took(self, ns: int) -> None:
+        self.busy_ns.append(ns)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.monotonic()
+        span = max(now - self._window_start, 1e-6)
+        fps = (self.n_in - self._window_in) / span
+        self._window_start, self._window_in = now, self.n_in
+        busy = np.asarray(self.busy_ns, dtype=np.float64) / 1e6
+        res = np.asarray(self.results_ms, dtype=np.float64)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "lost": self.lost,
+            "fps": round(fps, 2),
+            "first_in_ns": self.first_in_ns,
+            "last_in_ns": self.last_in_ns,
+            "last_seq": self.last_seq,
+            "busy_ms": _percentiles(busy),
+            "result_ms": _percentiles(res),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "rss_mb": round(_rss_bytes() / 2**20, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        }
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float]:
+    if not values.size:
+        return {}
+    p50, p95 = np.percentile(values, [50, 95])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "max": round(float(values.max()), 3)}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---- the process ----------------------------------------------------------------------------------
+
+class StageProcess:
+    def __init__(self, plan: ProcessPlan, ctx: zmq.Context) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.limits = bus.WireLimits()
+        self.drops = bus.DropLog(plan.name)
+        self.meter = Meter()
+        self.stop = False
+        self.finished = False
+        self.queue: deque[tuple[Message, int]] = deque()
+        self._dropping = False
+        self._dropped_since_accept = 0
+        self._last_hb = 0.0
+        self.control = bus.open_socket(ctx, zmq.PUSH, connect=plan.control, hwm=100)
+        self.stages: list = []
+        self.source = None
+        self.inp: zmq.Socket | None = None
+        self.out: zmq.Socket | None = None
+
+    # -- heartbeats ---------------------------------------------------------------------------------
+    def heartbeat(self, state: str, force: bool = False, **extra: Any) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_hb < self.plan.heartbeat_s:
+            return
+        self._last_hb = now
+        header = {"process": self.plan.name, "pid": os.getpid(), "state": state, "t_ns": time.monotonic_ns(),
+                  "drops": dict(self.drops.counts), **self.meter.snapshot(), **extra}
+        try:
+            bus.send(self.control, Message("heartbeat", header), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the supervisor is busy or gone; it judges us by silence, never by a backlog
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def open(self) -> None:
+        self.heartbeat("starting", force=True)
+        built = [build_stage(s, self.plan.stage_options.get(s, {}), self.plan.run, self.plan.resume_seq) for s in self.plan.stages]
+        if self.plan.stages[0] == "capture":
+            self.source, self.stages = built[0], built[1:]
+        else:
+            self.stages = built
+        for stage in built:
+            stage.open()
+        if self.source is None:
+            self.inp = bus.open_socket(self.ctx, zmq.PULL, bind=self.plan.input, hwm=self.plan.hwm, limits=self.limits)
+        if self.plan.output:
+            self.out = bus.open_socket(self.ctx, zmq.PUSH, connect=self.plan.output, hwm=self.plan.hwm)
+        self.heartbeat("ready", force=True)
+
+    def close(self) -> None:
+        for stage in reversed(self.stages):
+            try:
+                stage.close()
+            except Exception:  # one stage failing to close must not keep the others (the record) open
+                log.exception("%s: closing stage %s failed", self.plan.name, getattr(stage, "name", stage))
+        if self.source is not None:
+            self.source.close()
+        if self.inp is not None:
+            self.inp.close(0)
+        if self.out is not None:
+            # After end of stream the last messages and "eos" may still sit in our queue: let them go out.
+            self.out.close(linger=2000 if self.finished else 0)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        while not self.stop:
+            self.heartbeat("running")
+            if self.source is not None:
+                t_in = time.monotonic_ns()
+                msg = self.source.read()
+                if msg is None:
+                    return self.finish()
+                if msg.topic == "frame":
+                    t_in = int(msg.header.get("t_capture_ns", t_in))
+                self.handle(msg, t_in)
+            else:
+                item = self.next_message()
+                if item is None:
+                    continue
+                msg, t_in = item
+                if msg.topic == "eos":
+                    return self.finish()
+                self.handle(msg, t_in)
+        return 0
+
+    def next_message(self) -> tuple[Message, int] | None:
+        self.receive()
+        if not self.queue:
+            if self.inp.poll(int(self.plan.heartbeat_s * 1000)):
+                self.receive()
+            if not self.queue:
+                return None
+        item = self.queue.popleft()
+        if not self.queue:
+            self._dropping = False  # caught up: the next frame is accepted, with its gap marked
+        return item
+
+    def receive(self) -> None:
+        """Move waiting messages from the socket to the entrance queue, applying the policy."""
+        block = self.plan.policy == "block"
+        budget = self.plan.queue * 4 + 16  # bounded work per call, so heartbeats keep flowing under a flood
+        while budget > 0 and not (block and len(self.queue) >= self.plan.queue):
+            budget -= 1
+            try:
+                parts = bus.recv_parts(self.inp, self.limits)
+            except bus.BadMessage as exc:
+                self.drops.drop("malformed", str(exc))
+                continue
+            if parts is None:
+                return
+            try:
+                msg = bus.decode(parts, self.limits)
+            except bus.BadMessage as exc:
+                self.drops.drop("malformed", str(exc))
+                continue
+            if msg.topic not in ("frame", "face", "interval", "event", "status", "eos"):
+                self.drops.drop("unknown topic", msg.topic)
+                continue
+            if msg.topic in PER_FRAME_TOPICS and not _valid_seq(msg.header):
+                self.drops.drop("malformed", f"{msg.topic} without an integer seq")
+                continue
+            if msg.topic in PER_FRAME_TOPICS and (self._dropping or len(self.queue) >= self.plan.queue):
+                self._dropping = True  # drop a whole run until the queue has emptied
+                self._dropped_since_accept += 1
+                self.drops.drop("behind", f"entrance queue of {self.plan.queue} full")
+                continue
+            self.queue.append((msg, time.monotonic_ns()))
+
+    def check_sequence(self, msg: Message) -> None:
+        if msg.topic not in PER_FRAME_TOPICS:
+            return
+        seq = int(msg.header["seq"])
+        last = self.meter.last_seq
+        missing = 0
+        if last >= 0 and seq > last + 1:
+            missing = seq - last - 1
+        elif last >= 0 and seq <= last:
+            missing = 1  # the source restarted: whatever the spotter holds belongs to another stream
+        if missing:
+            self.meter.lost += max(0, missing - self._dropped_since_accept)
+            msg.header["gap"] = max(int(msg.header.get("gap", 0) or 0), missing)
+        self._dropped_since_accept = 0
+        self.meter.last_seq = seq
+
+    def handle(self, msg: Message, t_in: int) -> None:
+        self.check_sequence(msg)
+        m = self.meter
+        m.n_in += 1
+        m.first_in_ns = m.first_in_ns or t_in
+        m.last_in_ns = time.monotonic_ns()
+        stamps = msg.header.get("stamps", [])
+        t0 = time.monotonic_ns()
+        out = feed(self.stages, [msg])
+        m.took(time.monotonic_ns() - t0)
+        self.emit(out, stamps, t_in)
+
+    def emit(self, messages: list[Message], stamps: list, t_in: int) -> None:
+        if not messages:
+            return
+        t_out = time.monotonic_ns()
+        for m in messages:
+            if m.topic == "me.event":
+                self.meter.results_ms.append(float(m.header["latency_ms"]["offset_to_result"]))
+            if self.out is None:
+                continue  # the last process: its sink stage has already sent it
+            if "stamps" not in m.header:
+                m.header["stamps"] = [*stamps, [self.plan.name, t_in, t_out]]
+            self.send(m)
+        self.meter.n_out += len(messages)
+
+    def send(self, msg: Message, must: bool = False) -> None:
+        """To the next process. Towards a "drop" entrance a full pipe drops (counted); "block" waits."""
+        if self.plan.output_policy == "drop" and not must and msg.topic in PER_FRAME_TOPICS:
+            try:
+                bus.send(self.out, msg, zmq.NOBLOCK)
+            except zmq.Again:
+                self.drops.drop("downstream full", "next process not reading (restarting?)")
+            return
+        while not self.stop:
+            try:
+                bus.send(self.out, msg, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                self.heartbeat("blocked")  # back-pressure, not a hang: the supervisor must not restart us
+                self.out.poll(int(self.plan.heartbeat_s * 1000), zmq.POLLOUT)
+
+    def finish(self) -> int:
+        """End of stream: flush every stage, forward eos, report, exit 0."""
+        self.emit(drain(self.stages), [], time.monotonic_ns())
+        if self.out is not None:
+            self.send(end_of_stream(self.plan.run.source), must=True)
+        self.finished = True
+        self.heartbeat("done", force=True)
+        return 0
+
+
+def _valid_seq(header: dict[str, Any]) -> bool:
+    seq = header.get("seq")
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the supervisor dies, so no stage outlives it (no orphans)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    plan = ProcessPlan.from_json(argv[0])
+    parent = int(argv[1]) if len(argv) > 1 else None
+    _die_with_parent()
+    if parent is not None and os.getppid() != parent:
+        return 1  # the supervisor died before prctl took effect
+    logging.basicConfig(level=os.environ.get("MESTREAM_LOG_LEVEL", "WARNING"),
+                        format=f"%(asctime)s %(levelname)s {plan.name}[%(process)d] %(name)s: %(message)s", datefmt="%H:%M:%S")
+    ctx = zmq.Context()
+    proc = StageProcess(plan, ctx)
+
+    def stop(signum, frame):
+        proc.stop = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    try:
+        proc.open()
+        code = proc.run()
+    except MestreamError as exc:
+        # A user mistake (no camera, bad artifact, port taken): say it once; the supervisor stops everything.
+        proc.heartbeat("fatal", force=True, error=str(exc))
+        code = 3
+    finally:
+        proc.close()
+        proc.control.close(linger=200)  # let the last heartbeat ("done"/"fatal") reach the supervisor
+        ctx.term()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

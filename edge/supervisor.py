@@ -1,0 +1,344 @@
+"""The supervisor: starts the pipeline's processes, watches their heartbeats, restarts the ones that die
+or hang, and stops everything cleanly.
+
+- Processes talk over ipc:// sockets in a private temporary folder (mode 0700), removed at the end.
+- Downstream processes start first; the source starts once they are all ready, so no frame is lost to
+  start-up. Each child is its own session (terminal Ctrl-C reaches only us) and dies with us (PDEATHSIG).
+- A child that exits, or is silent for hang_timeout_s, is (killed and) restarted after a backoff that
+  doubles on every crash in a row (restart_backoff_min_s .. max_s) and resets once it has run
+  stable_after_s. A file source resumes at the frame after the last one it reported. Every restart is
+  published on me.status.
+- A child that reports a user mistake ("fatal": no camera, bad artifact, port taken) stops the whole
+  run with that one line. At end of stream every process drains and exits 0; then the run ends.
+- stop() sends SIGTERM, waits stop_timeout_s, then SIGKILLs what is left: all gone within 3 s.
+
+    sup = Supervisor(load_topology(), RunOptions(source="clip.mp4", artifact=...)); sup.start(); sup.run()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from edge import bus
+from edge.messages import Message, status
+from edge.process import ProcessPlan, RunOptions
+from edge.topology import Topology
+from engines.errors import MestreamError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    plan: ProcessPlan
+    popen: subprocess.Popen | None = None
+    started: float = 0.0
+    last_hb: float = 0.0
+    state: str = "waiting"  # waiting | starting | ready | running | blocked | done | fatal | restarting
+    restarts: int = 0
+    crashes_in_row: int = 0
+    next_start: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str) -> list[ProcessPlan]:
+    """One ProcessPlan per [[process]], each wired to the next; --fast turns every entrance to "block"."""
+    plans = []
+    procs = topo.processes
+    inputs = [p.input or f"ipc://{workdir}/{p.name}.in" for p in procs]
+    for i, p in enumerate(procs):
+        policy = "block" if run.fast else p.policy
+        next_policy = ("block" if run.fast else procs[i + 1].policy) if i + 1 < len(procs) else "block"
+        plans.append(
+            ProcessPlan(
+                name=p.name,
+                stages=p.stages,
+                stage_options={s: topo.stage_options.get(s, {}) for s in p.stages},
+                input="" if i == 0 else inputs[i],
+                output=inputs[i + 1] if i + 1 < len(procs) else "",
+                control=control,
+                queue=p.queue,
+                hwm=p.hwm,
+                policy=policy,
+                output_policy=next_policy,
+                heartbeat_s=topo.runtime.heartbeat_s,
+                run=run,
+            )
+        )
+    return plans
+
+
+class Supervisor:
+    def __init__(
+        self,
+        topo: Topology,
+        run: RunOptions,
+        *,
+        on_tick: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
+        log_level: str = "WARNING",
+    ) -> None:
+        self.topo = topo
+        self.run_options = run
+        self.on_tick = on_tick
+        self.log_level = log_level
+        self.stopping = False
+        self.workdir: Path | None = None
+        self.children: list[Child] = []
+        self.ctx: zmq.Context | None = None
+        self.control: zmq.Socket | None = None
+        self.status_out: zmq.Socket | None = None
+        self._last_tick = 0.0
+        self.started_ns = 0
+        self.ended_ns = 0
+
+    # -- start --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="mestream-"))
+        os.chmod(self.workdir, 0o700)  # ipc sockets: only this user may connect
+        self.ctx = zmq.Context()
+        control = f"ipc://{self.workdir}/control"
+        self.control = bus.open_socket(self.ctx, zmq.PULL, bind=control, hwm=1000, limits=bus.WireLimits(max_array_bytes=1 << 16, max_total_bytes=1 << 16))
+        plans = plan_processes(self.topo, self.run_options, self.workdir, control)
+        self.children = [Child(p) for p in plans]
+        last = plans[-1]
+        if last.input:
+            self.status_out = bus.open_socket(self.ctx, zmq.PUSH, connect=last.input, hwm=100)
+        self.started_ns = time.monotonic_ns()
+        for child in self.children[1:]:  # downstream first: the source waits until they are ready
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        env = dict(os.environ, MESTREAM_LOG_LEVEL=self.log_level)
+        if self.log_level != "DEBUG":
+            env.setdefault("GLOG_minloglevel", "2")  # MediaPipe/TFLite start-up chatter
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        child.popen = subprocess.Popen(
+            [sys.executable, "-m", "edge.process", child.plan.to_json(), str(os.getpid())],
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only; it stops the rest
+            stdin=subprocess.DEVNULL,
+        )
+        now = time.monotonic()
+        child.started = child.last_hb = now
+        child.state = "starting"
+        child.next_start = None
+
+    # -- the watch loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Watch until every process has drained (0), a user mistake stops the run, or stop is asked."""
+        try:
+            while not self.stopping:
+                self._read_heartbeats(timeout_ms=100)
+                now = time.monotonic()
+                source = self.children[0]
+                if source.state == "waiting" and all(c.state in ("ready", "running", "blocked") for c in self.children[1:]):
+                    self._spawn(source)
+                for child in self.children:
+                    self._watch(child, now)
+                if now - self._last_tick >= self.topo.runtime.status_every_s:
+                    self._tick(now)
+                if all(c.done for c in self.children):
+                    self.ended_ns = time.monotonic_ns()
+                    self._tick(time.monotonic())
+                    return 0
+            return 130
+        finally:
+            self.stop()
+
+    def _read_heartbeats(self, timeout_ms: int) -> None:
+        if not self.control.poll(timeout_ms):
+            return
+        for _ in range(1000):
+            try:
+                parts = bus.recv_parts(self.control, bus.WireLimits())
+                if parts is None:
+                    return
+                msg = bus.decode(parts)
+            except bus.BadMessage:
+                continue  # only our children can reach this socket; a bad one is not worth dying for
+            child = next((c for c in self.children if c.name == msg.header.get("process")), None)
+            if child is None or child.popen is None or msg.header.get("pid") != child.popen.pid:
+                continue  # a late heartbeat from a previous incarnation
+            child.last_hb = time.monotonic()
+            child.state = str(msg.header.get("state"))
+            child.metrics = msg.header
+            if child.state == "fatal":
+                raise MestreamError(str(msg.header.get("error", f"process {child.name} failed")))
+
+    def _watch(self, child: Child, now: float) -> None:
+        if child.done or child.state == "waiting":
+            return
+        if child.next_start is not None:
+            if now >= child.next_start:
+                self._spawn(child)
+            return
+        code = child.popen.poll()
+        if code is None:
+            limit = self.topo.runtime.startup_timeout_s if child.state == "starting" else self.topo.runtime.hang_timeout_s
+            if now - child.last_hb > limit:
+                log.warning("%s: no heartbeat for %.1f s; killing it", child.name, now - child.last_hb)
+                child.popen.kill()
+                child.popen.wait()
+                self._restart(child, now, f"hung (no heartbeat for {now - child.last_hb:.1f} s)")
+            return
+        if code == 0 and child.state == "done":
+            child.done = True
+            return
+        if code == 3 or child.state == "fatal":
+            self._read_heartbeats(timeout_ms=300)  # the fatal line may still be on its way
+            raise MestreamError(f"process {child.name} stopped on a user error (exit {code}); run with -v for details")
+        reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        self._restart(child, now, reason)
+
+    def _restart(self, child: Child, now: float, reason: str) -> None:
+        rt = self.topo.runtime
+        if self.children[0].done and child is not self.children[0]:
+            # Its end-of-stream went down with it: nothing will ever drain it.
+            raise MestreamError(f"process {child.name} {reason} after the source ended; the run cannot finish cleanly")
+        ran = now - child.started
+        child.crashes_in_row = 1 if ran >= rt.stable_after_s else child.crashes_in_row + 1
+        delay = min(rt.restart_backoff_min_s * 2 ** (child.crashes_in_row - 1), rt.restart_backoff_max_s)
+        child.restarts += 1
+        child.state = "restarting"
+        child.next_start = now + delay
+        if child is self.children[0] and self.run_options.source and "://" not in self.run_options.source and not self.run_options.source.startswith("cam:"):
+            child.plan = replace(child.plan, resume_seq=int(child.metrics.get("last_seq", -1)) + 1)
+        log.warning("%s %s; restart %d in %.2f s", child.name, reason, child.restarts, delay)
+        self.publish_status(status("supervisor", "restart", f"{child.name} {reason}; restarting in {delay:.2f} s",
+                                   process=child.name, restarts=child.restarts, delay_s=round(delay, 3)))
+
+    def publish_status(self, msg: Message) -> None:
+        if self.status_out is None:
+            return
+        try:
+            bus.send(self.status_out, msg, zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the publisher is down or behind; status is best-effort, the pipeline never waits for it
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for c in self.children:
+            m = dict(c.metrics)
+            m["restarts"] = c.restarts
+            m["state"] = "done" if c.done else c.state
+            out[c.name] = m
+        return out
+
+    def _tick(self, now: float) -> None:
+        self._last_tick = now
+        metrics = self.metrics()
+        line = status_line(metrics)
+        self.publish_status(status("supervisor", "metrics", line, processes={
+            k: {f: v.get(f) for f in ("state", "fps", "n_in", "drops", "lost", "restarts", "busy_ms", "result_ms", "cpu_s", "rss_mb")}
+            for k, v in metrics.items()}))
+        if self.on_tick is not None:
+            self.on_tick(line, metrics)
+
+    # -- stop ---------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """SIGTERM every child, SIGKILL after stop_timeout_s, close sockets, remove the ipc folder."""
+        alive = [c for c in self.children if c.alive]
+        for c in alive:
+            try:
+                c.popen.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.topo.runtime.stop_timeout_s
+        for c in alive:
+            try:
+                c.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.1f s; killing it", c.name, self.topo.runtime.stop_timeout_s)
+                c.popen.kill()
+                c.popen.wait()
+        for sock in (self.control, self.status_out):
+            if sock is not None:
+                sock.close(0)
+        self.control = self.status_out = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def status_line(metrics: dict[str, dict[str, Any]]) -> str:
+    """One line for people: fps per process, drops, latency, restarts."""
+    parts = []
+    total_drops = 0
+    for name, m in metrics.items():
+        drops = sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0)
+        total_drops += drops
+        p95 = (m.get("busy_ms") or {}).get("p95")
+        text = f"{name} {m.get('fps', 0):.0f} fps"
+        if p95 is not None:
+            text += f" {p95:.1f} ms"
+        if m.get("restarts"):
+            text += f" {m['restarts']} restart(s)"
+        if m.get("state") not in ("running", "ready", "done", None):
+            text += f" [{m.get('state')}]"
+        parts.append(text)
+    result = next((m.get("result_ms") for m in reversed(list(metrics.values())) if m.get("result_ms")), None)
+    tail = f" | drops {total_drops}"
+    if result:
+        tail += f" | offset->result p50 {result['p50']:.0f} ms p95 {result['p95']:.0f} ms"
+    return " | ".join(parts) + tail
+
+
+def preflight(topo: Topology, run: RunOptions) -> RunOptions:
+    """Check everything a user can get wrong before any process starts; returns the completed options.
+
+    Stage options are validated by building every stage; the artifact is read; the source is opened and
+    closed; the publish endpoint is bound once and released. Each failure is one MestreamError line.
+    """
+    from edge.process import build_stage
+
+    names = topo.stage_names()
+    if "classify" in names:
+        from engines import default_artifact_path, read_artifact
+
+        artifact = Path(run.artifact) if run.artifact else default_artifact_path()
+        if not artifact.is_file():
+            raise MestreamError(f"artifact {artifact} does not exist; pass --artifact PATH to a .onnx made by `mestream export`")
+        read_artifact(artifact)  # refuses anything that is not a mestream artifact, in one line
+        run = replace(run, artifact=str(artifact))
+    if run.record:
+        record = Path(run.record)
+        if not record.parent.is_dir():
+            raise MestreamError(f"--record {record}: folder {record.parent} does not exist; create it or choose another path")
+    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in names]
+    source = stages[0]
+    source.open()
+    source.close()
+    if "publish" in names:
+        bus.check_bind_endpoint(run.publish.endpoint, run.publish.allow_public)
+        ctx = zmq.Context()
+        try:
+            sock = bus.open_socket(ctx, zmq.PUB, bind=run.publish.endpoint, allow_public=run.publish.allow_public)
+            sock.close(0)
+        finally:
+            ctx.term()
+    return run
