@@ -17,6 +17,7 @@ from engines.errors import MestreamError
 
 # job name -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
+    "run": "edge.commands.run",
     "doctor": "edge.commands.doctor",
     "export": "trainer.commands.export",
     "build-engine": "engines.commands.build_engine",
