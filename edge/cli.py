@@ -19,6 +19,7 @@ from engines.errors import MestreamError
 COMMANDS: dict[str, str] = {
     "run": "edge.commands.run",
     "doctor": "edge.commands.doctor",
+    "keys": "edge.commands.keys",
     "export": "trainer.commands.export",
     "build-engine": "engines.commands.build_engine",
 }
