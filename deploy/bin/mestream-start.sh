@@ -5,14 +5,16 @@
 # 2. On a GPU device, the TensorRT engine is built HERE, on first start, into the cache volume: an engine
 #    is only valid for the GPU, TensorRT version and precision it was built with, so it can never be
 #    baked into an image. `mestream build-engine` returns at once when the cached engine already matches.
-# 3. exec the supervisor, which then owns PID 1's signals (SIGTERM stops every stage within 3 s).
+# 3. exec `mestream run`, which then owns the process's signals (SIGTERM stops every stage within 3 s).
+#    Which engine the infer process uses is the topology's choice; the engine cache is passed on to it
+#    through MESTREAM_ENGINE_CACHE.
 #
 # Settings come from the environment (the systemd EnvironmentFile or `docker run --env-file`):
 #   MESTREAM_SOURCE        required: cam:0, a file, an rtsp:// URL or a GStreamer pipeline ending in appsink
 #   MESTREAM_TOPOLOGY      topology TOML (default: the one inside the package)
-#   MESTREAM_BACKEND       auto (TensorRT when the GPU path is complete, else ONNX Runtime) | tensorrt | onnxruntime
+#   MESTREAM_BACKEND       auto (build the TensorRT engine when `doctor --require gpu` passes) | tensorrt | onnxruntime
 #   MESTREAM_PRECISION     fp16 (default) | fp32 | int8 (int8 needs MESTREAM_CALIB)
-#   MESTREAM_CALIB         calibration directory for int8
+#   MESTREAM_CALIB         calibration directory for int8 (`mestream export --calib-out`)
 #   MESTREAM_ARTIFACT      model artifact (.onnx); default: the one inside the package
 #   MESTREAM_ENGINE_CACHE  where engines and the timing cache live (default /var/cache/mestream/engines)
 # Any arguments are passed on to `mestream run` (e.g. --record /var/lib/mestream/events.jsonl).
@@ -23,6 +25,8 @@ MESTREAM_BACKEND="${MESTREAM_BACKEND:-auto}"
 MESTREAM_PRECISION="${MESTREAM_PRECISION:-fp16}"
 MESTREAM_ENGINE_CACHE="${MESTREAM_ENGINE_CACHE:-/var/cache/mestream/engines}"
 MESTREAM_BIN="${MESTREAM_BIN:-mestream}"
+MESTREAM_PYTHON="${MESTREAM_PYTHON:-python}"
+export MESTREAM_ENGINE_CACHE
 
 log() {
     echo "mestream-start: $*" >&2
@@ -36,7 +40,8 @@ case "$MESTREAM_BACKEND" in
         ;;
 esac
 case "$MESTREAM_PRECISION" in
-    fp16 | fp32) precision_args="--$MESTREAM_PRECISION" ;;
+    fp16) precision_args="--fp16" ;;
+    fp32) precision_args="" ;;
     int8)
         : "${MESTREAM_CALIB:?MESTREAM_PRECISION=int8 needs MESTREAM_CALIB=DIR (calibration data)}"
         precision_args="--int8 --calib $MESTREAM_CALIB"
@@ -56,27 +61,33 @@ if [ "$backend" = auto ]; then
         backend=tensorrt
     else
         backend=onnxruntime
-        log "GPU path incomplete (see the doctor report above): running on ONNX Runtime"
+        log "GPU path incomplete (see the doctor report above): no TensorRT engine built, ONNX Runtime only"
     fi
 fi
 
-set -- --source "$MESTREAM_SOURCE" "$@"
+run_args=""
 if [ -n "${MESTREAM_TOPOLOGY:-}" ]; then
-    set -- --topology "$MESTREAM_TOPOLOGY" "$@"
+    run_args="--topology $MESTREAM_TOPOLOGY"
 fi
-artifact_args=""
 if [ -n "${MESTREAM_ARTIFACT:-}" ]; then
-    artifact_args="--artifact $MESTREAM_ARTIFACT"
+    run_args="$run_args --artifact $MESTREAM_ARTIFACT"
 fi
 
 if [ "$backend" = tensorrt ]; then
+    artifact="${MESTREAM_ARTIFACT:-}"
+    if [ -z "$artifact" ]; then
+        if ! artifact="$("$MESTREAM_PYTHON" -c 'import engines; print(engines.default_artifact_path())' 2>/dev/null)"; then
+            log "no model artifact inside the package: set MESTREAM_ARTIFACT=/path/to/model.onnx"
+            exit 2
+        fi
+    fi
     mkdir -p "$MESTREAM_ENGINE_CACHE"
-    log "building the TensorRT engine into $MESTREAM_ENGINE_CACHE if it is not cached yet (first start: minutes)"
-    # Word splitting of the *_args strings is intended: each holds whole options without spaces in values.
+    log "building the TensorRT engine of $artifact into $MESTREAM_ENGINE_CACHE unless cached (first start: minutes)"
+    # Word splitting of precision_args is intended: it holds whole options, no spaces inside values.
     # shellcheck disable=SC2086
-    "$MESTREAM_BIN" build-engine $artifact_args $precision_args --cache-dir "$MESTREAM_ENGINE_CACHE"
-    set -- --engine-cache "$MESTREAM_ENGINE_CACHE" "$@"
+    "$MESTREAM_BIN" build-engine --artifact "$artifact" $precision_args --out-dir "$MESTREAM_ENGINE_CACHE"
 fi
 
+# Paths in MESTREAM_TOPOLOGY / MESTREAM_ARTIFACT must not contain spaces (split here on purpose).
 # shellcheck disable=SC2086
-exec "$MESTREAM_BIN" run --backend "$backend" $artifact_args "$@"
+exec "$MESTREAM_BIN" run $run_args --source "$MESTREAM_SOURCE" "$@"

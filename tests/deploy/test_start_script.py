@@ -7,6 +7,7 @@ wherever the jobs they call are registered.
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def _start(tmp_path: Path, gpu: bool, *extra: str, **env: str) -> tuple[subproce
         "FAKE_LOG": str(log),
         "FAKE_GPU_RC": "0" if gpu else "1",
         "MESTREAM_ENGINE_CACHE": str(tmp_path / "engines"),
+        "MESTREAM_PYTHON": sys.executable,
         **env,
     }
     done = subprocess.run(["sh", str(SCRIPT), *extra], env=full_env, capture_output=True, text=True, timeout=30)
@@ -50,22 +52,38 @@ def test_a_cpu_device_runs_on_onnx_runtime_and_builds_no_engine(tmp_path):
     assert done.returncode == 0, done.stderr
     assert calls[0] == ["doctor", "--require", "cpu"]
     assert not any("build-engine" in c for c in calls)
-    assert calls[-1][:3] == ["run", "--backend", "onnxruntime"]
-    assert calls[-1][-2:] == ["--source", "cam:0"]
+    assert calls[-1] == ["run", "--source", "cam:0"]
 
 
 def test_a_gpu_device_builds_the_engine_into_the_cache_before_it_runs(tmp_path):
-    done, calls = _start(tmp_path, True, "--record", "/tmp/events.jsonl", MESTREAM_SOURCE="cam:0", MESTREAM_TOPOLOGY="/etc/t.toml")
+    artifact = tmp_path / "model.onnx"
+    done, calls = _start(
+        tmp_path, True, "--record", "/tmp/events.jsonl",
+        MESTREAM_SOURCE="cam:0", MESTREAM_TOPOLOGY="/etc/t.toml", MESTREAM_ARTIFACT=str(artifact),
+    )
     assert done.returncode == 0, done.stderr
     build = next(i for i, c in enumerate(calls) if c[0] == "build-engine")
     run = next(i for i, c in enumerate(calls) if c[0] == "run")
     assert build < run
     cache = str(tmp_path / "engines")
-    assert calls[build][-2:] == ["--cache-dir", cache] and "--fp16" in calls[build]
+    assert calls[build] == ["build-engine", "--artifact", str(artifact), "--fp16", "--out-dir", cache]
     assert (tmp_path / "engines").is_dir()
-    assert calls[run][:3] == ["run", "--backend", "tensorrt"]
-    assert ["--engine-cache", cache] == calls[run][3:5]
-    assert calls[run][-6:] == ["--topology", "/etc/t.toml", "--source", "cam:0", "--record", "/tmp/events.jsonl"]
+    assert calls[run] == ["run", "--topology", "/etc/t.toml", "--artifact", str(artifact), "--source", "cam:0", "--record", "/tmp/events.jsonl"]
+
+
+def test_without_an_artifact_setting_the_packaged_model_is_built_or_its_absence_named(tmp_path):
+    import engines
+    from engines.errors import MestreamError
+
+    done, calls = _start(tmp_path, True, MESTREAM_SOURCE="cam:0", MESTREAM_PRECISION="fp32")
+    try:
+        packaged = str(engines.default_artifact_path())
+    except MestreamError:
+        assert done.returncode == 2 and "MESTREAM_ARTIFACT" in done.stderr
+        assert not any(c[0] in ("build-engine", "run") for c in calls)
+        return
+    assert done.returncode == 0, done.stderr
+    assert ["build-engine", "--artifact", packaged, "--out-dir", str(tmp_path / "engines")] in calls
 
 
 def test_int8_without_calibration_data_is_refused(tmp_path):
