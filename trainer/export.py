@@ -295,3 +295,39 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, atol: float = 
         flow=ckpt.get("flow") or training.get("flow"),
         atol=atol,
     )
+
+
+def write_calibration_set(
+    family_name: str,
+    data_dir: Path | str,
+    labels_csv: Path | str,
+    out_dir: Path | str,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, tuple[int, ...]]:
+    """Save the family's training inputs as `<input>.npy` (float32, (N, *shape)) for INT8 calibration.
+
+    The inputs are made by the trainer's own preparation from the composite, so calibration sees exactly
+    the distribution the model was trained on. `limit` keeps a seeded random subset.
+    """
+    from trainer.data.megc2019 import load_megc2019
+    from trainer.models.registry import get_family
+    from trainer.train import prepare_inputs
+
+    family = get_family(family_name)
+    samples = load_megc2019(data_dir, labels_csv)
+    if len(samples) == 0:
+        raise MestreamError(f"no readable samples under {data_dir} for {labels_csv}; check the paths")
+    arrays = prepare_inputs(family, samples)
+    index = np.arange(len(samples))
+    if limit is not None and limit < len(index):
+        index = np.sort(np.random.default_rng(seed).choice(index, size=limit, replace=False))
+    out_dir = Path(out_dir)
+    shapes = {}
+    for spec in family.inputs:
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(arrays[spec.name][index], dtype=np.float32), allow_pickle=False)
+        _atomic_write(out_dir / f"{spec.name}.npy", buffer.getvalue())
+        shapes[spec.name] = (len(index), *spec.shape)
+    return shapes

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from engines.artifact import read_artifact  # noqa: E402
+from engines.artifact import Artifact, TensorInfo, read_artifact  # noqa: E402
 from engines.errors import MestreamError  # noqa: E402
 from engines.onnx_ops import unsupported_ops  # noqa: E402
 from engines.ort import OrtEngine  # noqa: E402
@@ -251,3 +251,17 @@ def test_every_registered_family_exports_with_only_tensorrt_supported_operators(
     assert unsupported_ops(onnx.load(str(tmp_path / f"{name}.onnx"))) == []
     assert [i.name for i in artifact.inputs] == [s.name for s in family.inputs]
     assert json.loads(artifact.to_text())["model"]["family"] == name
+
+
+def test_the_calibration_set_holds_the_trainers_own_inputs_for_the_engine_builder(tmp_path, assets):
+    pytest.importorskip("trainer.train", reason="the trainer's preparation (trainer/train.py) has not landed")
+    from engines.trt_build import load_calibration_set
+    from trainer.export import write_calibration_set
+
+    data = assets / "preprocessed" / "HTNet_MEGC2019_composite"
+    labels = assets / "annotations" / "wangzhifengharrison_HTNet" / "combined_3_class2_for_optical_flow.csv"
+    shapes = write_calibration_set("ststnet", data, labels, tmp_path / "calib", limit=32)
+    assert shapes == {"flow": (32, 3, 28, 28)}
+    meta = Artifact("ststnet", "0" * 64, (TensorInfo("flow", (1, 3, 28, 28), "float32"),), (), ())
+    flow = load_calibration_set(tmp_path / "calib", meta)["flow"]
+    assert flow.dtype == np.float32 and 0.0 <= float(flow.min()) and float(flow.max()) <= 1.0
