@@ -20,14 +20,16 @@ def test_the_four_camera_setups_are_all_there():
 
 
 @pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
-def test_each_topology_loads_with_the_runtime_loader_and_its_capture_options_are_valid(path):
+def test_each_topology_loads_with_the_runtime_loader_and_its_stage_options_build(path):
     topology = pytest.importorskip("edge.topology", reason="edge/topology.py (the runtime's loader) has not landed")
-    capture = pytest.importorskip("edge.stages.capture", reason="edge/stages/capture.py has not landed")
+    process = pytest.importorskip("edge.process", reason="edge/process.py (builds stages from a topology) has not landed")
     topo = topology.load_topology(path)
     assert topo.processes[0].stages[0] == "capture"
     assert topo.publish.endpoint.startswith(("tcp://127.0.0.1:", "ipc://")), "examples must not expose results"
-    options = topology.stage_options_of("capture", topo.stage_options.get("capture", {}), capture.CaptureOptions)
-    capture.Capture(_source_line(path), options=options)  # refuses bad option values at construction
+    run = process.RunOptions(source=_source_line(path), publish=topo.publish)
+    for stage, options in topo.stage_options.items():
+        # Exactly what each stage process does at start: unknown keys, wrong types, bad values are refused.
+        process.build_stage(stage, options, run)
 
 
 @pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
