@@ -16,6 +16,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -331,3 +332,115 @@ def write_calibration_set(
         _atomic_write(out_dir / f"{spec.name}.npy", buffer.getvalue())
         shapes[spec.name] = (len(index), *spec.shape)
     return shapes
+
+
+LICENCE_NOTE = (
+    "Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS and SAMM. Those datasets are "
+    "licensed for non-commercial research only, and so is this model: internal research use only, no "
+    "redistribution outside the project, no commercial use. The raw data is not part of this package."
+)
+
+
+def _score_rows(scores: dict[str, Any]) -> list[str]:
+    parts = scores.get("parts", {}) if isinstance(scores, dict) else {}
+    rows = []
+    for part in ("full", "casme2", "smic", "samm"):
+        values = parts.get(part)
+        if isinstance(values, dict):
+            cells = [f"{values[k]:.4f}" if isinstance(values.get(k), (int, float)) else "-" for k in ("uf1", "uar", "acc")]
+            rows.append(f"| {part} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summary: str = "") -> str:
+    """MODEL_CARD.md for a shipped artifact, from its own metadata (nothing typed by hand can drift)."""
+    training = artifact.training or {}
+    lines = [
+        "# mestream default model",
+        "",
+        f"`{artifact.path.name if artifact.path else 'artifact.onnx'}`: family **{artifact.family}**"
+        + (f" ({summary})" if summary else "")
+        + f", model id `{artifact.model_id}`, {size_bytes / 1024:.0f} KiB, created {artifact.created}.",
+        "",
+        "## What it does",
+        "",
+        f"Classifies one spotted micro-expression into {len(artifact.classes)} classes: "
+        + ", ".join(f"`{c}`" for c in artifact.classes)
+        + ". Outputs `logits` and `probs` (softmax), each (1, C).",
+        "",
+        "| input | shape | dtype | meaning | normalisation |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in artifact.inputs:
+        lines.append(f"| `{spec.name}` | {list(spec.shape)} | {spec.dtype} | {spec.meaning} | {spec.normalisation} |")
+    flow = artifact.flow or {}
+    lines += [
+        "",
+        f"Flow at run time: `{flow.get('algorithm', '?')}` with parameters `{json.dumps(flow.get('params', {}), sort_keys=True)}`; "
+        f"form: {flow.get('form', '')}.",
+        "",
+        "## Data",
+        "",
+        f"Dataset `{training.get('dataset', '?')}`: {training.get('samples', '?')} samples from "
+        f"{training.get('subjects', '?')} subjects; the shipped weights are fitted on all of them with the "
+        "family's fixed recipe (no held-out data, no early stopping).",
+    ]
+    extra = {k: v for k, v in training.items() if k not in ("dataset", "samples", "subjects", "flow")}
+    if extra:
+        lines.append("")
+        lines.append("Training details: " + ", ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in sorted(extra.items())) + ".")
+    lines += [
+        "",
+        "## Evaluation",
+        "",
+        f"Protocol: `{artifact.protocol}` (leave-one-subject-out; every fold trained from scratch; UF1/UAR/accuracy on "
+        "predictions pooled over all folds). The scores are those of the same recipe under that protocol, not of the "
+        "shipped weights (which saw every subject).",
+        "",
+        "| part | UF1 | UAR | accuracy |",
+        "|---|---|---|---|",
+        *(_score_rows(artifact.scores) or ["| (no scores recorded) | - | - | - |"]),
+        "",
+        f"How epochs and hyperparameters were chosen: {artifact.selection}",
+        "",
+        "Published anchors on the same inputs (for scale): STSTNet 0.7353 UF1 / 0.7605 UAR; HTNet 0.8603 / 0.8475 "
+        "(epoch picked on the test subject, an inflated figure).",
+        "",
+        "## Limitations",
+        "",
+        "- Trained on the composite's released flow images; at run time the flow comes from mestream's own TV-L1 "
+        "(edge/perception/flow.py) on the live aligned crop. The two follow the same recipe but are not byte-identical, "
+        "so expect some loss of accuracy on live video.",
+        "- Three coarse classes from lab recordings of a few dozen young adults; it has not been validated on other "
+        "populations, cameras or lighting, and must not be used to judge people.",
+        "",
+        "## Licence",
+        "",
+        LICENCE_NOTE,
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(artifact.versions.items()))}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(artifact_path: Path | str, out: Path | str, *, command: str) -> Path:
+    """Render MODEL_CARD.md next to a shipped artifact (atomically)."""
+    from engines.artifact import read_artifact
+    from trainer.models.registry import get_family
+
+    artifact_path = Path(artifact_path)
+    artifact = read_artifact(artifact_path)
+    try:
+        summary = get_family(artifact.family).summary
+    except (MestreamError, ImportError):
+        summary = ""
+    text = render_model_card(artifact, command=command, size_bytes=artifact_path.stat().st_size, summary=summary)
+    _atomic_write(Path(out), text.encode())
+    return Path(out)

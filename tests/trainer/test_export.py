@@ -265,3 +265,16 @@ def test_the_calibration_set_holds_the_trainers_own_inputs_for_the_engine_builde
     meta = Artifact("ststnet", "0" * 64, (TensorInfo("flow", (1, 3, 28, 28), "float32"),), (), ())
     flow = load_calibration_set(tmp_path / "calib", meta)["flow"]
     assert flow.dtype == np.float32 and 0.0 <= float(flow.min()) and float(flow.max()) <= 1.0
+
+
+def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tmp_path, tiny_family):
+    from trainer.export import LICENCE_NOTE, write_model_card
+
+    export_checkpoint(_checkpoint(tmp_path / "model.pt"), tmp_path / "tiny.onnx")
+    card = write_model_card(tmp_path / "tiny.onnx", tmp_path / "MODEL_CARD.md", command="make it").read_text()
+    assert "family **tiny**" in card and "`negative`, `positive`, `surprise`" in card
+    assert "| full | 0.7100 | 0.7200 | 0.7300 |" in card
+    assert "Protocol: `loso`" in card and "fixed recipe, no epoch selection" in card
+    assert "442 samples from 68 subjects" in card
+    assert LICENCE_NOTE in card and "research" in card
+    assert "make it" in card

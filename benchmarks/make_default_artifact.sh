@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build the shipped default artifact: LOSO report + fit-all checkpoint of one family, exported to
+# engines/default/mestream-default.onnx with engines/default/MODEL_CARD.md rendered from its metadata.
+#
+#   benchmarks/make_default_artifact.sh [MODEL] [SEED]     (defaults: ststnet 1)
+#
+# Needs the [train] extra and the research-only assets ($MESTREAM_ASSETS, default ../shared/assets).
+# The raw data never enters the repo; only the ONNX weights derived from it do (see the model card).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODEL="${1:-ststnet}"
+SEED="${2:-1}"
+ASSETS="${MESTREAM_ASSETS:-../shared/assets}"
+DATA="$ASSETS/preprocessed/HTNet_MEGC2019_composite"
+LABELS="$ASSETS/annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
+WORK="${WORK:-runs/default-$MODEL-seed$SEED}"
+PY="${PYTHON:-.venv/bin/python}"
+OUT=engines/default/mestream-default.onnx
+
+TRAIN=("$PY" -m edge.cli train --model "$MODEL" --dataset megc2019 --data "$DATA" --labels "$LABELS"
+       --protocol loso --seed "$SEED" --out "$WORK" --fit-all)
+EXPORT=("$PY" -m edge.cli export --checkpoint "$WORK/model.pt" --out "$OUT")
+
+echo "+ ${TRAIN[*]}"
+"${TRAIN[@]}"
+echo "+ ${EXPORT[*]}"
+"${EXPORT[@]}"
+
+"$PY" - "$OUT" "$MODEL" "$SEED" <<'PY'
+import sys
+from trainer.export import write_model_card
+
+out, model, seed = sys.argv[1:4]
+command = (
+    f"benchmarks/make_default_artifact.sh {model} {seed}\n"
+    f"# = mestream train --model {model} --dataset megc2019 --data DATA --labels CSV --protocol loso --seed {seed} --out WORK --fit-all\n"
+    f"#   mestream export --checkpoint WORK/model.pt --out {out}"
+)
+print("wrote", write_model_card(out, "engines/default/MODEL_CARD.md", command=command))
+PY
+ls -l "$OUT" engines/default/MODEL_CARD.md
