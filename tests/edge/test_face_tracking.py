@@ -71,8 +71,8 @@ def test_a_video_without_faces_runs_to_the_end_with_one_lost_event(assets):
 
 def test_the_steady_hold_brings_crop_jitter_on_a_still_face_down_to_the_sensor_noise(assets):
     frames = read_frames(assets / "videos" / "evm_face.mp4", limit=60)
-    held = bench_face_tracking(frames, TrackParams())
-    free = bench_face_tracking(frames, TrackParams(move_px=0.0, move_deg=0.0, settle_frames=1))
+    held = bench_face_tracking(frames, TrackParams(detect_every=1))
+    free = bench_face_tracking(frames, TrackParams(move_px=0.0, move_deg=0.0, settle_frames=1, detect_every=1))
     # the noise floor: one fixed transform for all frames, so only the sensor (and the real, tiny head
     # motion of this clip) changes the crop; measured from frame 5 on like the benchmark's jitter
     fixed = held.transforms[-1]
