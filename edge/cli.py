@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "keys": "edge.commands.keys",
     "export": "trainer.commands.export",
     "build-engine": "engines.commands.build_engine",
+    "bench-engine": "engines.commands.bench_engine",
 }
 
 

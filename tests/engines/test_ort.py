@@ -78,3 +78,17 @@ def test_metadata_naming_an_input_the_graph_lacks_is_refused(tmp_path):
     wrong = type(meta)(**{**meta.__dict__, "inputs": (TensorInfo("apex", (1, 1, 28, 28), "float32"),)})
     with pytest.raises(MestreamError, match="declares input 'apex'"):
         OrtEngine(make_linear_onnx(tmp_path / "liar.onnx", wrong))
+
+
+def test_bench_engine_times_an_artifact_and_prints_percentiles(tiny_onnx, capsys):
+    from edge.cli import main
+
+    assert main(["bench-engine", "--artifact", str(tiny_onnx), "-n", "50", "--warmup", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "ort" in out and "p50" in out and "infer/s" in out
+
+
+def test_bench_engine_refuses_a_zero_iteration_count(tiny_onnx):
+    from edge.cli import main
+
+    assert main(["bench-engine", "--artifact", str(tiny_onnx), "-n", "0"]) == 2
