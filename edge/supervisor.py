@@ -317,14 +317,6 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     from edge.process import build_stage
 
     names = topo.stage_names()
-    if "classify" in names:
-        from engines import default_artifact_path, read_artifact
-
-        artifact = Path(run.artifact) if run.artifact else default_artifact_path()
-        if not artifact.is_file():
-            raise MestreamError(f"artifact {artifact} does not exist; pass --artifact PATH to a .onnx made by `mestream export`")
-        read_artifact(artifact)  # refuses anything that is not a mestream artifact, in one line
-        run = replace(run, artifact=str(artifact))
     if run.record:
         record = Path(run.record)
         if not record.parent.is_dir():
@@ -341,4 +333,12 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
             sock.close(0)
         finally:
             ctx.term()
+    if "classify" in names:
+        from engines import default_artifact_path, read_artifact
+
+        artifact = Path(run.artifact) if run.artifact else default_artifact_path()
+        if not artifact.is_file():
+            raise MestreamError(f"artifact {artifact} does not exist; pass --artifact PATH to a .onnx made by `mestream export`")
+        read_artifact(artifact)  # refuses anything that is not a mestream artifact, in one line
+        run = replace(run, artifact=str(artifact))
     return run

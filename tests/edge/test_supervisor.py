@@ -1,0 +1,240 @@
+"""The supervisor with real processes over ipc: restarts, hangs, backoff, clean stops, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from edge import bus
+from edge.process import RunOptions
+from edge.supervisor import Child, Supervisor, plan_processes
+from edge.topology import PublishConfig, parse_topology
+
+FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
+                "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
+
+
+def _video(path: Path, n: int, fps: float = 30.0) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(n):
+        w.write(np.full((48, 64, 3), i % 255, np.uint8))
+    w.release()
+    return path
+
+
+def _free_port() -> int:
+    s = zmq.Context.instance().socket(zmq.PUB)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    s.close(0)
+    return port
+
+
+def _children_of(pid: int) -> list[int]:
+    """Stage processes started by the supervisor `pid` (it passes its pid as their last argument)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"edge.process" in argv and str(pid).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def running(tmp_path):
+    """capture | publish on a paced 20 s synthetic video, supervised in a thread, with a subscriber."""
+    port = _free_port()
+    topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
+        {"name": "capture", "stages": ["capture"]},
+        {"name": "infer", "stages": ["publish"], "policy": "block"}]})
+    run = RunOptions(source=str(_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"),
+                     record=str(tmp_path / "r.jsonl"))
+    sup = Supervisor(topo, run)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    sup.start()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
+    thread.start()
+    assert _wait(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
+    yield sup, sub
+    sup.stopping = True
+    thread.join(5)
+    sub.close(0)
+    ctx.term()
+    assert not thread.is_alive()
+    assert not any(c.alive for c in sup.children)
+    assert sup.workdir is None
+
+
+def _statuses(sub, seconds: float) -> list[dict]:
+    import json
+
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sub.poll(50):
+            out.append(json.loads(sub.recv_multipart()[1]))
+    return out
+
+
+def test_a_killed_stage_is_restarted_within_two_seconds_and_says_so(running):
+    sup, sub = running
+    victim = sup.children[0]
+    old_pid = victim.popen.pid
+    frames_before = victim.metrics.get("last_seq", -1)
+    t = time.monotonic()
+    os.kill(old_pid, signal.SIGKILL)
+    assert _wait(lambda: victim.alive and victim.popen.pid != old_pid and victim.state == "running", 2.0)
+    assert time.monotonic() - t < 2.0
+    assert victim.restarts == 1
+    statuses = _statuses(sub, 1.5)
+    assert any(s["event"] == "restart" and s.get("process") == "capture" for s in statuses)
+    # the file resumes after the last frame reported, not from the start
+    assert _wait(lambda: victim.metrics.get("last_seq", -1) > frames_before, 3.0)
+
+
+def test_a_hung_stage_is_killed_and_restarted(running):
+    sup, _ = running
+    victim = sup.children[1]
+    old_pid = victim.popen.pid
+    os.kill(old_pid, signal.SIGSTOP)  # alive but silent: exactly what a hang looks like
+    assert _wait(lambda: victim.alive and victim.popen.pid != old_pid and victim.state in ("ready", "running"), 6.0)
+    assert victim.restarts == 1
+
+
+def test_malformed_messages_are_counted_and_dropped_while_the_stage_keeps_running(running):
+    sup, _ = running
+    victim = sup.children[1]
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(victim.plan.input)
+    rng = np.random.default_rng(1)
+    garbage = [[b"frame"], [b"frame", b"{nope"], [b"face", b'{"v":99,"arrays":[]}'],
+               [b"frame", b'{"v":1,"arrays":[{"name":"image","dtype":"uint8","shape":[9999,9999,3]}]}', b"x"],
+               [b"face", b'{"v":1,"arrays":[],"seq":"x"}']]
+    try:
+        for i in range(3000):
+            parts = garbage[i % len(garbage)] if i % 7 else [rng.bytes(int(rng.integers(1, 64)))]
+            push.send_multipart(parts)
+        assert _wait(lambda: sum((victim.metrics.get("drops") or {}).values()) >= 2500, 10.0), victim.metrics
+        assert victim.restarts == 0 and victim.alive
+    finally:
+        push.close(0)
+        ctx.term()
+
+
+def test_a_stage_crashing_in_a_loop_is_backed_off():
+    topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
+        {"name": "capture", "stages": ["capture"]}, {"name": "out", "stages": ["publish"]}]})
+    run = RunOptions(source="cam:0")
+    sup = Supervisor(topo, run)
+    sup.children = [Child(p) for p in plan_processes(topo, run, Path("/nonexistent"), "ipc:///nonexistent/control")]
+    child = sup.children[0]
+    delays = []
+    now = 100.0
+    for _ in range(6):
+        child.started = now  # crashed at once after each start
+        sup._restart(child, now, "exited with code 1")
+        delays.append(round(child.next_start - now, 3))
+    assert delays == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    child.started = now - 60  # ran a minute: healthy again
+    sup._restart(child, now, "exited with code 1")
+    assert child.next_start - now == pytest.approx(0.2)
+
+
+def _mestream(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_sigterm_stops_everything_within_three_seconds_and_keeps_the_record(tmp_path):
+    video = _video(tmp_path / "v.avi", 900)
+    topo = tmp_path / "t.toml"
+    topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "out"\nstages = ["publish"]\n')
+    record = tmp_path / "r.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "-q", "run", "--source", str(video), "--topology", str(topo),
+                             "--record", str(record), "--publish", f"tcp://127.0.0.1:{_free_port()}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(_children_of(proc.pid)) == 2 and (tmp_path / "r.jsonl.partial").exists(), 30)
+        time.sleep(1.5)  # a metrics status or two on the record
+        children = _children_of(proc.pid)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+        assert time.monotonic() - t < 3.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    assert record.exists() and not (tmp_path / "r.jsonl.partial").exists()
+    assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--source", "/nonexistent/clip.mp4"], "no such file"),
+        (["--source", "cam:93"], "no camera at index 93"),
+        (["--topology", "BADTOPO"], "unknown stage 'tarck'"),
+        (["--artifact", "NOTANARTIFACT"], "not a loadable ONNX model"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_nothing_is_left_running(tmp_path, args, words):
+    video = _video(tmp_path / "v.avi", 10)
+    bad_topo = tmp_path / "bad.toml"
+    bad_topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "t"\nstages = ["tarck"]\n')
+    not_artifact = tmp_path / "model.onnx"
+    not_artifact.write_text("this is not an onnx file")
+    args = [{"BADTOPO": str(bad_topo), "NOTANARTIFACT": str(not_artifact)}.get(a, a) for a in args]
+    if "--source" not in args:
+        args = ["--source", str(video), *args]
+    result = _mestream("run", *args, "--publish", f"tcp://127.0.0.1:{_free_port()}")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("mestream run: error:"), result.stderr
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path):
+    video = _video(tmp_path / "v.avi", 10)
+    ctx = zmq.Context()
+    holder = bus.open_socket(ctx, zmq.PUB, bind="tcp://127.0.0.1:0")
+    endpoint = holder.getsockopt(zmq.LAST_ENDPOINT).decode()
+    try:
+        result = _mestream("run", "--source", str(video), "--publish", endpoint)
+    finally:
+        holder.close(0)
+        ctx.term()
+    assert result.returncode != 0 and "already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_public_publish_address_needs_allow_public(tmp_path):
+    video = _video(tmp_path / "v.avi", 10)
+    result = _mestream("run", "--source", str(video), "--publish", "tcp://0.0.0.0:5999")
+    assert result.returncode != 0 and "--allow-public" in result.stderr
