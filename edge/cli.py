@@ -18,6 +18,7 @@ from engines.errors import MestreamError
 # job name -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
     "run": "edge.commands.run",
+    "listen": "edge.commands.listen",
     "doctor": "edge.commands.doctor",
     "keys": "edge.commands.keys",
     "export": "trainer.commands.export",
