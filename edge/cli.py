@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "keys": "edge.commands.keys",
     "export": "trainer.commands.export",
     "build-engine": "engines.commands.build_engine",
+    "bench-flow": "edge.commands.bench_flow",
     "bench-engine": "engines.commands.bench_engine",
 }
 
