@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "edge.commands.doctor",
     "keys": "edge.commands.keys",
     "export": "trainer.commands.export",
+    "prep": "trainer.commands.prep",
     "build-engine": "engines.commands.build_engine",
     "bench-flow": "edge.commands.bench_flow",
     "bench-engine": "engines.commands.bench_engine",
