@@ -84,3 +84,49 @@ class ListSource:
 
     def close(self):
         pass
+
+
+def artifact_for_tests(tmp_path) -> "Path":
+    """The packaged default artifact when this checkout has it, else a tiny linear flow model."""
+    import importlib.util
+    from pathlib import Path
+
+    from engines.errors import MestreamError
+
+    try:
+        from engines import default_artifact_path
+
+        return default_artifact_path()
+    except MestreamError:
+        pass
+    helper = Path(__file__).resolve().parent.parent / "engines" / "tiny_artifacts.py"
+    spec = importlib.util.spec_from_file_location("mestream_tiny_artifacts", helper)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_linear_onnx(tmp_path / "tiny.onnx", module.tiny_artifact_meta())
+
+
+def free_port() -> int:
+    import zmq
+
+    s = zmq.Context.instance().socket(zmq.PUB)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    s.close(0)
+    return port
+
+
+def stage_processes_of(pid: int) -> list[int]:
+    """Stage processes started by the supervisor `pid` (it passes its pid as their last argument)."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"edge.process" in argv and str(pid).encode() in argv:
+            found.append(int(entry.name))
+    return found
