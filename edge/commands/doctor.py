@@ -97,6 +97,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _distribution_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # a source checkout on sys.path has no metadata; what loads is what matters
+        return "(no package metadata)"
+
+
 def check_cpu(machine: Machine) -> Check:
     text = _read(machine.cpuinfo) or ""
     names = re.findall(r"^model name\s*:\s*(.+)$", text, flags=re.M)
@@ -202,17 +211,17 @@ def check_pycuda(machine: Machine) -> Check:
     if importlib.util.find_spec("pycuda") is None:
         return Check("pycuda", False, "python module pycuda not installed", fix)
     try:
-        import pycuda
         import pycuda.driver as cuda
     except (ImportError, OSError) as exc:
         return Check("pycuda", False, f"pycuda is installed but does not load: {exc}", fix)
+    version = _distribution_version("pycuda")
     try:
         cuda.init()
         count = cuda.Device.count()
     except cuda.Error as exc:
-        return Check("pycuda", False, f"pycuda {pycuda.VERSION_TEXT} cannot initialise CUDA: {exc}", fix)
+        return Check("pycuda", False, f"pycuda {version} cannot initialise CUDA: {exc}", fix)
     names = ", ".join(cuda.Device(i).name() for i in range(count))
-    return Check("pycuda", count > 0, f"pycuda {pycuda.VERSION_TEXT}, {count} device(s): {names}", fix if count == 0 else "")
+    return Check("pycuda", count > 0, f"pycuda {version}, {count} device(s): {names}", fix if count == 0 else "")
 
 
 def check_onnxruntime(machine: Machine) -> Check:
@@ -286,12 +295,7 @@ def check_mediapipe_models(machine: Machine) -> Check:
         return Check("mediapipe models", False, "python module mediapipe not installed", fix)
     root = Path(next(iter(spec.submodule_search_locations)))
     missing = [rel for rel in MEDIAPIPE_MODELS if not (root / rel).is_file()]
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        mp_version = version("mediapipe")
-    except PackageNotFoundError:  # a source checkout on sys.path has no metadata; the files are what matter
-        mp_version = "(no package metadata)"
+    mp_version = _distribution_version("mediapipe")
     if missing:
         return Check("mediapipe models", False, f"mediapipe {mp_version} lacks {', '.join(missing)}", fix)
     names = ", ".join(Path(rel).name for rel in MEDIAPIPE_MODELS)
