@@ -64,3 +64,11 @@ def test_jetson_requirements_match_the_project_dependencies_except_the_documente
     for name, spec in jetson.items():
         if name != "mediapipe":
             assert spec.replace(" ", "") == wanted[name].split("#")[0].replace(" ", ""), name
+
+
+def test_every_deploy_file_the_readme_names_exists():
+    text = (DEPLOY / "README.md").read_text()
+    named = set(re.findall(r"deploy/([\w./-]+\w)", text)) | set(re.findall(r"`((?:systemd|topologies|udev|bin|jetson)/[\w.-]+)`", text))
+    assert named, "the README names no deploy file"
+    for rel in sorted(named):
+        assert (DEPLOY / rel).exists(), f"deploy/README.md names {rel}, which does not exist"
