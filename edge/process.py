@@ -154,7 +154,7 @@ class Meter:
             "result_ms": _percentiles(res),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "rss_mb": round(_rss_bytes() / 2**20, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(_peak_rss_bytes() / 2**20, 1),
         }
 
 
@@ -163,6 +163,18 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
         return {}
     p50, p95 = np.percentile(values, [50, 95])
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "max": round(float(values.max()), 3)}
+
+
+def _peak_rss_bytes() -> int:
+    """VmHWM of this process image; ru_maxrss would carry the parent's peak across exec on Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _rss_bytes() -> int:

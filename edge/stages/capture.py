@@ -32,6 +32,7 @@ class CaptureOptions:
     color: str = "auto"  # "auto" keeps what the source gives; "mono" sends (H, W) grey; "bgr" forces colour
     reconnect_max_s: float = 2.0  # a live source that fails is reopened with backoff up to this delay (< hang timeout)
     bad_frames_max: int = 25  # a file with this many undecodable frames in a row has ended
+    repeat: int = 1  # play a file this many times as one stream (benchmarks, demos); seq and time run on
 
 
 def source_kind(uri: str) -> str:
@@ -56,6 +57,8 @@ class Capture:
             raise MestreamError(f"capture color = {options.color!r}: expected one of {list(COLORS)}")
         if options.reconnect_max_s <= 0 or options.bad_frames_max < 1:
             raise MestreamError("capture reconnect_max_s and bad_frames_max must be positive")
+        if options.repeat < 1:
+            raise MestreamError(f"capture repeat = {options.repeat}: expected 1 or more plays of the file")
         self.source = source
         self.kind = source_kind(source)
         self.fast = fast
@@ -70,6 +73,9 @@ class Capture:
         self._t0_media_ms = None
         self._down = False
         self._delay = 0.25
+        self._plays = 1
+        self._media_offset_ms = 0.0
+        self._last_media_ms = 0.0
         self._last_media_ms = -1.0
 
     # -- opening ---------------------------------------------------------------------------------
@@ -178,10 +184,21 @@ class Capture:
             pos = self._cap.get(cv2.CAP_PROP_POS_FRAMES)
             bad += 1
             if bad >= self.options.bad_frames_max or not (0 < pos < total - 1):
-                return None
+                if self._plays >= self.options.repeat:
+                    return None
+                # Play again as the same stream: media time continues one frame period after the last frame.
+                self._plays += 1
+                self._media_offset_ms = self._last_media_ms + 1000.0 / self.fps
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                bad = 0
+                continue
             self.bad_frames += 1
         t_capture_ns = time.monotonic_ns()
-        media_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if not self.live else (t_capture_ns - self._t0_ns) / 1e6
+        if self.live:
+            media_ms = (t_capture_ns - self._t0_ns) / 1e6
+        else:
+            media_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) + self._media_offset_ms
+            self._last_media_ms = media_ms
         if not self.live and not self.fast:
             t_capture_ns = self._pace(media_ms)
         image = self._convert(image)

@@ -1,0 +1,348 @@
+"""`mestream bench`: how fast the live pipeline runs on this machine, measured side by side.
+
+    mestream bench --source $MESTREAM_ASSETS/videos/casme2_sub01_EP02_01f.avi --seconds 20 --json bench.json
+
+On one source (looped, unpaced, frames scaled to 640 px wide) it measures, in this order:
+1. each stage alone, in this process: capture, track, spot (frames per second) and infer (events per second);
+2. the same stages one after the other in ONE process (run_chain), the no-ZeroMQ baseline;
+3. the real multi-process pipeline (supervisor, ipc, --fast so nothing is dropped): sustained fps at the
+   last per-frame stage after a warm-up, drops, offset-to-result latency p50/p95/max of published events
+   (collected by a subscriber), CPU share and peak RSS of every process.
+It prints a table, writes JSON (--json) and a bar chart of per-stage fps (--png, default next to the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+HELP = "benchmark the pipeline: per-stage fps, one-process chain, multi-process fps, latency, CPU, memory"
+
+TARGETS = {"e2e_fps": 200.0, "ratio_to_slowest": 0.8, "latency_p95_ms": 150.0, "total_rss_mb": 1536.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default=None, help="video file (default: $MESTREAM_ASSETS/videos/casme2_sub01_EP02_01f.avi)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the multi-process run (the other parts take about as long together)")
+    parser.add_argument("--width", type=int, default=640, help="frames are scaled to this width at capture (0 = as recorded)")
+    parser.add_argument("--artifact", type=Path, default=None, help="model artifact (default: the packaged one)")
+    parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged one)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
+    parser.add_argument("--png", type=Path, default=None, help="bar chart of per-stage fps (default: the --json path with .png)")
+
+
+def _default_source() -> str:
+    from engines.errors import MestreamError
+
+    root = os.environ.get("MESTREAM_ASSETS")
+    if not root:
+        raise MestreamError("no --source given and MESTREAM_ASSETS is not set; pass --source VIDEO (640x480 for the reference figures)")
+    return str(Path(root) / "videos" / "casme2_sub01_EP02_01f.avi")
+
+
+def _timed(fn, seconds: float, n_max: int) -> tuple[int, float]:
+    """Call fn(i) until `seconds` pass or n_max calls; returns (calls, elapsed s)."""
+    import time
+
+    t0 = time.perf_counter()
+    i = 0
+    while i < n_max and time.perf_counter() - t0 < seconds:
+        fn(i)
+        i += 1
+    return i, time.perf_counter() - t0
+
+
+def solo_stages(topo, run, seconds: float) -> dict:
+    """Each stage alone on recorded inputs: capture reads; track eats frames; spot eats faces; infer eats intervals."""
+    import time
+
+    import numpy as np
+
+    from edge.messages import Message
+    from edge.process import build_stage
+
+    opts = lambda name: topo.stage_options.get(name, {})  # noqa: E731
+    results: dict[str, dict] = {}
+    part = seconds / 4
+
+    capture = build_stage("capture", opts("capture"), run)
+    capture.open()
+    frames: list[Message] = []
+
+    def read(i):
+        m = capture.read()
+        if m is not None and len(frames) < 300:
+            frames.append(m)
+
+    n, dt = _timed(read, part, 10**9)
+    capture.close()
+    results["capture"] = {"fps": n / dt, "frames": n}
+
+    track = build_stage("track", opts("track"), run)
+    track.open()
+    faces: list[Message] = []
+
+    def track_one(i):
+        src = frames[i % len(frames)]
+        m = Message("frame", {**src.header, "seq": i, "t_capture_ns": time.monotonic_ns()}, src.arrays)
+        faces.extend(f for f in track.process(m) if f.topic == "face")
+
+    n, dt = _timed(track_one, part, 10**9)
+    track.close()
+    results["track"] = {"fps": n / dt, "frames": n}
+
+    spot = build_stage("spot", opts("spot"), run)
+    spot.open()
+    intervals: list[Message] = []
+
+    def spot_one(i):
+        intervals.extend(m for m in spot.process(faces[i % len(faces)] if i < len(faces) else _renumber(faces, i)) if m.topic == "interval")
+
+    n, dt = _timed(spot_one, part, 10**9)
+    spot.close()
+    results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals)}
+
+    if not intervals:  # nothing spotted in this clip: classify pairs of real aligned crops 5 frames apart
+        found = [f for f in faces if f.header.get("found")]
+        for a, b in zip(found[::7], found[5::7]):
+            intervals.append(Message("interval", {"kind": "micro", "score": 1.0, "fps": 30.0, "box": a.header.get("box", [0, 0, 1, 1]),
+                                                   "onset": {"seq": a.header["seq"], "t_capture_ns": a.header["t_capture_ns"]},
+                                                   "apex": {"seq": b.header["seq"], "t_capture_ns": b.header["t_capture_ns"]},
+                                                   "offset": {"seq": b.header["seq"], "t_capture_ns": b.header["t_capture_ns"]}},
+                                     {"onset": a.arrays["crop"], "apex": b.arrays["crop"]}))
+    if intervals:
+        classify = build_stage("classify", opts("classify"), run)
+        classify.open()
+        took = []
+
+        def infer_one(i):
+            t = time.perf_counter()
+            classify.process(intervals[i % len(intervals)])
+            took.append(time.perf_counter() - t)
+
+        n, dt = _timed(infer_one, part, 10**9)
+        classify.close()
+        results["infer"] = {"events_per_s": n / dt, "events": n, "ms_p50": float(np.median(took) * 1000), "ms_max": float(max(took) * 1000)}
+    return results
+
+
+def _renumber(faces, i):
+    from edge.messages import Message
+
+    src = faces[i % len(faces)]
+    return Message(src.topic, {**src.header, "seq": i, "gap": 0}, src.arrays)
+
+
+def one_process_chain(topo, run, seconds: float) -> dict:
+    """capture -> track -> spot -> classify in this process, no sockets."""
+    import time
+
+    from edge.process import build_stage
+    from edge.stages.base import feed
+
+    names = [s for s in topo.stage_names() if s != "publish"]
+    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in names]
+    for s in stages:
+        s.open()
+    try:
+        source, rest = stages[0], stages[1:]
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            m = source.read()
+            if m is None:
+                break
+            feed(rest, [m])
+            n += 1
+        dt = time.perf_counter() - t0
+    finally:
+        for s in reversed(stages):
+            s.close()
+    return {"fps": n / dt, "frames": n}
+
+
+def multi_process(topo, run, seconds: float) -> dict:
+    """The real pipeline under the supervisor; a subscriber collects events for latency."""
+    import threading
+    import time
+
+    import numpy as np
+    import zmq
+
+    from edge.supervisor import Supervisor
+
+    samples: list[tuple[float, dict]] = []
+    sup = Supervisor(topo, run, on_tick=lambda line, metrics: samples.append((time.monotonic(), metrics)))
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.event")
+    sub.connect(run.publish.endpoint)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def listen():
+        while not done.is_set():
+            if sub.poll(100):
+                latencies.append(json.loads(sub.recv_multipart()[1])["latency_ms"]["offset_to_result"])
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sup.start()
+    runner = threading.Thread(target=sup.run, daemon=True)
+    runner.start()
+    t_start = time.monotonic()
+    while runner.is_alive() and time.monotonic() - t_start < seconds + 60:
+        running = [s for s in samples if s[1][sup.children[0].name].get("state") == "running"]
+        if running and time.monotonic() - running[0][0] >= seconds:
+            break
+        time.sleep(0.2)
+    sup.stopping = True
+    runner.join(10)
+    time.sleep(0.3)
+    done.set()
+    listener.join(2)
+    sub.close(0)
+    ctx.term()
+    # Sustained rate: the last per-frame process, from 2 s after the source started to the end.
+    per_frame = [c.name for c in sup.children if any(s in ("capture", "track", "spot") for s in c.plan.stages)]
+    last = per_frame[-1]
+    live = [(t, m) for t, m in samples if m[sup.children[0].name].get("state") in ("running", "done")]
+    if len(live) < 3:
+        raise RuntimeError("the pipeline did not run long enough to measure; raise --seconds")
+    t_first = live[0][0]
+    window = [(t, m) for t, m in live if t >= t_first + 2.0] or live
+    (ta, ma), (tb, mb) = window[0], window[-1]
+    fps = (mb[last]["n_in"] - ma[last]["n_in"]) / max(tb - ta, 1e-6)
+    final = live[-1][1]
+    procs = {}
+    for name, m in final.items():
+        first = next((mm[name] for _, mm in window if mm[name].get("cpu_s") is not None), m)
+        procs[name] = {
+            "fps": round((mb[name]["n_in"] - ma[name]["n_in"]) / max(tb - ta, 1e-6), 1),
+            "cpu_pct": round(100 * (m.get("cpu_s", 0) - first.get("cpu_s", 0)) / max(tb - ta, 1e-6), 1),
+            "peak_rss_mb": m.get("peak_rss_mb"),
+            "drops": sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0),
+            "busy_ms": m.get("busy_ms"),
+            "restarts": m.get("restarts", 0),
+        }
+    lat = np.asarray(latencies, dtype=np.float64)
+    return {
+        "fps": fps,
+        "window_s": tb - ta,
+        "frames": mb[last]["n_in"],
+        "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max())} if lat.size else {})},
+        "drops": sum(p["drops"] for p in procs.values()),
+        "total_peak_rss_mb": sum(p["peak_rss_mb"] or 0 for p in procs.values()),
+        "processes": procs,
+    }
+
+
+def table(result: dict) -> str:
+    solo = result["solo"]
+    mp = result["multi_process"]
+    lines = [f"source {result['source']} ({result['width']} px wide, unpaced, looped)", "",
+             f"{'stage alone':<22}{'fps':>10}"]
+    for name in ("capture", "track", "spot"):
+        if name in solo:
+            lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}")
+    if "infer" in solo:
+        lines.append(f"{'infer (events/s)':<22}{solo['infer']['events_per_s']:>10.2f}   p50 {solo['infer']['ms_p50']:.0f} ms per event")
+    lines += ["", f"{'one process, in turn':<22}{result['one_process']['fps']:>10.1f}",
+              f"{'multi-process (e2e)':<22}{mp['fps']:>10.1f}   = {result['ratio_to_slowest']:.2f} x slowest stage alone",
+              "", f"{'process':<12}{'fps':>8}{'cpu %':>8}{'peak MB':>9}{'drops':>7}{'busy p95 ms':>13}"]
+    for name, p in mp["processes"].items():
+        lines.append(f"{name:<12}{p['fps']:>8.1f}{p['cpu_pct']:>8.1f}{p['peak_rss_mb'] or 0:>9.0f}{p['drops']:>7}{(p['busy_ms'] or {}).get('p95', 0):>13.1f}")
+    lat = mp["latency_ms"]
+    lines.append("")
+    lines.append(f"offset->result latency over {lat['events']} events: " + (f"p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms" if lat["events"] else "no events published"))
+    lines.append(f"total peak memory {mp['total_peak_rss_mb']:.0f} MB; drops {mp['drops']}")
+    lines.append("")
+    for key, ok in result["targets_met"].items():
+        lines.append(f"target {key:<18} {TARGETS[key]:>8g}  {'met' if ok else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, values = [], []
+    for name in ("capture", "track", "spot"):
+        if name in result["solo"]:
+            names.append(f"{name}\nalone")
+            values.append(result["solo"][name]["fps"])
+    names += ["one process\nin turn", "multi-process\nend to end"]
+    values += [result["one_process"]["fps"], result["multi_process"]["fps"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(names, values, color=["#4c72b0"] * (len(names) - 2) + ["#dd8452", "#55a868"])
+    ax.axhline(TARGETS["e2e_fps"], color="red", linestyle="--", label=f"target {TARGETS['e2e_fps']:g} fps")
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.0f}", ha="center", va="bottom")
+    ax.set_ylabel("frames per second")
+    ax.set_title(f"mestream bench: {Path(result['source']).name}, {result['width']} px")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import zmq
+
+    from edge.process import RunOptions
+    from edge.supervisor import preflight
+    from edge.topology import load_topology
+    from engines.errors import MestreamError
+
+    if args.seconds <= 0 or args.width < 0:
+        raise MestreamError(f"--seconds {args.seconds} / --width {args.width}: expected a positive duration and a width >= 0")
+    for out in (args.json, args.png):
+        if out is not None and not out.parent.is_dir():
+            raise MestreamError(f"{out}: folder {out.parent} does not exist; create it first")
+    source = args.source or _default_source()
+    topo = load_topology(args.topology)
+    capture_opts = dict(topo.stage_options.get("capture", {}), max_width=args.width, repeat=100000)
+    topo = replace(topo, stage_options={**topo.stage_options, "capture": capture_opts})
+    s = zmq.Context.instance().socket(zmq.PUB)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    s.close(0)
+    run_opts = RunOptions(source=source, artifact=str(args.artifact) if args.artifact else "", fast=True,
+                          publish=replace(topo.publish, endpoint=f"tcp://127.0.0.1:{port}"))
+    run_opts = preflight(topo, run_opts)
+    print("1/3 each stage alone ...", file=sys.stderr)
+    solo = solo_stages(topo, run_opts, args.seconds)
+    print("2/3 one process, stages in turn ...", file=sys.stderr)
+    chain = one_process_chain(topo, run_opts, args.seconds / 2)
+    print("3/3 multi-process pipeline ...", file=sys.stderr)
+    mp = multi_process(topo, run_opts, args.seconds)
+    slowest = min(solo[n]["fps"] for n in ("capture", "track", "spot") if n in solo)
+    result = {
+        "source": source, "width": args.width, "seconds": args.seconds, "cpu_count": os.cpu_count(),
+        "solo": solo, "one_process": chain, "multi_process": mp,
+        "slowest_stage_fps": slowest, "ratio_to_slowest": mp["fps"] / slowest,
+    }
+    lat = mp["latency_ms"]
+    result["targets_met"] = {
+        "e2e_fps": mp["fps"] >= TARGETS["e2e_fps"],
+        "ratio_to_slowest": result["ratio_to_slowest"] >= TARGETS["ratio_to_slowest"],
+        "latency_p95_ms": bool(lat["events"]) and lat["p95"] <= TARGETS["latency_p95_ms"],
+        "total_rss_mb": mp["total_peak_rss_mb"] <= TARGETS["total_rss_mb"],
+    }
+    print(table(result))
+    if args.json is not None:
+        tmp = args.json.with_name(args.json.name + ".partial")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, args.json)
+    png = args.png or (args.json.with_suffix(".png") if args.json is not None else None)
+    if png is not None:
+        chart(result, png)
+    return 0
