@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "bench": "edge.commands.bench",
     "doctor": "edge.commands.doctor",
     "keys": "edge.commands.keys",
+    "synth": "edge.commands.synth",
+    "spot-eval": "edge.commands.spot_eval",
     "export": "trainer.commands.export",
     "prep": "trainer.commands.prep",
     "build-engine": "engines.commands.build_engine",

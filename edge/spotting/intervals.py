@@ -1,0 +1,48 @@
+"""From a motion signal to intervals: the adaptive threshold and where an event starts, peaks and ends.
+
+The spotter triggers on the lagged signal s(t) (motion between t - k and t) crossing a threshold computed
+over the quiet part of the window, then follows the displacement d(j) of every frame j from a reference
+frame taken just before the motion began. The apex is where d peaks; the onset is the last frame before
+the apex still near the reference, the offset the first one after it that has come back. An expression
+that does not come back within 0.5 s is a macro-expression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+def robust_threshold(values: np.ndarray, z: float, floor: float) -> float:
+    """max(median + z * sigma_MAD, floor) over the quiet signal seen so far."""
+    if values.size == 0:
+        return float("inf")
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med)))
+    return max(med + z * MAD_TO_SIGMA * mad, floor)
+
+
+def apex_index(d: np.ndarray) -> int:
+    return int(np.argmax(d))
+
+
+def rest_level(d: np.ndarray, return_frac: float, noise: float) -> float:
+    """Displacement counted as "at rest": a fraction of the peak, but never below the noise level."""
+    return max(return_frac * float(d[apex_index(d)]), noise)
+
+
+def has_returned(d: np.ndarray, return_frac: float, noise: float) -> bool:
+    """True when the last displacement is back at rest, after the peak."""
+    apex = apex_index(d)
+    return apex < d.size - 1 and d[-1] <= rest_level(d, return_frac, noise)
+
+
+def onset_index(d: np.ndarray, apex: int, return_frac: float, noise: float) -> int:
+    """Last index at or before the apex whose displacement is still at rest."""
+    below = np.flatnonzero(d[: apex + 1] <= rest_level(d, return_frac, noise))
+    return int(below[-1]) if below.size else 0
+
+
+def kind_of(duration_s: float, micro_max_s: float) -> str:
+    return "micro" if duration_s <= micro_max_s else "macro"

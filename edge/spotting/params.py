@@ -1,0 +1,62 @@
+"""SpotParams: every knob of the training-free spotter, with its default fixed in code.
+
+Times are in seconds, so a 30 fps webcam and a 200 fps camera use the same parameters; motions are in
+pixels of the flow grid (`flow_size` x `flow_size`, the aligned crop shrunk), so they do not depend on S.
+The defaults were tuned on ONE synthetic video (evm_face.mp4, seed 1) and are reported on other seeds
+and faces (see `mestream spot-eval`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from engines.errors import MestreamError
+
+
+@dataclass(frozen=True)
+class SpotParams:
+    flow_size: int = 64  # side of the grid the crop is shrunk to before dense flow (about 0.3 ms per pair)
+    patch: int = 9  # box filter over the residual motion length: about an action unit's patch on the grid
+    # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
+    # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
+    lag_s: float = 0.1
+    history_s: float = 3.0  # the adaptive threshold's statistics run over this much quiet signal
+    warmup_s: float = 0.5  # no events until this much signal has been seen after a (re)start
+    # Threshold T = max(median + z * 1.4826 * MAD, floor_px): a robust "mean + p * spread" that stays
+    # above sensor and landmark noise on a still face (the floor) and adapts to noisier streams (the MAD).
+    z: float = 8.0
+    floor_px: float = 0.12
+    # An event ends when the displacement from the pre-event reference falls back below this fraction
+    # of its peak; its onset is the last frame before the apex still below that fraction.
+    return_frac: float = 0.3
+    micro_max_s: float = 0.5  # intervals up to this long are micro-expressions, longer ones macro
+    max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
+    refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
+    # Blinks: a frame is a blink when the eyes' aspect ratio drops below this fraction of its median,
+    # or when an eye region moves more than blink_px and more than the brow above it (an eyelid sweeps
+    # far more than any ME does, and a brow move drags the eye region less than the brow itself).
+    blink_ear_ratio: float = 0.6
+    blink_px: float = 0.7
+    blink_margin_s: float = 0.1  # eyes stay masked this long around a blink
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.flow_size <= 256:
+            raise MestreamError(f"flow_size={self.flow_size} is out of range; expected 16..256 pixels, e.g. 64")
+        if not 1 <= self.patch <= self.flow_size // 4:
+            raise MestreamError(f"patch={self.patch} is out of range; expected 1..flow_size/4 pixels, e.g. 9")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "flow_size" and not value >= 0:
+                raise MestreamError(f"{f.name}={value} is negative; expected a value >= 0")
+        if not 0 < self.return_frac < 1:
+            raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
+        if self.lag_s <= 0:
+            raise MestreamError(f"lag_s={self.lag_s}; expected a positive number of seconds, e.g. 0.1")
+        if self.max_event_s <= self.micro_max_s:
+            raise MestreamError(
+                f"max_event_s={self.max_event_s} is not above micro_max_s={self.micro_max_s}; expected e.g. 4.0"
+            )
+
+    def frames(self, seconds: float, fps: float) -> int:
+        """A duration in whole frames at this fps, at least 1."""
+        return max(1, int(round(seconds * fps)))

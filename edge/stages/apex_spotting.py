@@ -1,0 +1,240 @@
+"""spot: the training-free apex spotter. Consumes "face" messages, emits "interval" messages.
+
+A ring buffer holds the aligned crops of the current window. Per frame the lagged motion signal s(t)
+(regional residual motion between t - k and t, k = lag_s at the stream's real fps) is compared with an
+adaptive threshold over the quiet part of the window. When it crosses, the spotter takes the frame just
+before the motion as a reference and follows every frame's displacement from it: the apex is where that
+displacement peaks, the offset where it has come back (an interval is emitted right then, so latency
+after the offset is one frame), the onset the last frame before the apex still at rest. Up to 0.5 s
+long it is a micro-expression, longer a macro-expression (held longer than max_event_s it is closed).
+
+Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
+the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
+the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.messages import Message, status
+from edge.spotting.intervals import has_returned, kind_of, onset_index, robust_threshold
+from edge.spotting.params import SpotParams
+from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Frame:
+    n: int  # position since the window (re)started
+    seq: int
+    t_ns: int
+    small: np.ndarray  # crop on the flow grid
+    crop: np.ndarray  # (S, S) uint8 aligned grey crop
+    color: np.ndarray | None
+    box: list
+    blink: bool = False
+
+
+@dataclass
+class _Event:
+    ref: int  # n of the reference frame (at rest, just before the motion)
+    threshold: float  # T when it triggered: the peak must reach it
+    noise: float  # displacement that still counts as at rest: the quiet signal's median + 3 sigma
+    d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
+    eyes_masked: bool = False
+
+    def combined(self) -> np.ndarray:
+        d = np.asarray(self.d)  # (frames, regions)
+        if self.eyes_masked:
+            d = d[:, ~BLINK_MASK]
+        return d.max(axis=1)
+
+
+class ApexSpotter:
+    name = "spot"
+
+    def __init__(self, params: SpotParams | None = None, record_trace: bool = False) -> None:
+        self.params = params or SpotParams()
+        self.trace: list[tuple[int, float, float]] | None = [] if record_trace else None
+        self._meter: RegionMotion | None = None
+        self._reset()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def open(self) -> None:
+        self._meter = RegionMotion(self.params.flow_size, self.params.patch)
+        self._reset()
+
+    def close(self) -> None:
+        self._meter = None
+        self._frames = deque()
+
+    def _reset(self) -> None:
+        self._frames: deque[_Frame] = deque()
+        self._n = -1
+        self._fps: float | None = None
+        self._last_seq: int | None = None
+        self._quiet: deque[float] = deque()
+        self._ears: deque[float] = deque()
+        self._last_blink = -(10**9)
+        self._last_end = -(10**9)
+        self._event: _Event | None = None
+
+    def _restart(self, reason: str) -> list[Message]:
+        had_window = self._n >= 0
+        self._reset()
+        return [status(self.name, "restart", reason)] if had_window else []
+
+    # -- per frame -------------------------------------------------------------------------------------
+    def process(self, msg: Message) -> list[Message]:
+        if msg.topic != "face":
+            return []
+        h = msg.header
+        out: list[Message] = []
+        if not h.get("found", False) or "crop" not in msg.arrays:
+            self._reset()  # the track stage reports face lost; the window simply starts again
+            self._last_seq = h.get("seq")
+            return out
+        seq = int(h["seq"])
+        fps = float(h.get("fps") or 0.0)
+        if int(h.get("gap", 0) or 0) > 0:
+            out += self._restart(f"gap of {h['gap']} frames before seq {seq}")
+        elif self._last_seq is not None and self._n >= 0 and seq != self._last_seq + 1:
+            out += self._restart(f"sequence jumped from {self._last_seq} to {seq}")
+        elif self._fps is not None and fps > 0 and abs(fps - self._fps) > 0.05 * self._fps:
+            out += self._restart(f"fps changed from {self._fps:g} to {fps:g}")
+        self._last_seq = seq
+        if self._fps is None:
+            self._fps = fps if fps > 0 else 30.0
+        out += self._step(msg)
+        return out
+
+    def _step(self, msg: Message) -> list[Message]:
+        p, fps = self.params, self._fps
+        if self._meter is None:  # used without open(), as a plain object
+            self._meter = RegionMotion(p.flow_size, p.patch)
+        k = p.frames(p.lag_s, fps)
+        self._n += 1
+        n = self._n
+        crop = msg.arrays["crop"]
+        frame = _Frame(
+            n=n,
+            seq=int(msg.header["seq"]),
+            t_ns=int(msg.header.get("t_capture_ns", 0)),
+            small=self._meter.prepare(crop),
+            crop=crop,
+            color=msg.arrays.get("crop_color"),
+            box=list(msg.header.get("box", [])),
+        )
+        self._frames.append(frame)
+        keep = k + 2 + p.frames(p.max_event_s, fps)
+        while len(self._frames) > keep:
+            self._frames.popleft()
+
+        # blink: eye aspect ratio against its running median, or an eye region sweeping far
+        ear = eye_aspect_ratio(msg.arrays.get("landmarks"))
+        history = p.frames(p.history_s, fps)
+        if ear is not None:
+            if len(self._ears) >= 5 and ear < p.blink_ear_ratio * float(np.median(self._ears)):
+                frame.blink = True
+            else:
+                self._ears.append(ear)
+                while len(self._ears) > history:
+                    self._ears.popleft()
+        if n < k:
+            if self.trace is not None:
+                self.trace.append((frame.seq, float("nan"), float("inf")))
+            return []
+        lagged = self._meter.scores(self._frame(n - k).small, frame.small)
+        if is_lid_sweep(lagged, p.blink_px):
+            frame.blink = True
+        if frame.blink:
+            self._last_blink = n
+        eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
+        s = float((lagged[~BLINK_MASK] if eyes_masked else lagged).max())
+
+        warm = len(self._quiet) >= p.frames(p.warmup_s, fps)
+        threshold = robust_threshold(np.asarray(self._quiet), p.z, p.floor_px) if warm else float("inf")
+        if self.trace is not None:
+            self.trace.append((frame.seq, s, threshold))
+
+        if self._event is None:
+            refractory = n - self._last_end <= p.frames(p.refractory_s, fps)
+            if warm and not refractory and s > threshold:
+                self._start_event(n, k, threshold, robust_threshold(np.asarray(self._quiet), 3.0, 0.0))
+            else:
+                self._quiet.append(s)
+                while len(self._quiet) > history:
+                    self._quiet.popleft()
+                return []
+        else:
+            ev = self._event
+            ev.d.append(self._meter.scores(self._frame(ev.ref).small, frame.small))
+        return self._follow_event(n, eyes_masked)
+
+    def _frame(self, n: int) -> _Frame:
+        return self._frames[n - self._frames[0].n]
+
+    def _seconds(self, a: int, b: int) -> float:
+        """Time from frame a to frame b in frames over fps: capture stamps of a file read --fast are
+        processing times, not media times."""
+        return (b - a) / self._fps
+
+    def _start_event(self, n: int, k: int, threshold: float, noise: float) -> None:
+        # the reference is the frame before the lag window that first saw motion, never inside the last event
+        ref = max(n - k - 1, self._last_end, self._frames[0].n)
+        ev = _Event(ref=ref, threshold=threshold, noise=noise)
+        ref_small = self._frame(ref).small
+        for j in range(ref + 1, n + 1):
+            ev.d.append(self._meter.scores(ref_small, self._frame(j).small))
+        self._event = ev
+
+    def _follow_event(self, n: int, eyes_masked: bool) -> list[Message]:
+        p, ev = self.params, self._event
+        if eyes_masked or any(self._frame(j).blink for j in range(ev.ref, n + 1)):
+            ev.eyes_masked = True
+        d = ev.combined()
+        too_long = self._seconds(ev.ref, n) > p.max_event_s
+        if not (has_returned(d, p.return_frac, ev.noise) or too_long):
+            return []
+        return self._close_event(d)
+
+    def _close_event(self, d: np.ndarray) -> list[Message]:
+        p, ev = self.params, self._event
+        self._event = None
+        end = ev.ref + len(d)  # n of the last frame followed
+        self._last_end = end
+        apex_i = int(np.argmax(d))
+        peak = float(d[apex_i])
+        if peak < ev.threshold:
+            return []  # the trigger was noise or a masked blink: nothing moved away from the reference
+        onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.noise))
+        apex = self._frame(ev.ref + 1 + apex_i)
+        offset = self._frame(end)
+        kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
+        header = {
+            "kind": kind,
+            "score": round(peak / max(ev.threshold, 1e-6), 3),
+            "peak_px": round(peak, 4),
+            "fps": self._fps,
+            "box": apex.box,
+            "onset": {"seq": onset.seq, "t_capture_ns": onset.t_ns},
+            "apex": {"seq": apex.seq, "t_capture_ns": apex.t_ns},
+            "offset": {"seq": offset.seq, "t_capture_ns": offset.t_ns},
+        }
+        arrays = {"onset": onset.crop, "apex": apex.crop}
+        if apex.color is not None:
+            arrays["apex_color"] = apex.color
+        log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
+        return [Message("interval", header, arrays)]
+
+    def flush(self) -> list[Message]:
+        """End of stream: an expression still under way is closed at the last frame."""
+        if self._event is None or not self._event.d:
+            return []
+        return self._close_event(self._event.combined())

@@ -1,0 +1,312 @@
+"""Synthetic spotting test videos made from a real face video, with a ground-truth CSV.
+
+Frames of a real face video (looped back and forth to the requested length) are warped with
+action-unit-like local motions placed on MediaPipe FaceMesh landmarks: smooth Gaussian displacement
+fields (cv2.remap) that rise from the onset to the apex and fall back by the offset (raised-cosine
+ramps). Micro-expressions last 0.2-0.5 s and move a few pixels; the distractors are blinks (upper lids
+swept down), small head motions (a global similarity transform that goes and comes back) and
+macro-expressions (longer than 0.5 s, larger, held at the apex). Sizes are fractions of the
+inter-ocular distance (outer eye corners), so they scale with the face.
+
+Truth CSV columns: onset, apex, offset (0-based frame numbers of the output video, inclusive), kind
+(micro | macro | blink | head), au (the motion's name), amplitude_px (peak displacement, source pixels).
+
+    mestream synth --face evm_face.mp4 --out synth.mp4 --truth synth.csv --seconds 20 --seed 3
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.spotting.metrics import Interval
+from engines.errors import MestreamError
+
+# Action-unit-like motions: (landmark indices where the motion is centred, direction per point in
+# image coordinates (x right, y down) with x mirrored for the second point, spread in eye distances).
+# Indices are MediaPipe FaceMesh: brows 105/334 (middle), 107/336 (inner), lower lids 145/374,
+# nose alae 129/358, mouth corners 61/291, chin 199.
+AU_MOTIONS: dict[str, tuple[tuple[int, ...], tuple[float, float], float]] = {
+    "AU1+2 brow raise": ((105, 334), (0.0, -1.0), 0.16),
+    "AU4 brow lower": ((107, 336), (0.45, 0.9), 0.12),
+    "AU7 lid tightener": ((145, 374), (0.0, -1.0), 0.10),
+    "AU9 nose wrinkle": ((129, 358), (0.2, -1.0), 0.11),
+    "AU12 lip corner pull": ((61, 291), (-0.8, -0.6), 0.12),
+    "AU15 lip corner depress": ((61, 291), (0.0, 1.0), 0.12),
+    "AU17 chin raise": ((199,), (0.0, -1.0), 0.15),
+}
+_UPPER_LIDS = (159, 386)
+_LOWER_LIDS = (145, 374)
+_EYE_CORNERS = ((33, 133), (263, 362))
+TRUTH_COLUMNS = ("onset", "apex", "offset", "kind", "au", "amplitude_px")
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    fps: float = 30.0
+    seconds: float = 20.0
+    seed: int = 0
+    lead_s: float = 1.0  # quiet start, so a spotter's threshold has seen the still face first
+    gap_s: tuple[float, float] = (0.8, 1.6)  # quiet time between events
+    # what each event is: probabilities of micro, macro, blink, head
+    mix: tuple[float, float, float, float] = (0.55, 0.15, 0.18, 0.12)
+    micro_s: tuple[float, float] = (0.2, 0.5)  # onset to offset
+    micro_amp: tuple[float, float] = (0.015, 0.03)  # peak displacement / eye distance
+    macro_ramp_s: tuple[float, float] = (0.25, 0.5)  # onset->apex and apex->offset each
+    macro_hold_s: tuple[float, float] = (0.4, 1.2)
+    macro_amp: tuple[float, float] = (0.07, 0.12)
+    blink_s: tuple[float, float] = (0.15, 0.3)
+    head_s: tuple[float, float] = (0.4, 1.0)
+    head_shift: float = 0.05  # largest head translation / eye distance (about 4 px on a 640x480 webcam face)
+    head_deg: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise MestreamError(f"--fps {self.fps}; expected a positive frame rate, e.g. 30")
+        if self.seconds <= self.lead_s + 1.0:
+            raise MestreamError(f"--seconds {self.seconds} is too short; expected at least {self.lead_s + 1.0:g} s")
+        if abs(sum(self.mix) - 1.0) > 1e-6:
+            raise MestreamError(f"event mix {self.mix} does not add up to 1; expected probabilities")
+
+
+@dataclass(frozen=True)
+class SynthEvent:
+    kind: str
+    au: str
+    onset: int
+    apex: int  # first frame at full amplitude
+    hold_end: int  # last frame at full amplitude (== apex unless held)
+    offset: int
+    amplitude: float  # / eye distance for AUs and blinks; head: translation / eye distance
+    sign: float = 1.0  # head: direction; AUs: which sides (1 both, 2 image-left only, 3 image-right only)
+    angle: float = 0.0  # head: direction of the translation (rad)
+    roll_deg: float = 0.0  # head: in-plane rotation at the apex
+
+    def weight(self, i: int) -> float:
+        """The raised-cosine profile at frame i: 0 outside [onset, offset], 1 on [apex, hold_end]."""
+        if i <= self.onset or i >= self.offset:
+            return 0.0
+        if i < self.apex:
+            return 0.5 - 0.5 * np.cos(np.pi * (i - self.onset) / (self.apex - self.onset))
+        if i <= self.hold_end:
+            return 1.0
+        return 0.5 + 0.5 * np.cos(np.pi * (i - self.hold_end) / (self.offset - self.hold_end))
+
+
+def plan_events(params: SynthParams, n_frames: int) -> list[SynthEvent]:
+    """Events laid one after another with quiet gaps, reproducible from the seed."""
+    rng = np.random.default_rng(params.seed)
+    fps = params.fps
+    kinds = ("micro", "macro", "blink", "head")
+    events: list[SynthEvent] = []
+    t = int(round(params.lead_s * fps))
+    while True:
+        kind = kinds[rng.choice(4, p=params.mix)]
+        if kind == "micro":
+            length = max(2, int(round(rng.uniform(*params.micro_s) * fps)))
+            rise = min(length - 1, max(1, int(round(length * rng.uniform(0.35, 0.6)))))
+            ev = SynthEvent(kind, rng.choice(list(AU_MOTIONS)), t, t + rise, t + rise, t + length,
+                            rng.uniform(*params.micro_amp), float(rng.choice([1, 1, 1, 2, 3])))
+        elif kind == "macro":
+            up = max(2, int(round(rng.uniform(*params.macro_ramp_s) * fps)))
+            hold = int(round(rng.uniform(*params.macro_hold_s) * fps))
+            down = max(2, int(round(rng.uniform(*params.macro_ramp_s) * fps)))
+            ev = SynthEvent(kind, rng.choice(list(AU_MOTIONS)), t, t + up, t + up + hold, t + up + hold + down,
+                            rng.uniform(*params.macro_amp))
+        elif kind == "blink":
+            length = max(2, int(round(rng.uniform(*params.blink_s) * fps)))
+            ev = SynthEvent(kind, "blink", t, t + length // 2, t + length // 2, t + length, rng.uniform(1.0, 1.3))
+        else:
+            length = max(2, int(round(rng.uniform(*params.head_s) * fps)))
+            ev = SynthEvent(kind, "head", t, t + length // 2, t + length // 2, t + length,
+                            rng.uniform(0.4, 1.0) * params.head_shift, 1.0, float(rng.uniform(0, 2 * np.pi)),
+                            float(rng.uniform(-1.0, 1.0) * params.head_deg))
+        if ev.offset >= n_frames - 1:
+            break
+        events.append(ev)
+        t = ev.offset + max(1, int(round(rng.uniform(*params.gap_s) * fps)))
+    return events
+
+
+def ping_pong(i: int, n: int) -> int:
+    """Index into a clip of n frames played forward, backward, forward... (no repeated end frames)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    j = i % period
+    return j if j < n else period - j
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise MestreamError(f"cannot open face video {path}; expected a readable video file (mp4, avi, mov)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if not frames:
+        raise MestreamError(f"no frames decoded from {path}; expected a video with at least one frame")
+    return frames, fps
+
+
+def find_landmarks(frames: list[np.ndarray], path: Path, used: set[int]) -> dict[int, np.ndarray]:
+    """FaceMesh landmarks of the source frames in `used`; each must show the face (warps need it)."""
+    from edge.perception.landmarks import FaceLandmarks
+
+    out = {}
+    with FaceLandmarks() as finder:
+        for i in sorted(used):
+            points = finder.find(frames[i])
+            if points is None:
+                raise MestreamError(
+                    f"no face found in frame {i} of {path}; expected a face video with the face in every frame"
+                )
+            out[i] = points
+    return out
+
+
+def _gaussian(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
+    return np.exp(-0.5 * (((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
+
+
+class _Warper:
+    """Displacement fields of the events active at one frame, on the frame's own landmarks."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        h, w = shape
+        self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def render(self, image: np.ndarray, marks: np.ndarray, active: list[tuple[SynthEvent, float]]) -> np.ndarray:
+        eye = float(np.linalg.norm(marks[33] - marks[263]))
+        dx = np.zeros_like(self.xx)
+        dy = np.zeros_like(self.yy)
+        head = None
+        for ev, wgt in active:
+            if ev.kind == "head":
+                head = (ev, wgt)
+                continue
+            if ev.kind == "blink":
+                for side, (up, low) in enumerate(zip(_UPPER_LIDS, _LOWER_LIDS)):
+                    a, b = _EYE_CORNERS[side]
+                    width = float(np.linalg.norm(marks[a] - marks[b]))
+                    y_up, y_low = float(marks[up][1]), float(marks[low][1])
+                    opening = max(y_low - y_up, 0.05 * width)
+                    cx = float(marks[up][0])
+                    # the upper lid slides down over the eye while the lower lid stays: full shift from
+                    # above the upper lid (fading upwards) down to the lower lid, then none
+                    gx = np.exp(-0.5 * ((self.xx - cx) / (0.45 * width)) ** 2)
+                    above = np.exp(-0.5 * (np.minimum(self.yy - y_up, 0.0) / (0.5 * opening)) ** 2)
+                    ramp = np.clip((y_low + 0.15 * opening - self.yy) / (0.3 * opening), 0.0, 1.0)
+                    dy += gx * above * ramp * (wgt * ev.amplitude * opening)
+                continue
+            points, (ux, uy), spread = AU_MOTIONS[ev.au]
+            sides = range(len(points)) if ev.sign == 1.0 or len(points) == 1 else [int(ev.sign) - 2]
+            for side in sides:
+                cx, cy = marks[points[side]]
+                mirror = -1.0 if side == 1 else 1.0
+                g = _gaussian(self.xx, self.yy, cx, cy, spread * eye, spread * eye)
+                amp = wgt * ev.amplitude * eye
+                dx += g * (amp * ux * mirror)
+                dy += g * (amp * uy)
+        out = image
+        if np.any(dx) or np.any(dy):
+            # backward map: the pixel that lands at x came from about x - d(x) (fields are smooth and small)
+            out = cv2.remap(image, self.xx - dx, self.yy - dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if head is not None:
+            ev, wgt = head
+            centre = marks[[33, 263, 1]].mean(axis=0)
+            m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), wgt * ev.roll_deg, 1.0)
+            shift = wgt * ev.amplitude * eye
+            m[:, 2] += (shift * np.cos(ev.angle), shift * np.sin(ev.angle))
+            out = cv2.warpAffine(out, m, (out.shape[1], out.shape[0]), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        return out
+
+
+def write_truth(path: Path, events: list[SynthEvent], eye_px: float) -> None:
+    rows = []
+    for ev in events:
+        amp = ev.amplitude * eye_px if ev.kind in ("micro", "macro", "head") else ev.amplitude
+        rows.append([ev.onset, ev.apex, ev.offset, ev.kind, ev.au, round(float(amp), 3)])
+    _atomic_write_csv(path, rows)
+
+
+def _atomic_write_csv(path: Path, rows: list[list]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(TRUTH_COLUMNS)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_truth(path: Path) -> list[Interval]:
+    """Intervals of a truth CSV (all kinds; the metric scores micro and macro, the rest are distractors)."""
+    if not Path(path).is_file():
+        raise MestreamError(f"truth file {path} does not exist; expected a CSV written by `mestream synth`")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"onset", "offset", "kind"} - set(reader.fieldnames or [])
+        if missing:
+            raise MestreamError(
+                f"truth file {path} lacks columns {sorted(missing)}; expected {', '.join(TRUTH_COLUMNS)}"
+            )
+        out = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                apex = int(row["apex"]) if row.get("apex") not in (None, "") else None
+                out.append(Interval(int(row["onset"]), int(row["offset"]), row["kind"], apex))
+            except ValueError as exc:
+                raise MestreamError(f"{path} line {line}: {exc}; expected integer frame numbers") from exc
+    return out
+
+
+def synthesise(face: Path, out: Path, truth: Path, params: SynthParams, progress: bool = True) -> list[SynthEvent]:
+    """Write the synthetic video to `out` and its truth CSV to `truth`; returns the events."""
+    from tqdm import tqdm
+
+    if out.suffix.lower() not in (".mp4", ".avi"):
+        raise MestreamError(f"--out {out}; expected a .mp4 or .avi file name")
+    for p in (out, truth):
+        if not p.parent.is_dir():
+            raise MestreamError(f"folder {p.parent} does not exist; create it first or choose another path")
+    frames, _ = read_video(face)
+    n_frames = int(round(params.seconds * params.fps))
+    marks = find_landmarks(frames, face, {ping_pong(i, len(frames)) for i in range(n_frames)})
+    events = plan_events(params, n_frames)
+    h, w = frames[0].shape[:2]
+    warper = _Warper((h, w))
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
+    writer = cv2.VideoWriter(str(tmp), fourcc, params.fps, (w, h))
+    if not writer.isOpened():
+        raise MestreamError(f"cannot write video {out}; expected a writable path with a .mp4 or .avi suffix")
+    try:
+        for i in tqdm(range(n_frames), desc=f"synth {out.name}", unit="frame", disable=not progress):
+            src = ping_pong(i, len(frames))
+            active = [(ev, ev.weight(i)) for ev in events if ev.onset < i < ev.offset]
+            writer.write(warper.render(frames[src], marks[src], active))
+        writer.release()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+        raise
+    eye_px = float(np.median([np.linalg.norm(m[33] - m[263]) for m in marks.values()]))
+    write_truth(truth, events, eye_px)
+    return events

@@ -1,0 +1,148 @@
+"""The spotter on aligned crops made here: a smooth random texture stands in for a face, so these tests
+need neither MediaPipe nor the real assets; real faces go through tests/edge/test_spot_eval.py."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.messages import Message
+from edge.perception.align import region_boxes
+from edge.spotting.metrics import Interval, iou
+from edge.spotting.params import SpotParams
+from edge.stages.apex_spotting import ApexSpotter
+from engines.errors import MestreamError
+
+S = 128
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.normal(0, 1, (S, S)).astype(np.float32), (0, 0), 2.0)
+    return (base - base.min()) / (base.max() - base.min()) * 180 + 40
+
+
+def _warp(image: np.ndarray, centre: tuple[float, float], shift: tuple[float, float], sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32)
+    g = np.exp(-0.5 * (((xx - centre[0]) / sigma) ** 2 + ((yy - centre[1]) / sigma) ** 2))
+    return cv2.remap(image, xx - g * shift[0], yy - g * shift[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _profile(i: int, onset: int, apex: int, hold_end: int, offset: int) -> float:
+    if i <= onset or i >= offset:
+        return 0.0
+    if i < apex:
+        return 0.5 - 0.5 * np.cos(np.pi * (i - onset) / (apex - onset))
+    if i <= hold_end:
+        return 1.0
+    return 0.5 + 0.5 * np.cos(np.pi * (i - hold_end) / (offset - hold_end))
+
+
+def _mouth_corner() -> tuple[float, float]:
+    x, y, w, h = region_boxes(S)["mouth_left"]
+    return x + w / 2, y + h / 2
+
+
+def make_faces(n, fps=30.0, events=(), head=(), seed=1, start_seq=0):
+    """Face messages over n frames; events: (onset, apex, hold_end, offset, amplitude px) at a mouth corner;
+    head: (onset, apex, hold_end, offset, shift px) moving the whole crop."""
+    rng = np.random.default_rng(seed)
+    face = _texture(seed)
+    out = []
+    for i in range(n):
+        img = face
+        for onset, apex, hold_end, offset, amp in events:
+            w = _profile(i, onset, apex, hold_end, offset)
+            if w:
+                img = _warp(img, _mouth_corner(), (-0.8 * amp * w, -0.6 * amp * w), 7.0)
+        for onset, apex, hold_end, offset, amp in head:
+            w = _profile(i, onset, apex, hold_end, offset)
+            if w:
+                m = np.float32([[1, 0, amp * w], [0, 1, 0.5 * amp * w]])
+                img = cv2.warpAffine(img, m, (S, S), borderMode=cv2.BORDER_REPLICATE)
+        noisy = np.clip(img + rng.normal(0, 1.0, img.shape), 0, 255).astype(np.uint8)  # sensor noise
+        seq = start_seq + i
+        header = {"seq": seq, "t_capture_ns": int(seq * 1e9 / fps), "fps": fps, "found": True, "box": [10, 20, 200, 200]}
+        out.append(Message("face", header, {"crop": noisy}))
+    return out
+
+
+def spot(messages, params=None):
+    stage = ApexSpotter(params)
+    stage.open()
+    out = []
+    for m in messages:
+        out += stage.process(m)
+    out += stage.flush()
+    stage.close()
+    return out
+
+
+def intervals(out):
+    return [
+        Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
+        for m in out
+        if m.topic == "interval"
+    ]
+
+
+def test_a_still_face_with_sensor_noise_gives_no_event():
+    assert intervals(spot(make_faces(150))) == []
+
+
+def test_a_micro_expression_is_found_with_its_onset_apex_and_offset():
+    truth = Interval(45, 54, "micro", 49)  # 0.3 s at 30 fps, 2.5 px at the mouth corner of a 128 px crop
+    out = spot(make_faces(100, events=[(45, 49, 49, 54, 2.5)]))
+    found = intervals(out)
+    assert len(found) == 1
+    assert found[0].kind == "micro"
+    assert iou(found[0], truth) >= 0.5
+    assert 46 <= found[0].apex <= 52
+    msg = [m for m in out if m.topic == "interval"][0]
+    assert msg.arrays["onset"].shape == (S, S) and msg.arrays["apex"].shape == (S, S)
+    assert msg.header["fps"] == 30.0 and msg.header["box"] == [10, 20, 200, 200]
+    assert msg.header["score"] > 1.0
+
+
+def test_the_same_micro_expression_is_found_at_200_fps():
+    fps = 200.0
+    # 0.3 s: onset at 1 s, apex 0.12 s later
+    truth = Interval(200, 260, "micro", 224)
+    found = intervals(spot(make_faces(330, fps=fps, events=[(200, 224, 224, 260, 2.5)])))
+    assert len(found) == 1 and found[0].kind == "micro"
+    assert iou(found[0], truth) >= 0.5
+
+
+def test_an_expression_held_for_a_second_is_a_macro_expression():
+    truth = Interval(40, 90, "macro")
+    found = intervals(spot(make_faces(130, events=[(40, 50, 80, 90, 5.0)])))
+    assert [f.kind for f in found] == ["macro"]
+    assert iou(found[0], truth) >= 0.5
+
+
+def test_a_head_shift_of_two_pixels_is_not_an_expression():
+    assert intervals(spot(make_faces(120, head=[(40, 46, 46, 52, 2.0)]))) == []
+
+
+def test_a_gap_in_the_frame_sequence_restarts_the_window():
+    faces = make_faces(60)
+    faces[30].header["gap"] = 4
+    out = spot(faces)
+    assert [m.header["event"] for m in out if m.topic == "status"] == ["restart"]
+    # a jump in seq without a gap field restarts too
+    faces = make_faces(30) + make_faces(30, start_seq=40)
+    assert [m.header["event"] for m in spot(faces) if m.topic == "status"] == ["restart"]
+
+
+def test_a_lost_face_resets_the_window_so_nothing_straddles_it():
+    faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
+    for i in range(44, 48):  # the face is lost while the expression starts
+        faces[i] = Message("face", {"seq": i, "t_capture_ns": 0, "fps": 30.0, "found": False})
+    found = intervals(spot(faces))
+    assert all(f.onset >= 48 for f in found)
+
+
+def test_bad_parameters_are_refused_with_the_value():
+    with pytest.raises(MestreamError, match="return_frac=1.5"):
+        SpotParams(return_frac=1.5)
+    with pytest.raises(MestreamError, match="flow_size=8"):
+        SpotParams(flow_size=8)

@@ -1,0 +1,84 @@
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main
+from edge.synth import SynthParams, plan_events, ping_pong, read_truth, synthesise
+from engines.errors import MestreamError
+
+
+def test_the_event_plan_is_reproducible_and_events_never_overlap():
+    params = SynthParams(seconds=60, seed=7)
+    a = plan_events(params, 1800)
+    assert a == plan_events(params, 1800)
+    assert a != plan_events(SynthParams(seconds=60, seed=8), 1800)
+    assert {e.kind for e in a} == {"micro", "macro", "blink", "head"}
+    for prev, nxt in zip(a, a[1:]):
+        assert prev.offset < nxt.onset
+    assert all(e.offset < 1800 for e in a)
+
+
+def test_micro_expressions_last_at_most_half_a_second_and_macro_ones_longer():
+    for seed in range(5):
+        for e in plan_events(SynthParams(seconds=60, seed=seed), 1800):
+            assert e.onset < e.apex <= e.hold_end < e.offset
+            if e.kind == "micro":
+                assert 0.2 * 30 - 1 <= e.offset - e.onset <= 0.5 * 30
+            if e.kind == "macro":
+                assert e.offset - e.onset > 0.5 * 30
+
+
+def test_the_profile_rises_to_one_at_the_apex_and_falls_back_to_zero():
+    e = plan_events(SynthParams(seconds=60, seed=3, mix=(0, 1, 0, 0)), 1800)[0]
+    assert e.weight(e.onset) == 0.0 and e.weight(e.offset) == 0.0
+    assert e.weight(e.apex) == 1.0 and e.weight(e.hold_end) == 1.0
+    assert 0 < e.weight(e.onset + 1) < e.weight(e.apex - 1) < 1
+
+
+def test_the_source_is_played_back_and_forth():
+    assert [ping_pong(i, 4) for i in range(9)] == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert ping_pong(5, 1) == 0
+
+
+def test_synth_writes_a_video_and_a_truth_csv_from_a_real_face(assets, tmp_path):
+    out, truth = tmp_path / "s.mp4", tmp_path / "s.csv"
+    face = assets / "videos" / "evm_face.mp4"
+    code = main(["synth", "--face", str(face), "--out", str(out), "--truth", str(truth),
+                 "--seconds", "4", "--seed", "2", "--no-progress"])
+    assert code == 0
+    cap = cv2.VideoCapture(str(out))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, first = cap.read()
+    cap.release()
+    assert ok and n == 120 and first.shape == (592, 528, 3)
+    rows = read_truth(truth)
+    assert rows and all(0 < r.onset < r.offset < 120 for r in rows)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_warped_frames_move_only_where_and_when_an_event_is(assets, tmp_path):
+    params = SynthParams(seconds=3, seed=5, mix=(1, 0, 0, 0), micro_amp=(0.04, 0.04))
+    events = synthesise(assets / "videos" / "evm_face.mp4", tmp_path / "m.avi", tmp_path / "m.csv", params,
+                        progress=False)
+    cap = cv2.VideoCapture(str(tmp_path / "m.avi"))
+    frames = [cap.read()[1].astype(np.int16) for _ in range(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))]
+    cap.release()
+    src = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
+    originals = [src.read()[1].astype(np.int16) for _ in range(len(frames))]
+    src.release()
+    e = events[0]
+
+    def changed(i):  # pixels changed well beyond the codec's noise
+        return int((np.abs(frames[i] - originals[i]).max(axis=2) > 25).sum())
+
+    assert changed(e.apex) > 200
+    assert changed(e.apex) > 10 * max(changed(e.onset), 1)
+
+
+def test_a_missing_face_video_is_one_clear_error(tmp_path, capsys):
+    code = main(["synth", "--face", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "o.mp4"),
+                 "--truth", str(tmp_path / "o.csv")])
+    assert code == 2
+    assert "none.mp4 does not exist" in capsys.readouterr().err
+    with pytest.raises(MestreamError, match="--fps -1"):
+        SynthParams(fps=-1)
