@@ -106,7 +106,9 @@ def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq:
 
     stage_options_of(name, options, _NoOptions)
     record = run.record or None
-    return Publish(run.publish.endpoint, record=record, allow_public=run.publish.allow_public, hwm=run.publish.hwm)
+    pub = run.publish
+    return Publish(pub.endpoint, record=record, allow_public=pub.allow_public, hwm=pub.hwm,
+                   curve_secret_key=pub.curve_secret_key or None, curve_clients=pub.curve_clients or None)
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,11 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     source.close()
     if "publish" in names:
         bus.check_bind_endpoint(run.publish.endpoint, run.publish.allow_public)
+        if run.publish.curve_secret_key:
+            from edge.keys import read_allowed_clients, read_keypair
+
+            read_keypair(Path(run.publish.curve_secret_key))
+            read_allowed_clients(Path(run.publish.curve_clients))
         ctx = zmq.Context()
         try:
             sock = bus.open_socket(ctx, zmq.PUB, bind=run.publish.endpoint, allow_public=run.publish.allow_public)

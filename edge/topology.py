@@ -48,6 +48,8 @@ class PublishConfig:
     endpoint: str = "tcp://127.0.0.1:5560"
     allow_public: bool = False  # binding a non-loopback address needs this set on purpose
     hwm: int = 1000  # per subscriber; a slow subscriber loses events beyond this, the pipeline never waits
+    curve_secret_key: str = ""  # server NAME.key_secret (mestream keys): results encrypted with CURVE ...
+    curve_clients: str = ""  # ... and only subscribers whose NAME.key is in this folder get them
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ def _check(topo: Topology, where: str) -> None:
         raise MestreamError(f"{where} [runtime] hang_timeout_s {r.hang_timeout_s} must exceed twice heartbeat_s {r.heartbeat_s}, or live stages look hung")
     if topo.publish.hwm < 1:
         raise MestreamError(f"{where} [publish] hwm = {topo.publish.hwm}: expected at least 1")
+    if bool(topo.publish.curve_secret_key) != bool(topo.publish.curve_clients):
+        raise MestreamError(f"{where} [publish]: curve_secret_key and curve_clients go together; set both (CURVE) or neither")
     names = set()
     seen_stages: set[str] = set()
     for i, p in enumerate(topo.processes):

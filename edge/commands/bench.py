@@ -296,8 +296,6 @@ def chart(result: dict, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    import zmq
-
     from edge.process import RunOptions
     from edge.supervisor import preflight
     from edge.topology import load_topology
@@ -312,9 +310,11 @@ def run(args: argparse.Namespace) -> int:
     topo = load_topology(args.topology)
     capture_opts = dict(topo.stage_options.get("capture", {}), max_width=args.width, repeat=100000)
     topo = replace(topo, stage_options={**topo.stage_options, "capture": capture_opts})
-    s = zmq.Context.instance().socket(zmq.PUB)
-    port = s.bind_to_random_port("tcp://127.0.0.1")
-    s.close(0)
+    import socket
+
+    with socket.socket() as probe:  # a free loopback port for this run's results
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     run_opts = RunOptions(source=source, artifact=str(args.artifact) if args.artifact else "", fast=True,
                           publish=replace(topo.publish, endpoint=f"tcp://127.0.0.1:{port}"))
     run_opts = preflight(topo, run_opts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "print the events and status a running pipeline publishes (ZeroMQ SUB)"
 
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=0, help="stop after this many messages (0 = never)")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds of silence (0 = wait forever)")
     parser.add_argument("--max-bytes", type=int, default=1 << 20, help="refuse messages larger than this (bytes)")
+    parser.add_argument("--curve-key", type=Path, default=None, metavar="FILE", help="this subscriber's NAME.key_secret (CURVE publisher)")
+    parser.add_argument("--server-key", type=Path, default=None, metavar="FILE", help="the publisher's server.key (with --curve-key)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,18 +34,28 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
     if not args.endpoint.startswith(("tcp://", "ipc://")):
         raise MestreamError(f"--endpoint {args.endpoint!r}: expected tcp://HOST:PORT or ipc://PATH")
+    if bool(args.curve_key) != bool(args.server_key):
+        raise MestreamError("--curve-key and --server-key go together: this subscriber's secret key and the publisher's public key")
+    topics = tuple(t.strip().encode() for t in args.topics.split(",") if t.strip())
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, args.max_bytes)
-    for topic in filter(None, (t.strip() for t in args.topics.split(","))):
-        sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
     try:
-        sock.connect(args.endpoint)
+        if args.curve_key:
+            from edge.security import secure_sub_socket
+
+            sock = secure_sub_socket(ctx, args.endpoint, args.curve_key, args.server_key, topics=topics)
+        else:
+            sock = ctx.socket(zmq.SUB)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, args.max_bytes)  # before connect: options apply to later connections
+            for topic in topics:
+                sock.setsockopt(zmq.SUBSCRIBE, topic)
+            sock.connect(args.endpoint)
     except zmq.ZMQError as exc:
-        sock.close(0)
         ctx.term()
         raise MestreamError(f"--endpoint {args.endpoint!r}: {exc}; expected tcp://HOST:PORT or ipc://PATH") from None
+    except MestreamError:
+        ctx.term()
+        raise
     got = 0
     try:
         while not args.count or got < args.count:

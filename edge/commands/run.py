@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at their frame rate")
     parser.add_argument("--publish", default=None, metavar="ENDPOINT", help="PUB endpoint (default from the topology: tcp://127.0.0.1:5560)")
     parser.add_argument("--allow-public", action="store_true", help="allow --publish to bind an address other hosts can reach")
+    parser.add_argument("--curve-key", type=Path, default=None, metavar="FILE", help="server NAME.key_secret from `mestream keys`: encrypt results with CURVE")
+    parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
 
 
 def build_run_options(args: argparse.Namespace):
@@ -37,6 +39,12 @@ def build_run_options(args: argparse.Namespace):
         publish = replace(publish, endpoint=args.publish)
     if args.allow_public:
         publish = replace(publish, allow_public=True)
+    if args.curve_key or args.curve_clients:
+        from engines.errors import MestreamError
+
+        if not (args.curve_key and args.curve_clients):
+            raise MestreamError("--curve-key and --curve-clients go together: the server key and the folder of allowed subscriber keys")
+        publish = replace(publish, curve_secret_key=str(args.curve_key), curve_clients=str(args.curve_clients))
     run = RunOptions(
         source=args.source,
         artifact=str(args.artifact) if args.artifact else "",

@@ -5,6 +5,9 @@ metrics from the supervisor). Any language can subscribe: a message is [topic, J
 for subscribers: with none, a slow one or a vanished one, the pipeline runs on and each subscriber
 loses what does not fit its queue (hwm). The socket binds 127.0.0.1 unless explicitly allowed.
 
+With a server key and a client-key folder (`mestream keys`), the socket speaks CURVE and only listed
+subscribers receive anything (edge/security.py).
+
 The record is written to FILE.jsonl.partial, one line flushed per message, and renamed to FILE.jsonl
 on close, so a finished record is never half-written.
 
@@ -48,11 +51,18 @@ class Publish:
         record: Path | str | None = None,
         allow_public: bool = False,
         hwm: int = 1000,
+        curve_secret_key: Path | str | None = None,
+        curve_clients: Path | str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.record = Path(record) if record else None
         self.allow_public = allow_public
         self.hwm = hwm
+        if bool(curve_secret_key) != bool(curve_clients):
+            raise MestreamError("CURVE needs both the server secret key file and the client key folder; give both or neither")
+        self.curve_secret_key = Path(curve_secret_key) if curve_secret_key else None
+        self.curve_clients = Path(curve_clients) if curve_clients else None
+        self._secure = None
         self.sent = {PUBLISHED_EVENT_TOPIC: 0, PUBLISHED_STATUS_TOPIC: 0}
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
@@ -67,7 +77,15 @@ class Publish:
             self._record_file = open(self._partial, "w", encoding="utf-8")
         self._ctx = zmq.Context()
         try:
-            self._sock = open_socket(self._ctx, zmq.PUB, bind=self.endpoint, hwm=self.hwm, allow_public=self.allow_public)
+            if self.curve_secret_key is not None:
+                from edge.bus import check_bind_endpoint
+                from edge.security import secure_pub_socket
+
+                check_bind_endpoint(self.endpoint, self.allow_public)  # encrypted or not, exposure is a choice
+                self._secure = secure_pub_socket(self._ctx, self.endpoint, self.curve_secret_key, self.curve_clients, hwm=self.hwm)
+                self._sock = self._secure.socket
+            else:
+                self._sock = open_socket(self._ctx, zmq.PUB, bind=self.endpoint, hwm=self.hwm, allow_public=self.allow_public)
         except MestreamError:
             self.close()
             raise
@@ -104,6 +122,9 @@ class Publish:
         if self._sock is not None:
             self._sock.close(linger=500)  # the last events of a file still reach connected subscribers
             self._sock = None
+        if self._secure is not None:
+            self._secure.authenticator.stop()
+            self._secure = None
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None

@@ -107,12 +107,11 @@ def artifact_for_tests(tmp_path) -> "Path":
 
 
 def free_port() -> int:
-    import zmq
+    import socket
 
-    s = zmq.Context.instance().socket(zmq.PUB)
-    port = s.bind_to_random_port("tcp://127.0.0.1")
-    s.close(0)
-    return port
+    with socket.socket() as s:  # the OS releases it at once; a closed zmq socket lets go of its port later
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def stage_processes_of(pid: int) -> list[int]:

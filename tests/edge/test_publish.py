@@ -9,11 +9,9 @@ from engines.errors import MestreamError
 
 
 def _free_endpoint() -> str:
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.PUB)
-    port = s.bind_to_random_port("tcp://127.0.0.1")
-    s.close(0)
-    return f"tcp://127.0.0.1:{port}"
+    from stand_ins import free_port
+
+    return f"tcp://127.0.0.1:{free_port()}"
 
 
 def test_a_subscriber_receives_status_and_events_as_plain_json():
@@ -91,3 +89,43 @@ def test_a_taken_port_is_one_clear_error():
 def test_a_record_in_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(MestreamError, match="does not exist"):
         Publish(_free_endpoint(), record=tmp_path / "no" / "r.jsonl").open()
+
+
+def test_with_curve_only_a_listed_subscriber_receives_events(tmp_path):
+    from edge.keys import write_keypair
+    from edge.security import secure_sub_socket
+
+    server = write_keypair(tmp_path / "server", "server")
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    listed = write_keypair(tmp_path / "listed", "laptop")
+    (clients / "laptop.key").write_bytes(listed.public.read_bytes())
+    stranger = write_keypair(tmp_path / "stranger", "stranger")
+    endpoint = _free_endpoint()
+    pub = Publish(endpoint, curve_secret_key=server.secret, curve_clients=clients)
+    pub.open()
+    ctx = zmq.Context()
+    good = secure_sub_socket(ctx, endpoint, listed.secret, server.public)
+    bad = secure_sub_socket(ctx, endpoint, stranger.secret, server.public)
+    plain = ctx.socket(zmq.SUB)
+    plain.setsockopt(zmq.LINGER, 0)
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.connect(endpoint)
+    try:
+        received = []
+        for _ in range(30):
+            pub.process(status("x", "tick"))
+            if good.poll(100):
+                received.append(good.recv_multipart())
+        assert received and received[0][0] == b"me.status"
+        assert not bad.poll(200) and not plain.poll(200)
+    finally:
+        for s in (good, bad, plain):
+            s.close(0)
+        ctx.term()
+        pub.close()
+
+
+def test_curve_needs_both_the_key_and_the_client_folder(tmp_path):
+    with pytest.raises(MestreamError, match="both"):
+        Publish(_free_endpoint(), curve_secret_key=tmp_path / "server.key_secret")

@@ -32,10 +32,11 @@ def _video(path: Path, n: int, fps: float = 30.0) -> Path:
 
 
 def _free_port() -> int:
-    s = zmq.Context.instance().socket(zmq.PUB)
-    port = s.bind_to_random_port("tcp://127.0.0.1")
-    s.close(0)
-    return port
+    import socket
+
+    with socket.socket() as s:  # the OS releases it at once; a closed zmq socket lets go of its port later
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _children_of(pid: int) -> list[int]:
