@@ -37,7 +37,9 @@ ext="$work/external"
 mkdir -p "$ext"
 ln -s "$("$python" -c 'import os, pybind11; print(os.path.dirname(pybind11.__file__))')" "$ext/pybind11"
 ln -s "$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" "$ext/python3.$py_minor"
-# The OSS tree expects the ONNX parser header next to its sources; JetPack installs it system-wide.
+# TensorRT 10's bindings include onnx-tensorrt headers (errorHelpers.hpp, ...) that live only in the
+# parsers/onnx submodule; the parser header itself must be JetPack's, to match libnvonnxparser.
+git -C "$work/TensorRT" submodule update --init --depth 1 parsers/onnx
 ln -sf /usr/include/aarch64-linux-gnu/NvOnnxParser.h "$work/TensorRT/parsers/onnx/NvOnnxParser.h"
 (
     cd "$work/TensorRT/python"
