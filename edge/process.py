@@ -314,6 +314,10 @@ class StageProcess:
                 self._dropped_since_accept += 1
                 self.drops.drop("behind", f"entrance queue of {self.plan.queue} full")
                 continue
+            if self._dropped_since_accept and msg.topic in PER_FRAME_TOPICS:
+                # The hole the spotter will see right before this frame is ours: counted as drops, not losses.
+                msg.header["_dropped_here"] = self._dropped_since_accept
+                self._dropped_since_accept = 0
             self.queue.append((msg, time.monotonic_ns()))
 
     def check_sequence(self, msg: Message) -> None:
@@ -326,10 +330,10 @@ class StageProcess:
             missing = seq - last - 1
         elif last >= 0 and seq <= last:
             missing = 1  # the source restarted: whatever the spotter holds belongs to another stream
+        dropped_here = int(msg.header.pop("_dropped_here", 0))
         if missing:
-            self.meter.lost += max(0, missing - self._dropped_since_accept)
+            self.meter.lost += max(0, missing - dropped_here)
             msg.header["gap"] = max(int(msg.header.get("gap", 0) or 0), missing)
-        self._dropped_since_accept = 0
         self.meter.last_seq = seq
 
     def handle(self, msg: Message, t_in: int) -> None:

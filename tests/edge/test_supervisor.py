@@ -239,3 +239,90 @@ def test_a_public_publish_address_needs_allow_public(tmp_path):
     video = _video(tmp_path / "v.avi", 10)
     result = _mestream("run", "--source", str(video), "--publish", "tcp://0.0.0.0:5999")
     assert result.returncode != 0 and "--allow-public" in result.stderr
+
+
+def _entrance(tmp_path, policy: str, queue: int = 4):
+    from edge.process import ProcessPlan, StageProcess
+
+    ctx = zmq.Context()
+    control = ctx.socket(zmq.PULL)
+    control.bind(f"ipc://{tmp_path}/control")
+    plan = ProcessPlan(name="spot", stages=("spot",), stage_options={}, input=f"ipc://{tmp_path}/spot.in", output="",
+                       control=f"ipc://{tmp_path}/control", queue=queue, hwm=1000, policy=policy, output_policy="block",
+                       heartbeat_s=0.2, run=RunOptions(source="x.mp4"))
+    proc = StageProcess(plan, ctx)
+    proc.inp = bus.open_socket(ctx, zmq.PULL, bind=plan.input, hwm=1000, limits=proc.limits)
+    push = bus.open_socket(ctx, zmq.PUSH, connect=plan.input, hwm=1000)
+    return ctx, control, proc, push
+
+
+def _face(seq):
+    from edge.messages import Message
+
+    return Message("face", {"seq": seq, "found": False})
+
+
+def test_a_stage_that_falls_behind_drops_a_whole_run_and_marks_the_gap(tmp_path):
+    ctx, control, proc, push = _entrance(tmp_path, "drop")
+    try:
+        for seq in range(20):
+            bus.send(push, _face(seq))
+        time.sleep(0.3)
+        proc.receive()
+        assert [m.header["seq"] for m, _ in proc.queue] == [0, 1, 2, 3]
+        assert proc.drops.counts == {"behind": 16}
+        bus.send(push, _face(20))  # still dropping: the queue has not emptied yet
+        time.sleep(0.1)
+        proc.receive()
+        seen = []
+        while proc.queue:
+            msg, _ = proc.next_message()
+            proc.check_sequence(msg)
+            seen.append(msg.header["seq"])
+        bus.send(push, _face(21))
+        time.sleep(0.1)
+        msg, _ = proc.next_message()
+        proc.check_sequence(msg)
+        assert seen == [0, 1, 2, 3] and msg.header["seq"] == 21
+        assert msg.header["gap"] == 17 and proc.drops.counts == {"behind": 17}
+        assert proc.meter.lost == 0  # every missing frame is accounted for by this entrance's own drops
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
+
+
+def test_a_blocking_entrance_reads_no_more_than_its_queue(tmp_path):
+    ctx, control, proc, push = _entrance(tmp_path, "block")
+    try:
+        for seq in range(10):
+            bus.send(push, _face(seq))
+        time.sleep(0.3)
+        proc.receive()
+        assert len(proc.queue) == 4 and not proc.drops.counts
+        proc.queue.clear()
+        proc.receive()
+        assert [m.header["seq"] for m, _ in proc.queue] == [4, 5, 6, 7]
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
+
+
+def test_holes_in_the_sequence_are_counted_and_marked(tmp_path):
+    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
+    try:
+        for seq in (0, 1, 5, 6, 2):
+            bus.send(push, _face(seq))
+        time.sleep(0.2)
+        gaps = []
+        for _ in range(5):
+            msg, _ = proc.next_message()
+            proc.check_sequence(msg)
+            gaps.append(msg.header.get("gap", 0))
+        assert gaps == [0, 0, 3, 0, 1]  # 3 frames lost upstream; going back means a new stream
+        assert proc.meter.lost == 4
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
