@@ -11,7 +11,7 @@ One run measures side by side, with the same TVL1Params (edge/perception/flow.py
 
     mestream bench-flow                         # table; assets from $MESTREAM_ASSETS
     mestream bench-flow --json out/flow.json    # also JSON for machines
-    mestream bench-flow --cuda yes --batch 256  # fail unless the CUDA path runs
+    mestream bench-flow --cuda yes --batch 32,256  # fail unless the CUDA path runs
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda", choices=("auto", "yes", "no"), default="auto",
                         help="run the CUDA kernels: auto = when pycuda and a GPU are there")
     parser.add_argument("--no-opencv", action="store_true", help="skip OpenCV's DualTVL1")
-    parser.add_argument("--batch", type=int, default=256, help="pairs per CUDA launch sequence (speed test)")
+    parser.add_argument("--batch", default="16,64,256",
+                        help="comma-separated pairs per CUDA launch sequence to time (the last is the headline)")
     parser.add_argument("--cpu-pairs", type=int, default=6, help="face pairs timed on the CPU (ours and OpenCV)")
     parser.add_argument("--repeat", type=int, default=10, help="timed CUDA batches")
     parser.add_argument("--gap", type=int, default=4, help="frames between the two frames of a face pair")
@@ -227,31 +228,37 @@ def _face_speed(root: Path, args, params, ocv, cuda) -> dict:
             ocv.calc(prev[i], nxt[i], None)
         out["opencv_ms_per_pair"] = (time.perf_counter() - t) / k * 1e3
     if cuda is not None:
-        batch = args.batch
-        idx = np.arange(batch) % len(prev)
-        tvl1 = cuda.get(batch, 128, 128)
-        flow_gpu, input_gpu = tvl1.compute(prev[idx], nxt[idx])
-        out["cuda_vs_cpu_epe"] = float(np.mean([average_epe(flow_gpu[i], ours[i]) for i in range(k)]))
-        out["cuda_vs_cpu_input_max_abs"] = float(max(np.abs(input_gpu[i] - ours_input[i]).max() for i in range(k)))
         drv = cuda.flow_cuda._cuda()
-        start, end = drv.Event(), drv.Event()
-        tvl1.run(batch)  # warm-up of this batch shape
-        start.record(cuda.stream)
-        for _ in range(args.repeat):
-            tvl1.run(batch)
-        end.record(cuda.stream)
-        end.synchronize()
-        seconds = end.time_since(start) / 1e3 / args.repeat
-        out["cuda_batch"] = batch
-        out["cuda_ms_per_batch"] = seconds * 1e3
-        out["cuda_pairs_per_s"] = batch / seconds
-        t = time.perf_counter()
-        for _ in range(args.repeat):
-            tvl1.upload(prev[idx], nxt[idx])
-            tvl1.run(batch)
-            tvl1.download_input(batch)
-        wall = (time.perf_counter() - t) / args.repeat
-        out["cuda_pairs_per_s_with_copies_wall"] = batch / wall
+        batches = [int(b) for b in str(args.batch).split(",") if b]
+        out["cuda_by_batch"] = []
+        for batch in batches:
+            idx = np.arange(batch) % len(prev)
+            tvl1 = cuda.get(batch, 128, 128)
+            flow_gpu, input_gpu = tvl1.compute(prev[idx], nxt[idx])
+            out["cuda_vs_cpu_epe"] = float(np.mean([average_epe(flow_gpu[i], ours[i]) for i in range(k)]))
+            out["cuda_vs_cpu_input_max_abs"] = float(
+                max(np.abs(input_gpu[i] - ours_input[i]).max() for i in range(k)))
+            start, end = drv.Event(), drv.Event()
+            tvl1.run(batch)  # warm-up of this batch shape
+            start.record(cuda.stream)
+            for _ in range(args.repeat):
+                tvl1.run(batch)
+            end.record(cuda.stream)
+            end.synchronize()
+            seconds = end.time_since(start) / 1e3 / args.repeat
+            t = time.perf_counter()
+            for _ in range(args.repeat):
+                tvl1.upload(prev[idx], nxt[idx])
+                tvl1.run(batch)
+                tvl1.download_input(batch)
+            wall = (time.perf_counter() - t) / args.repeat
+            out["cuda_by_batch"].append({"batch": batch, "ms_per_batch": seconds * 1e3, "pairs_per_s": batch / seconds,
+                                         "pairs_per_s_with_copies_wall": batch / wall})
+        head = out["cuda_by_batch"][-1]
+        out["cuda_batch"] = head["batch"]
+        out["cuda_ms_per_batch"] = head["ms_per_batch"]
+        out["cuda_pairs_per_s"] = head["pairs_per_s"]
+        out["cuda_pairs_per_s_with_copies_wall"] = head["pairs_per_s_with_copies_wall"]
         if "opencv_ms_per_pair" in out:
             out["cuda_vs_opencv_speedup"] = out["cuda_pairs_per_s"] * out["opencv_ms_per_pair"] / 1e3
         out["cuda_vs_ours_cpu_speedup"] = out["cuda_pairs_per_s"] * out["ours_ms_per_pair"] / 1e3
@@ -283,3 +290,6 @@ def _print_table(result: dict) -> None:
               f"CUDA events), {f['cuda_pairs_per_s_with_copies_wall']:.0f} pairs/s with copies (wall); "
               f"x{_fmt(f.get('cuda_vs_opencv_speedup'), '.0f')} vs OpenCV, x{f['cuda_vs_ours_cpu_speedup']:.0f} vs ours CPU; "
               f"parity EPE {f['cuda_vs_cpu_epe']:.5f} px, input max |diff| {f['cuda_vs_cpu_input_max_abs']:.4f}")
+        for b in f["cuda_by_batch"]:
+            print(f"  batch {b['batch']:>4}: {b['pairs_per_s']:8.0f} pairs/s ({b['ms_per_batch']:.2f} ms), "
+                  f"{b['pairs_per_s_with_copies_wall']:.0f} with copies")

@@ -113,7 +113,7 @@ __device__ __forceinline__ float bicubic(const float* __restrict__ img, const in
 }
 
 // One warp of the data term: I1, I1x, I1y sampled at (x + u1, y + u2), then the linearisation
-// rho_c = I1w - I1wx u1 - I1wy u2 - I0 and 1 / |grad I1w|^2 (0 where flat) (flow._tvl1_level).
+// rho_c = I1w - I1wx u1 - I1wy u2 - I0 and 1 / |grad I1w|^2 (0 where flat or outside) (flow._tvl1_level).
 extern "C" __global__ void warp_linearise(const float* __restrict__ i0, const float* __restrict__ i1,
                                const float* __restrict__ i1x, const float* __restrict__ i1y,
                                const float* __restrict__ u1, const float* __restrict__ u2,
@@ -146,7 +146,9 @@ extern "C" __global__ void warp_linearise(const float* __restrict__ i0, const fl
     i1wx[i] = gx;
     i1wy[i] = gy;
     rho_c[i] = ((w1 - gx * a) - gy * b) - i0[i];
-    inv_grad[i] = grad <= 1e-10f ? 0.0f : 1.0f / grad;
+    // no data term where the image is flat or the flow points outside frame 1
+    bool off = grad <= 1e-10f || xs < 0.0f || xs > (float)(W - 1) || ys < 0.0f || ys > (float)(H - 1);
+    inv_grad[i] = off ? 0.0f : 1.0f / grad;
 }
 
 // Primal step: thresholding of the data term plus theta * div p (flow._tvl1_level, first half).

@@ -148,10 +148,11 @@ class CudaTVL1:
 
         self._frames_u8 = [alloc(b * self.height * self.width) for _ in range(2)]
         self._host_u8 = [cuda.pagelocked_empty((b, self.height, self.width), np.uint8) for _ in range(2)]
-        self._pyr = [[alloc(b * lv.height * lv.width * 4) for lv in self._levels] for _ in range(2)]
+        # kernels get plain integer addresses: packed once per launch, no object lookups in the hot loop
+        self._pyr = [[int(alloc(b * lv.height * lv.width * 4)) for lv in self._levels] for _ in range(2)]
         names = ("tmp", "i1x", "i1y", "u1", "u2", "t1", "t2", "p11", "p12", "p21", "p22",
                  "i1wx", "i1wy", "rho_c", "inv_grad", "strain")
-        self._buf = {name: alloc(full) for name in names}
+        self._buf = {name: int(alloc(full)) for name in names}
         self.flow_gpu = alloc(full * 2)  # (batch, H, W, 2) float32
         self.input_gpu = alloc(b * 3 * self.size * self.size * 4)  # (batch, 3, S, S) float32
         self._host_flow = cuda.pagelocked_empty((b, self.height, self.width, 2), np.float32)
