@@ -1,9 +1,17 @@
-"""Face alignment: a similarity transform from eye corners and nose to a canonical square crop.
+"""Face alignment: a similarity transform from eye corners and nose to a canonical crop of side S.
 
-The canonical layout is written in "eye units": the subject's two outer eye corners sit at (0, 0) and
-(1, 0), and the crop covers [-0.4, 1.4] x [-0.4, 1.4] of that plane, so brows, both eyes, nose, mouth
-corners and chin fit in a crop of any size S. The anchor positions are the means of MediaPipe FaceMesh
-landmarks measured on real frontal faces, made left/right symmetric.
+The layout is written in "eye units": the subject's two outer eye corners sit at (0, 0) and (1, 0). A
+similarity (rotation, uniform scale, shift) takes the face's anchors there; then a fixed axis-aligned
+scaling maps the CROP_WINDOW of that plane onto the S x S crop.
+
+CROP_WINDOW is the framing of the MEGC2019 composite's face crops (STSTNet/HTNet), measured with FaceMesh
+on 220 of its 442 apex crops (every other one; median; CASME II -0.17..1.19 x -0.48..1.28, SMIC
+-0.19..1.22 x -0.47..1.28, SAMM -0.32..1.29 x -0.77..1.24): brows to chin, cheek to cheek. Those crops
+are a taller-than-wide face box squeezed into a square (vertical scale 0.79 of the horizontal), and the
+crop here is squeezed the same way, so that flow images and apex crops made from it match what
+composite-trained models learnt from: on the real CASME II clip sub01_EP02_01f the flow form's
+correlation with the composite's own image rose from about 0.1 with a square [-0.4, 1.4]^2 window to
+about 0.7 with this one (benchmarks/prep_vs_composite.py).
 
 `SteadyAligner` holds the transform while the head is still and follows it only while the head moves,
 because alignment jitter (landmark noise of a fraction of a pixel, frame to frame) looks exactly like a
@@ -41,9 +49,8 @@ ANCHOR_TEMPLATE = np.array(
     dtype=np.float64,
 )
 
-# The crop covers this square of the eye-unit plane: brows (about -0.26) to chin (about 1.35).
-CROP_ORIGIN = -0.4
-CROP_SPAN = 1.8
+# The crop covers this window of the eye-unit plane, (x0, y0, x1, y1): see the module docstring.
+CROP_WINDOW = (-0.19, -0.48, 1.22, 1.27)
 
 # Facial regions of the canonical crop as fractions of S: (x0, y0, x1, y1). "left"/"right" are image
 # left and right. Boxes were placed around the mean landmark positions of brows (70, 105, 107 / 300,
@@ -52,10 +59,15 @@ CROP_SPAN = 1.8
 
 
 def _eye_units_box(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
-    def f(u: float) -> float:
-        return round((u - CROP_ORIGIN) / CROP_SPAN, 4)
+    wx0, wy0, wx1, wy1 = CROP_WINDOW
 
-    return (f(x0), f(y0), f(x1), f(y1))
+    def fx(u: float) -> float:
+        return round(min(1.0, max(0.0, (u - wx0) / (wx1 - wx0))), 4)
+
+    def fy(v: float) -> float:
+        return round(min(1.0, max(0.0, (v - wy0) / (wy1 - wy0))), 4)
+
+    return (fx(x0), fy(y0), fx(x1), fy(y1))
 
 
 REGIONS: dict[str, tuple[float, float, float, float]] = {
@@ -106,9 +118,23 @@ class AlignParams:
             raise MestreamError(f"settle_frames={self.settle_frames}; expected an integer >= 1")
 
 
+def window_transform(size: int) -> np.ndarray:
+    """The fixed 2x3 map from eye units to pixels of the S x S crop (CROP_WINDOW onto the square)."""
+    x0, y0, x1, y1 = CROP_WINDOW
+    sx, sy = size / (x1 - x0), size / (y1 - y0)
+    return np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy]])
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine doing `inner` then `outer`."""
+    m = outer[:, :2] @ inner
+    m[:, 2] += outer[:, 2]
+    return m
+
+
 def template_points(size: int) -> np.ndarray:
     """Anchor positions in an S x S crop, (len(ANCHOR_INDICES), 2) float64."""
-    return (ANCHOR_TEMPLATE - CROP_ORIGIN) * (size / CROP_SPAN)
+    return apply_transform(window_transform(size), ANCHOR_TEMPLATE)
 
 
 def anchors(landmarks: np.ndarray) -> np.ndarray:
@@ -144,9 +170,14 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
+def align_similarity(landmarks: np.ndarray) -> np.ndarray:
+    """The similarity (2x3) from source pixels to eye units, from one face's landmarks."""
+    return estimate_similarity(anchors(landmarks), ANCHOR_TEMPLATE)
+
+
 def align_transform(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """The similarity (2x3) from source pixels to the canonical S x S crop, from one face's landmarks."""
-    return estimate_similarity(anchors(landmarks), template_points(size))
+    """The affine (2x3) from source pixels to the canonical S x S crop, from one face's landmarks."""
+    return compose(window_transform(size), align_similarity(landmarks))
 
 
 def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -176,15 +207,17 @@ class SteadyAligner:
     """Holds the alignment while the head is still; follows it frame by frame while the head moves.
 
     States: "hold" (transform fixed) and "follow" (re-estimated each frame). hold -> follow when this
-    frame's anchors, mapped by the held transform, miss the template by more than move_px on average, or
-    the in-plane rotation differs by more than move_deg. follow -> hold after settle_frames frames whose
-    change from the frame before is under settle_px; the new held transform is their mean.
+    frame's anchors, mapped by the held transform, land more than move_px (crop pixels, mean) away from
+    where this frame's own estimate puts them, or the in-plane rotation differs by more than move_deg.
+    follow -> hold after settle_frames frames whose change from the frame before is under settle_px;
+    the new held transform is their mean. The similarity to eye units is what is held and averaged; the
+    crop transform is that similarity followed by the fixed window map.
     """
 
     def __init__(self, params: AlignParams) -> None:
         self.params = params
-        self._template = template_points(params.size)
-        self._held: np.ndarray | None = None
+        self._window = window_transform(params.size)
+        self._held: np.ndarray | None = None  # similarity, source px -> eye units
         self._following = False
         self._recent: list[np.ndarray] = []
 
@@ -195,34 +228,43 @@ class SteadyAligner:
         self._recent = []
 
     @property
-    def transform(self) -> np.ndarray | None:
+    def similarity(self) -> np.ndarray | None:
+        """The current similarity from source pixels to eye units (None before a face)."""
         return self._held
+
+    @property
+    def transform(self) -> np.ndarray | None:
+        """The current transform from source pixels to crop pixels (None before a face)."""
+        return None if self._held is None else compose(self._window, self._held)
 
     @property
     def following(self) -> bool:
         """True while the head moves (or before the first face): the transform is not held yet."""
         return self._held is None or self._following
 
-    def _deviation(self, transform: np.ndarray, src: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
-        mapped = apply_transform(transform, src)
-        target = apply_transform(estimate, src)
+    def _deviation(self, held: np.ndarray, src: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
+        mapped = apply_transform(compose(self._window, held), src)
+        target = apply_transform(compose(self._window, estimate), src)
         px = float(np.linalg.norm(mapped - target, axis=1).mean())
-        deg = abs((rotation_deg(transform) - rotation_deg(estimate) + 180.0) % 360.0 - 180.0)
+        deg = abs((rotation_deg(held) - rotation_deg(estimate) + 180.0) % 360.0 - 180.0)
         return px, deg
+
+    def _step(self, held: bool, px: float) -> AlignStep:
+        return AlignStep(compose(self._window, self._held), held, px)
 
     def update(self, landmarks: np.ndarray) -> AlignStep:
         p = self.params
         src = anchors(landmarks)
-        estimate = estimate_similarity(src, self._template)
+        estimate = estimate_similarity(src, ANCHOR_TEMPLATE)
         if self._held is None:
             self._held = estimate
             self._following = True
             self._recent = [estimate]
-            return AlignStep(estimate, False, 0.0)
+            return self._step(False, 0.0)
         px, deg = self._deviation(self._held, src, estimate)
         if not self._following:
             if px <= p.move_px and deg <= p.move_deg:
-                return AlignStep(self._held, True, px)
+                return self._step(True, px)
             self._following = True
             self._recent = []
         # following: a change under settle_px counts towards settling, a larger one restarts the count
@@ -234,6 +276,6 @@ class SteadyAligner:
             self._held = np.mean(self._recent, axis=0)
             self._following = False
             self._recent = []
-            return AlignStep(self._held, True, px)
+            return self._step(True, px)
         self._held = estimate
-        return AlignStep(estimate, False, px)
+        return self._step(False, px)

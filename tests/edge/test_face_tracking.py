@@ -37,8 +37,10 @@ def test_a_single_face_video_gives_an_aligned_crop_for_every_frame(assets):
         assert face.arrays["crop_color"].shape == (128, 128, 3)
         marks = face.arrays["landmarks"]
         assert marks.shape == (478, 2) and marks.dtype == np.float32
-        # the face fills the crop: eye corners and chin inside it
-        assert ((marks[[33, 263, 152]] >= 0) & (marks[[33, 263, 152]] < 128)).all()
+        # the face fills the crop: eye corners, nose tip and chin (199) inside, the chin's tip (152) at the
+        # bottom edge as in the MEGC2019 composite's crops
+        assert ((marks[[33, 263, 1, 199]] >= 0) & (marks[[33, 263, 1, 199]] < 128)).all()
+        assert abs(marks[152, 1] - 128) < 8
         x, y, w, h = face.header["box"]
         assert 0 <= x < 640 and 0 <= y < 360 and w > 50 and h > 50
         assert np.array(face.header["transform"]).shape == (2, 3)
