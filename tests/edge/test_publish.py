@@ -129,3 +129,38 @@ def test_with_curve_only_a_listed_subscriber_receives_events(tmp_path):
 def test_curve_needs_both_the_key_and_the_client_folder(tmp_path):
     with pytest.raises(MestreamError, match="both"):
         Publish(_free_endpoint(), curve_secret_key=tmp_path / "server.key_secret")
+
+
+def test_mestream_listen_prints_what_is_published_and_stops_after_count():
+    import subprocess
+    import sys
+    import time
+
+    endpoint = _free_endpoint()
+    pub = Publish(endpoint)
+    pub.open()
+    listener = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen", "--endpoint", endpoint, "--count", "2", "--timeout", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while listener.poll() is None and time.monotonic() < deadline:
+            pub.process(status("track", "face_lost", "no face"))
+            time.sleep(0.05)
+        out, err = listener.communicate(timeout=5)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+        pub.close()
+    assert listener.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("me.status ")
+    assert json.loads(lines[0].split(" ", 1)[1])["event"] == "face_lost"
+
+
+def test_mestream_listen_gives_up_after_its_timeout():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--endpoint", _free_endpoint(), "--timeout", "0.3"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "nothing received" in result.stderr
