@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "keys": "edge.commands.keys",
     "synth": "edge.commands.synth",
     "spot-eval": "edge.commands.spot_eval",
+    "train": "trainer.commands.train",
     "export": "trainer.commands.export",
     "prep": "trainer.commands.prep",
     "build-engine": "engines.commands.build_engine",

@@ -1,0 +1,145 @@
+"""msmt: a multi-scale multi-modal transformer over motion (flow) and texture (apex) patches.
+
+Follows the multi-scale transformer line of ME recognition (e.g. MMT/HTNet-style patch hierarchies): each
+modality is cut into patches at two scales, embedded, and encoded by a small pre-norm transformer with a
+CLS token. The CLS->patch attention of every layer and head is averaged (a mean "rollout") into one weight
+per patch, and the attention-weighted patch mean joins the CLS token as that modality's feature. The two
+modality features are classified together; in training an InfoNCE loss pulls the motion and texture
+embeddings of the same clip together (cross-modal contrastive loss).
+
+Export rules kept on purpose: attention is written with matmul/softmax (no nn.MultiheadAttention fast
+path), every shape is static, and there is no data-dependent control flow, so ONNX opset 17 carries only
+operators TensorRT's parser supports (Conv, MatMul, Softmax, LayerNormalization, Erf, ...).
+"""
+
+from __future__ import annotations
+
+from trainer.models.base import Family, InputSpec, Recipe
+
+FLOW = InputSpec(
+    name="flow",
+    shape=(3, 28, 28),
+    meaning="onset->apex optical flow: channels u, v, optical strain, each min-max normalised to [0, 1]",
+)
+APEX = InputSpec(
+    name="apex",
+    shape=(3, 56, 56),
+    meaning="aligned apex face crop, RGB float in [0, 1], resized with INTER_AREA from the 224x224 crop",
+)
+
+
+def build(
+    num_classes: int = 3,
+    dim: int = 48,
+    depth: int = 2,
+    heads: int = 4,
+    motion_patches: tuple[int, ...] = (4, 7),
+    texture_patches: tuple[int, ...] = (8, 14),
+    dropout: float = 0.1,
+    temperature: float = 0.2,
+    contrastive_weight: float = 0.1,
+):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.out = nn.Linear(dim, dim)
+
+        def forward(self, x):  # x (B, N, D)
+            b, n, d = x.shape
+            qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, d/H)
+            attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)  # (B, H, N, N)
+            y = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d)
+            return self.out(y), attn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm1 = nn.LayerNorm(dim)
+            self.attn = Attention()
+            self.norm2 = nn.LayerNorm(dim)
+            self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x):
+            y, attn = self.attn(self.norm1(x))
+            x = x + self.drop(y)
+            x = x + self.drop(self.mlp(self.norm2(x)))
+            return x, attn
+
+    class ModalityEncoder(nn.Module):
+        """Patches at several scales -> tokens -> transformer -> (CLS, attention-weighted patch mean)."""
+
+        def __init__(self, channels: int, size: int, patches: tuple[int, ...]) -> None:
+            super().__init__()
+            self.embeds = nn.ModuleList(nn.Conv2d(channels, dim, kernel_size=p, stride=p) for p in patches)
+            tokens = sum((size // p) ** 2 for p in patches)
+            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+            self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)  # one position per patch and scale
+            self.blocks = nn.ModuleList(Block() for _ in range(depth))
+            self.norm = nn.LayerNorm(dim)
+
+        def forward(self, x):  # x (B, C, S, S)
+            tokens = [embed(x).flatten(2).transpose(1, 2) for embed in self.embeds]  # each (B, n_p, D)
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), *tokens], dim=1) + self.pos  # (B, N, D)
+            weights = 0
+            for block in self.blocks:
+                x, attn = block(x)
+                weights = weights + attn[:, :, 0, 1:].mean(dim=1)  # CLS->patch attention, mean over heads
+            weights = weights / weights.sum(dim=-1, keepdim=True)  # mean over layers, renormalised (B, N-1)
+            x = self.norm(x)
+            pooled = torch.matmul(weights.unsqueeze(1), x[:, 1:]).squeeze(1)  # (B, D)
+            return torch.cat([x[:, 0], pooled], dim=-1)  # (B, 2D)
+
+    class MSMT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.motion = ModalityEncoder(3, FLOW.shape[1], motion_patches)
+            # texture in grey: SAMM and SMIC crops are grey, CASME II colour, and a live camera may be mono
+            self.texture = ModalityEncoder(1, APEX.shape[1], texture_patches)
+            self.motion_proj = nn.Linear(2 * dim, dim)
+            self.texture_proj = nn.Linear(2 * dim, dim)
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * dim, num_classes))
+
+        def features(self, flow, apex):
+            grey = apex.mean(dim=1, keepdim=True)  # (B, 1, S, S)
+            # per-image standardisation: lighting and camera gain differ between the three datasets
+            mean = grey.mean(dim=(2, 3), keepdim=True)
+            std = ((grey - mean) ** 2).mean(dim=(2, 3), keepdim=True).add(1e-6).sqrt()
+            return self.motion(flow - 0.5), self.texture((grey - mean) / std)
+
+        def forward(self, flow, apex):  # flow (B, 3, 28, 28), apex (B, 3, 56, 56)
+            motion, texture = self.features(flow, apex)
+            return self.head(torch.cat([motion, texture], dim=-1))
+
+        def training_loss(self, batch, labels):
+            motion, texture = self.features(batch["flow"], batch["apex"])
+            logits = self.head(torch.cat([motion, texture], dim=-1))
+            loss = F.cross_entropy(logits, labels)
+            if contrastive_weight > 0 and labels.shape[0] > 1:
+                zm = F.normalize(self.motion_proj(motion), dim=-1)
+                zt = F.normalize(self.texture_proj(texture), dim=-1)
+                similarity = zm @ zt.t() / temperature  # (B, B): the diagonal pairs come from the same clip
+                target = torch.arange(labels.shape[0], device=labels.device)
+                nce = 0.5 * (F.cross_entropy(similarity, target) + F.cross_entropy(similarity.t(), target))
+                loss = loss + contrastive_weight * nce
+            return loss, logits
+
+    return MSMT()
+
+
+FAMILY = Family(
+    name="msmt",
+    summary="multi-scale multi-modal transformer: flow + apex patches at two scales, attention-weighted "
+    "patch fusion, cross-modal InfoNCE",
+    inputs=(FLOW, APEX),
+    recipe=Recipe(epochs=60, lr=1e-3, batch_size=32, weight_decay=0.05, extra={}),
+    build=build,
+)
