@@ -151,23 +151,16 @@ extern "C" __global__ void warp_linearise(const float* __restrict__ i0, const fl
     inv_grad[i] = off ? 0.0f : 1.0f / grad;
 }
 
-// Primal step: thresholding of the data term plus theta * div p (flow._tvl1_level, first half).
-// u1/u2 are updated in place: a thread reads only its own u and the duals.
-extern "C" __global__ void update_u(float* __restrict__ u1, float* __restrict__ u2,
-                         const float* __restrict__ p11, const float* __restrict__ p12,
-                         const float* __restrict__ p21, const float* __restrict__ p22,
-                         const float* __restrict__ i1wx, const float* __restrict__ i1wy,
-                         const float* __restrict__ rho_c, const float* __restrict__ inv_grad,
-                         float lt, float theta, int H, int W)
+// Primal step at pixel i = (x, y): thresholding of the data term plus theta * div p (flow._tvl1_level,
+// first half). u1/u2 are updated in place: a thread reads only its own u and the duals. The pointers are
+// either global memory (update_u) or a level held in shared memory (iterate_level_smem): one body for both.
+__device__ __forceinline__ void primal_at(float* u1, float* u2, const float* p11, const float* p12,
+                                          const float* p21, const float* p22, float gx, float gy, float rc,
+                                          float ig, int i, int x, int y, int W, float lt, float theta)
 {
-    int x = blockIdx.x * blockDim.x + threadIdx.x;
-    int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= W || y >= H) return;
-    size_t i = (size_t)blockIdx.z * H * W + (size_t)y * W + x;
     float a = u1[i], b = u2[i];
-    float gx = i1wx[i], gy = i1wy[i];
-    float rho = (rho_c[i] + gx * a) + gy * b;
-    float t = fminf(fmaxf(rho * inv_grad[i], -lt), lt);
+    float rho = (rc + gx * a) + gy * b;
+    float t = fminf(fmaxf(rho * ig, -lt), lt);
     // backward differences with p[-1] = 0, in the reference's order ((p1x + p2) - p2[y-1]) * theta
     float d1 = p11[i];
     float d2 = p21[i];
@@ -183,15 +176,10 @@ extern "C" __global__ void update_u(float* __restrict__ u1, float* __restrict__ 
     u2[i] = b + d2;
 }
 
-// Dual step: p = (p + taut grad u) / (1 + taut |grad u|), forward differences (flow._tvl1_level, second half).
-extern "C" __global__ void update_p(const float* __restrict__ u1, const float* __restrict__ u2,
-                         float* __restrict__ p11, float* __restrict__ p12,
-                         float* __restrict__ p21, float* __restrict__ p22, float taut, int H, int W)
+// Dual step at pixel i: p = (p + taut grad u) / (1 + taut |grad u|), forward differences (second half).
+__device__ __forceinline__ void dual_at(const float* u1, const float* u2, float* p11, float* p12, float* p21,
+                                        float* p22, int i, int x, int y, int H, int W, float taut)
 {
-    int x = blockIdx.x * blockDim.x + threadIdx.x;
-    int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= W || y >= H) return;
-    size_t i = (size_t)blockIdx.z * H * W + (size_t)y * W + x;
     float a = u1[i], b = u2[i];
     float ax = x < W - 1 ? u1[i + 1] - a : 0.0f;
     float ay = y < H - 1 ? u1[i + W] - a : 0.0f;
@@ -207,6 +195,80 @@ extern "C" __global__ void update_p(const float* __restrict__ u1, const float* _
     p12[i] = (p12[i] + ay * taut) / n1;
     p21[i] = (p21[i] + bx * taut) / n2;
     p22[i] = (p22[i] + by * taut) / n2;
+}
+
+extern "C" __global__ void update_u(float* __restrict__ u1, float* __restrict__ u2,
+                         const float* __restrict__ p11, const float* __restrict__ p12,
+                         const float* __restrict__ p21, const float* __restrict__ p22,
+                         const float* __restrict__ i1wx, const float* __restrict__ i1wy,
+                         const float* __restrict__ rho_c, const float* __restrict__ inv_grad,
+                         float lt, float theta, int H, int W)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    size_t base = (size_t)blockIdx.z * H * W;
+    int i = y * W + x;
+    primal_at(u1 + base, u2 + base, p11 + base, p12 + base, p21 + base, p22 + base, i1wx[base + i],
+              i1wy[base + i], rho_c[base + i], inv_grad[base + i], i, x, y, W, lt, theta);
+}
+
+extern "C" __global__ void update_p(const float* __restrict__ u1, const float* __restrict__ u2,
+                         float* __restrict__ p11, float* __restrict__ p12,
+                         float* __restrict__ p21, float* __restrict__ p22, float taut, int H, int W)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    size_t base = (size_t)blockIdx.z * H * W;
+    dual_at(u1 + base, u2 + base, p11 + base, p12 + base, p21 + base, p22 + base, y * W + x, x, y, H, W, taut);
+}
+
+// All `iterations` primal-dual steps of one warp for one pair (blockIdx.x), the level's u and p held in
+// shared memory (6 floats per pixel: H*W <= SMEM_LEVEL_PIXELS in flow_cuda.py). Small pyramid levels are
+// launch-bound on the two-kernel path (2 launches per iteration); here a warp is one launch. Same steps,
+// same Jacobi order (all primal, barrier, all dual, barrier), so the same numbers.
+extern "C" __global__ void __launch_bounds__(1024) iterate_level_smem(
+    float* __restrict__ u1g, float* __restrict__ u2g, float* __restrict__ p11g, float* __restrict__ p12g,
+    float* __restrict__ p21g, float* __restrict__ p22g, const float* __restrict__ i1wx,
+    const float* __restrict__ i1wy, const float* __restrict__ rho_c, const float* __restrict__ inv_grad,
+    float lt, float theta, float taut, int H, int W, int iterations)
+{
+    extern __shared__ float level[];
+    int n = H * W;
+    float* u1 = level;
+    float* u2 = level + n;
+    float* p11 = level + 2 * n;
+    float* p12 = level + 3 * n;
+    float* p21 = level + 4 * n;
+    float* p22 = level + 5 * n;
+    size_t base = (size_t)blockIdx.x * n;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        u1[i] = u1g[base + i];
+        u2[i] = u2g[base + i];
+        p11[i] = p11g[base + i];
+        p12[i] = p12g[base + i];
+        p21[i] = p21g[base + i];
+        p22[i] = p22g[base + i];
+    }
+    __syncthreads();
+    for (int it = 0; it < iterations; ++it) {
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            primal_at(u1, u2, p11, p12, p21, p22, i1wx[base + i], i1wy[base + i], rho_c[base + i],
+                      inv_grad[base + i], i, i % W, i / W, W, lt, theta);
+        __syncthreads();
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            dual_at(u1, u2, p11, p12, p21, p22, i, i % W, i / W, H, W, taut);
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        u1g[base + i] = u1[i];
+        u2g[base + i] = u2[i];
+        p11g[base + i] = p11[i];
+        p12g[base + i] = p12[i];
+        p21g[base + i] = p21[i];
+        p22g[base + i] = p22[i];
+    }
 }
 
 // Exact median of a KxK window (K = 3 or 5), borders replicated: partial selection sort on registers

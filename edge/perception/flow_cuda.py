@@ -28,6 +28,9 @@ from edge.perception import flow as ref
 from engines.errors import MestreamError, missing_extra
 
 BLOCK = (32, 8, 1)  # 256 threads; 32 wide so that a warp reads one coalesced row segment
+# Levels this small run a whole warp's iterations in one block from shared memory (6 floats per pixel,
+# 48 KB: the static limit on every target, Orin included); larger ones launch 2 kernels per iteration.
+SMEM_LEVEL_PIXELS = 2048
 KERNEL_SOURCE = "tvl1.cu"
 # Exact float32 parity with numpy needs unfused multiply-adds; the kernels are memory-bound anyway.
 NVCC_OPTIONS = ["-fmad=false", "--std=c++14"]
@@ -123,6 +126,7 @@ class CudaTVL1:
             "warp_linearise": "PPPPPPPPPPii",
             "update_u": "PPPPPPPPPPffii",
             "update_p": "PPPPPPfii",
+            "iterate_level_smem": "PPPPPPPPPPfffiii",
             "median5": "PPii",
             "median3": "PPii",
             "optical_strain": "PPPii",
@@ -323,6 +327,13 @@ class CudaTVL1:
                 b["u2"], b["t2"] = b["t2"], b["u2"]
             self._launch("warp_linearise", g, i0, i1, b["i1x"], b["i1y"], b["u1"], b["u2"],
                          b["i1wx"], b["i1wy"], b["rho_c"], b["inv_grad"], h, w)
+            if h * w <= SMEM_LEVEL_PIXELS:
+                threads = min(1024, 32 * math.ceil(h * w / 32))
+                self._k["iterate_level_smem"].prepared_async_call(
+                    (n, 1, 1), (threads, 1, 1), self.stream, b["u1"], b["u2"], b["p11"], b["p12"], b["p21"],
+                    b["p22"], b["i1wx"], b["i1wy"], b["rho_c"], b["inv_grad"], lt, theta, taut, h, w,
+                    p.iterations, shared_size=6 * 4 * h * w)
+                continue
             args_u = (b["u1"], b["u2"], b["p11"], b["p12"], b["p21"], b["p22"], b["i1wx"], b["i1wy"],
                       b["rho_c"], b["inv_grad"], lt, theta, h, w)
             args_p = (b["u1"], b["u2"], b["p11"], b["p12"], b["p21"], b["p22"], taut, h, w)
