@@ -8,7 +8,8 @@ Skipped work: FaceMesh is by far the slowest step, and while the head is still i
 confirm that it is still (the steady aligner holds the transform anyway). With `detect_every` N > 1 it
 runs at least every Nth frame, and also on every frame where
   - the aligner is following a head move (not holding),
-  - the face-box thumbnail changed by more than `motion_gate` grey levels since the last run,
+  - a 32x32 thumbnail of the crop (warped with the held transform) changed by more than `motion_gate`
+    grey levels since the last run,
   - the frame comes after a gap (dropped frames), or there was no face.
 The crop warp itself runs on every frame with the current transform. Header fields beyond the documented
 ones: "fresh" (FaceMesh ran on this frame) and "held" (the transform is the held one: head still).
@@ -35,7 +36,7 @@ from edge.perception.align import ANCHOR_INDICES, AlignParams, SteadyAligner, ap
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams
 from engines.errors import MestreamError
 
-_THUMB = 24  # side of the face-box thumbnail the motion gate compares, pixels
+_THUMB = 32  # side of the aligned-crop thumbnail the motion gate compares, pixels (S=128: 4x4 blocks)
 _JITTER_SKIP = 5  # frames left out of the jitter figure while the first face is acquired
 
 
@@ -57,7 +58,9 @@ class TrackParams:
     # lost/found frames and the same held crops as 1 on the asset videos, at about half the CPU on a
     # still face (python -m edge.stages.face_tracking); a moving head runs it every frame anyway.
     detect_every: int = 4
-    motion_gate: float = 3.0  # face-thumbnail change, grey levels, that forces a FaceMesh run (0 = off)
+    # Mean change (grey levels) of a 32x32 thumbnail of the crop, warped with the held transform, since
+    # the last FaceMesh run, that forces a run before the Nth frame (0 = off).
+    motion_gate: float = 3.0
     # output
     color_crop: bool = True  # also send "crop_color" when the source is colour
     # Frames without a face before "face_lost" is announced (found=False is sent on every one of them).
@@ -84,17 +87,9 @@ class TrackParams:
         )
 
 
-def _thumbnail(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    x, y, w, h = box
-    H, W = image.shape[:2]
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(W, x + w), min(H, y + h)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return np.zeros((_THUMB, _THUMB), np.float32)
-    thumb = cv2.resize(image[y0:y1, x0:x1], (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
-    if thumb.ndim == 3:
-        thumb = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY)
-    return thumb.astype(np.float32)
+def _thumbnail(crop: np.ndarray) -> np.ndarray:
+    """The aligned grey crop shrunk to _THUMB x _THUMB by area averaging (sensor noise averages out)."""
+    return cv2.resize(crop, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _box(points: np.ndarray) -> tuple[int, int, int, int]:
@@ -140,14 +135,16 @@ class FaceTracking:
             },
         )
 
-    def _needs_landmarks(self, image: np.ndarray, gap: int) -> bool:
-        p = self.params
-        if self._points is None or gap > 0 or self._aligner.following or self._since_run + 1 >= p.detect_every:
-            return True
-        if p.motion_gate > 0 and self._ref_thumb is not None:
-            change = float(np.abs(_thumbnail(image, self._box) - self._ref_thumb).mean())
-            return change > p.motion_gate
-        return False
+    def _warp(self, image: np.ndarray, transform: np.ndarray) -> dict[str, np.ndarray]:
+        S = self.params.size
+        if image.ndim == 2:
+            return {"crop": warp_crop(image, transform, S)}
+        # warp the colour frame and convert the small crop: cheaper than converting the whole frame
+        color = warp_crop(image, transform, S)
+        arrays = {"crop": cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)}
+        if self.params.color_crop:
+            arrays["crop_color"] = color
+        return arrays
 
     def process(self, msg: Message) -> list[Message]:
         if msg.topic != "frame":
@@ -158,9 +155,19 @@ class FaceTracking:
         if image is None:
             raise MestreamError(f"frame message seq={msg.header.get('seq')} has no 'image' array; expected one")
         header = {k: msg.header[k] for k in ("seq", "t_capture_ns", "fps", "source", "gap") if k in msg.header}
+        p = self.params
         out: list[Message] = []
 
-        fresh = self._needs_landmarks(image, int(msg.header.get("gap", 0) or 0))
+        gap = int(msg.header.get("gap", 0) or 0)
+        fresh = self._points is None or gap > 0 or self._aligner.following or self._since_run + 1 >= p.detect_every
+        arrays: dict[str, np.ndarray] | None = None
+        transform, held = self._aligner.transform, True
+        if not fresh:
+            arrays = self._warp(image, transform)
+            if p.motion_gate > 0 and self._ref_thumb is not None:
+                # the gate looks at the crop warped with the held transform: a head move shifts it,
+                # in units of the face (not the frame), whatever the face's size in the frame
+                fresh = float(np.abs(_thumbnail(arrays["crop"]) - self._ref_thumb).mean()) > p.motion_gate
         if fresh:
             points = self._finder.find(image)
             self.landmark_runs += 1
@@ -171,8 +178,12 @@ class FaceTracking:
             else:
                 self._points = points
                 self._box = _box(points)
-                if self.params.motion_gate > 0 and self.params.detect_every > 1:
-                    self._ref_thumb = _thumbnail(image, self._box)
+                step = self._aligner.update(points)
+                if arrays is None or not np.array_equal(step.transform, transform):
+                    arrays = self._warp(image, step.transform)
+                transform, held = step.transform, step.held
+                if p.motion_gate > 0 and p.detect_every > 1:
+                    self._ref_thumb = _thumbnail(arrays["crop"])
         else:
             self._since_run += 1
 
@@ -184,28 +195,13 @@ class FaceTracking:
                 self._present = True
         else:
             self._misses += 1
-            if self._present is None or (self._present and self._misses >= self.params.lost_after):
+            if self._present is None or (self._present and self._misses >= p.lost_after):
                 out.append(self._status("face_lost", header, "no face in the frame"))
                 self._present = False
         if not found:
             out.append(Message("face", {**header, "found": False, "fresh": fresh}))
             return out
 
-        if fresh:
-            step = self._aligner.update(self._points)
-            transform, held = step.transform, step.held
-        else:
-            transform, held = self._aligner.transform, True
-        S = self.params.size
-        arrays: dict[str, np.ndarray] = {}
-        if image.ndim == 3:
-            # warp the colour frame and convert the small crop: cheaper than converting the whole frame
-            color = warp_crop(image, transform, S)
-            arrays["crop"] = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)
-            if self.params.color_crop:
-                arrays["crop_color"] = color
-        else:
-            arrays["crop"] = warp_crop(image, transform, S)
         arrays["landmarks"] = apply_transform(transform, self._points).astype(np.float32)
         out.append(
             Message(
