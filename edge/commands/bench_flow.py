@@ -133,6 +133,7 @@ class _CudaRunner:
         for t in self._by_shape.values():
             t.close()
         self.context.pop()
+        self.context.detach()
 
 
 def _open_cuda(mode: str, params):
@@ -266,7 +267,10 @@ def _face_speed(root: Path, args, params, ocv, cuda) -> dict:
 
 
 def _fmt(value, spec: str) -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "-"
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    width = spec.split(".")[0]
+    return "-".rjust(int(width)) if width.isdigit() else "-"
 
 
 def _print_table(result: dict) -> None:

@@ -112,3 +112,11 @@ def test_params_dict_is_json_and_quotes_the_input_form():
 
 def test_pyramid_of_a_128_crop_stops_at_min_size():
     assert flow.pyramid_sizes(128, 128, flow.TVL1Params()) == [(128, 128), (64, 64), (32, 32), (16, 16)]
+
+
+def test_epsilon_stops_early_on_the_cpu_and_lands_near_the_fixed_schedule(assets):
+    face = _face_crop(assets)
+    moved = _shifted(face, 0.7, -0.4)
+    fixed = flow.tvl1_flow(face, moved)
+    early = flow.tvl1_flow(face, moved, flow.TVL1Params(epsilon=0.01))
+    assert np.abs(early - fixed)[16:-16, 16:-16].mean() < 0.02

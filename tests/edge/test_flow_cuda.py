@@ -40,6 +40,7 @@ def gpu():
     context, stream = flow_cuda.open_default_context()
     yield flow_cuda, context, stream
     context.pop()
+    context.detach()
 
 
 def _video_pairs(path, count, gap, size=128):
