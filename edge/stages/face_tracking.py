@@ -357,6 +357,8 @@ POLICIES: dict[str, TrackParams] = {
     "every 4th + gate (default)": TrackParams(detect_every=4),
     "every 8th + gate": TrackParams(detect_every=8),
     "every 8th, no gate": TrackParams(detect_every=8, motion_gate=0.0),
+    "every frame, no iris refine": TrackParams(detect_every=1, refine_landmarks=False),
+    "every 4th + gate, no refine": TrackParams(detect_every=4, refine_landmarks=False),
 }
 
 
