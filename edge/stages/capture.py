@@ -74,6 +74,7 @@ class Capture:
         self._down = False
         self._delay = 0.25
         self._plays = 1
+        self._gap_next = 0
         self._media_offset_ms = 0.0
         self._last_media_ms = 0.0
         self._last_media_ms = -1.0
@@ -210,10 +211,11 @@ class Capture:
                 "t_media_ms": round(media_ms, 3),
                 "fps": self.fps,
                 "source": self.source,
-                "gap": 0,
+                "gap": self._gap_next,
             },
             {"image": image},
         )
+        self._gap_next = 0
         self._seq += 1
         return msg
 
@@ -250,6 +252,7 @@ class Capture:
         if cap is not None and cap.isOpened():
             self._cap = cap
             self._down = False
+            self._gap_next = 1  # the frames of the outage never existed: the spotter must not bridge them
             self.reconnects += 1
             return status(self.name, "source_back", f"{self.source} reopened (reconnect {self.reconnects})")
         if cap is not None:

@@ -99,3 +99,46 @@ def test_impossible_options_are_refused():
         Capture("x.mp4", options=CaptureOptions(max_width=-5))
     with pytest.raises(MestreamError, match="color"):
         Capture("x.mp4", options=CaptureOptions(color="purple"))
+
+
+def test_a_live_url_that_stops_and_comes_back_is_reopened_with_a_gap(tmp_path):
+    import functools
+    import http.server
+    import socket
+    import threading
+
+    _write_video(tmp_path / "live.avi", n=6)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+
+    class Quiet(handler.func):
+        def log_message(self, *args):
+            pass
+
+    def serve():
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(tmp_path)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    server = serve()
+    cap = Capture(f"http://127.0.0.1:{port}/live.avi", options=CaptureOptions(reconnect_max_s=0.3))
+    cap.open()
+    try:
+        msgs = [cap.read() for _ in range(7)]  # 6 frames, then the stream ends
+        assert [m.topic for m in msgs] == ["frame"] * 6 + ["status"] and msgs[-1].header["event"] == "source_lost"
+        server.shutdown()
+        server.server_close()
+        retry = cap.read()
+        assert retry.topic == "status" and retry.header["event"] == "source_retry"
+        server = serve()
+        back = cap.read()
+        assert back.header["event"] == "source_back"
+        frame = cap.read()
+        assert frame.topic == "frame" and frame.header["seq"] == 6 and frame.header["gap"] == 1
+    finally:
+        cap.close()
+        server.shutdown()
+        server.server_close()
