@@ -69,3 +69,29 @@ def test_a_real_face_video_gives_schema_valid_events_to_a_plain_subscriber(asset
     for s in statuses:  # --fast blocks instead of dropping: no frame is lost anywhere
         if s["event"] == "metrics":
             assert all(not p["drops"] and not p["lost"] for p in s["processes"].values()), s["detail"]
+
+
+@pytest.mark.slow
+def test_the_processes_give_the_same_events_as_the_stages_chained_in_one_process(assets, tmp_path):
+    from edge.process import RunOptions, build_stage
+    from edge.stages.base import run_chain
+    from edge.topology import PublishConfig, load_topology
+
+    video = assets / "videos" / "pyfeat_single_face.mp4"
+    artifact = artifact_for_tests(tmp_path)
+    topo = load_topology()
+    run = RunOptions(source=str(video), artifact=str(artifact), fast=True,
+                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in topo.stage_names()]
+    chained = [m.header for m in run_chain(stages[0], stages[1:]) if m.topic == "me.event"]
+    proc, got, _ = _run_and_listen(video, artifact, tmp_path / "r.jsonl", free_port())
+    assert proc.returncode == 0
+    spread = [body for topic, body in got if topic == "me.event"]
+
+    def key(e):
+        return (e["kind"], e["onset"]["frame"], e["apex"]["frame"], e["offset"]["frame"], e["label"])
+
+    assert chained and [key(e) for e in chained] == [key(e) for e in spread]
+    for a, b in zip(chained, spread):
+        for name, p in a["probabilities"].items():
+            assert abs(p - b["probabilities"][name]) < 1e-5
