@@ -178,7 +178,7 @@ class Artifact:
                 "training "
                 + ", ".join(f"{k}={self.training[k]}" for k in ("dataset", "samples", "subjects") if k in self.training)
             )
-        full = (self.scores.get("parts", {}) or {}).get("full") if isinstance(self.scores, dict) else None
+        full = score_parts(self.scores).get("full")
         if isinstance(full, dict):
             shown = ", ".join(f"{k.upper()} {full[k]:.4f}" for k in ("uf1", "uar", "acc") if isinstance(full.get(k), (int, float)))
             lines.append(f"scores   {self.protocol} full: {shown}")
@@ -187,6 +187,14 @@ class Artifact:
         if self.created:
             lines.append(f"created  {self.created}")
         return "\n".join(lines)
+
+
+def score_parts(scores: Any) -> dict[str, Any]:
+    """{"full": {...}, "casme2": {...}, ...}: the trainer records either that or {"parts": that}."""
+    if not isinstance(scores, dict):
+        return {}
+    parts = scores.get("parts", scores)
+    return parts if isinstance(parts, dict) else {}
 
 
 def check_is_file(path: Path | str) -> Path:

@@ -342,7 +342,9 @@ LICENCE_NOTE = (
 
 
 def _score_rows(scores: dict[str, Any]) -> list[str]:
-    parts = scores.get("parts", {}) if isinstance(scores, dict) else {}
+    from engines.artifact import score_parts
+
+    parts = score_parts(scores)
     rows = []
     for part in ("full", "casme2", "smic", "samm"):
         values = parts.get(part)

@@ -278,3 +278,13 @@ def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tm
     assert "442 samples from 68 subjects" in card
     assert LICENCE_NOTE in card and "research" in card
     assert "make it" in card
+
+
+def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path, tiny_family):
+    from trainer.export import write_model_card
+
+    scores = {"full": {"uf1": 0.74, "uar": 0.75, "acc": 0.76, "n": 442}, "samm": {"uf1": 0.6, "uar": 0.61, "acc": 0.62}}
+    artifact = export_checkpoint(_checkpoint(tmp_path / "model.pt", scores=scores), tmp_path / "t.onnx")
+    assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
+    card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
+    assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
