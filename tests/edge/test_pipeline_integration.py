@@ -95,3 +95,103 @@ def test_the_processes_give_the_same_events_as_the_stages_chained_in_one_process
     for a, b in zip(chained, spread):
         for name, p in a["probabilities"].items():
             assert abs(p - b["probabilities"][name]) < 1e-5
+
+
+def _stage_input(pid: int, name: str, timeout: float = 30.0) -> str:
+    """The ipc endpoint of stage process `name` under supervisor `pid`, read from its plan on the command line."""
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in stage_processes_of(pid):
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            plan = json.loads(argv[argv.index(b"edge.process") + 1])
+            if plan["name"] == name:
+                return plan["input"]
+        time.sleep(0.05)
+    raise AssertionError(f"no stage process {name} under {pid}")
+
+
+@pytest.mark.slow
+def test_ten_thousand_malformed_messages_change_no_event(assets, tmp_path):
+    import threading
+
+    import numpy as np
+
+    from edge.process import RunOptions, build_stage
+    from edge.stages.base import run_chain
+    from edge.topology import PublishConfig, load_topology
+
+    video = assets / "videos" / "pyfeat_single_face.mp4"
+    artifact = artifact_for_tests(tmp_path)
+    topo = load_topology()
+    run = RunOptions(source=str(video), artifact=str(artifact), fast=True,
+                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in topo.stage_names()]
+    reference = [m.header for m in run_chain(stages[0], stages[1:]) if m.topic == "me.event"]
+
+    rng = np.random.default_rng(7)
+    bad = [[b"face"], [b"face", b"{oops"], [b"face", b'{"v":2,"arrays":[]}'], [b"face", b'{"v":1,"arrays":[],"seq":-4}'],
+           [b"face", b'{"v":1,"arrays":[{"name":"crop","dtype":"uint8","shape":[128,128]}],"seq":3}', b"short"],
+           [b"face", b'{"v":1,"arrays":[{"name":"crop","dtype":"object","shape":[1]}],"seq":3}', b"x"],
+           [b"interval", b'{"v":1,"arrays":[{"name":"onset","dtype":"uint8","shape":[60000,60000]}]}', b"x"],
+           [b"x" * 100, b"{}"], [b"face", b"{}"] + [b""] * 12]
+    sent = []
+
+    def fuzz(pid):
+        ctx = zmq.Context()
+        socks = []
+        for name in ("track", "spot", "infer"):
+            s = ctx.socket(zmq.PUSH)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SNDHWM, 100000)
+            s.connect(_stage_input(pid, name))
+            socks.append(s)
+        for i in range(10_000):
+            parts = bad[i % len(bad)] if i % 5 else [rng.bytes(int(rng.integers(1, 200))) for _ in range(int(rng.integers(1, 4)))]
+            socks[i % 3].send_multipart(parts)
+            sent.append(i)
+        time.sleep(1.0)
+        for s in socks:
+            s.close(0)
+        ctx.term()
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RECONNECT_IVL, 20)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.")
+    port = free_port()
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    # paced, so the run lasts (2.4 s of video) while the flood arrives
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "-q", "run", "--source", str(video), "--artifact", str(artifact),
+                             "--publish", f"tcp://127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fuzzer = threading.Thread(target=fuzz, args=(proc.pid,), daemon=True)
+    fuzzer.start()
+    got = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if sub.poll(100):
+                topic, body = sub.recv_multipart()
+                got.append((topic.decode(), json.loads(body)))
+            elif proc.poll() is not None:
+                break
+        proc.wait(10)
+        fuzzer.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close(0)
+        ctx.term()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(sent) == 10_000
+    events = [b for t, b in got if t == "me.event"]
+    key = lambda e: (e["kind"], e["onset"]["frame"], e["apex"]["frame"], e["offset"]["frame"], e["label"])  # noqa: E731
+    assert [key(e) for e in events] == [key(e) for e in reference]
+    metrics = [b["processes"] for t, b in got if t == "me.status" and b["event"] == "metrics"]
+    dropped = max(sum(p["drops"].get("malformed", 0) + p["drops"].get("unknown topic", 0) for p in m.values() if p.get("drops")) for m in metrics)
+    assert dropped > 0 and all(not p["restarts"] for m in metrics for p in m.values())
