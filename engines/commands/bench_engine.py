@@ -3,6 +3,11 @@
 Times `engine.infer()` end to end (input checks, host<->device copies for TensorRT, softmax in the graph)
 on random inputs of the artifact's own shapes, after a warm-up, and prints percentiles and throughput.
 With several backends (`--backend ort --backend trt`) they run side by side on the same inputs.
+
+With `--data DIR --labels CSV` (the MEGC2019 composite, needs the [train] extra) each backend also
+classifies every sample and prints UF1/UAR/accuracy and its argmax agreement with the first backend:
+the accuracy cost of FP16/INT8 against FP32/ONNX Runtime for the same weights. These are scores of the
+artifact's own weights on the samples (a fit-all artifact has seen them all), not LOSO scores.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1: the edge shares its cores)")
     parser.add_argument("-n", "--iterations", type=int, default=2000, help="timed calls (default 2000)")
     parser.add_argument("--warmup", type=int, default=100, help="untimed calls first (default 100)")
+    parser.add_argument("--data", type=Path, help="composite data folder: also score every backend on its samples")
+    parser.add_argument("--labels", type=Path, help="composite labels CSV (with --data)")
 
 
 def _open(backend: str, args: argparse.Namespace):
@@ -31,6 +38,29 @@ def _open(backend: str, args: argparse.Namespace):
     return open_engine(args.artifact, backend="trt", precision=args.precision, calib_dir=args.calib)
 
 
+def _dataset_inputs(meta, data: Path, labels: Path):
+    """The artifact's inputs for every composite sample, made by the trainer's own preparation."""
+    from trainer.data.megc2019 import load_megc2019
+    from trainer.models.registry import get_family
+    from trainer.train import prepare_inputs
+
+    samples = load_megc2019(data, labels)
+    return samples, prepare_inputs(get_family(meta.family), samples)
+
+
+def _score(engine, samples, arrays) -> tuple[dict, "object"]:
+    import numpy as np
+
+    from trainer.metrics import pooled_scores
+
+    names = list(arrays)
+    predicted = np.array(
+        [int(np.argmax(engine.infer({n: arrays[n][i : i + 1] for n in names})["probs"])) for i in range(len(samples))]
+    )
+    parts = sorted(set(samples.datasets))
+    return pooled_scores(samples.labels, predicted, samples.datasets, len(samples.classes), parts), predicted
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -39,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from engines import default_artifact_path
     from engines.errors import MestreamError
 
+    if (args.data is None) != (args.labels is None):
+        raise MestreamError("--data and --labels go together (the composite folder and its labels CSV)")
     if args.iterations < 1 or args.warmup < 0:
         raise MestreamError(f"-n {args.iterations} / --warmup {args.warmup}: expected -n >= 1 and --warmup >= 0")
     args.artifact = args.artifact or default_artifact_path()
@@ -66,6 +98,17 @@ def run(args: argparse.Namespace) -> int:
             p50, p90, p99 = np.percentile(times, [50, 90, 99])
             print(f"{label:9s} n={args.iterations} p50 {p50:.3f} ms  p90 {p90:.3f} ms  p99 {p99:.3f} ms  "
                   f"mean {times.mean():.3f} ms  {1000.0 / times.mean():.0f} infer/s{agree}")
+        if args.data is not None:
+            samples, arrays = _dataset_inputs(meta, args.data, args.labels)
+            first = None
+            for name, engine in engines.items():
+                scores, predicted = _score(engine, samples, arrays)
+                label = name if name == "ort" else f"trt-{args.precision}"
+                same = "" if first is None else f", argmax agrees with {backends[0]} on {float(np.mean(predicted == first)):.4f}"
+                first = predicted if first is None else first
+                full = scores["full"]
+                print(f"{label:9s} on {len(samples)} samples (the artifact's own weights, not LOSO): "
+                      f"UF1 {full['uf1']:.4f} UAR {full['uar']:.4f} acc {full['acc']:.4f}{same}")
     finally:
         for engine in engines.values():
             engine.close()

@@ -92,3 +92,9 @@ def test_bench_engine_refuses_a_zero_iteration_count(tiny_onnx):
     from edge.cli import main
 
     assert main(["bench-engine", "--artifact", str(tiny_onnx), "-n", "0"]) == 2
+
+
+def test_bench_engine_wants_data_and_labels_together(tiny_onnx, tmp_path):
+    from edge.cli import main
+
+    assert main(["bench-engine", "--artifact", str(tiny_onnx), "--data", str(tmp_path)]) == 2
