@@ -7,7 +7,7 @@
 #   .whl/        pycuda sdist (or a pycuda wheel built by an earlier run), pytools, platformdirs, mako,
 #                siphash24 and opencv-contrib-python-headless wheels for cp312 (the device image has no pycuda
 #                and no cv2.optflow and cannot download)
-#   .devassets/  middlebury.npz (grey frames + ground truth of the four Middlebury sequences, made from
+#   .devassets_flow/  middlebury.npz (grey frames + ground truth of the four Middlebury sequences, made from
 #                $MESTREAM_ASSETS/flow), videos/casme2_sub01_EP02_01f.avi and images/pyfeat_single_face.jpg
 #                copied from $MESTREAM_ASSETS: ../shared does not travel (the 64 MiB limit leaves out the rest)
 # Run:   bash benchmarks/gpu_flow.sh        (results and logs go to $OUT, default out/gpu_flow)
@@ -48,7 +48,7 @@ ASSETS=/tmp/assets
 "$PY" - <<'PYEOF' || exit 1
 import numpy as np, cv2, pathlib, shutil
 root = pathlib.Path("/tmp/assets")
-d = np.load(".devassets/middlebury.npz")
+d = np.load(".devassets_flow/middlebury.npz")
 for seq in ("RubberWhale", "Venus", "Dimetrodon", "Hydrangea"):
     folder = root / "flow" / seq
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,10 +57,10 @@ for seq in ("RubberWhale", "Venus", "Dimetrodon", "Hydrangea"):
     gt = d[seq + "_flow10"]
     (folder / "flow10.flo").write_bytes(b"PIEH" + np.array(gt.shape[1::-1], np.int32).tobytes() + gt.astype(np.float32).tobytes())
 (root / "videos").mkdir(exist_ok=True)
-for v in pathlib.Path(".devassets").glob("*.avi"):
+for v in pathlib.Path(".devassets_flow").glob("*.avi"):
     shutil.copy(v, root / "videos" / v.name)
 (root / "images").mkdir(exist_ok=True)
-for v in pathlib.Path(".devassets").glob("*.jpg"):
+for v in pathlib.Path(".devassets_flow").glob("*.jpg"):
     shutil.copy(v, root / "images" / v.name)
 PYEOF
 export MESTREAM_ASSETS=$ASSETS
