@@ -14,6 +14,7 @@ FAMILIES: dict[str, str] = {
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
     "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches
     "fusion3d": "trainer.models.fusion3d",  # RGB + FLOW 3D-CNN streams, AU-text contrastive (training only)
+    "dvscl": "trainer.models.dvscl",  # dual-view self-supervised pre-training on unlabelled faces, fine-tuned
 }
 
 
