@@ -63,6 +63,7 @@ class ProcessPlan:
     hwm: int
     policy: str  # entrance policy: "drop" | "block"
     output_policy: str  # the next process's policy: "drop" sends without waiting, "block" waits
+    output_hwm: int  # SNDHWM towards the next process: a "drop" entrance gets room for a whole queue in flight
     heartbeat_s: float
     run: RunOptions
     resume_seq: int = 0  # a restarted file source continues from here instead of replaying the file
@@ -234,7 +235,7 @@ class StageProcess:
         if self.source is None:
             self.inp = bus.open_socket(self.ctx, zmq.PULL, bind=self.plan.input, hwm=self.plan.hwm, limits=self.limits)
         if self.plan.output:
-            self.out = bus.open_socket(self.ctx, zmq.PUSH, connect=self.plan.output, hwm=self.plan.hwm)
+            self.out = bus.open_socket(self.ctx, zmq.PUSH, connect=self.plan.output, hwm=self.plan.output_hwm)
         self.heartbeat("ready", force=True)
 
     def close(self) -> None:

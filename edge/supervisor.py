@@ -70,7 +70,11 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str)
     inputs = [p.input or f"ipc://{workdir}/{p.name}.in" for p in procs]
     for i, p in enumerate(procs):
         policy = "block" if run.fast else p.policy
-        next_policy = ("block" if run.fast else procs[i + 1].policy) if i + 1 < len(procs) else "block"
+        nxt = procs[i + 1] if i + 1 < len(procs) else None
+        next_policy = ("block" if run.fast else nxt.policy) if nxt else "block"
+        # Towards a "drop" entrance the pipe must hold a whole queue: the next process only drains it
+        # between messages, and the entrance (not a full pipe behind one slow frame) decides what to drop.
+        output_hwm = (nxt.queue if next_policy == "drop" else nxt.hwm) if nxt else 1
         plans.append(
             ProcessPlan(
                 name=p.name,
@@ -83,6 +87,7 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str)
                 hwm=p.hwm,
                 policy=policy,
                 output_policy=next_policy,
+                output_hwm=output_hwm,
                 heartbeat_s=topo.runtime.heartbeat_s,
                 run=run,
             )

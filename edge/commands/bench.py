@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged one)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     parser.add_argument("--png", type=Path, default=None, help="bar chart of per-stage fps (default: the --json path with .png)")
+    parser.add_argument("--soak", action="store_true", help="instead: run the pipeline PACED at the source's own fps for --seconds and "
+                        "report memory of every process over time (growth after warm-up), fps, latency, drops, restarts")
 
 
 def _default_source() -> str:
@@ -240,6 +242,94 @@ def multi_process(topo, run, seconds: float) -> dict:
     }
 
 
+def soak(topo, run, seconds: float) -> dict:
+    """The pipeline paced at the source's rate (e.g. a 200 fps synth video, looped) for a long time."""
+    import threading
+    import time
+
+    import numpy as np
+    import zmq
+
+    from edge.supervisor import Supervisor
+
+    series: list[dict] = []
+    t0 = time.monotonic()
+
+    def tick(line, metrics):
+        series.append({"t_s": round(time.monotonic() - t0, 2),
+                       **{name: {k: m.get(k) for k in ("state", "fps", "n_in", "rss_mb", "peak_rss_mb", "lost", "restarts")}
+                          | {"drops": sum((m.get("drops") or {}).values())} for name, m in metrics.items()}})
+
+    sup = Supervisor(topo, run, on_tick=tick)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.event")
+    sub.connect(run.publish.endpoint)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def listen():
+        while not done.is_set():
+            if sub.poll(100):
+                latencies.append(json.loads(sub.recv_multipart()[1])["latency_ms"]["offset_to_result"])
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sup.start()
+    runner = threading.Thread(target=sup.run, daemon=True)
+    runner.start()
+    while runner.is_alive() and time.monotonic() - t0 < seconds:
+        time.sleep(0.5)
+    sup.stopping = True
+    runner.join(10)
+    done.set()
+    listener.join(2)
+    sub.close(0)
+    ctx.term()
+    names = [c.name for c in sup.children]
+    warm = next((i for i, s in enumerate(series) if s["t_s"] >= max(30.0, 0.1 * seconds)), 0)
+    report = {}
+    for name in names:
+        rss = [s[name]["rss_mb"] for s in series[warm:] if s[name].get("rss_mb")]
+        report[name] = {
+            "rss_mb_after_warmup": rss[0] if rss else None,
+            "rss_mb_end": rss[-1] if rss else None,
+            "rss_growth_pct": round(100 * (rss[-1] - rss[0]) / rss[0], 2) if rss else None,
+            "fps_mean": round(float(np.mean([s[name]["fps"] or 0 for s in series[warm:]])), 1) if series[warm:] else 0.0,
+            "drops": series[-1][name]["drops"] + int(series[-1][name].get("lost") or 0) if series else 0,
+            "restarts": series[-1][name]["restarts"] if series else 0,
+        }
+    lat = np.asarray(latencies, dtype=np.float64)
+    return {"seconds": round(time.monotonic() - t0, 1), "warmup_s": series[warm]["t_s"] if series else 0, "processes": report,
+            "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
+                                                        "max": float(lat.max())} if lat.size else {})},
+            "series": series}
+
+
+def soak_chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name in result["processes"]:
+        pts = [(s["t_s"], s[name]["rss_mb"]) for s in result["series"] if s[name].get("rss_mb")]
+        if pts:
+            ax.plot(*zip(*pts), label=name)
+    ax.axvline(result["warmup_s"], color="grey", linestyle=":", label="warm-up end")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("resident memory (MB)")
+    ax.set_title("mestream bench --soak: memory of every process")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def table(result: dict) -> str:
     solo = result["solo"]
     mp = result["multi_process"]
@@ -317,6 +407,24 @@ def run(args: argparse.Namespace) -> int:
         port = probe.getsockname()[1]
     run_opts = RunOptions(source=source, artifact=str(args.artifact) if args.artifact else "", fast=True,
                           publish=replace(topo.publish, endpoint=f"tcp://127.0.0.1:{port}"))
+    if args.soak:
+        run_opts = preflight(topo, replace(run_opts, fast=False))
+        print(f"soak: {args.seconds:g} s paced at the source's frame rate ...", file=sys.stderr)
+        result = {"source": source, "width": args.width, **soak(topo, run_opts, args.seconds)}
+        lat = result["latency_ms"]
+        print(f"{'process':<12}{'fps':>8}{'RSS MB warm':>13}{'RSS MB end':>12}{'growth %':>10}{'drops':>7}{'restarts':>9}")
+        for name, p in result["processes"].items():
+            print(f"{name:<12}{p['fps_mean']:>8.1f}{p['rss_mb_after_warmup'] or 0:>13.1f}{p['rss_mb_end'] or 0:>12.1f}"
+                  f"{p['rss_growth_pct'] or 0:>10.2f}{p['drops']:>7}{p['restarts']:>9}")
+        print(f"offset->result latency over {lat['events']} events" + (f": p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms" if lat["events"] else ""))
+        if args.json is not None:
+            tmp = args.json.with_name(args.json.name + ".partial")
+            tmp.write_text(json.dumps(result, indent=2))
+            os.replace(tmp, args.json)
+        png = args.png or (args.json.with_suffix(".png") if args.json is not None else None)
+        if png is not None:
+            soak_chart(result, png)
+        return 0
     run_opts = preflight(topo, run_opts)
     print("1/3 each stage alone ...", file=sys.stderr)
     solo = solo_stages(topo, run_opts, args.seconds)

@@ -248,7 +248,7 @@ def _entrance(tmp_path, policy: str, queue: int = 4):
     control = ctx.socket(zmq.PULL)
     control.bind(f"ipc://{tmp_path}/control")
     plan = ProcessPlan(name="spot", stages=("spot",), stage_options={}, input=f"ipc://{tmp_path}/spot.in", output="",
-                       control=f"ipc://{tmp_path}/control", queue=queue, hwm=1000, policy=policy, output_policy="block",
+                       control=f"ipc://{tmp_path}/control", queue=queue, hwm=1000, policy=policy, output_policy="block", output_hwm=1,
                        heartbeat_s=0.2, run=RunOptions(source="x.mp4"))
     proc = StageProcess(plan, ctx)
     proc.inp = bus.open_socket(ctx, zmq.PULL, bind=plan.input, hwm=1000, limits=proc.limits)
