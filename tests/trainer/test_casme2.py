@@ -144,3 +144,45 @@ def test_every_registered_loader_takes_a_frames_root_and_a_sheet():
         assert list(inspect.signature(loader).parameters)[:2] == ["root", "sheet"]
     with pytest.raises(MestreamError, match="unknown dataset 'casme'; expected one of casme2, samm"):
         get_loader("casme")
+
+
+def test_casme2_trains_with_loso_from_its_raw_frames_and_sheet(assets, tmp_path):
+    """mestream train --dataset casme2: loader -> mestream prep (edge tracker, TV-L1 form) -> LOSO report."""
+    import json
+
+    pytest.importorskip("torch", reason="torch comes with the [train] extra")
+    pytest.importorskip("mediapipe", reason="prep tracks faces with MediaPipe")
+    from edge.cli import main
+
+    capture = cv2.VideoCapture(str(assets / VIDEO))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    root = tmp_path / "CASME2_RAW_selected"
+    write_clip(root / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(46, 87)], frames)  # happiness
+    write_clip(root / "sub02" / "EP01_11f", [f"img{n}.jpg" for n in range(46, 97)], frames)  # repression
+    out = tmp_path / "runs" / "casme2"
+    code = main(["-q", "train", "--model", "ststnet", "--dataset", "casme2", "--data", str(root),
+                 "--labels", str(assets / SHEET_2019), "--loader-option", "version=2019-07-01",
+                 "--out", str(out), "--epochs", "1"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"] == "casme2" and report["classes"] == ["happiness", "surprise", "disgust", "repression", "others"]
+    assert report["counts"]["samples"] == 2 and report["counts"]["subjects"] == 2
+    assert report["counts"]["per_class"]["happiness"] == 1 and report["counts"]["per_class"]["repression"] == 1
+    assert report["skipped"]["count"] == 253 and any("sub01_EP03_02" in line for line in report["skipped"]["files"])
+    assert sorted(p.name for p in (tmp_path / "runs" / ".mestream-prep" / "casme2").glob("*/*.npz")) == \
+        ["sub01_EP02_01f.npz", "sub02_EP01_11f.npz"]
+
+
+def test_train_refuses_a_raw_dataset_without_its_required_loader_option():
+    from trainer.data.clips import parse_loader_options
+
+    with pytest.raises(MestreamError, match="casme2 needs --loader-option version=VALUE"):
+        parse_loader_options("casme2", [])
+    with pytest.raises(MestreamError, match="loader option 'layout=hs' is not KEY=VALUE with KEY one of version"):
+        parse_loader_options("casme2", ["layout=hs"])
+    assert parse_loader_options("smic", ["layout=hs-e", "apex=max-flow"]) == {"layout": "hs-e", "apex": "max-flow"}

@@ -16,16 +16,22 @@ from pathlib import Path
 
 HELP = "train a model family with leave-one-subject-out and write its report (and, with --fit-all, model.pt)"
 
-DATASETS = ("megc2019",)
+DATASETS = ("megc2019", "casme2", "samm", "smic", "mmew", "casme3")  # raw ones: trainer/data/clips.py LOADERS
 PROTOCOLS = ("loso",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model family (see trainer/models/registry.py)")
-    parser.add_argument("--dataset", default="megc2019", help="dataset layout; only megc2019 for now")
+    parser.add_argument("--dataset", default="megc2019", help="megc2019 (preprocessed composite) or a raw dataset read "
+                        "from its frames and official sheet: casme2, samm, smic, mmew, casme3")
     parser.add_argument("--data", required=True, type=Path,
-                        help="folder with STSNet_whole_norm_u_v_os/ and combined_datasets_whole/")
-    parser.add_argument("--labels", required=True, type=Path, help="the composite's labels CSV")
+                        help="folder with STSNet_whole_norm_u_v_os/ and combined_datasets_whole/, or a raw dataset's frames root")
+    parser.add_argument("--labels", required=True, type=Path, help="the composite's labels CSV, or the raw dataset's sheet")
+    parser.add_argument("--class-map", default=None, help="raw datasets: class mapping (trainer/data/clips.py CLASS_MAPS)")
+    parser.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="raw datasets: loader argument, e.g. version=2019-07-01 (casme2), layout=hs-e (smic)")
+    parser.add_argument("--prep-dir", type=Path, default=None,
+                        help="raw datasets: mestream prep cache (default: OUT's parent/.mestream-prep/DATASET)")
     parser.add_argument("--protocol", default="loso", help="evaluation protocol; only loso")
     parser.add_argument("--seed", type=int, default=0, help="base seed; fold k trains with seed*1000+k")
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
@@ -80,7 +86,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from trainer.data.megc2019 import load_megc2019
-    from trainer.data.samples import PARTS
+    from trainer.data.samples import PARTS as COMPOSITE_PARTS
     from trainer.models.registry import get_family
     from trainer.report import build_report, staged_dir, write_report_files
     from trainer.train import NUM_THREADS, _torch, fit_all, run_loso, run_pretrain, with_epochs
@@ -89,7 +95,15 @@ def run(args) -> int:
     family = get_family(args.model)
     torch = _torch()
     recipe = with_epochs(family.recipe, args.epochs)
-    samples = load_megc2019(args.data, args.labels, args.au_sheets)
+    PARTS = COMPOSITE_PARTS if args.dataset == "megc2019" else (args.dataset,)
+    if args.dataset == "megc2019":
+        samples = load_megc2019(args.data, args.labels, args.au_sheets)
+    else:  # raw frames + official sheet -> clips -> mestream prep's inputs (edge tracker and flow code)
+        from trainer.data.clips import load_training_samples
+
+        samples = load_training_samples(args.dataset, args.data, args.labels,
+                                        args.prep_dir or args.out.parent / ".mestream-prep" / args.dataset,
+                                        args.class_map, args.loader_option, workers=args.workers)
     if samples.skipped:
         log.warning("%d file(s) missing or unreadable; their samples were skipped", len(samples.skipped))
 

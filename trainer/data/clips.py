@@ -293,3 +293,89 @@ def get_loader(dataset: str):
         raise MestreamError(f"unknown dataset {dataset!r}; expected one of {', '.join(LOADERS)}")
     module, function = target.split(":")
     return getattr(importlib.import_module(module), function)
+
+
+# ---- from clips to training samples -------------------------------------------------------------------
+
+
+def parse_loader_options(dataset: str, pairs: list[str]) -> dict[str, str]:
+    """["version=2019-07-01"] -> {"version": "2019-07-01"}, checked against load_<dataset>'s keyword arguments."""
+    import inspect
+
+    loader = get_loader(dataset)
+    params = inspect.signature(loader).parameters
+    accepted = [n for n in params if n not in ("root", "sheet", "class_map_name")]
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in accepted:
+            raise MestreamError(f"loader option {pair!r} is not KEY=VALUE with KEY one of {', '.join(accepted) or '(none)'} "
+                                f"for {dataset}; e.g. --loader-option {accepted[0] if accepted else 'key'}=...")
+        options[key.strip()] = value.strip()
+    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
+    if missing:
+        raise MestreamError(f"{dataset} needs --loader-option {missing[0]}=VALUE (see trainer/data/{dataset}.py), "
+                            "e.g. version=2019-07-01 for the CASME II coding sheet of 2019-07-01")
+    return options
+
+
+def clip_spec(clip: Clip):
+    """The clip as trainer.prep's ClipSpec: frame numbers as the file names carry them, name = uid."""
+    from trainer.prep import ClipSpec
+
+    return ClipSpec(name=clip.uid, subject=clip.subject, frames_dir=clip.frames[0].parent,
+                    onset=clip.numbers[clip.onset - 1], apex=clip.numbers[clip.apex - 1],
+                    offset=clip.numbers[clip.offset - 1], label=clip.emotion, action_units=clip.action_units_raw,
+                    note="" if clip.apex_source == APEX_FROM_SHEET else f"apex: {clip.apex_source}")
+
+
+def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, progress: bool = True):
+    """trainer.data.samples.Samples for these clips, made by `mestream prep`'s code (edge tracker + TV-L1 flow)
+    and cached in prep_dir. Clips the loader skipped or prep could not make are in Samples.skipped."""
+    import numpy as np
+
+    from trainer.data.au_codes import describe_au_codes
+    from trainer.data.samples import Samples
+    from trainer.prep import PrepParams, prep_clips, read_prepared
+
+    if not result.clips:
+        raise MestreamError(f"no clip could be loaded ({len(result.skipped)} skipped, first: "
+                            f"{result.skipped[0] if result.skipped else 'none'}); check --data against --labels")
+    maps = {c.class_map for c in result.clips}
+    cmap = next(m for (d, n), m in CLASS_MAPS.items() if n in maps and d == result.clips[0].dataset)
+    specs = [clip_spec(c) for c in result.clips]
+    report = prep_clips(specs, Path(prep_dir), PrepParams(), workers=workers, progress=progress)
+    prepared = read_prepared(Path(prep_dir), specs)
+    kept = [c for c in result.clips if c.uid in prepared]
+    skipped = [f"{name}: {why}" for name, why in result.skipped]
+    skipped += [f"{name}: {why}" for name, why in sorted(report.skipped.items())]
+    if not kept:
+        raise MestreamError(f"prep made no clip in {prep_dir} ({len(report.skipped)} skipped, first: "
+                            f"{next(iter(report.skipped.items()), 'none')}); check the frames")
+    return Samples(
+        names=[c.uid for c in kept],
+        subjects=[c.subject for c in kept],
+        datasets=[c.dataset for c in kept],
+        labels=np.asarray([c.label for c in kept], dtype=np.int64),
+        flow=np.stack([prepared[c.uid]["flow"] for c in kept]).astype(np.float32),
+        apex=np.stack([prepared[c.uid]["apex"] for c in kept]).astype(np.uint8),
+        au_text=[describe_au_codes(c.action_units_raw) for c in kept],
+        classes=list(cmap.classes),
+        skipped=skipped,
+    )
+
+
+def load_training_samples(dataset: str, root: Path, sheet: Path, prep_dir: Path, class_map_name: str | None = None,
+                          options: list[str] | tuple[str, ...] = (), workers: int = 1, progress: bool = True):
+    """`mestream train --dataset <raw dataset>`: load the clips from frames + sheet, prep them, as Samples."""
+    import logging
+
+    kwargs = parse_loader_options(dataset, list(options))
+    if class_map_name is not None:
+        kwargs["class_map_name"] = class_map_name
+    result = get_loader(dataset)(Path(root), Path(sheet), **kwargs)
+    log = logging.getLogger("mestream.data")
+    for name, message in result.warnings:
+        log.warning("%s: %s", name, message)
+    log.info("%s: %s", dataset, result.summary())
+    return samples_from_clips(result, prep_dir, workers=workers, progress=progress)
