@@ -90,8 +90,14 @@ def test_the_composite_loads_from_the_three_datasets_folders_under_composite_nam
     assert sorted((c.dataset, c.subject, c.name, c.label, c.class_map) for c in result.clips) == [
         ("casme2", "sub01", "EP02_01f", 1, "megc2019-3class"),
         ("samm", "006", "006_1_2", 0, "megc2019-3class"),
-        ("smic", "s01", "s01_ne_01", 0, "megc2019-3class"),
+        ("smic", "s01", "s1_ne_01", 0, "megc2019-3class"),
     ]
+    # the uids are the composite's own sample names (HTNet imagename stems), as trainer.data.megc2019 uses
+    import csv
+
+    with open(assets / HTNET, newline="") as handle:
+        stems = {Path(r["imagename"]).stem for r in csv.DictReader(handle)}
+    assert {c.uid for c in result.clips} <= stems
     assert len(result.clips) + len(result.skipped) == 255 + 159 + 162
     reasons = [why for _, why in result.skipped]
     assert sum("not in the composite reference" in why for why in reasons) == (255 - 145) + (159 - 133) + (162 - 162)

@@ -173,11 +173,10 @@ def load_megc2019_composite(casme2_root: Path, casme2_sheet: Path, samm_root: Pa
                             reference: Path | None = None) -> LoadResult:
     """The composite's clips with their frames; with `reference`, only its clips (others skipped by name).
 
-    Clip.subject/name are rewritten to the composite keys (SAMM "006", SMIC "s01"/"s01_ne_01"), so LOSO
-    units and names match the composite CSVs.
+    Subjects are already the composite's LOSO units ("sub01", "006", "s01"), and Clip.uid is the stem of
+    the composite's apex image name (HTNet imagename: "sub01_EP02_01f", "006_006_1_2", "s01_s1_ne_01"),
+    so samples made from these clips line up with trainer.data.megc2019's names.
     """
-    from dataclasses import replace
-
     from trainer.data.clips import check_root
     from trainer.data.smic import max_flow_apex, middle_apex
 
@@ -206,7 +205,7 @@ def load_megc2019_composite(casme2_root: Path, casme2_sheet: Path, samm_root: Pa
             if wanted is not None and wanted[row.key].label != clip.label:
                 part.warnings.append((clip.uid, f"label {clip.label} from the sheet, {wanted[row.key].label} in the "
                                                 "reference; the sheet's is kept"))
-            result.clips.append(replace(clip, subject=row.subject, name=row.clip))
+            result.clips.append(clip)
         result.skipped.extend(part.skipped)
         result.warnings.extend(part.warnings)
     return result
