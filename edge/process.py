@@ -257,13 +257,13 @@ class StageProcess:
         while not self.stop:
             self.heartbeat("running")
             if self.source is not None:
-                t_in = time.monotonic_ns()
+                t_read = time.monotonic_ns()
                 msg = self.source.read()
                 if msg is None:
                     return self.finish()
-                if msg.topic == "frame":
-                    t_in = int(msg.header.get("t_capture_ns", t_in))
-                self.handle(msg, t_in)
+                t_in = int(msg.header.get("t_capture_ns", t_read)) if msg.topic == "frame" else t_read
+                # A paced file sleeps inside read(): count the work from the capture instant, not the wait.
+                self.handle(msg, t_in, busy_from=max(t_read, t_in) if not self.plan.run.fast else t_read)
             else:
                 item = self.next_message()
                 if item is None:
@@ -337,14 +337,14 @@ class StageProcess:
             msg.header["gap"] = max(int(msg.header.get("gap", 0) or 0), missing)
         self.meter.last_seq = seq
 
-    def handle(self, msg: Message, t_in: int) -> None:
+    def handle(self, msg: Message, t_in: int, busy_from: int | None = None) -> None:
         self.check_sequence(msg)
         m = self.meter
         m.n_in += 1
         m.first_in_ns = m.first_in_ns or t_in
         m.last_in_ns = time.monotonic_ns()
         stamps = msg.header.get("stamps", [])
-        t0 = time.monotonic_ns()
+        t0 = busy_from if busy_from is not None else time.monotonic_ns()
         out = feed(self.stages, [msg])
         m.took(time.monotonic_ns() - t0)
         self.emit(out, stamps, t_in)
