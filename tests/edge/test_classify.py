@@ -75,3 +75,9 @@ def test_the_schema_rejects_an_event_missing_its_label():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, event_schema())
     assert np.isfinite(m.header["latency_ms"]["classify"])
+
+
+def test_the_event_schema_is_itself_a_valid_versioned_json_schema():
+    schema = event_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema"] == {"const": "mestream.event"} and schema["properties"]["version"] == {"const": 1}
