@@ -45,15 +45,22 @@ def _default_source() -> str:
     return str(Path(root) / "videos" / "casme2_sub01_EP02_01f.avi")
 
 
-def _timed(fn, seconds: float, n_max: int) -> tuple[int, float]:
-    """Call fn(i) until `seconds` pass or n_max calls; returns (calls, elapsed s)."""
+_CPU: dict[str, float] = {}  # stage -> CPU ms per call of the last _timed run (all threads of this process)
+
+
+def _timed(fn, seconds: float, n_max: int, name: str = "") -> tuple[int, float]:
+    """Call fn(i) until `seconds` pass or n_max calls; returns (calls, elapsed s). Also notes CPU ms per call,
+    which, unlike wall time, does not depend on what else the machine is running."""
     import time
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     i = 0
     while i < n_max and time.perf_counter() - t0 < seconds:
         fn(i)
         i += 1
+    if name and i:
+        _CPU[name] = 1000 * (time.process_time() - c0) / i
     return i, time.perf_counter() - t0
 
 
@@ -79,9 +86,9 @@ def solo_stages(topo, run, seconds: float) -> dict:
         if m is not None and len(frames) < 300:
             frames.append(m)
 
-    n, dt = _timed(read, part, 10**9)
+    n, dt = _timed(read, part, 10**9, "capture")
     capture.close()
-    results["capture"] = {"fps": n / dt, "frames": n}
+    results["capture"] = {"fps": n / dt, "frames": n, "cpu_ms_per_frame": _CPU.get("capture")}
 
     track = build_stage("track", opts("track"), run)
     track.open()
@@ -92,9 +99,9 @@ def solo_stages(topo, run, seconds: float) -> dict:
         m = Message("frame", {**src.header, "seq": i, "t_capture_ns": time.monotonic_ns()}, src.arrays)
         faces.extend(f for f in track.process(m) if f.topic == "face")
 
-    n, dt = _timed(track_one, part, 10**9)
+    n, dt = _timed(track_one, part, 10**9, "track")
     track.close()
-    results["track"] = {"fps": n / dt, "frames": n}
+    results["track"] = {"fps": n / dt, "frames": n, "cpu_ms_per_frame": _CPU.get("track")}
 
     spot = build_stage("spot", opts("spot"), run)
     spot.open()
@@ -103,9 +110,9 @@ def solo_stages(topo, run, seconds: float) -> dict:
     def spot_one(i):
         intervals.extend(m for m in spot.process(faces[i % len(faces)] if i < len(faces) else _renumber(faces, i)) if m.topic == "interval")
 
-    n, dt = _timed(spot_one, part, 10**9)
+    n, dt = _timed(spot_one, part, 10**9, "spot")
     spot.close()
-    results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals)}
+    results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals), "cpu_ms_per_frame": _CPU.get("spot")}
 
     if not intervals:  # nothing spotted in this clip: classify pairs of real aligned crops 5 frames apart
         found = [f for f in faces if f.header.get("found")]
@@ -125,7 +132,7 @@ def solo_stages(topo, run, seconds: float) -> dict:
             classify.process(intervals[i % len(intervals)])
             took.append(time.perf_counter() - t)
 
-        n, dt = _timed(infer_one, part, 10**9)
+        n, dt = _timed(infer_one, part, 10**9, "infer")
         classify.close()
         results["infer"] = {"events_per_s": n / dt, "events": n, "ms_p50": float(np.median(took) * 1000), "ms_max": float(max(took) * 1000)}
     return results
@@ -225,14 +232,18 @@ def multi_process(topo, run, seconds: float) -> dict:
         procs[name] = {
             "fps": round((mb[name]["n_in"] - ma[name]["n_in"]) / max(tb - ta, 1e-6), 1),
             "cpu_pct": round(100 * (m.get("cpu_s", 0) - first.get("cpu_s", 0)) / max(tb - ta, 1e-6), 1),
+            "cpu_ms_per_frame": round(1000 * (m.get("cpu_s", 0) - first.get("cpu_s", 0)) / max(mb[last]["n_in"] - ma[last]["n_in"], 1), 3),
             "peak_rss_mb": m.get("peak_rss_mb"),
             "drops": sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0),
             "busy_ms": m.get("busy_ms"),
             "restarts": m.get("restarts", 0),
         }
     lat = np.asarray(latencies, dtype=np.float64)
+    cpu_ms = sum(p["cpu_ms_per_frame"] for p in procs.values())
     return {
         "fps": fps,
+        "cpu_ms_per_frame": cpu_ms,
+        "cpu_bound_fps": (os.cpu_count() or 1) * 1000 / max(cpu_ms, 1e-6),
         "window_s": tb - ta,
         "frames": mb[last]["n_in"],
         "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max())} if lat.size else {})},
@@ -334,17 +345,20 @@ def table(result: dict) -> str:
     solo = result["solo"]
     mp = result["multi_process"]
     lines = [f"source {result['source']} ({result['width']} px wide, unpaced, looped)", "",
-             f"{'stage alone':<22}{'fps':>10}"]
+             f"{'stage alone':<22}{'fps':>10}{'CPU ms/frame':>14}"]
     for name in ("capture", "track", "spot"):
         if name in solo:
-            lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}")
+            lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}{solo[name].get('cpu_ms_per_frame') or 0:>14.2f}")
     if "infer" in solo:
         lines.append(f"{'infer (events/s)':<22}{solo['infer']['events_per_s']:>10.2f}   p50 {solo['infer']['ms_p50']:.0f} ms per event")
     lines += ["", f"{'one process, in turn':<22}{result['one_process']['fps']:>10.1f}",
               f"{'multi-process (e2e)':<22}{mp['fps']:>10.1f}   = {result['ratio_to_slowest']:.2f} x slowest stage alone",
-              "", f"{'process':<12}{'fps':>8}{'cpu %':>8}{'peak MB':>9}{'drops':>7}{'busy p95 ms':>13}"]
+              "", f"{'process':<12}{'fps':>8}{'cpu %':>8}{'CPU ms/frame':>14}{'peak MB':>9}{'drops':>7}{'busy p95 ms':>13}"]
     for name, p in mp["processes"].items():
-        lines.append(f"{name:<12}{p['fps']:>8.1f}{p['cpu_pct']:>8.1f}{p['peak_rss_mb'] or 0:>9.0f}{p['drops']:>7}{(p['busy_ms'] or {}).get('p95', 0):>13.1f}")
+        lines.append(f"{name:<12}{p['fps']:>8.1f}{p['cpu_pct']:>8.1f}{p['cpu_ms_per_frame']:>14.2f}{p['peak_rss_mb'] or 0:>9.0f}{p['drops']:>7}{(p['busy_ms'] or {}).get('p95', 0):>13.1f}")
+    lines.append(f"CPU cost {mp['cpu_ms_per_frame']:.2f} ms per frame over all processes: at most {mp['cpu_bound_fps']:.0f} fps on "
+                 f"{result['cpu_count']} idle cores (inference from CPU time; wall-clock fps above depends on the machine's load, "
+                 f"load average {result['load_average'][0]:.1f} at start)")
     lat = mp["latency_ms"]
     lines.append("")
     lines.append(f"offset->result latency over {lat['events']} events: " + (f"p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms" if lat["events"] else "no events published"))
@@ -426,6 +440,7 @@ def run(args: argparse.Namespace) -> int:
             soak_chart(result, png)
         return 0
     run_opts = preflight(topo, run_opts)
+    load_at_start = list(os.getloadavg())
     print("1/3 each stage alone ...", file=sys.stderr)
     solo = solo_stages(topo, run_opts, args.seconds)
     print("2/3 one process, stages in turn ...", file=sys.stderr)
@@ -434,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
     mp = multi_process(topo, run_opts, args.seconds)
     slowest = min(solo[n]["fps"] for n in ("capture", "track", "spot") if n in solo)
     result = {
-        "source": source, "width": args.width, "seconds": args.seconds, "cpu_count": os.cpu_count(),
+        "source": source, "width": args.width, "seconds": args.seconds, "cpu_count": os.cpu_count(), "load_average": load_at_start,
         "solo": solo, "one_process": chain, "multi_process": mp,
         "slowest_stage_fps": slowest, "ratio_to_slowest": mp["fps"] / slowest,
     }
