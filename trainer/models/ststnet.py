@@ -53,6 +53,6 @@ FAMILY = Family(
     summary="STSTNet shallow triple-stream flow CNN (Liong et al. 2019), the sanity floor",
     inputs=(FLOW,),
     # Fixed before evaluation: Adam as published, full-batch-sized steps, a fixed epoch count (no early stop).
-    recipe=Recipe(epochs=200, lr=1e-3, batch_size=64, weight_decay=1e-4, extra={}),
+    recipe=Recipe(epochs=100, lr=1e-3, batch_size=64, weight_decay=1e-4, extra={}),
     build=build,
 )

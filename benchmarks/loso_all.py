@@ -1,0 +1,100 @@
+"""Every registered family x several seeds under the full 68-fold LOSO, with a summary table.
+
+    python benchmarks/loso_all.py --data $MESTREAM_ASSETS/preprocessed/HTNet_MEGC2019_composite \
+        --labels $MESTREAM_ASSETS/annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv \
+        --out runs/loso_all [--families ststnet msmt] [--seeds 0 1 2] [--workers 16]
+
+Each run goes through `mestream train` itself (trainer.commands.train.run), so OUT/<family>-s<seed>/ holds
+the same report.json, tables and figures as the CLI writes. OUT/summary.json and OUT/summary.md give Full
+and per-part UF1/UAR per seed, their mean and spread (population std and min-max), and the wall time.
+Long: hours for all families on a 2-core CPU; use --workers on a machine with more cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainer.commands import train as train_command  # noqa: E402
+from trainer.models.registry import FAMILIES  # noqa: E402
+
+PARTS = ("full", "casme2", "smic", "samm")
+
+
+def summarise(runs: dict[str, dict[int, dict]]) -> dict:
+    summary = {}
+    for family, by_seed in runs.items():
+        entry = {"seeds": sorted(by_seed), "parts": {}, "seconds": {s: r["time"]["seconds"] for s, r in by_seed.items()}}
+        for part in PARTS:
+            for metric in ("uf1", "uar"):
+                values = np.array([r["parts"][part][metric] for r in by_seed.values() if part in r["parts"]])
+                if len(values):
+                    entry["parts"].setdefault(part, {})[metric] = {
+                        "mean": float(values.mean()), "std": float(values.std()),
+                        "min": float(values.min()), "max": float(values.max()),
+                        "per_seed": [float(v) for v in values],
+                    }
+        entry["selection"] = next(iter(by_seed.values()))["selection"]
+        summary[family] = entry
+    return summary
+
+
+def markdown(summary: dict, command: str) -> str:
+    lines = ["# LOSO on the MEGC2019 composite (442 samples, 68 subjects), mean ± std over seeds", "",
+             f"Command: `{command}`", "",
+             "| family | seeds | Full UF1 | Full UAR | CASME II UF1 | SMIC UF1 | SAMM UF1 | s per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for family, e in summary.items():
+        cell = lambda part, m: (f"{e['parts'][part][m]['mean']:.4f} ± {e['parts'][part][m]['std']:.4f}"  # noqa: E731
+                                if part in e["parts"] else "-")
+        seconds = np.mean(list(e["seconds"].values()))
+        lines.append(f"| {family} | {','.join(map(str, e['seeds']))} | {cell('full', 'uf1')} | {cell('full', 'uar')} | "
+                     f"{cell('casme2', 'uf1')} | {cell('smic', 'uf1')} | {cell('samm', 'uf1')} | {seconds:.0f} |")
+    lines += ["", "Per-part UAR and per-seed values are in summary.json; each run's report is in <family>-s<seed>/."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--folds", type=int, default=None, help="first K subjects only (quick check)")
+    parser.add_argument("--epochs", type=int, default=None, help="override every family's epochs (recorded)")
+    parser.add_argument("--au-sheets", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[int, dict]] = {}
+    for family in args.families:
+        for seed in args.seeds:
+            out = args.out / f"{family}-s{seed}"
+            run_args = argparse.Namespace(
+                model=family, dataset="megc2019", data=args.data, labels=args.labels, protocol="loso", seed=seed,
+                out=out, au_sheets=args.au_sheets, fit_all=False, epochs=args.epochs, folds=args.folds,
+                workers=args.workers, assets=None, cache=args.out / ".mestream-cache")
+            start = time.perf_counter()
+            train_command.run(run_args)
+            runs.setdefault(family, {})[seed] = json.loads((out / "report.json").read_text())
+            print(f"{family} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+            summary = summarise(runs)  # rewritten after every run, so a cut-off sweep still leaves a table
+            command = "python benchmarks/loso_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+            (args.out / "summary.json").write_text(json.dumps(
+                {"command": command, "cpu_count": os.cpu_count(), "families": summary}, indent=2))
+            (args.out / "summary.md").write_text(markdown(summary, command))
+    print((args.out / "summary.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
