@@ -60,8 +60,8 @@ class Clip:
         return self.frames[position - 1]
 
 
-@dataclass
-class LoadResult:
+@dataclass(frozen=True)
+class LoadResult:  # frozen: loaders fill these lists in place, nobody swaps them
     clips: list[Clip] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clip name, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (clip name, what was corrected/estimated)

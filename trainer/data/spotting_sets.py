@@ -49,7 +49,7 @@ class SpottingVideo:
     action_units: tuple[str, ...] = ()  # AUW-GCN's au per interval, same order (raw strings)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpottingSet:
     dataset: str
     fps: float  # of the file's frame units (recording fps / frame_step)
