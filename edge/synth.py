@@ -276,8 +276,19 @@ def read_truth(path: Path) -> list[Interval]:
     return out
 
 
-def synthesise(face: Path, out: Path, truth: Path, params: SynthParams, progress: bool = True) -> list[SynthEvent]:
-    """Write the synthetic video to `out` and its truth CSV to `truth`; returns the events."""
+def synthesise(
+    face: Path,
+    out: Path,
+    truth: Path,
+    params: SynthParams,
+    progress: bool = True,
+    source_frames: tuple[int, int] | None = None,
+) -> list[SynthEvent]:
+    """Write the synthetic video to `out` and its truth CSV to `truth`; returns the events.
+
+    source_frames=(start, end) plays only that range of the face video (end exclusive), e.g. its
+    neutral part, when the rest holds expressions of its own that the truth would not list.
+    """
     from tqdm import tqdm
 
     if out.suffix.lower() not in (".mp4", ".avi"):
@@ -286,6 +297,13 @@ def synthesise(face: Path, out: Path, truth: Path, params: SynthParams, progress
         if not p.parent.is_dir():
             raise MestreamError(f"folder {p.parent} does not exist; create it first or choose another path")
     frames, _ = read_video(face)
+    if source_frames is not None:
+        start, end = source_frames
+        if not 0 <= start < end <= len(frames):
+            raise MestreamError(
+                f"--source-frames {start}:{end} is outside {face} ({len(frames)} frames); expected 0 <= START < END <= {len(frames)}"
+            )
+        frames = frames[start:end]
     n_frames = int(round(params.seconds * params.fps))
     marks = find_landmarks(frames, face, {ping_pong(i, len(frames)) for i in range(n_frames)})
     events = plan_events(params, n_frames)

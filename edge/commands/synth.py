@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the output video (default 30)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the output video (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the event plan (default 0)")
+    parser.add_argument("--source-frames", metavar="START:END",
+                        help="use only these frames of the face video (END exclusive), e.g. its neutral part")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -28,8 +30,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.face.is_file():
         raise MestreamError(f"--face {args.face} does not exist; expected a face video file")
+    span = None
+    if args.source_frames:
+        try:
+            start, end = (int(v) for v in args.source_frames.split(":"))
+        except ValueError:
+            raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 0:20") from None
+        span = (start, end)
     params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed)
-    events = synthesise(args.face, args.out, args.truth, params, progress=not args.no_progress)
+    events = synthesise(args.face, args.out, args.truth, params, progress=not args.no_progress, source_frames=span)
     counts = {k: sum(e.kind == k for e in events) for k in ("micro", "macro", "blink", "head")}
     print(f"wrote {args.out} ({args.seconds:g} s at {args.fps:g} fps) and {args.truth}: "
           + ", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -2,8 +2,8 @@
 
 Times are in seconds, so a 30 fps webcam and a 200 fps camera use the same parameters; motions are in
 pixels of the flow grid (`flow_size` x `flow_size`, the aligned crop shrunk), so they do not depend on S.
-The defaults were tuned on ONE synthetic video (evm_face.mp4, seed 1) and are reported on other seeds
-and faces (see `mestream spot-eval`).
+The defaults were tuned on two synthetic videos of one face (`mestream synth --face evm_face.mp4
+--seconds 40 --seed 1` and `--seed 2`) and are reported on other seeds and other faces.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SpotParams:
     warmup_s: float = 0.5  # no events until this much signal has been seen after a (re)start
     # Threshold T = max(median + z * 1.4826 * MAD, floor_px): a robust "mean + p * spread" that stays
     # above sensor and landmark noise on a still face (the floor) and adapts to noisier streams (the MAD).
-    z: float = 8.0
+    z: float = 5.0
     floor_px: float = 0.12
     # An event ends when the displacement from the pre-event reference falls back below this fraction
     # of its peak; its onset is the last frame before the apex still below that fraction.

@@ -82,3 +82,11 @@ def test_a_missing_face_video_is_one_clear_error(tmp_path, capsys):
     assert "none.mp4 does not exist" in capsys.readouterr().err
     with pytest.raises(MestreamError, match="--fps -1"):
         SynthParams(fps=-1)
+
+
+def test_a_source_frame_range_outside_the_face_video_is_refused(assets, tmp_path, capsys):
+    code = main(["synth", "--face", str(assets / "videos" / "evm_face.mp4"), "--out", str(tmp_path / "o.mp4"),
+                 "--truth", str(tmp_path / "o.csv"), "--source-frames", "290:400"])
+    assert code == 2
+    assert "--source-frames 290:400 is outside" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
