@@ -67,6 +67,7 @@ class ProcessPlan:
     heartbeat_s: float
     run: RunOptions
     resume_seq: int = 0  # a restarted file source continues from here instead of replaying the file
+    preview: str = ""  # the supervisor's preview relay (ipc); "" = no preview tap in this process
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -125,7 +126,7 @@ class Meter:
     def __init__(self) -> None:
         self.n_in = 0
         self.n_out = 0
-        self.lost = 0  # holes in seq seen at the entrance (dropped upstream or by a restart)
+        self.lost = 0  # holes in seq that no drop explains (a restart, a crash): frames lost, not dropped
         self.first_in_ns = 0
         self.last_in_ns = 0
         self.last_seq = -1
@@ -202,12 +203,14 @@ class StageProcess:
         self.queue: deque[tuple[Message, int]] = deque()
         self._dropping = False
         self._dropped_since_accept = 0
+        self._send_dropped = 0
         self._last_hb = 0.0
         self.control = bus.open_socket(ctx, zmq.PUSH, connect=plan.control, hwm=100)
         self.stages: list = []
         self.source = None
         self.inp: zmq.Socket | None = None
         self.out: zmq.Socket | None = None
+        self.preview = None  # edge.preview.tap.PreviewTap when the run asked for a preview
 
     # -- heartbeats ---------------------------------------------------------------------------------
     def heartbeat(self, state: str, force: bool = False, **extra: Any) -> None:
@@ -236,6 +239,10 @@ class StageProcess:
             self.inp = bus.open_socket(self.ctx, zmq.PULL, bind=self.plan.input, hwm=self.plan.hwm, limits=self.limits)
         if self.plan.output:
             self.out = bus.open_socket(self.ctx, zmq.PUSH, connect=self.plan.output, hwm=self.plan.output_hwm)
+        if self.plan.preview:
+            from edge.preview.tap import PreviewTap
+
+            self.preview = PreviewTap(self.ctx, self.plan.preview, self.plan.name, fps=self.plan.run.publish.preview_fps)
         self.heartbeat("ready", force=True)
 
     def close(self) -> None:
@@ -246,6 +253,8 @@ class StageProcess:
                 log.exception("%s: closing stage %s failed", self.plan.name, getattr(stage, "name", stage))
         if self.source is not None:
             self.source.close()
+        if self.preview is not None:
+            self.preview.close()
         if self.inp is not None:
             self.inp.close(0)
         if self.out is not None:
@@ -331,9 +340,9 @@ class StageProcess:
             missing = seq - last - 1
         elif last >= 0 and seq <= last:
             missing = 1  # the source restarted: whatever the spotter holds belongs to another stream
-        dropped_here = int(msg.header.pop("_dropped_here", 0))
+        accounted = int(msg.header.pop("_dropped_here", 0)) + int(msg.header.pop("sender_dropped", 0) or 0)
         if missing:
-            self.meter.lost += max(0, missing - dropped_here)
+            self.meter.lost += max(0, missing - accounted)
             msg.header["gap"] = max(int(msg.header.get("gap", 0) or 0), missing)
         self.meter.last_seq = seq
 
@@ -347,6 +356,8 @@ class StageProcess:
         t0 = busy_from if busy_from is not None else time.monotonic_ns()
         out = feed(self.stages, [msg])
         m.took(time.monotonic_ns() - t0)
+        if self.preview is not None:
+            self.preview.offer(msg, out)
         self.emit(out, stamps, t_in)
 
     def emit(self, messages: list[Message], stamps: list, t_in: int) -> None:
@@ -366,9 +377,13 @@ class StageProcess:
     def send(self, msg: Message, must: bool = False) -> None:
         """To the next process. Towards a "drop" entrance a full pipe drops (counted); "block" waits."""
         if self.plan.output_policy == "drop" and not must and msg.topic in PER_FRAME_TOPICS:
+            if self._send_dropped:
+                msg.header["sender_dropped"] = self._send_dropped  # so the next hop counts them as drops, not losses
             try:
                 bus.send(self.out, msg, zmq.NOBLOCK)
+                self._send_dropped = 0
             except zmq.Again:
+                self._send_dropped += 1
                 self.drops.drop("downstream full", "next process not reading (restarting?)")
             return
         while not self.stop:
@@ -381,7 +396,10 @@ class StageProcess:
 
     def finish(self) -> int:
         """End of stream: flush every stage, forward eos, report, exit 0."""
-        self.emit(drain(self.stages), [], time.monotonic_ns())
+        drained = drain(self.stages)
+        if self.preview is not None:
+            self.preview.offer(None, drained)
+        self.emit(drained, [], time.monotonic_ns())
         if self.out is not None:
             self.send(end_of_stream(self.plan.run.source), must=True)
         self.finished = True

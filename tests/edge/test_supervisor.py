@@ -326,3 +326,21 @@ def test_holes_in_the_sequence_are_counted_and_marked(tmp_path):
         for s in (push, proc.inp, proc.control, control):
             s.close(0)
         ctx.term()
+
+
+def test_frames_the_sender_dropped_are_counted_as_drops_not_losses(tmp_path):
+    from edge.messages import Message
+
+    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
+    try:
+        bus.send(push, _face(0))
+        bus.send(push, Message("face", {"seq": 4, "found": False, "sender_dropped": 3}))
+        time.sleep(0.2)
+        for _ in range(2):
+            msg, _ = proc.next_message()
+            proc.check_sequence(msg)
+        assert msg.header["gap"] == 3 and proc.meter.lost == 0 and "sender_dropped" not in msg.header
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
