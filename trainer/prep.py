@@ -19,7 +19,8 @@ Clips that cannot be made (missing frames, no face, onset after offset) are skip
 Frames are found by the number at the end of the file name (`img46.jpg`, `reg_img46.jpg`, `006_05562.jpg`,
 `image046.bmp`), so CASME II, SAMM, SMIC and CAS(ME)^3 folders all work.
 
-    report = prep_clips(casme2_clips(sheet, root), Path("prep/casme2"), PrepParams(), workers=2)
+    clips = [clip_spec(c) for c in load_casme2(root, sheet, version="2019-07-01").clips]   # trainer.data
+    report = prep_clips(clips, Path("prep/casme2"), PrepParams(), workers=2)
 """
 
 from __future__ import annotations
@@ -111,65 +112,6 @@ def frame_index(frames_dir: Path) -> dict[int, Path]:
     if not index:
         raise ClipError(f"frame folder {frames_dir} has no numbered images ({', '.join(IMAGE_SUFFIXES)})")
     return index
-
-
-def casme2_clips(sheet: Path, root: Path) -> tuple[list[ClipSpec], list[str]]:
-    """CASME II clips from an official coding sheet (2014-05-08 or 2019-07-01) and the frames' root folder.
-
-    Layout: ROOT/sub01/EP02_01f/img46.jpg (CASME2_RAW_selected) or reg_img46.jpg (Cropped). Returns the
-    clips and the problems found in the sheet (rows skipped, apexes estimated), each naming its row.
-    """
-    try:
-        import openpyxl
-    except ImportError as exc:
-        from engines.errors import missing_extra
-
-        raise missing_extra("openpyxl", "train") from exc
-    try:
-        rows = list(openpyxl.load_workbook(sheet, read_only=True).worksheets[0].iter_rows(values_only=True))
-    except (OSError, ValueError, KeyError) as exc:
-        raise MestreamError(f"CASME II sheet {sheet}: cannot read it ({exc}); pass the official .xlsx coding sheet") from None
-    if not rows:
-        raise MestreamError(f"CASME II sheet {sheet} is empty; pass the official .xlsx coding sheet")
-    header = [str(c).strip() if c is not None else "" for c in rows[0]]
-    need = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"]
-    missing = [n for n in need if n not in header]
-    if missing:
-        raise MestreamError(
-            f"CASME II sheet {sheet}: column {missing[0]!r} not found in {header}; expected the official "
-            "CASME2-coding sheet (2014-05-08 or 2019-07-01)"
-        )
-    col = {n: header.index(n) for n in need}
-    clips, problems = [], []
-    for number, row in enumerate(rows[1:], start=2):
-        subject_raw, filename = row[col["Subject"]], row[col["Filename"]]
-        if subject_raw is None and filename is None:
-            continue
-        subject = f"sub{int(subject_raw):02d}" if str(subject_raw).strip().isdigit() else str(subject_raw)
-        name = f"{subject}_{filename}"
-        onset, apex, offset = (row[col[k]] for k in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
-        if not isinstance(onset, int) or not isinstance(offset, int):
-            problems.append(f"row {number} {name}: onset {onset!r} / offset {offset!r} are not frame numbers; skipped")
-            continue
-        note = ""
-        if not isinstance(apex, int):
-            note = f"apex {apex!r} missing in the sheet: midpoint {(onset + offset) // 2} used"
-            problems.append(f"row {number} {name}: {note}")
-            apex = (onset + offset) // 2
-        clips.append(
-            ClipSpec(
-                name=name,
-                subject=subject,
-                frames_dir=root / subject / str(filename),
-                onset=onset,
-                apex=apex,
-                offset=offset,
-                label=str(row[col["Estimated Emotion"]] or ""),
-                action_units=str(row[col["Action Units"]] or ""),
-                note=note,
-            )
-        )
-    return clips, problems
 
 
 def csv_clips(path: Path) -> list[ClipSpec]:

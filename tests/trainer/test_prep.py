@@ -13,7 +13,6 @@ from engines.errors import MestreamError
 from trainer.prep import (
     ClipSpec,
     PrepParams,
-    casme2_clips,
     clip_path,
     csv_clips,
     frame_index,
@@ -110,24 +109,6 @@ def test_two_workers_make_the_same_files_as_one(casme_tree, tmp_path):
             np.testing.assert_array_equal(a[name][key], b[name][key])
 
 
-@pytest.mark.parametrize(
-    "sheet", ["davidnvq_me_recognition/CASME2-coding-20140508.xlsx", "MouathAb_AnalyseMiE/CASME2-coding-20190701.xlsx"]
-)
-def test_both_casme2_coding_sheets_give_255_clips_and_name_the_missing_apex(assets, sheet):
-    clips, problems = casme2_clips(assets / "annotations" / sheet, Path("/data/CASME2"))
-    assert len(clips) == 255 and len({c.subject for c in clips}) == 26
-    first = clips[0]
-    assert (first.name, first.onset, first.apex, first.offset, first.label) == ("sub01_EP02_01f", 46, 59, 86, "happiness")
-    assert first.frames_dir == Path("/data/CASME2/sub01/EP02_01f")
-    assert problems == ["row 31 sub04_EP12_01f: apex '/' missing in the sheet: midpoint 291 used"]
-    assert next(c for c in clips if c.name == "sub04_EP12_01f").apex == 291
-
-
-def test_a_sheet_without_the_casme2_columns_is_refused(assets):
-    with pytest.raises(MestreamError, match="column 'Subject' not found"):
-        casme2_clips(assets / "annotations" / "davidnvq_me_recognition" / "SAMM_Micro_FACS_Codes_v2.xlsx", Path("."))
-
-
 def test_a_clip_csv_without_offsets_is_refused(tmp_path):
     path = tmp_path / "clips.csv"
     path.write_text("name,subject,frames_dir,onset,apex\na,s1,x,1,2\n")
@@ -151,8 +132,28 @@ def test_the_prep_command_runs_from_a_clip_csv_and_reports_what_it_did(casme_tre
     assert (tmp_path / "out" / "sub01" / "sub01_EP02_01f.npz").exists()
 
 
-def test_the_prep_command_needs_frames_with_a_casme2_sheet(tmp_path, capsys):
+def test_the_prep_command_reads_a_casme2_tree_through_the_official_sheet(assets, tmp_path, capsys):
     from edge.cli import main
 
-    assert main(["prep", "--casme2-sheet", str(tmp_path / "x.xlsx"), "--out", str(tmp_path)]) == 2
-    assert "--casme2-sheet needs --frames" in capsys.readouterr().err
+    # sub01/EP02_01f with every frame from the sheet's onset (46) to offset (86): the loader needs them all
+    folder = tmp_path / "CASME2_RAW_selected" / "sub01" / "EP02_01f"
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(read_frames(assets / "videos" / "casme2_sub01_EP02_01f.avi", limit=41)):
+        cv2.imwrite(str(folder / f"img{FIRST + i}.jpg"), frame)
+    sheet = assets / "annotations" / "MouathAb_AnalyseMiE" / "CASME2-coding-20190701.xlsx"
+    code = main(["prep", "--dataset", "casme2", "--frames", str(tmp_path / "CASME2_RAW_selected"), "--sheet", str(sheet),
+                 "--loader-option", "version=2019-07-01", "--out", str(tmp_path / "out"), "--workers", "1",
+                 "--clip-frames", "0", "--apex-size", "64", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "loader skipped" in out  # the other 254 clips have no frames here, and say so
+    assert "1 prepared, 0 already cached, 0 skipped of 1 clips" in out
+    with np.load(tmp_path / "out" / "sub01" / "sub01_EP02_01f.npz") as data:
+        assert data["frames"].tolist() == [46, 59, 86] and data["flow"].shape == (3, 28, 28)
+
+
+def test_the_prep_command_needs_frames_and_a_sheet_with_a_dataset(tmp_path, capsys):
+    from edge.cli import main
+
+    assert main(["prep", "--dataset", "casme2", "--sheet", str(tmp_path / "x.xlsx"), "--out", str(tmp_path)]) == 2
+    assert "--dataset casme2 needs --frames ROOT and --sheet SHEET" in capsys.readouterr().err

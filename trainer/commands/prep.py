@@ -1,11 +1,14 @@
 """`mestream prep`: dataset frames -> cached training inputs made by the edge's own tracker and flow code.
 
-    mestream prep --casme2-sheet CASME2-coding-20190701.xlsx --frames CASME2_RAW_selected --out prep/casme2
+    mestream prep --dataset casme2 --frames CASME2_RAW_selected --sheet CASME2-coding-20190701.xlsx \\
+        --loader-option version=2019-07-01 --out prep/casme2
     mestream prep --clips clips.csv --out prep/mine --workers 2
 
-Per clip: aligned onset/apex crops, the 28x28 u/v/strain flow form, an aligned RGB apex crop and a
-resampled aligned clip, in OUT/<subject>/<name>.npz (see trainer/prep.py). Re-running resumes; clips that
-cannot be made are listed with the reason and counted.
+Clips come from a raw-dataset loader (trainer/data: casme2, samm, smic, mmew, casme3; the official sheet
+as distributed) or from a CSV (name, subject, frames_dir, onset, apex, offset). Per clip: aligned
+onset/apex crops, the 28x28 u/v/strain flow form, an aligned RGB apex crop and a resampled aligned clip,
+in OUT/<subject>/<name>.npz (see trainer/prep.py). Re-running resumes; clips that cannot be made are
+listed with the reason and counted.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ from pathlib import Path
 
 HELP = "prepare training inputs from dataset frames (alignment, TV-L1 flow form, apex crops), cached and resumable"
 
+DATASETS = ("casme2", "samm", "smic", "mmew", "casme3")  # trainer.data.clips.LOADERS, named here to stay light
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--casme2-sheet", type=Path, help="CASME II coding sheet (.xlsx, 2014-05-08 or 2019-07-01); needs --frames")
+    src.add_argument("--dataset", choices=DATASETS, help="read clips with this dataset's loader (needs --frames and --sheet)")
     src.add_argument("--clips", type=Path, help="CSV with name, subject, frames_dir, onset, apex, offset [, label, action_units]")
-    parser.add_argument("--frames", type=Path, help="CASME II frames root holding sub01/EP02_01f/img46.jpg ...")
+    parser.add_argument("--frames", type=Path, help="the dataset's frames root as it ships (e.g. CASME2_RAW_selected)")
+    parser.add_argument("--sheet", type=Path, help="the dataset's official coding sheet")
+    parser.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="loader keyword, e.g. version=2019-07-01 for CASME II (repeatable)")
+    parser.add_argument("--class-map", default=None, help="the loader's class mapping (default: the loader's own)")
     parser.add_argument("--out", type=Path, required=True, help="cache folder (created; reused when the parameters match)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="parallel processes (default: cores, at most 4)")
     parser.add_argument("--size", type=int, default=128, help="aligned crop side S the flow is computed on (default 128, as the live tracker)")
@@ -31,21 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _dataset_clips(args: argparse.Namespace) -> list:
+    from engines.errors import MestreamError
+    from trainer.data.clips import clip_spec, get_loader, parse_loader_options
+
+    if args.frames is None or args.sheet is None:
+        raise MestreamError(f"--dataset {args.dataset} needs --frames ROOT and --sheet SHEET (the official coding sheet)")
+    kwargs = parse_loader_options(args.dataset, args.loader_option)
+    if args.class_map is not None:
+        kwargs["class_map_name"] = args.class_map
+    result = get_loader(args.dataset)(args.frames, args.sheet, **kwargs)
+    for name, message in result.warnings:
+        print(f"sheet: {name}: {message}")
+    if result.skipped:
+        shown = "; ".join(f"{n}: {why}" for n, why in result.skipped[:3])
+        print(f"loader skipped {len(result.skipped)} clips (first: {shown})")
+    return [clip_spec(c) for c in result.clips]
+
+
 def run(args: argparse.Namespace) -> int:
     from edge.stages.face_tracking import TrackParams
-    from engines.errors import MestreamError
-    from trainer.prep import PrepParams, casme2_clips, csv_clips, prep_clips
+    from trainer.prep import PrepParams, csv_clips, prep_clips
 
-    if args.casme2_sheet is not None:
-        if args.frames is None:
-            raise MestreamError("--casme2-sheet needs --frames ROOT (the folder holding sub01/, sub02/, ...)")
-        if not args.frames.is_dir():
-            raise MestreamError(f"--frames {args.frames} is not a folder; pass the CASME II frames root")
-        clips, problems = casme2_clips(args.casme2_sheet, args.frames)
-        for line in problems:
-            print(f"sheet: {line}")
-    else:
-        clips = csv_clips(args.clips)
+    clips = _dataset_clips(args) if args.dataset is not None else csv_clips(args.clips)
     if args.limit is not None:
         clips = clips[: args.limit]
     params = PrepParams(track=TrackParams(size=args.size, detect_every=1), apex_size=args.apex_size, clip_frames=args.clip_frames)
