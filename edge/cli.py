@@ -19,6 +19,7 @@ from engines.errors import MestreamError
 COMMANDS: dict[str, str] = {
     "run": "edge.commands.run",
     "listen": "edge.commands.listen",
+    "preview": "edge.commands.preview",
     "bench": "edge.commands.bench",
     "doctor": "edge.commands.doctor",
     "keys": "edge.commands.keys",

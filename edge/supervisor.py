@@ -90,6 +90,7 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str)
                 output_hwm=output_hwm,
                 heartbeat_s=topo.runtime.heartbeat_s,
                 run=run,
+                preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
             )
         )
     return plans
@@ -114,6 +115,7 @@ class Supervisor:
         self.ctx: zmq.Context | None = None
         self.control: zmq.Socket | None = None
         self.status_out: zmq.Socket | None = None
+        self.preview_relay = None  # edge.preview.relay.PreviewRelay when the run publishes a preview
         self._last_tick = 0.0
         self.started_ns = 0
         self.ended_ns = 0
@@ -126,6 +128,10 @@ class Supervisor:
         control = f"ipc://{self.workdir}/control"
         self.control = bus.open_socket(self.ctx, zmq.PULL, bind=control, hwm=1000, limits=bus.WireLimits(max_array_bytes=1 << 16, max_total_bytes=1 << 16))
         plans = plan_processes(self.topo, self.run_options, self.workdir, control)
+        if self.run_options.publish.preview:
+            from edge.preview.relay import PreviewRelay
+
+            self.preview_relay = PreviewRelay(self.ctx, f"ipc://{self.workdir}/preview", self.run_options.publish.preview)
         self.children = [Child(p) for p in plans]
         last = plans[-1]
         if last.input:
@@ -278,6 +284,9 @@ class Supervisor:
                 log.warning("%s did not stop in %.1f s; killing it", c.name, self.topo.runtime.stop_timeout_s)
                 c.popen.kill()
                 c.popen.wait()
+        if self.preview_relay is not None:
+            self.preview_relay.stop()
+            self.preview_relay = None
         for sock in (self.control, self.status_out):
             if sock is not None:
                 sock.close(0)
@@ -343,6 +352,10 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
             sock.close(0)
         finally:
             ctx.term()
+    if run.publish.preview:
+        from edge.preview.relay import check_preview_endpoint
+
+        check_preview_endpoint(run.publish.preview)
     if "classify" in names:
         from engines import default_artifact_path, read_artifact
 

@@ -50,6 +50,8 @@ class PublishConfig:
     hwm: int = 1000  # per subscriber; a slow subscriber loses events beyond this, the pipeline never waits
     curve_secret_key: str = ""  # server NAME.key_secret (mestream keys): results encrypted with CURVE ...
     curve_clients: str = ""  # ... and only subscribers whose NAME.key is in this folder get them
+    preview: str = ""  # "" = off; else frames/crops/signal/events for `mestream preview` (loopback or ipc only)
+    preview_fps: float = 10.0  # preview frames (JPEG) per second at most: people need no more, the pipeline pays per frame
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ def _check(topo: Topology, where: str) -> None:
         raise MestreamError(f"{where} [publish] hwm = {topo.publish.hwm}: expected at least 1")
     if bool(topo.publish.curve_secret_key) != bool(topo.publish.curve_clients):
         raise MestreamError(f"{where} [publish]: curve_secret_key and curve_clients go together; set both (CURVE) or neither")
+    if not 0 < topo.publish.preview_fps <= 30:
+        raise MestreamError(f"{where} [publish] preview_fps = {topo.publish.preview_fps}: expected 0 < fps <= 30 (a preview, not a second video stream)")
     names = set()
     seen_stages: set[str] = set()
     for i, p in enumerate(topo.processes):

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-public", action="store_true", help="allow --publish to bind an address other hosts can reach")
     parser.add_argument("--curve-key", type=Path, default=None, metavar="FILE", help="server NAME.key_secret from `mestream keys`: encrypt results with CURVE")
     parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
+    parser.add_argument("--preview", nargs="?", const="tcp://127.0.0.1:5561", default=None, metavar="ENDPOINT",
+                        help="also publish a low-rate preview stream for `mestream preview` (default endpoint tcp://127.0.0.1:5561)")
 
 
 def build_run_options(args: argparse.Namespace):
@@ -39,6 +41,8 @@ def build_run_options(args: argparse.Namespace):
         publish = replace(publish, endpoint=args.publish)
     if args.allow_public:
         publish = replace(publish, allow_public=True)
+    if getattr(args, "preview", None):
+        publish = replace(publish, preview=args.preview)
     if args.curve_key or args.curve_clients:
         from engines.errors import MestreamError
 

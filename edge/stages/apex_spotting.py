@@ -10,7 +10,8 @@ long it is a micro-expression, longer a macro-expression (held longer than max_e
 
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
 the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
-the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots.
+the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
+message gets header fields "spot_signal" and "spot_threshold" (None while warming up) for the preview.
 """
 
 from __future__ import annotations
@@ -162,6 +163,9 @@ class ApexSpotter:
         threshold = robust_threshold(np.asarray(self._quiet), p.z, p.floor_px) if warm else float("inf")
         if self.trace is not None:
             self.trace.append((frame.seq, s, threshold))
+        # for the preview tap (edge/preview/tap.py): the consumed face message carries the signal it gave
+        msg.header["spot_signal"] = round(s, 5)
+        msg.header["spot_threshold"] = round(threshold, 5) if np.isfinite(threshold) else None
 
         if self._event is None:
             refractory = n - self._last_end <= p.frames(p.refractory_s, fps)

@@ -1,0 +1,234 @@
+"""mestream preview: the tap in each process, the supervisor's relay, the viewer's state, the local web page,
+and the whole thing on a real run in headless Chromium (skipped with the apt line when it is missing)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from edge.messages import Message
+from edge.preview.relay import PreviewRelay, check_preview_endpoint
+from edge.preview.server import PreviewServer
+from edge.preview.state import PreviewState
+from edge.preview.tap import PreviewTap, landmarks_in_source
+from engines.errors import MestreamError
+from stand_ins import artifact_for_tests, free_port
+
+CHROMIUM_APT = "apt-get update && apt-get install -y chromium"
+
+
+def _first_frame(assets) -> np.ndarray:
+    cap = cv2.VideoCapture(str(assets / "videos" / "pyfeat_single_face.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
+
+
+def _face_for(frame: np.ndarray, seq: int) -> Message:
+    """A face message as the track stage makes it: crop 2x smaller than the frame, landmarks in crop pixels."""
+    transform = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -5.0]])
+    source_points = np.array([[300.0, 150.0], [340.0, 150.0], [320.0, 200.0]])
+    crop_points = source_points @ transform[:, :2].T + transform[:, 2]
+    return Message("face", {"seq": seq, "t_capture_ns": seq, "fps": 30.0, "found": True, "box": [280, 120, 80, 100],
+                            "transform": transform.tolist()},
+                   {"crop": np.full((128, 128), 90, np.uint8), "landmarks": crop_points.astype(np.float32)})
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_landmarks_go_back_from_crop_to_source_pixels():
+    from edge.perception.align import apply_transform
+
+    angle = np.radians(12.0)
+    t = np.array([[1.7 * np.cos(angle), -1.7 * np.sin(angle), -300.0], [1.7 * np.sin(angle), 1.7 * np.cos(angle), -90.0]])
+    source = np.array([[250.0, 130.0], [400.5, 160.25], [320.0, 300.0]])
+    back = landmarks_in_source(apply_transform(t, source), t.tolist())
+    assert np.allclose(back, source, atol=1e-3)
+
+
+def test_a_preview_endpoint_that_other_hosts_could_reach_is_refused():
+    for bad in ("tcp://0.0.0.0:5561", "tcp://192.168.1.4:5561", "inproc://preview", "udp://127.0.0.1:1"):
+        with pytest.raises(MestreamError, match="preview endpoint"):
+            check_preview_endpoint(bad)
+    check_preview_endpoint("tcp://127.0.0.1:5561")
+    check_preview_endpoint("ipc:///tmp/x/preview")
+
+
+def test_the_topology_refuses_a_preview_rate_that_is_not_a_preview():
+    import tomllib
+
+    from edge.topology import default_topology_path, load_topology, parse_topology
+
+    data = tomllib.loads(default_topology_path().read_text())
+    data["publish"]["preview_fps"] = 60.0
+    with pytest.raises(MestreamError, match="preview_fps"):
+        parse_topology(data)
+    assert load_topology().publish.preview == ""  # off unless asked for
+
+
+def test_the_tap_sends_frames_at_the_preview_rate_through_the_relay_and_signal_points_all(assets, tmp_path):
+    frame = _first_frame(assets)
+    ctx = zmq.Context()
+    port = free_port()
+    relay = PreviewRelay(ctx, f"ipc://{tmp_path}/preview", f"tcp://127.0.0.1:{port}")
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"pv.")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    tap = PreviewTap(ctx, f"ipc://{tmp_path}/preview", "track", fps=10.0)
+    from edge import bus
+
+    try:
+        # subscriptions travel sub -> relay -> tap: wait until one batch comes through
+        deadline = time.monotonic() + 5
+        while not sub.poll(50):
+            assert time.monotonic() < deadline, "no preview message came through the relay"
+            tap._points.append([0, 0.1, None])
+            tap.flush()
+        while sub.poll(50):
+            sub.recv_multipart()
+        t0 = time.monotonic()
+        offers = 0
+        slowest = 0.0
+        while time.monotonic() - t0 < 0.55:
+            face = _face_for(frame, offers + 1)
+            face.header["spot_signal"] = 0.01 * offers
+            face.header["spot_threshold"] = None if offers < 3 else 0.5
+            t = time.perf_counter()
+            tap.offer(Message("frame", {"seq": offers + 1}, {"image": frame}), [face])
+            tap.offer(face, [])
+            slowest = max(slowest, time.perf_counter() - t)
+            offers += 1
+            time.sleep(0.002)  # a fast camera's pace, so the test sees time-based batches
+        tap.flush()
+        got = []
+        while sub.poll(300):
+            got.append(bus.decode(sub.recv_multipart(copy=False)))
+    finally:
+        tap.close()
+        relay.stop()
+        sub.close(0)
+        ctx.term()
+    frames = [m for m in got if m.topic == "pv.frame"]
+    points = [p for m in got if m.topic == "pv.signal" for p in m.header["points"]]
+    assert offers > 20
+    assert 4 <= len(frames) <= 7, f"{len(frames)} frames in 0.55 s at 10 fps from {offers} offers"
+    assert slowest < 0.1  # a JPEG at most: nothing waits for the viewer
+    assert [p[0] for p in points] == list(range(1, offers + 1))  # every point, in order, in batches
+    assert points[0][2] is None and points[-1][2] == 0.5
+    f = frames[0]
+    assert f.header["found"] and f.header["width"] == frame.shape[1] and f.header["box"] == [280, 120, 80, 100]
+    assert np.allclose(f.arrays["landmarks"], [[300, 150], [340, 150], [320, 200]], atol=1e-3)
+    decoded = cv2.imdecode(f.arrays["jpeg"], cv2.IMREAD_COLOR)
+    assert decoded.shape[1] == 640 and float(np.abs(decoded.astype(int) - frame.astype(int)).mean()) < 6
+    assert cv2.imdecode(f.arrays["crop"], cv2.IMREAD_GRAYSCALE).shape == (128, 128)
+
+
+def test_the_viewer_state_is_plain_json_and_a_new_run_restarts_the_signal():
+    state = PreviewState(signal_points=5)
+    state.apply(Message("pv.signal", {"fps": 30.0, "points": [[i, 0.1 * i, float("inf")] for i in range(8)]}))
+    snap = state.snapshot()
+    assert [p[0] for p in snap["signal"]] == [3, 4, 5, 6, 7] and snap["signal"][0][2] is None
+    state.apply(Message("pv.signal", {"fps": 30.0, "points": [[0, 0.2, 0.9]]}))
+    assert state.snapshot()["signal"] == [[0, 0.2, 0.9]]
+    state.apply(Message("pv.event", {"kind": "micro", "label": "surprise", "probabilities": {"surprise": 0.7, "other": 0.3},
+                                     "onset": {"frame": 1}, "apex": {"frame": 3}, "offset": {"frame": 6}}))
+    state.apply(Message("pv.status", {"stage": "track", "event": "face_lost", "detail": "no face in the frame"}))
+    snap = state.snapshot()
+    assert snap["events"][0]["label"] == "surprise" and snap["events"][0]["confidence"] == 0.7
+    assert snap["status"] == [{"stage": "track", "event": "face_lost", "detail": "no face in the frame"}]
+    json.dumps(snap, allow_nan=False)
+
+
+def test_the_page_is_served_on_loopback_only_and_a_taken_port_is_one_line():
+    with PreviewServer("", port=0) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        code, page = _get(server.url)
+        assert code == 200 and b"mestream preview" in page
+        code, body = _get(server.url + "state.json")
+        assert code == 200 and json.loads(body)["received"] == 0
+        assert _get(server.url + "frame.jpg")[0] == 404  # no frame yet
+        with pytest.raises(MestreamError, match=f"127.0.0.1:{server.port}.*--port"):
+            PreviewServer("", port=server.port)
+
+
+def test_mestream_preview_refuses_a_remote_endpoint_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "preview", "--endpoint", "tcp://10.1.2.3:5561", "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "preview endpoint 'tcp://10.1.2.3:5561'" in r.stderr and "Traceback" not in r.stderr
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip(f"headless Chromium is not installed (Debian: {CHROMIUM_APT})")
+
+
+def _chromium_run(chromium: str, profile, url: str, *extra: str) -> subprocess.CompletedProcess:
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1100,900",
+            "--virtual-time-budget=3000", *extra, url]
+    return subprocess.run(args, capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.slow
+def test_a_real_run_shows_its_frame_signal_and_events_in_headless_chromium(assets, tmp_path):
+    chromium = _chromium()
+    artifact = artifact_for_tests(tmp_path)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    record = tmp_path / "events.jsonl"
+    with PreviewServer(endpoint, port=0) as server:  # the viewer first: it waits for the run
+        run = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "-q", "run", "--source", str(assets / "videos" / "pyfeat_single_face.mp4"),
+             "--fast", "--artifact", str(artifact), "--record", str(record),
+             "--publish", f"tcp://127.0.0.1:{free_port()}", "--preview", endpoint],
+            capture_output=True, text=True, timeout=180)
+        assert run.returncode == 0, run.stderr
+        events = [e for e in map(json.loads, record.read_text().splitlines()) if e["schema"] == "mestream.event"]
+        assert events, "the run spotted nothing: nothing to show"
+        deadline = time.monotonic() + 5
+        while len(server.state.snapshot()["events"]) < len(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        snap = server.state.snapshot()
+        assert snap["frame"]["found"] and len(snap["frame"]["landmarks"]) >= 468 and snap["has_crop"]
+        assert 0 < snap["frame"]["seq"] <= 71
+        assert [p[0] for p in snap["signal"]][-1] == 71 and any(p[2] is not None for p in snap["signal"])
+        assert [e["label"] for e in snap["events"]] == [e["label"] for e in events]
+
+        shot = tmp_path / "preview.png"
+        r = _chromium_run(chromium, tmp_path / "profile1", server.url, f"--screenshot={shot}")
+        assert shot.is_file(), r.stderr[-2000:]
+        dom = _chromium_run(chromium, tmp_path / "profile2", server.url, "--dump-dom").stdout
+    image = cv2.imread(str(shot), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[:2] == (900, 1100)
+    # not blank: the camera frame alone brings thousands of colours; an empty page has a handful
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 2000
+    assert float(image.std()) > 20
+    label = events[-1]["label"]
+    assert f'data-label="{label}"' in dom and f'<td class="label">{label}</td>' in dom
+    assert f'frame {snap["frame"]["seq"]}, 640x360' in dom
+    confidence = round(100 * events[-1]["probabilities"][label])
+    assert f'<td class="confidence">{confidence}%</td>' in dom
+    signal_info = dom.split('id="signalinfo"', 1)[1].split("</span>", 1)[0]
+    assert f"frames {snap['signal'][0][0]}..71 at 30.0 fps" in signal_info and "threshold" in signal_info
+    if os.environ.get("MESTREAM_KEEP_PREVIEW_SHOT"):  # to look at it: MESTREAM_KEEP_PREVIEW_SHOT=/tmp/shot.png
+        shutil.copy(shot, os.environ["MESTREAM_KEEP_PREVIEW_SHOT"])
