@@ -137,10 +137,10 @@ def test_a_frames_root_that_is_not_a_folder_and_an_unknown_class_map_are_user_er
 
 
 def test_every_registered_loader_takes_a_frames_root_and_a_sheet():
-    assert set(LOADERS) == {"casme2", "samm", "smic", "mmew", "casme3"}
+    assert set(LOADERS) == {"casme2", "samm", "smic", "mmew", "casme3", "megc2019-frames"}
     for name in LOADERS:
         loader = get_loader(name)
-        assert loader.__name__ == f"load_{name}"
+        assert loader.__name__ == f"load_{name.replace('-', '_')}"
         assert list(inspect.signature(loader).parameters)[:2] == ["root", "sheet"]
     with pytest.raises(MestreamError, match="unknown dataset 'casme'; expected one of casme2, samm"):
         get_loader("casme")

@@ -7,6 +7,7 @@ import cv2
 import pytest
 
 from engines.errors import MestreamError
+from trainer.data.clips import get_loader, parse_loader_options
 from trainer.data.composite import compare_with_reference, composite_rows, load_megc2019_composite, read_reference
 
 A = "annotations/"
@@ -102,3 +103,15 @@ def test_the_composite_loads_from_the_three_datasets_folders_under_composite_nam
     reasons = [why for _, why in result.skipped]
     assert sum("not in the composite reference" in why for why in reasons) == (255 - 145) + (159 - 133) + (162 - 162)
     assert sum("does not exist" in why for why in reasons) == 442 - 3 - 2  # two reference clips are not in the sheets
+
+
+def test_the_composite_from_frames_is_a_registered_dataset_with_its_three_sheets_as_options(assets, tmp_path, face_frames):
+    write_clip(tmp_path / "samm" / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5562, 5633)], face_frames)
+    for part in ("casme2", "smic"):
+        (tmp_path / part).mkdir()
+    with pytest.raises(MestreamError, match="megc2019-frames needs --loader-option casme2_sheet=VALUE"):
+        parse_loader_options("megc2019-frames", [])
+    options = parse_loader_options("megc2019-frames", [f"casme2_sheet={assets / CASME2_2014}",
+                                                       f"samm_sheet={assets / SAMM}", f"smic_sheet={assets / SMIC}"])
+    result = get_loader("megc2019-frames")(tmp_path, assets / GT, **options)
+    assert [(c.uid, c.label) for c in result.clips] == [("006_006_1_2", 0)]

@@ -16,14 +16,14 @@ from pathlib import Path
 
 HELP = "train a model family with leave-one-subject-out and write its report (and, with --fit-all, model.pt)"
 
-DATASETS = ("megc2019", "casme2", "samm", "smic", "mmew", "casme3")  # raw ones: trainer/data/clips.py LOADERS
+DATASETS = ("megc2019", "casme2", "samm", "smic", "mmew", "casme3", "megc2019-frames")  # raw: clips.py LOADERS
 PROTOCOLS = ("loso",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model family (see trainer/models/registry.py)")
     parser.add_argument("--dataset", default="megc2019", help="megc2019 (preprocessed composite) or a raw dataset read "
-                        "from its frames and official sheet: casme2, samm, smic, mmew, casme3")
+                        "from its frames and official sheet: casme2, samm, smic, mmew, casme3, megc2019-frames")
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with STSNet_whole_norm_u_v_os/ and combined_datasets_whole/, or a raw dataset's frames root")
     parser.add_argument("--labels", required=True, type=Path, help="the composite's labels CSV, or the raw dataset's sheet")
@@ -95,7 +95,7 @@ def run(args) -> int:
     family = get_family(args.model)
     torch = _torch()
     recipe = with_epochs(family.recipe, args.epochs)
-    PARTS = COMPOSITE_PARTS if args.dataset == "megc2019" else (args.dataset,)
+    PARTS = COMPOSITE_PARTS if args.dataset.startswith("megc2019") else (args.dataset,)
     if args.dataset == "megc2019":
         samples = load_megc2019(args.data, args.labels, args.au_sheets)
     else:  # raw frames + official sheet -> clips -> mestream prep's inputs (edge tracker and flow code)

@@ -283,6 +283,7 @@ LOADERS: dict[str, str] = {
     "smic": "trainer.data.smic:load_smic",
     "mmew": "trainer.data.mmew:load_mmew",
     "casme3": "trainer.data.casme3:load_casme3",
+    "megc2019-frames": "trainer.data.composite:load_megc2019_frames",  # ROOT/casme2, ROOT/samm, ROOT/smic
 }
 
 
@@ -314,7 +315,8 @@ def parse_loader_options(dataset: str, pairs: list[str]) -> dict[str, str]:
         options[key.strip()] = value.strip()
     missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
     if missing:
-        raise MestreamError(f"{dataset} needs --loader-option {missing[0]}=VALUE (see trainer/data/{dataset}.py), "
+        module = get_loader(dataset).__module__.replace(".", "/")
+        raise MestreamError(f"{dataset} needs --loader-option {missing[0]}=VALUE (see {module}.py), "
                             "e.g. version=2019-07-01 for the CASME II coding sheet of 2019-07-01")
     return options
 

@@ -209,3 +209,14 @@ def load_megc2019_composite(casme2_root: Path, casme2_sheet: Path, samm_root: Pa
         result.skipped.extend(part.skipped)
         result.warnings.extend(part.warnings)
     return result
+
+
+def load_megc2019_frames(root: Path, sheet: Path, casme2_sheet: str, samm_sheet: str, smic_sheet: str,
+                         casme2_version: str = "2014-05-08", smic_layout: str = "hs",
+                         smic_apex: str = "middle") -> LoadResult:
+    """The composite from frames for `mestream train --dataset megc2019-frames`: ROOT/casme2, ROOT/samm and
+    ROOT/smic hold the three datasets as they ship; `sheet` is the composite list (combined_3class_gt.csv)."""
+    root = Path(root)
+    return load_megc2019_composite(root / "casme2", Path(casme2_sheet), root / "samm", Path(samm_sheet),
+                                   root / "smic", Path(smic_sheet), casme2_version=casme2_version,
+                                   smic_layout=smic_layout, smic_apex=smic_apex, reference=Path(sheet))
