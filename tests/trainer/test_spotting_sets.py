@@ -4,7 +4,7 @@ import pytest
 
 from edge.spotting.metrics import iou, pool, score_video
 from engines.errors import MestreamError
-from trainer.data.spotting_sets import load_spotting_set, video_id
+from trainer.data.spotting_sets import load_spotting_set, video_id, write_truth_csv
 
 A = "annotations/"
 CASME2_LGSNET = A + "williamlee91_LGSNet/casme2_annotation_357.csv"
@@ -91,3 +91,17 @@ def test_wrong_formats_datasets_steps_and_columns_are_user_errors(assets, tmp_pa
     truth = load_spotting_set(bad, "lgsnet", "cas(me)2")
     assert truth.skipped == [("v", "line 2: onset 50 is after offset 40"),
                              ("v", "line 3: type_idx '3' is not 1 (macro) or 2 (micro)")]
+
+
+def test_a_video_is_written_as_a_spot_eval_truth_file_counting_frames_from_zero(assets, tmp_path):
+    from edge.synth import read_truth
+
+    truth = load_spotting_set(assets / CASME2_AUWGCN, "auwgcn", "cas(me)2")
+    video = truth.videos["s15_0401"]
+    path = tmp_path / "s15_0401.csv"
+    write_truth_csv(video, path)
+    back = read_truth(path)
+    assert [(i.onset + 1, i.offset + 1, i.kind, None if i.apex is None else i.apex + 1) for i in back] == \
+        [(i.onset, i.offset, i.kind, i.apex) for i in video.intervals]
+    assert (back[0].onset, back[0].apex, back[0].offset) == (556, 571, 607)
+    assert not list(tmp_path.glob(".*.tmp"))

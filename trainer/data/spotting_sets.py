@@ -8,6 +8,7 @@ type_idx 1 = macro, 2 = micro in both.
 
     truth = load_spotting_set(Path("casme2_annotation_357.csv"), fmt="lgsnet", dataset="cas(me)2")
     truth.videos["s15_0101"].intervals    # tuple[edge.spotting.metrics.Interval, ...], frames inclusive
+    write_truth_csv(truth.videos["s15_0101"], Path("s15_0101.csv"))   # for mestream spot-eval --truth
 
 Frame units. AUW-GCN's samm_new_25.csv holds SAMM-LV frame numbers divided by 8 (200 fps -> 25 fps:
 LGSNet's 006_1 566..743 is 70..92 there). That is not visible in the file, so it is an explicit
@@ -143,3 +144,33 @@ def load_spotting_set(path: Path, fmt: str, dataset: str, frame_step: int = 1,
         result.videos[key] = SpottingVideo(subjects[key], key, tuple(i for i, _ in found), counts.get(key),
                                            tuple(a for _, a in found))
     return result
+
+
+def write_truth_csv(video: SpottingVideo, path: Path, first_frame: int = 1) -> None:
+    """One video's intervals as a `mestream spot-eval --truth` CSV (edge.synth's columns).
+
+    spot-eval counts frames from 0 (the capture's seq), the CSVs from the recording's first image number
+    (img1.jpg -> 1), so seq = frame number - first_frame. Written to a temporary file, then renamed.
+    """
+    import csv
+    import os
+    import tempfile
+
+    from edge.synth import TRUTH_COLUMNS
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise MestreamError(f"truth folder {path.parent} does not exist; create it or pass another path")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(TRUTH_COLUMNS)
+            for interval, au in zip(video.intervals, video.action_units or ("",) * len(video.intervals)):
+                apex = "" if interval.apex is None else interval.apex - first_frame
+                writer.writerow([interval.onset - first_frame, apex, interval.offset - first_frame, interval.kind,
+                                 au, ""])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
