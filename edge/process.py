@@ -340,9 +340,12 @@ class StageProcess:
             missing = seq - last - 1
         elif last >= 0 and seq <= last:
             missing = 1  # the source restarted: whatever the spotter holds belongs to another stream
-        accounted = int(msg.header.pop("_dropped_here", 0)) + int(msg.header.pop("sender_dropped", 0) or 0)
+        # A hole is explained (and was counted) when this entrance or the sender dropped those frames, or
+        # when an earlier hop already marked it as the message's gap (stages carry "gap" along).
+        incoming_gap = int(msg.header.get("gap", 0) or 0)
+        explained = max(incoming_gap, int(msg.header.pop("_dropped_here", 0)) + int(msg.header.pop("sender_dropped", 0) or 0))
         if missing:
-            self.meter.lost += max(0, missing - accounted)
+            self.meter.lost += max(0, missing - explained)
             msg.header["gap"] = max(int(msg.header.get("gap", 0) or 0), missing)
         self.meter.last_seq = seq
 

@@ -344,3 +344,21 @@ def test_frames_the_sender_dropped_are_counted_as_drops_not_losses(tmp_path):
         for s in (push, proc.inp, proc.control, control):
             s.close(0)
         ctx.term()
+
+
+def test_a_hole_an_earlier_hop_already_marked_is_not_counted_again(tmp_path):
+    from edge.messages import Message
+
+    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
+    try:
+        bus.send(push, _face(0))
+        bus.send(push, Message("face", {"seq": 6, "found": False, "gap": 5}))  # track copied the gap it was given
+        time.sleep(0.2)
+        for _ in range(2):
+            msg, _ = proc.next_message()
+            proc.check_sequence(msg)
+        assert msg.header["gap"] == 5 and proc.meter.lost == 0
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
