@@ -1,6 +1,5 @@
 """Reading the official sheets: headers found below notes, wrong columns named, cells and AU codes normalised."""
 
-from pathlib import Path
 
 import pytest
 
