@@ -1,6 +1,5 @@
 """Reading the official sheets: headers found below notes, wrong columns named, cells and AU codes normalised."""
 
-
 import pytest
 
 from engines.errors import MestreamError
