@@ -29,11 +29,20 @@ class LandmarkParams:
     refine_landmarks: bool = True  # iris points 468..477; steadier eye corners, a little slower
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    # FaceMesh's own detector is short-range (a face filling a good part of the frame). With this on, a
+    # frame where it finds nothing goes to MediaPipe's full-range detector; a face found there is zoomed
+    # (a square of ZOOM_CONTEXT face sides, resized to ZOOM_SIDE px) and meshed in that window, which then
+    # follows the face while it stays small. Costs a few ms on frames without any face.
+    small_faces: bool = True
+    # The full-range detector's score needed to start that zoom: cartoon faces in the asset videos score
+    # 0.62-0.68 there, small real faces 0.63-0.93 (most above 0.75), so this trades a few small faces
+    # for no phantom faces.
+    small_face_confidence: float = 0.7
 
     def __post_init__(self) -> None:
         if self.max_side != 0 and self.max_side < 64:
             raise MestreamError(f"max_side={self.max_side} is too small; expected 0 (no shrink) or >= 64 pixels")
-        for name in ("min_detection_confidence", "min_tracking_confidence"):
+        for name in ("min_detection_confidence", "min_tracking_confidence", "small_face_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise MestreamError(f"{name}={value} is out of range; expected a value in [0, 1]")
@@ -71,6 +80,21 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
     raise MestreamError(f"image of shape {image.shape}; expected (H, W, 3) BGR or (H, W) grey uint8")
 
 
+ZOOM_SIDE = 256  # pixels of the zoom window fed to FaceMesh for a small face
+ZOOM_CONTEXT = 3.0  # zoom window side in face-box sides: the face fills about a third, as FaceMesh likes
+ZOOM_MAX_FACE = 0.25  # a face wider than this fraction of the frame's short side goes back to the main mesh
+# On frames without a face the full-range detector runs only on every Nth one: it costs about 6 ms of CPU,
+# which on every frame would halve the stage's rate exactly when nobody is there; a small face is then
+# picked up within N frames (0.2 s at 30 fps).
+SMALL_FACE_EVERY = 6
+
+
+def _zoom_matrix(cx: float, cy: float, side: float) -> np.ndarray:
+    """2x3 affine taking the square (centre cx, cy; side) of the source onto the ZOOM_SIDE window."""
+    k = ZOOM_SIDE / side
+    return np.array([[k, 0.0, ZOOM_SIDE / 2 - k * cx], [0.0, k, ZOOM_SIDE / 2 - k * cy]])
+
+
 class FaceLandmarks:
     """MediaPipe FaceMesh for one stream, one face; `find(image)` gives landmarks in source pixels."""
 
@@ -83,25 +107,89 @@ class FaceLandmarks:
                 "mediapipe is not installed; the face tracker needs it (a base dependency of mestream): "
                 "pip install 'mediapipe==0.10.21'"
             ) from exc
+        p = self.params
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False,
             max_num_faces=1,
-            refine_landmarks=self.params.refine_landmarks,
-            min_detection_confidence=self.params.min_detection_confidence,
-            min_tracking_confidence=self.params.min_tracking_confidence,
+            refine_landmarks=p.refine_landmarks,
+            min_detection_confidence=p.min_detection_confidence,
+            min_tracking_confidence=p.min_tracking_confidence,
         )
+        self._detector = None
+        self._zoom_mesh = None
+        if p.small_faces:
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min(p.small_face_confidence, p.min_detection_confidence)
+            )
+            # static mode: the window moves with the face, so FaceMesh's own tracking across calls would
+            # start from a stale place; the window is small, so detecting in it every time stays cheap
+            self._zoom_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=p.refine_landmarks,
+                min_detection_confidence=p.min_detection_confidence,
+            )
+        self._zoom: tuple[float, float, float] | None = None  # (cx, cy, side) while a small face is followed
+        self._faceless = 0  # frames in a row without a face, for SMALL_FACE_EVERY
+
+    @property
+    def zoomed(self) -> bool:
+        """True while a small face is followed through the zoom window."""
+        return self._zoom is not None
 
     def find(self, image: np.ndarray) -> np.ndarray | None:
         """Landmarks (N, 2) float32 in pixels of `image`, or None when there is no face."""
         if image.dtype != np.uint8:
             raise MestreamError(f"image of dtype {image.dtype}; expected uint8")
+        if self._zoom is not None:
+            points = self._find_zoomed(image, converted=False)
+            if points is not None:
+                self._follow(image, points)
+                return points
+            self._zoom = None  # lost in the window: look at the whole frame again, now
+            self._faceless = 0  # ... with the full-range detector too
+        rgb = _to_rgb(image)
+        points = self._find_whole(image, rgb)
+        if points is not None or self._detector is None:
+            self._faceless = 0
+            return points
+        self._faceless += 1
+        if (self._faceless - 1) % SMALL_FACE_EVERY:
+            return None
+        self._zoom = self._detect_small(image, rgb)
+        if self._zoom is None:
+            return None
+        points = self._find_zoomed(rgb, converted=True)
+        if points is None:
+            self._zoom = None
+            return None
+        self._faceless = 0
+        self._follow(image, points)
+        return points
+
+    def _follow(self, image: np.ndarray, points: np.ndarray) -> None:
+        """Keep the zoom window on the face, or drop it once the face is large enough for the main mesh."""
         h, w = image.shape[:2]
-        small = image
+        x0, y0 = points.min(0)
+        x1, y1 = points.max(0)
+        face = max(x1 - x0, y1 - y0)
+        if face > ZOOM_MAX_FACE * min(h, w):
+            self._zoom = None
+            return
+        cx, cy, side = self._zoom
+        fx, fy = (x0 + x1) / 2, (y0 + y1) / 2
+        # move the window only when the face drifts or changes size: a still window keeps the landmarks
+        # (and so the held alignment) free of window-induced jitter
+        if abs(fx - cx) > 0.1 * side or abs(fy - cy) > 0.1 * side or not 0.7 < ZOOM_CONTEXT * face / side < 1.4:
+            self._zoom = (float(fx), float(fy), float(ZOOM_CONTEXT * face))
+
+    def _find_whole(self, image: np.ndarray, rgb: np.ndarray) -> np.ndarray | None:
+        h, w = image.shape[:2]
         side = self.params.max_side
         if side and max(h, w) > side:
             f = side / max(h, w)
-            small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        result = self._mesh.process(_to_rgb(small))
+            rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
         # normalised coordinates are fractions of the input's width and height, so the shrink cancels out
@@ -110,8 +198,35 @@ class FaceLandmarks:
         points[:, 1] *= h
         return points
 
+    def _detect_small(self, image: np.ndarray, rgb: np.ndarray) -> tuple[float, float, float] | None:
+        h, w = image.shape[:2]
+        result = self._detector.process(rgb)
+        # filtered here: the full-range graph reports detections below its min_detection_confidence
+        scored = [d for d in (result.detections or []) if d.score and d.score[0] >= self.params.small_face_confidence]
+        if not scored:
+            return None
+        best = max(scored, key=lambda d: d.score[0])
+        box = best.location_data.relative_bounding_box
+        bw, bh = box.width * w, box.height * h
+        return (box.xmin * w + bw / 2, box.ymin * h + bh / 2, ZOOM_CONTEXT * max(bw, bh))
+
+    def _find_zoomed(self, image: np.ndarray, converted: bool) -> np.ndarray | None:
+        m = _zoom_matrix(*self._zoom)
+        window = cv2.warpAffine(image, m, (ZOOM_SIDE, ZOOM_SIDE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        result = self._zoom_mesh.process(window if converted else _to_rgb(window))
+        if not result.multi_face_landmarks:
+            return None
+        points = normalised_xy(result.multi_face_landmarks[0]) * ZOOM_SIDE
+        k = m[0, 0]
+        points[:, 0] = (points[:, 0] - m[0, 2]) / k
+        points[:, 1] = (points[:, 1] - m[1, 2]) / k
+        return points.astype(np.float32)
+
     def close(self) -> None:
         self._mesh.close()
+        if self._detector is not None:
+            self._detector.close()
+            self._zoom_mesh.close()
 
     def __enter__(self) -> FaceLandmarks:
         return self

@@ -53,6 +53,8 @@ class TrackParams:
     refine_landmarks: bool = True
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    small_faces: bool = True  # zoom in on faces too small for FaceMesh's own detector (LandmarkParams)
+    small_face_confidence: float = 0.7
     # skipped work
     # Run FaceMesh at least every Nth frame while the head is held (1 = every frame). 4 gives the same
     # lost/found frames and the same held crops as 1 on the asset videos, at about half the CPU on a
@@ -83,7 +85,12 @@ class TrackParams:
     @property
     def landmarks(self) -> LandmarkParams:
         return LandmarkParams(
-            self.max_side, self.refine_landmarks, self.min_detection_confidence, self.min_tracking_confidence
+            self.max_side,
+            self.refine_landmarks,
+            self.min_detection_confidence,
+            self.min_tracking_confidence,
+            self.small_faces,
+            self.small_face_confidence,
         )
 
 

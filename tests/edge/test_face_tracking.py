@@ -48,11 +48,13 @@ def test_a_single_face_video_gives_an_aligned_crop_for_every_frame(assets):
 
 
 def test_the_face_is_lost_where_the_cartoon_starts(assets):
-    faces, events = _track(read_frames(assets / "videos" / "pyfeat_face_noface.mov", limit=90))
+    frames = read_frames(assets / "videos" / "pyfeat_face_noface.mov")
+    faces, events = _track(frames)
     assert events[0] == (0, "face_found")
+    # no phantom face in the cartoon (its faces score 0.62-0.68 on the full-range detector)
     assert [e for _, e in events] == ["face_found", "face_lost"]
     assert abs(events[1][0] - 72) <= 2  # the manifest: face in frames 0-71
-    assert len(faces) == 90
+    assert len(faces) == len(frames)
     assert all(not f.header["found"] and "crop" not in f.arrays for f in faces[events[1][0] :])
 
 

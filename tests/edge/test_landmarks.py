@@ -71,3 +71,25 @@ def test_the_fast_landmark_reader_agrees_with_the_protobuf_fields(assets):
     # a list with an unset z is laid out differently on the wire: the reader must notice and still agree
     marks.landmark[5].ClearField("z")
     np.testing.assert_array_equal(normalised_xy(marks), slow)
+
+
+def test_small_faces_in_a_group_photo_are_found_through_the_zoom_window(assets):
+    image = cv2.imread(str(assets / "images" / "pyfeat_multi_face.jpg"))  # five faces about 100 px wide
+    with FaceLandmarks(LandmarkParams(small_faces=False)) as plain:
+        assert plain.find(image) is None  # FaceMesh's own short-range detector misses them
+    with FaceLandmarks() as finder:
+        points = finder.find(image)
+        assert finder.zoomed
+    assert points is not None and points.shape == (478, 2)
+    width = points[:, 0].max() - points[:, 0].min()
+    assert 60 < width < 160
+    assert points[33, 0] < points[263, 0] and points[1, 1] > points[33, 1]
+
+
+def test_a_zoomed_face_that_grows_returns_to_the_main_mesh(assets):
+    image = cv2.imread(str(assets / "images" / "pyfeat_multi_face.jpg"))
+    with FaceLandmarks() as finder:
+        assert finder.find(image) is not None and finder.zoomed
+        big = cv2.resize(image, None, fx=4.0, fy=4.0)[1000:2000, 1800:2800]  # the same face, 4x larger
+        assert finder.find(big) is not None
+        assert not finder.zoomed
