@@ -1,4 +1,5 @@
-"""What a LOSO run leaves behind: report.json, per_subject.csv, predictions.csv, confusion.png, curves.png.
+"""What a LOSO run leaves behind: report.json, per_subject.csv, predictions.csv, confusion.png, curves.png,
+per_subject.png.
 
 Everything is written into a fresh temporary folder next to the destination and renamed into place at the
 end, so an interrupted or failed run never leaves a half-written report.
@@ -137,9 +138,13 @@ def write_report_files(folder: Path, report: dict, samples, logits, fold_of, cur
     folder = Path(folder)
     with open(folder / "report.json", "w") as fh:
         json.dump(report, fh, indent=2)
-    write_csv(folder / "per_subject.csv", per_subject_rows(samples, logits, fold_of))
+    subjects = per_subject_rows(samples, logits, fold_of)
+    write_csv(folder / "per_subject.csv", subjects)
     write_csv(folder / "predictions.csv", prediction_rows(samples, logits, fold_of))
     full = report["parts"]["full"]
     plot_confusion(folder / "confusion.png", report["confusion"]["full"], samples.classes,
                    f"{report['model']} LOSO seed {report['seed']}: UF1 {full['uf1']:.4f} UAR {full['uar']:.4f}")
     plot_curves(folder / "curves.png", curves, f"{report['model']}: training curves, mean over folds")
+    from edge.plots import per_subject_bars
+
+    per_subject_bars(folder / "per_subject.png", subjects, f"{report['model']} LOSO seed {report['seed']}: accuracy per held-out subject")

@@ -428,8 +428,11 @@ def run(args: argparse.Namespace) -> int:
                           publish=replace(topo.publish, endpoint=f"tcp://127.0.0.1:{port}"))
     if args.soak:
         run_opts = preflight(topo, replace(run_opts, fast=False))
-        print(f"soak: {args.seconds:g} s paced at the source's frame rate ...", file=sys.stderr)
-        result = {"source": source, "width": args.width, **soak(topo, run_opts, args.seconds)}
+        from edge.progress import TimedProgress, show_progress
+
+        with TimedProgress(args.seconds + 5, enabled=show_progress(args)) as bar:
+            bar.phase(f"soak: {args.seconds:g} s paced at the source's frame rate")
+            result = {"source": source, "width": args.width, **soak(topo, run_opts, args.seconds)}
         lat = result["latency_ms"]
         print(f"{'process':<12}{'fps':>8}{'RSS MB warm':>13}{'RSS MB end':>12}{'growth %':>10}{'2nd half %':>12}{'drops':>7}{'lost':>6}{'restarts':>9}")
         for name, p in result["processes"].items():
@@ -446,12 +449,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     run_opts = preflight(topo, run_opts)
     load_at_start = list(os.getloadavg())
-    print("1/3 each stage alone ...", file=sys.stderr)
-    solo = solo_stages(topo, run_opts, args.seconds)
-    print("2/3 one process, stages in turn ...", file=sys.stderr)
-    chain = one_process_chain(topo, run_opts, args.seconds / 2)
-    print("3/3 multi-process pipeline ...", file=sys.stderr)
-    mp = multi_process(topo, run_opts, args.seconds)
+    from edge.progress import TimedProgress, show_progress
+
+    # the three parts take about 2.5 x --seconds plus start-ups (MediaPipe, processes)
+    with TimedProgress(2.5 * args.seconds + 10, enabled=show_progress(args)) as bar:
+        bar.phase("bench 1/3 each stage alone")
+        solo = solo_stages(topo, run_opts, args.seconds)
+        bar.phase("bench 2/3 one process, stages in turn")
+        chain = one_process_chain(topo, run_opts, args.seconds / 2)
+        bar.phase("bench 3/3 multi-process pipeline")
+        mp = multi_process(topo, run_opts, args.seconds)
     slowest = min(solo[n]["fps"] for n in ("capture", "track", "spot") if n in solo)
     result = {
         "source": source, "width": args.width, "seconds": args.seconds, "cpu_count": os.cpu_count(), "load_average": load_at_start,

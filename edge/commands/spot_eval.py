@@ -24,11 +24,11 @@ HELP = "run capture -> track -> spot on a video and score the intervals (IoU >= 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="video file to spot on")
     parser.add_argument("--truth", type=Path, help="ground-truth CSV (from `mestream synth`)")
-    parser.add_argument("--plot", type=Path, help="write a PNG of the motion signal, threshold, truth and detections")
+    parser.add_argument("--plot", type=Path, help="write a PNG of the motion signal, threshold, truth and detections (default: next to --json)")
     parser.add_argument("--json", type=Path, help="write the scores and intervals as JSON")
 
 
-def evaluate(source: str, truth_path: Path | None) -> dict:
+def evaluate(source: str, truth_path: Path | None, progress: bool = False) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
     from edge.spotting.metrics import Interval, score_video
     from edge.stages.apex_spotting import ApexSpotter
@@ -40,7 +40,10 @@ def evaluate(source: str, truth_path: Path | None) -> dict:
     truth = read_truth(truth_path) if truth_path is not None else None
     capture = Capture(source, fast=True)
     spotter = ApexSpotter(record_trace=True)
-    out = run_chain(capture, [FaceTracking(), spotter])
+    from edge.progress import ProgressSource, video_frame_count
+
+    total = video_frame_count(source) if progress and "://" not in str(source) else None
+    out = run_chain(ProgressSource(capture, "spot-eval", total, enabled=progress), [FaceTracking(), spotter])
     predicted = [
         Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
         for m in out
@@ -119,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError(f"--source {args.source} does not exist; expected a video file")
     if args.truth is not None and not args.truth.is_file():
         raise MestreamError(f"--truth {args.truth} does not exist; expected a CSV written by `mestream synth`")
-    result = evaluate(args.source, args.truth)
+    from edge.progress import show_progress
+
+    result = evaluate(args.source, args.truth, progress=show_progress(args))
     lost = sum(s["event"] == "face_lost" for s in result["statuses"])
     found = sum(s["event"] == "face_found" for s in result["statuses"])
     print(f"{Path(args.source).name}: {result['frames']} frames with a face at {result['fps']:g} fps; "
@@ -133,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         doc = {k: v for k, v in result.items() if k != "trace"}
         _atomic(args.json, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
-    if args.plot is not None:
-        plot(result, args.plot)
+    plot_path = args.plot or (args.json.with_suffix(".png") if args.json is not None else None)
+    if plot_path is not None:  # the timeline goes next to the JSON unless --plot says where
+        plot(result, plot_path)
     return 0

@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
             raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 0:20") from None
         span = (start, end)
     params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed)
-    events = synthesise(args.face, args.out, args.truth, params, progress=not args.no_progress, source_frames=span)
+    from edge.progress import show_progress
+
+    events = synthesise(args.face, args.out, args.truth, params, progress=show_progress(args), source_frames=span)
     counts = {k: sum(e.kind == k for e in events) for k in ("micro", "macro", "blink", "head")}
     print(f"wrote {args.out} ({args.seconds:g} s at {args.fps:g} fps) and {args.truth}: "
           + ", ".join(f"{v} {k}" for k, v in counts.items()))

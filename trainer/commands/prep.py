@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         clips = clips[: args.limit]
     params = PrepParams(track=TrackParams(size=args.size, detect_every=1), apex_size=args.apex_size, clip_frames=args.clip_frames)
-    report = prep_clips(clips, args.out, params, workers=args.workers, progress=not args.no_progress)
+    from edge.progress import show_progress
+
+    report = prep_clips(clips, args.out, params, workers=args.workers, progress=show_progress(args))
     for name, why in sorted(report.skipped.items()):
         print(f"skipped {name}: {why}")
     print(f"{args.out}: {report.summary()} of {len(clips)} clips")

@@ -5,8 +5,8 @@
         --labels $MESTREAM_ASSETS/annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv \\
         --protocol loso --seed 0 --out runs/msmt-s0 [--fit-all] [--epochs N] [--folds K] [--workers W]
 
-Writes OUT/report.json, per_subject.csv, predictions.csv, confusion.png, curves.png (and model.pt with
---fit-all) through a temporary folder renamed into place at the end.
+Writes OUT/report.json, per_subject.csv, predictions.csv, confusion.png, curves.png, per_subject.png (and
+model.pt with --fit-all) through a temporary folder renamed into place at the end.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ def run(args) -> int:
     with staged_dir(args.out) as tmp:
         folds_total = len(dict.fromkeys(samples.subjects))
         folds_run = min(args.folds or folds_total, folds_total)
-        with tqdm(total=folds_run, desc=f"{family.name} LOSO", unit="fold") as bar:
+        from edge.progress import show_progress
+
+        with tqdm(total=folds_run, desc=f"{family.name} LOSO", unit="fold", disable=not show_progress(args)) as bar:
             result = run_loso(family, samples, args.seed, recipe, fold_limit=args.folds, work_dir=cache,
                               assets=assets, progress=lambda fold: bar.update(1), workers=args.workers)
         report = {
