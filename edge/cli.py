@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
+    """-q: warnings and errors; default: one INFO line per thing that matters; -v: mestream's own DEBUG
+    lines too; -vv: every library's DEBUG lines."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if verbose and not quiet:
+        for package in ("edge", "trainer", "engines"):
+            logging.getLogger(package).setLevel(logging.DEBUG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    level = logging.getLevelName(logging.getLogger("edge").getEffectiveLevel())  # -v reaches the stage processes
     sup = Supervisor(topo, options, on_tick=show, log_level=level if isinstance(level, str) else "WARNING")
 
     def on_signal(signum, frame):

@@ -17,6 +17,7 @@ on close, so a finished record is never half-written.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -30,12 +31,28 @@ from engines.errors import MestreamError
 
 STATUS_SCHEMA = "mestream.status"
 
+log = logging.getLogger(__name__)
+
 
 def status_json(header: dict[str, Any]) -> dict[str, Any]:
     out = {"schema": STATUS_SCHEMA, "version": 1}
     out.update({k: v for k, v in header.items() if k != "stamps"})
     out.setdefault("t_ns", time.monotonic_ns())
     return out
+
+
+def _log_line(topic: str, payload: dict[str, Any]) -> None:
+    """One INFO line per event and per status change that matters; the per-second metrics only at DEBUG."""
+    if topic == PUBLISHED_EVENT_TOPIC:
+        label = payload.get("label")
+        p = (payload.get("probabilities") or {}).get(label)
+        log.info("event: %s %s%s, frames %s..%s, published %.0f ms after the offset", payload.get("kind"), label,
+                 f" ({p:.2f})" if isinstance(p, (int, float)) else "", (payload.get("onset") or {}).get("frame"),
+                 (payload.get("offset") or {}).get("frame"), payload["latency_ms"].get("offset_to_result", 0.0))
+    elif payload.get("event") == "metrics":
+        log.debug("metrics: %s", payload.get("detail"))
+    else:
+        log.info("%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
 
 
 class Publish:
@@ -116,6 +133,7 @@ class Publish:
             self._record_file.write(text + "\n")
             self._record_file.flush()
         self.sent[topic] += 1
+        _log_line(topic, payload)
         return [Message(topic, payload)]
 
     def close(self) -> None:
