@@ -1,7 +1,7 @@
 """msmt: a multi-scale multi-modal transformer over motion (flow) and texture (apex) patches.
 
-Follows the multi-scale transformer line of ME recognition (e.g. MMT/HTNet-style patch hierarchies): each
-modality is cut into patches at two scales, embedded, and encoded by a small pre-norm transformer with a
+Follows the multi-scale transformer line of ME recognition (MMT/HTNet-style patch hierarchies): each
+modality goes through a 3x3 conv stem, is cut into patches at two scales, embedded, and encoded by a small pre-norm transformer with a
 CLS token. The CLS->patch attention of every layer and head is averaged (a mean "rollout") into one weight
 per patch, and the attention-weighted patch mean joins the CLS token as that modality's feature. The two
 modality features are classified together; in training an InfoNCE loss pulls the motion and texture
@@ -86,7 +86,9 @@ def build(
             size, patches = size // stride, tuple(p // stride for p in patches)  # patch sizes in input pixels
             # a 3x3 conv stem gives every patch local gradients of the signal (the inductive bias that lets
             # STSTNet-sized CNNs generalise from 374 clips) before the patches are embedded
-            self.stem = nn.Sequential(nn.Conv2d(channels, stem, kernel_size=3, stride=stride, padding=1), nn.BatchNorm2d(stem), nn.ReLU())
+            self.stem = nn.Sequential(
+                nn.Conv2d(channels, stem, kernel_size=3, stride=stride, padding=1), nn.BatchNorm2d(stem), nn.ReLU()
+            )
             # a p-pixel patch is average-pooled down to 7x7 cells before a 7x7 embedding: the same token count
             # as a plain p x p patch embedding, with a fraction of its weights
             self.embeds = nn.ModuleList(
