@@ -16,6 +16,9 @@ from engines.errors import MestreamError
 @dataclass(frozen=True)
 class SpotParams:
     flow_size: int = 64  # side of the grid the crop is shrunk to before dense flow (about 0.3 ms per pair)
+    # DIS pyramid level the per-frame trigger signal stops at (0 = full grid, 1 = half): events are
+    # followed at level 0 either way, so this only trades trigger sensitivity for time per frame.
+    trigger_scale: int = 0
     patch: int = 9  # box filter over the residual motion length: about an action unit's patch on the grid
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
@@ -29,6 +32,9 @@ class SpotParams:
     # An event ends when the displacement from the pre-event reference falls back below this fraction
     # of its peak; its onset is the last frame before the apex still below that fraction.
     return_frac: float = 0.3
+    # Once the motion has stopped for a lag window, a displacement still above this fraction of the peak
+    # is a held expression (followed on, as macro); below it, the rest is drift and the event is closed.
+    hold_frac: float = 0.6
     micro_max_s: float = 0.5  # intervals up to this long are micro-expressions, longer ones macro
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
     refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
@@ -38,16 +44,26 @@ class SpotParams:
     blink_ear_ratio: float = 0.6
     blink_px: float = 0.7
     blink_margin_s: float = 0.1  # eyes stay masked this long around a blink
+    # "regional" is the training-free spotter above; "learned" scores windows with a softnet artifact
+    # (edge/spotting/learned.py, made by `mestream train-spotter`), given as artifact = PATH.
+    method: str = "regional"
+    artifact: str = ""
 
     def __post_init__(self) -> None:
         if not 16 <= self.flow_size <= 256:
             raise MestreamError(f"flow_size={self.flow_size} is out of range; expected 16..256 pixels, e.g. 64")
         if not 1 <= self.patch <= self.flow_size // 4:
             raise MestreamError(f"patch={self.patch} is out of range; expected 1..flow_size/4 pixels, e.g. 9")
+        if self.method not in ("regional", "learned"):
+            raise MestreamError(f'spot method {self.method!r} is unknown; expected "regional" or "learned"')
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in ("method", "artifact"):
+                continue
             if f.name != "flow_size" and not value >= 0:
                 raise MestreamError(f"{f.name}={value} is negative; expected a value >= 0")
+        if not 0 < self.hold_frac < 1:
+            raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.return_frac < 1:
             raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
         if self.lag_s <= 0:

@@ -49,6 +49,7 @@ class _Event:
     noise: float  # displacement that still counts as at rest: the quiet signal's median + 3 sigma
     d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
     eyes_masked: bool = False
+    quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
 
     def combined(self) -> np.ndarray:
         d = np.asarray(self.d)  # (frames, regions)
@@ -63,16 +64,17 @@ class ApexSpotter:
     def __init__(self, params: SpotParams | None = None, record_trace: bool = False) -> None:
         self.params = params or SpotParams()
         self.trace: list[tuple[int, float, float]] | None = [] if record_trace else None
-        self._meter: RegionMotion | None = None
+        self._meter: RegionMotion | None = None  # follows an event: fine flow
+        self._trigger: RegionMotion | None = None  # the per-frame lagged signal: cheap flow
         self._reset()
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def open(self) -> None:
-        self._meter = RegionMotion(self.params.flow_size, self.params.patch)
+        self._make_meters()
         self._reset()
 
     def close(self) -> None:
-        self._meter = None
+        self._meter = self._trigger = None
         self._frames = deque()
 
     def _reset(self) -> None:
@@ -118,7 +120,7 @@ class ApexSpotter:
     def _step(self, msg: Message) -> list[Message]:
         p, fps = self.params, self._fps
         if self._meter is None:  # used without open(), as a plain object
-            self._meter = RegionMotion(p.flow_size, p.patch)
+            self._make_meters()
         k = p.frames(p.lag_s, fps)
         self._n += 1
         n = self._n
@@ -151,7 +153,7 @@ class ApexSpotter:
             if self.trace is not None:
                 self.trace.append((frame.seq, float("nan"), float("inf")))
             return []
-        lagged = self._meter.scores(self._frame(n - k).small, frame.small)
+        lagged = self._trigger.scores(self._frame(n - k).small, frame.small)
         if is_lid_sweep(lagged, p.blink_px):
             frame.blink = True
         if frame.blink:
@@ -179,7 +181,13 @@ class ApexSpotter:
         else:
             ev = self._event
             ev.d.append(self._meter.scores(self._frame(ev.ref).small, frame.small))
-        return self._follow_event(n, eyes_masked)
+            ev.quiet_run = ev.quiet_run + 1 if s <= ev.noise else 0
+        return self._follow_event(n, k, eyes_masked)
+
+    def _make_meters(self) -> None:
+        p = self.params
+        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=0)
+        self._trigger = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale)
 
     def _frame(self, n: int) -> _Frame:
         return self._frames[n - self._frames[0].n]
@@ -198,20 +206,28 @@ class ApexSpotter:
             ev.d.append(self._meter.scores(ref_small, self._frame(j).small))
         self._event = ev
 
-    def _follow_event(self, n: int, eyes_masked: bool) -> list[Message]:
+    def _follow_event(self, n: int, k: int, eyes_masked: bool) -> list[Message]:
         p, ev = self.params, self._event
         if eyes_masked or any(self._frame(j).blink for j in range(ev.ref, n + 1)):
             ev.eyes_masked = True
         d = ev.combined()
-        too_long = self._seconds(ev.ref, n) > p.max_event_s
-        if not (has_returned(d, p.return_frac, ev.noise) or too_long):
-            return []
-        return self._close_event(d)
+        if has_returned(d, p.return_frac, ev.noise) or self._seconds(ev.ref, n) > p.max_event_s:
+            return self._close_event(d)
+        if ev.quiet_run > k and d[-1] < p.hold_frac * float(d.max()):
+            # Nothing has moved for a whole lag window and the face is not held away from the reference:
+            # the expression is over, and what keeps the displacement above rest is the slow drift of a
+            # real face (posture, breathing) between the reference and now. It ended within the last
+            # moving frame's lag window; take the middle of it.
+            last_moving = n - ev.quiet_run
+            apex_n = ev.ref + 1 + int(np.argmax(d))
+            end = max(last_moving - k // 2, apex_n + 1)
+            return self._close_event(d[: end - ev.ref])
+        return []
 
     def _close_event(self, d: np.ndarray) -> list[Message]:
         p, ev = self.params, self._event
         self._event = None
-        end = ev.ref + len(d)  # n of the last frame followed
+        end = ev.ref + len(d)  # n of the offset frame
         self._last_end = end
         apex_i = int(np.argmax(d))
         peak = float(d[apex_i])
