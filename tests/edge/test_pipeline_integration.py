@@ -10,7 +10,40 @@ import jsonschema
 import pytest
 import zmq
 
-from stand_ins import event_schema, free_port, stage_processes_of, artifact_for_tests
+from stand_ins import artifact_for_tests, event_schema, free_port, stage_processes_of
+
+VIDEO = "pyfeat_single_face.mp4"  # 72 frames, 30 fps: neutral -> smile -> neutral
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    return artifact_for_tests(tmp_path_factory.mktemp("artifact"))
+
+
+@pytest.fixture(scope="module")
+def reference_events(assets, artifact):
+    """The events of the same stages chained in ONE process, no sockets: what the processes must reproduce."""
+    from edge.process import RunOptions, build_stage
+    from edge.stages.base import run_chain
+    from edge.topology import PublishConfig, load_topology
+
+    topo = load_topology()
+    run = RunOptions(source=str(assets / "videos" / VIDEO), artifact=str(artifact), fast=True,
+                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in topo.stage_names()]
+    return [m.header for m in run_chain(stages[0], stages[1:]) if m.topic == "me.event"]
+
+
+@pytest.fixture(scope="module")
+def plain_run(assets, artifact, tmp_path_factory):
+    """One real `mestream run --fast` with a plain pyzmq subscriber and a --record file."""
+    record = tmp_path_factory.mktemp("run") / "events.jsonl"
+    proc, got, children = _run_and_listen(assets / "videos" / VIDEO, artifact, record, free_port())
+    return proc, got, children, record
+
+
+def _key(e):
+    return (e["kind"], e["onset"]["frame"], e["apex"]["frame"], e["offset"]["frame"], e["label"])
 
 
 def _run_and_listen(video, artifact, record, port, seconds=120):
@@ -45,10 +78,8 @@ def _run_and_listen(video, artifact, record, port, seconds=120):
 
 
 @pytest.mark.slow
-def test_a_real_face_video_gives_schema_valid_events_to_a_plain_subscriber(assets, tmp_path):
-    artifact = artifact_for_tests(tmp_path)
-    record = tmp_path / "events.jsonl"
-    proc, got, children = _run_and_listen(assets / "videos" / "pyfeat_single_face.mp4", artifact, record, free_port())
+def test_a_real_face_video_gives_schema_valid_events_to_a_plain_subscriber(plain_run):
+    proc, got, children, record = plain_run
     stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
@@ -72,27 +103,12 @@ def test_a_real_face_video_gives_schema_valid_events_to_a_plain_subscriber(asset
 
 
 @pytest.mark.slow
-def test_the_processes_give_the_same_events_as_the_stages_chained_in_one_process(assets, tmp_path):
-    from edge.process import RunOptions, build_stage
-    from edge.stages.base import run_chain
-    from edge.topology import PublishConfig, load_topology
-
-    video = assets / "videos" / "pyfeat_single_face.mp4"
-    artifact = artifact_for_tests(tmp_path)
-    topo = load_topology()
-    run = RunOptions(source=str(video), artifact=str(artifact), fast=True,
-                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
-    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in topo.stage_names()]
-    chained = [m.header for m in run_chain(stages[0], stages[1:]) if m.topic == "me.event"]
-    proc, got, _ = _run_and_listen(video, artifact, tmp_path / "r.jsonl", free_port())
+def test_the_processes_give_the_same_events_as_the_stages_chained_in_one_process(plain_run, reference_events):
+    proc, got, _, _ = plain_run
     assert proc.returncode == 0
     spread = [body for topic, body in got if topic == "me.event"]
-
-    def key(e):
-        return (e["kind"], e["onset"]["frame"], e["apex"]["frame"], e["offset"]["frame"], e["label"])
-
-    assert chained and [key(e) for e in chained] == [key(e) for e in spread]
-    for a, b in zip(chained, spread):
+    assert reference_events and [_key(e) for e in reference_events] == [_key(e) for e in spread]
+    for a, b in zip(reference_events, spread):
         for name, p in a["probabilities"].items():
             assert abs(p - b["probabilities"][name]) < 1e-5
 
@@ -116,22 +132,13 @@ def _stage_input(pid: int, name: str, timeout: float = 30.0) -> str:
 
 
 @pytest.mark.slow
-def test_ten_thousand_malformed_messages_change_no_event(assets, tmp_path):
+def test_ten_thousand_malformed_messages_change_no_event(assets, artifact, reference_events):
     import threading
 
     import numpy as np
 
-    from edge.process import RunOptions, build_stage
-    from edge.stages.base import run_chain
-    from edge.topology import PublishConfig, load_topology
-
-    video = assets / "videos" / "pyfeat_single_face.mp4"
-    artifact = artifact_for_tests(tmp_path)
-    topo = load_topology()
-    run = RunOptions(source=str(video), artifact=str(artifact), fast=True,
-                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
-    stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in topo.stage_names()]
-    reference = [m.header for m in run_chain(stages[0], stages[1:]) if m.topic == "me.event"]
+    video = assets / "videos" / VIDEO
+    reference = reference_events
 
     rng = np.random.default_rng(7)
     bad = [[b"face"], [b"face", b"{oops"], [b"face", b'{"v":2,"arrays":[]}'], [b"face", b'{"v":1,"arrays":[],"seq":-4}'],
@@ -190,8 +197,7 @@ def test_ten_thousand_malformed_messages_change_no_event(assets, tmp_path):
     assert proc.returncode == 0, proc.stderr.read()
     assert len(sent) == 10_000
     events = [b for t, b in got if t == "me.event"]
-    key = lambda e: (e["kind"], e["onset"]["frame"], e["apex"]["frame"], e["offset"]["frame"], e["label"])  # noqa: E731
-    assert [key(e) for e in events] == [key(e) for e in reference]
+    assert [_key(e) for e in events] == [_key(e) for e in reference]
     metrics = [b["processes"] for t, b in got if t == "me.status" and b["event"] == "metrics"]
     dropped = max(sum(p["drops"].get("malformed", 0) + p["drops"].get("unknown topic", 0) for p in m.values() if p.get("drops")) for m in metrics)
     assert dropped > 0 and all(not p["restarts"] for m in metrics for p in m.values())
