@@ -52,7 +52,8 @@ def encode_texts(texts: Sequence[str]) -> np.ndarray:
     with _lock:
         todo = sorted({t for t in texts if t and t not in _cache})
         if todo:
-            vectors = _load_model().encode(todo, convert_to_numpy=True, normalize_embeddings=True, batch_size=64)
+            vectors = _load_model().encode(todo, convert_to_numpy=True, normalize_embeddings=True, batch_size=64,
+                                            show_progress_bar=False)
             for text, vector in zip(todo, vectors):
                 _cache[text] = np.asarray(vector, dtype=np.float32)
         for row, text in enumerate(texts):
