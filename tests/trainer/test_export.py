@@ -288,3 +288,13 @@ def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path, ti
     assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
     card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
     assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
+
+
+def test_the_written_artifact_is_readable_by_others_like_any_file(tmp_path, tiny_family):
+    out = tmp_path / "perm.onnx"
+    export_checkpoint(_checkpoint(tmp_path / "model.pt"), out)
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # what open() would give, not mkstemp's 0600
