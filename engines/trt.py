@@ -178,6 +178,7 @@ def open_trt_engine(
 ) -> TrtEngine:
     """A TensorRT engine for an artifact (.onnx: built or taken from the cache) or a cached plan."""
     path = Path(path)
+    import_tensorrt()  # say "TensorRT is missing" before anything about pycuda
     if path.suffix.lower() == ".onnx":
         cuda = import_cuda_driver()
         cuda.init()

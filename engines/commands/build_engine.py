@@ -25,13 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engines.errors import MestreamError
-    from engines.trt_build import default_cache_dir, ensure_engine, import_cuda_driver, read_sidecar
+    from engines.trt_build import default_cache_dir, ensure_engine, import_cuda_driver, import_tensorrt, read_sidecar
 
     precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     if args.int8 and args.calib is None:
         raise MestreamError("--int8 needs --calib DIR (one <input>.npy of training inputs per artifact input)")
     if args.calib is not None and not args.int8:
         raise MestreamError("--calib is only used with --int8; add --int8 or drop --calib")
+    import_tensorrt()  # the missing piece users most often lack: say so before anything else
     cuda = import_cuda_driver()
     cuda.init()
     context = cuda.Device(0).retain_primary_context()
