@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "train": "trainer.commands.train",
     "export": "trainer.commands.export",
     "prep": "trainer.commands.prep",
+    "train-spotter": "trainer.commands.train_spotter",
     "build-engine": "engines.commands.build_engine",
     "bench-flow": "edge.commands.bench_flow",
     "bench-engine": "engines.commands.bench_engine",

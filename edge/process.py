@@ -99,7 +99,12 @@ def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq:
         from edge.stages.apex_spotting import ApexSpotter
         from edge.spotting.params import SpotParams
 
-        return ApexSpotter(stage_options_of(name, options, SpotParams))
+        params = stage_options_of(name, options, SpotParams)
+        if params.method == "learned":
+            from edge.spotting.learned import LearnedSpotter
+
+            return LearnedSpotter(params)
+        return ApexSpotter(params)
     if name == "classify":
         from edge.stages.classify import Classify, ClassifyOptions
 
