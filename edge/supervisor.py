@@ -291,12 +291,14 @@ class Supervisor:
             if sock is not None:
                 sock.close(0)
         self.control = self.status_out = None
-        if self.ctx is not None:
-            self.ctx.term()
-            self.ctx = None
+        # The folder goes first: the children are gone, and should term() wait on a socket someone left
+        # open, no socket file may stay behind in /tmp.
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
 
 
 def status_line(metrics: dict[str, dict[str, Any]]) -> str:
