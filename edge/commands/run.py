@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum, frame):
         sup.stopping = True
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}  # HUP: the terminal went away
     try:
         sup.start()
         code = sup.run()
