@@ -15,6 +15,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from urllib.parse import parse_qs
 
 import zmq
 
@@ -78,14 +79,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: "_HTTPServer"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         state = self.server.state
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", page_html())
         elif path == "/state.json":
             self._send(HTTPStatus.OK, "application/json", json.dumps(state.snapshot(), allow_nan=False).encode())
         elif path in ("/frame.jpg", "/crop.jpg"):
-            frame, crop = state.images()
+            wanted = parse_qs(query).get("id", [""])[0]
+            frame, crop = state.images(int(wanted) if wanted.isdigit() else None)
             body = frame if path == "/frame.jpg" else crop
             if body:
                 self._send(HTTPStatus.OK, "image/jpeg", body)

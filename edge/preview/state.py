@@ -30,6 +30,7 @@ class PreviewState:
         self.frame_id = 0
         self.frame_jpeg = b""
         self.crop_jpeg = b""
+        self._recent: deque[tuple[int, bytes, bytes]] = deque(maxlen=4)  # so a page gets the image its poll named
         self.frame: dict[str, Any] = {}
         self.signal: deque[list] = deque(maxlen=signal_points)
         self.signal_fps = 0.0
@@ -67,6 +68,7 @@ class PreviewState:
         self.frame_jpeg = bytes(jpeg)
         if "crop" in msg.arrays:
             self.crop_jpeg = bytes(msg.arrays["crop"])
+        self._recent.append((self.frame_id, self.frame_jpeg, self.crop_jpeg))
         marks = msg.arrays.get("landmarks")
         self.frame = {
             "id": self.frame_id,
@@ -92,8 +94,12 @@ class PreviewState:
                 "idle_s": round(age, 2) if age is not None else None,
             }
 
-    def images(self) -> tuple[bytes, bytes]:
+    def images(self, frame_id: int | None = None) -> tuple[bytes, bytes]:
+        """(frame, crop) JPEGs of frame `frame_id` while it is among the last few, else the latest."""
         with self._lock:
+            for fid, frame, crop in self._recent:
+                if fid == frame_id:
+                    return frame, crop
             return self.frame_jpeg, self.crop_jpeg
 
 

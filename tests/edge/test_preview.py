@@ -239,3 +239,14 @@ def test_mestream_preview_serves_until_its_duration_and_says_where():
                         "--port", "0", "--duration", "0.5"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "open http://127.0.0.1:" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_the_page_gets_the_image_its_poll_named_not_a_newer_one():
+    state = PreviewState()
+    for i in range(3):
+        jpeg = np.frombuffer(f"jpeg{i}".encode(), np.uint8)  # the state stores bytes; it never decodes them
+        state.apply(Message("pv.frame", {"seq": i, "width": 4, "height": 4, "found": False}, {"jpeg": jpeg}))
+    with PreviewServer("", port=0, state=state) as server:
+        assert _get(server.url + "frame.jpg?id=2")[1] == b"jpeg1"
+        assert _get(server.url + "frame.jpg?id=3")[1] == b"jpeg2"
+        assert _get(server.url + "frame.jpg")[1] == b"jpeg2"  # no id: the latest
