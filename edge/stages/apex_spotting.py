@@ -258,3 +258,65 @@ class ApexSpotter:
         if self._event is None or not self._event.d:
             return []
         return self._close_event(self._event.combined())
+
+
+# ---- benchmark -------------------------------------------------------------------------------------
+
+
+def bench_apex_spotting(faces: list[Message], params: SpotParams | None = None) -> dict[str, float]:
+    """Time the stage alone over "face" messages already in memory: ms per frame (mean, p50, p95, max)."""
+    import time
+
+    stage = ApexSpotter(params)
+    stage.open()
+    times = []
+    try:
+        for msg in faces:
+            t0 = time.perf_counter()
+            stage.process(msg)
+            times.append(time.perf_counter() - t0)
+    finally:
+        stage.close()
+    ms = np.asarray(times) * 1e3
+    return {
+        "frames": len(ms),
+        "mean_ms": float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "max_ms": float(ms.max()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the spotter's time per frame on a video (tracked first, outside the timing)."""
+    import argparse
+
+    from edge.stages.base import run_chain
+    from edge.stages.capture import Capture
+    from edge.stages.face_tracking import FaceTracking
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("video")
+    args = parser.parse_args(argv)
+
+    class _Keep:
+        name = "keep"
+
+        def open(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        def process(self, msg: Message) -> list[Message]:
+            return [msg]
+
+    faces = [m for m in run_chain(Capture(args.video, fast=True), [FaceTracking(), _Keep()]) if m.topic == "face"]
+    for label, params in {"default": SpotParams(), "trigger_scale=1": SpotParams(trigger_scale=1)}.items():
+        b = bench_apex_spotting(faces, params)
+        print(
+            f"{label:16s} {b['frames']} frames  mean {b['mean_ms']:.3f} ms  p50 {b['p50_ms']:.3f}"
+            f"  p95 {b['p95_ms']:.3f}  max {b['max_ms']:.3f} ms per frame"
+        )
+
+
+if __name__ == "__main__":
+    main()

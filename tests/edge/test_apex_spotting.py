@@ -146,3 +146,11 @@ def test_bad_parameters_are_refused_with_the_value():
         SpotParams(return_frac=1.5)
     with pytest.raises(MestreamError, match="flow_size=8"):
         SpotParams(flow_size=8)
+
+
+def test_the_benchmark_times_every_frame_of_the_stage():
+    from edge.stages.apex_spotting import bench_apex_spotting
+
+    b = bench_apex_spotting(make_faces(40))
+    assert b["frames"] == 40
+    assert 0 < b["p50_ms"] <= b["p95_ms"] <= b["max_ms"]
