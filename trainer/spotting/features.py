@@ -107,7 +107,7 @@ def track_video(path: Path, cache: Path | None = None, fps: float | None = None)
     target = None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        target = cache / f"{path.stem}-{_cache_key(path)}.npz"
+        target = cache / f"{path.resolve().stem}-{_cache_key(path)}.npz"
         if target.is_file():
             with np.load(target) as z:
                 return TrackedVideo(path.stem, float(z["fps"]), z["found"], z["crops"], z["landmarks"], z["boxes"])

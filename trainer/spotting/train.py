@@ -15,6 +15,7 @@ see, so they behave like new videos' scores); that choice never sees any evaluat
 from __future__ import annotations
 
 import dataclasses
+import json
 import datetime as _dt
 import io
 import logging
@@ -367,3 +368,43 @@ def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, proto
     _atomic_write(Path(out), data)
     return dataclasses.replace(artifact, path=Path(out))
 
+
+
+def render_spotter_card(meta, *, size_bytes: int, command: str) -> str:
+    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata."""
+    t, sel, sc = meta.training or {}, meta.selection or {}, meta.scores or {}
+    rows = [f"| {k} | {sc[k]['tp']} | {sc[k]['predicted']} | {sc[k]['truth']} | {sc[k]['precision']:.3f} | "
+            f"{sc[k]['recall']:.3f} | {sc[k]['f1']:.3f} |" for k in ("micro", "macro", "overall") if isinstance(sc.get(k), dict)]
+    return "\n".join([
+        "# mestream learned spotter (SOFTNet family)",
+        "",
+        f"`{meta.path.name if meta.path else 'spotter.onnx'}`: family **{meta.family}**, model id `{meta.model_id}`, "
+        f"{size_bytes / 1024:.0f} KiB, created {meta.created}. Use it with `[stages.spot] method = \"learned\"`, "
+        "`artifact = PATH` (edge/spotting/learned.py).",
+        "",
+        f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} SYNTHETIC 30 fps videos made by "
+        f"`mestream synth` from real face videos ({', '.join(t.get('videos', []))}); no micro-expression dataset. "
+        "Synthetic expressions are cleaner than real ones: on real data expect far less (SOFTNet: 0.2022 overall "
+        "F1 on CAS(ME)^2; ME-only F1 about 0.20-0.25 at best).",
+        "",
+        f"Input `flow` {list(meta.inputs[0].shape)}: {meta.inputs[0].normalisation}. Feature parameters: "
+        f"`{json.dumps(meta.flow.get('params', {}), sort_keys=True)}`.",
+        "",
+        f"Peaks: `{json.dumps(sel.get('peaks', {}), sort_keys=True)}`; {sel.get('how', '')}.",
+        "",
+        f"Held-out scores on the training videos ({meta.protocol}, IoU >= 0.5, pooled):",
+        "",
+        "| kind | TP | predicted | truth | P | R | F1 |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only material); "
+        "internal use only.",
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ])

@@ -1,0 +1,137 @@
+"""Learned (SOFTNet) vs training-free spotter on the SAME synthetic long videos, side by side.
+
+    MESTREAM_ASSETS=/work/shared/assets .venv/bin/python benchmarks/spotting_compare.py --work /tmp/spotcmp \\
+        [--artifact spotter.onnx] [--json compare.json]
+
+1. Makes the videos with `mestream synth` (40 s, 30 fps) unless WORK already has them:
+   training  evm_face seeds 101-104, casme2_style_demo seeds 101-102;
+   evaluation  pyfeat_single_face (its neutral frames 0:20) seeds 201-202, casme2_sub01_EP02_01f seeds 201-202:
+   other faces AND other seeds than the training videos.
+2. Without --artifact, trains the learned spotter on the training videos only (`mestream train-spotter`,
+   leave-one-video-out; its peak threshold is chosen on the training videos' held-out scores).
+3. Tracks every evaluation video once (capture -> track, the live stages; cached), replays the same face
+   messages into both spot stages (edge/stages/apex_spotting.py ApexSpotter with its defaults, and
+   edge/spotting/learned.py LearnedSpotter with the artifact), and scores both with the standard metric
+   (IoU >= 0.5; counts pooled over the videos; micro, macro, overall).
+The evaluation videos are never used to train or to choose anything. Synthetic expressions are cleaner
+than real ones: expect real-data figures far lower (SOFTNet: 0.2022 overall F1 on CAS(ME)^2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TRAIN = [("evm_face.mp4", None, s) for s in (101, 102, 103, 104)] + [("casme2_style_demo.avi", None, s) for s in (101, 102)]
+EVAL = [("pyfeat_single_face.mp4", "0:20", s) for s in (201, 202)] + [("casme2_sub01_EP02_01f.avi", None, s) for s in (201, 202)]
+SECONDS = 40
+
+
+def _name(face: str, seed: int) -> str:
+    return f"{Path(face).stem}_{seed}"
+
+
+def make_videos(assets: Path, folder: Path, plan) -> None:
+    from edge.cli import main
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for face, span, seed in plan:
+        out = folder / f"{_name(face, seed)}.mp4"
+        if out.is_file() and out.with_suffix(".csv").is_file():
+            continue
+        argv = ["-q", "synth", "--face", str(assets / "videos" / face), "--out", str(out), "--truth",
+                str(out.with_suffix(".csv")), "--seconds", str(SECONDS), "--seed", str(seed), "--no-progress"]
+        if span:
+            argv += ["--source-frames", span]
+        if main(argv) != 0:
+            raise SystemExit(f"synth failed for {face} seed {seed}")
+
+
+def replay(stage, faces) -> list:
+    from edge.spotting.metrics import Interval
+    from edge.stages.base import drain, feed
+
+    stage.open()
+    try:
+        out = feed([stage], list(faces)) + drain([stage])
+    finally:
+        stage.close()
+    return [Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
+            for m in out if m.topic == "interval"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
+    parser.add_argument("--work", type=Path, required=True, help="folder for videos, the tracking cache and the trained spotter")
+    parser.add_argument("--artifact", type=Path, default=None, help="a softnet artifact to evaluate instead of training one")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    args = parser.parse_args()
+    if args.assets is None or not Path(args.assets).is_dir():
+        raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
+    from edge.cli import main as cli
+    from edge.spotting.learned import LearnedSpotter
+    from edge.spotting.metrics import pool, score_video
+    from edge.spotting.params import SpotParams
+    from edge.stages.apex_spotting import ApexSpotter
+    from edge.synth import read_truth
+    from trainer.spotting.features import track_video
+
+    train_dir, eval_dir, cache = args.work / "train", args.work / "eval", args.work / "cache"
+    make_videos(Path(args.assets), train_dir, TRAIN)
+    make_videos(Path(args.assets), eval_dir, EVAL)
+    artifact = args.artifact
+    if artifact is None:
+        run_dir = args.work / "spotter"
+        t0 = time.time()
+        if cli(["train-spotter", "--videos", str(train_dir), "--out", str(run_dir), "--cache", str(cache),
+                "--epochs", str(args.epochs)]) != 0:
+            raise SystemExit("train-spotter failed")
+        print(f"trained in {time.time() - t0:.0f} s")
+        artifact = run_dir / "spotter.onnx"
+    per_video = {"regional": [], "learned": []}
+    rows = []
+    for face, _, seed in EVAL:
+        name = _name(face, seed)
+        video = eval_dir / f"{name}.mp4"
+        truth = read_truth(video.with_suffix(".csv"))
+        tracked = track_video(video, cache)
+        faces = tracked.face_messages()
+        got = {"regional": replay(ApexSpotter(), faces),
+               "learned": replay(LearnedSpotter(SpotParams(method="learned", artifact=str(artifact))), faces)}
+        row = {"video": name}
+        for method, predicted in got.items():
+            counts = score_video(predicted, truth)
+            per_video[method].append(counts)
+            row[method] = {k: c.as_dict() for k, c in counts.items()}
+        rows.append(row)
+    pooled = {m: {k: c.as_dict() for k, c in pool(v).items()} for m, v in per_video.items()}
+
+    print(f"\n{len(EVAL)} evaluation videos ({', '.join(r['video'] for r in rows)}), IoU >= 0.5, counts pooled")
+    print(f"{'':8s} | {'training-free (regional)':^32s} | {'learned (softnet)':^32s}")
+    print(f"{'kind':8s} | {'TP':>4s} {'pred':>5s} {'truth':>5s} {'P':>5s} {'R':>5s} {'F1':>5s} | "
+          f"{'TP':>4s} {'pred':>5s} {'truth':>5s} {'P':>5s} {'R':>5s} {'F1':>5s}")
+    for kind in ("micro", "macro", "overall"):
+        cells = []
+        for m in ("regional", "learned"):
+            c = pooled[m][kind]
+            cells.append(f"{c['tp']:4d} {c['predicted']:5d} {c['truth']:5d} {c['precision']:5.3f} {c['recall']:5.3f} {c['f1']:5.3f}")
+        print(f"{kind:8s} | {cells[0]} | {cells[1]}")
+    print("\nper video, overall F1 (regional / learned):")
+    for r in rows:
+        print(f"  {r['video']:32s} {r['regional']['overall']['f1']:.3f} / {r['learned']['overall']['f1']:.3f}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"artifact": str(artifact), "pooled": pooled, "videos": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
