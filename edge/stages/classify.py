@@ -159,34 +159,39 @@ class Classify:
         return _as_input(image.astype(np.float32) / 255.0, shape, name)
 
     def _event(self, h: dict[str, Any], probs: np.ndarray, *, flow_ms: float, prep_ms: float, classify_ms: float) -> dict[str, Any]:
-        meta = self._engine.meta
-        best = int(np.argmax(probs))
-        latency: dict[str, float] = {}
-        for name, t_in, t_out in h.get("stamps", []):
-            latency[str(name)] = round((int(t_out) - int(t_in)) / 1e6, 3)
-        latency.update(flow=round(flow_ms, 3), prepare=round(prep_ms, 3), classify=round(classify_ms, 3))
+        return build_event(h, probs, self._classes, self._engine.meta, flow_ms=flow_ms, prep_ms=prep_ms, classify_ms=classify_ms)
 
-        def point(key: str) -> dict[str, int]:
-            p = h.get(key) or {}
-            return {"frame": int(p.get("seq", -1)), "t_capture_ns": int(p.get("t_capture_ns") or 0)}
 
-        onset, apex, offset = point("onset"), point("apex"), point("offset")
-        event = {
-            "schema": EVENT_SCHEMA,
-            "version": EVENT_SCHEMA_VERSION,
-            "kind": str(h.get("kind", "micro")),
-            "label": self._classes[best],
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self._classes, probs)},
-            "spot_score": float(h.get("score", 0.0) or 0.0),
-            "onset": onset,
-            "apex": apex,
-            "offset": offset,
-            "duration_s": round(max(0, offset["t_capture_ns"] - onset["t_capture_ns"]) / 1e9, 4),
-            "fps": float(h.get("fps", 0.0) or 0.0),
-            "face_box": [int(v) for v in (h.get("box") or [0, 0, 0, 0])],
-            "model": {"id": meta.model_id, "family": meta.family},
-            "latency_ms": latency,
-        }
-        if "source" in h:
-            event["source"] = str(h["source"])
-        return event
+def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: Any, *, flow_ms: float, prep_ms: float,
+                classify_ms: float) -> dict[str, Any]:
+    """The published event for an "interval" header and the engine's probabilities (shared by the CPU and GPU paths)."""
+    best = int(np.argmax(probs))
+    latency: dict[str, float] = {}
+    for name, t_in, t_out in h.get("stamps", []):
+        latency[str(name)] = round((int(t_out) - int(t_in)) / 1e6, 3)
+    latency.update(flow=round(flow_ms, 3), prepare=round(prep_ms, 3), classify=round(classify_ms, 3))
+
+    def point(key: str) -> dict[str, int]:
+        p = h.get(key) or {}
+        return {"frame": int(p.get("seq", -1)), "t_capture_ns": int(p.get("t_capture_ns") or 0)}
+
+    onset, apex, offset = point("onset"), point("apex"), point("offset")
+    event = {
+        "schema": EVENT_SCHEMA,
+        "version": EVENT_SCHEMA_VERSION,
+        "kind": str(h.get("kind", "micro")),
+        "label": classes[best],
+        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)},
+        "spot_score": float(h.get("score", 0.0) or 0.0),
+        "onset": onset,
+        "apex": apex,
+        "offset": offset,
+        "duration_s": round(max(0, offset["t_capture_ns"] - onset["t_capture_ns"]) / 1e9, 4),
+        "fps": float(h.get("fps", 0.0) or 0.0),
+        "face_box": [int(v) for v in (h.get("box") or [0, 0, 0, 0])],
+        "model": {"id": meta.model_id, "family": meta.family},
+        "latency_ms": latency,
+    }
+    if "source" in h:
+        event["source"] = str(h["source"])
+    return event
