@@ -106,9 +106,9 @@ def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq:
             return LearnedSpotter(params)
         return ApexSpotter(params)
     if name == "classify":
-        from edge.stages.classify import Classify, ClassifyOptions
+        from edge.stages.classify_gpu import build_classify  # device = "auto" | "gpu" | "cpu" (edge/gpu.py)
 
-        return Classify(run.artifact, options=stage_options_of(name, options, ClassifyOptions))
+        return build_classify(run.artifact, options)
     from edge.stages.publish import Publish
 
     stage_options_of(name, options, _NoOptions)

@@ -29,6 +29,8 @@ STAGE_MODULES: dict[str, str] = {
 }
 SOURCE_STAGES = frozenset({"capture"})
 POLICIES = ("drop", "block")
+DEVICES = ("auto", "gpu", "cpu")  # [stages.classify] device: where infer runs (edge/gpu.py chooses for "auto")
+DEVICE_STAGES = frozenset({"classify"})  # the stages that have a GPU path
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,11 @@ def _check(topo: Topology, where: str) -> None:
     for name in topo.stage_options:
         if name not in seen_stages:
             raise MestreamError(f"{where} [stages.{name}]: no process runs a stage {name!r}; remove the table or add the stage")
+        device = topo.stage_options[name].get("device")
+        if device is not None and name not in DEVICE_STAGES:
+            raise MestreamError(f"{where} [stages.{name}] device = {device!r}: only {sorted(DEVICE_STAGES)} can run on a GPU; remove the key")
+        if device is not None and device not in DEVICES:
+            raise MestreamError(f"{where} [stages.{name}] device = {device!r}: expected one of {list(DEVICES)}")
 
 
 def _reject_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
