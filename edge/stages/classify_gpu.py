@@ -274,9 +274,10 @@ class ClassifyGpu:
             for kind, spec in self._plan:
                 shape = tuple(spec.shape)
                 if kind == "flow":
-                    x = flows[_flow_side(shape)].download_input(1)[0]  # waits for the stream
+                    x = flows[_flow_side(shape)].download_input(1)[0]  # (3, S, S); waits for the stream
                     self.downloads += 1
-                    inputs[spec.name] = _as_input(x, shape, spec.name)
+                    # channels last first: _as_input lays (S, S, C) out as either NCHW or NHWC
+                    inputs[spec.name] = _as_input(np.moveaxis(x, 0, -1), shape, spec.name)
                 else:
                     inputs[spec.name] = Classify._apex_input(msg, shape, spec.name)
             flow_ms = start.time_till(flow_done)
