@@ -6,6 +6,14 @@ a monotonic capture time in ns. Files are paced at their own timestamps (so vari
 play as recorded) unless `fast` is set; live sources that fail are reopened with backoff, and frames
 that fail to decode in a file are skipped and counted.
 
+A source may change its frames mid-stream (a camera renegotiating its mode, a stream switching
+resolution, a file joined from two recordings). With color = "auto" the pixel format stays the one the
+stream started with (grey stays grey, colour stays 3-channel BGR, alpha is dropped, 16-bit becomes
+8-bit), so downstream stages always see one layout. A change of size (or of the format itself) is
+counted in `format_changes`, announced by a "source_format" status, and the first frame of the new
+format carries gap=1, so the tracker looks for the face afresh and the spotter starts a new window
+instead of comparing frames of two different geometries.
+
     cap = Capture("clip.mp4", fast=True); cap.open(); msg = cap.read()
 """
 
@@ -76,8 +84,11 @@ class Capture:
         self._plays = 1
         self._gap_next = 0
         self._media_offset_ms = 0.0
-        self._last_media_ms = 0.0
         self._last_media_ms = -1.0
+        self.format_changes = 0
+        self._format: tuple | None = None  # (shape, dtype) of the source's frames so far
+        self._first_layout: int | None = None  # ndim of the first frame sent: 2 grey, 3 colour
+        self._pending: Message | None = None  # a frame held back one read, behind its "source_format" status
 
     # -- opening ---------------------------------------------------------------------------------
     def _open_capture(self):
@@ -164,6 +175,9 @@ class Capture:
     def read(self) -> Message | None:
         import cv2
 
+        if self._pending is not None:
+            msg, self._pending = self._pending, None
+            return msg
         if self._down:
             return self._try_reopen()
         if self._cap is None:
@@ -202,7 +216,12 @@ class Capture:
             self._last_media_ms = media_ms
         if not self.live and not self.fast:
             t_capture_ns = self._pace(media_ms)
+        changed = self._format_changed(image)  # judged on what the source gave, before conversion
         image = self._convert(image)
+        if self._first_layout is None:
+            self._first_layout = image.ndim
+        if changed:
+            self._gap_next = max(self._gap_next, 1)
         msg = Message(
             "frame",
             {
@@ -217,7 +236,22 @@ class Capture:
         )
         self._gap_next = 0
         self._seq += 1
+        if changed:
+            self._pending = msg
+            return status(self.name, "source_format", f"{self.source}: frames changed {changed} at seq {msg.header['seq']} "
+                          f"(change {self.format_changes}); downstream starts afresh",
+                          at_seq=msg.header["seq"], format_changes=self.format_changes)
         return msg
+
+    def _format_changed(self, image: np.ndarray) -> str:
+        """'' while frames keep their size and format; else 'from A to B', counted."""
+        fmt = (image.shape, image.dtype.name)
+        previous, self._format = self._format, fmt
+        if previous is None or previous == fmt:
+            return ""
+        self.format_changes += 1
+        describe = lambda f: "x".join(str(d) for d in f[0]) + " " + f[1]  # noqa: E731
+        return f"from {describe(previous)} to {describe(fmt)}"
 
     def _pace(self, media_ms: float) -> int:
         """Sleep until this frame's own timestamp (VFR-safe); returns the capture time to stamp."""
@@ -233,6 +267,22 @@ class Capture:
     def _convert(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
+        if image.dtype != np.uint8:  # 16-bit (or float) sensors: the stages work on 8-bit frames
+            if image.dtype == np.uint16:
+                image = (image >> 8).astype(np.uint8)
+            else:
+                image = np.clip(image, 0, 255).astype(np.uint8)
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        elif image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)  # alpha means nothing to a face
+        if self.options.color == "auto" and self._first_layout is not None:
+            # keep the layout the stream started with, so a mid-stream switch is not a new kind of frame
+            started_grey = self._first_layout == 2
+            if started_grey and image.ndim == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            elif not started_grey and image.ndim == 2:
+                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         if self.options.max_width and image.shape[1] > self.options.max_width:
             scale = self.options.max_width / image.shape[1]
             image = cv2.resize(image, (self.options.max_width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
