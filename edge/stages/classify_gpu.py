@@ -76,6 +76,7 @@ class InferOnDevice:
         self._gpu_factory = gpu_factory or ClassifyGpu
         self.stage = None
         self.path = ""  # "gpu" | "cpu" once open
+        self._classified_before = 0
 
     def open(self) -> None:
         requested = self.device.device
@@ -105,12 +106,13 @@ class InferOnDevice:
 
     def close(self) -> None:
         if self.stage is not None:
+            self._classified_before += getattr(self.stage, "classified", 0)  # the count outlives the run
             self.stage.close()
             self.stage = None
 
     @property
     def classified(self) -> int:
-        return getattr(self.stage, "classified", 0)
+        return self._classified_before + getattr(self.stage, "classified", 0)
 
 
 def _cuda_flow_factory(context, stream, batch, height, width, params, size):

@@ -241,7 +241,7 @@ def test_the_classify_stage_without_a_gpu_runs_the_unchanged_cpu_path(tmp_path):
     for table in ({}, {"device": "auto"}, {"device": "cpu"}):
         stage = build_stage("classify", dict(table), run)
         got = run_chain(ListSource(messages), [stage])
-        assert isinstance(stage, InferOnDevice) and stage.path == "cpu"
+        assert isinstance(stage, InferOnDevice) and stage.path == "cpu" and stage.classified == len(messages)
         want = run_chain(ListSource(messages), [Classify(artifact)])
         assert [_without_latency(e) for e in got] == [_without_latency(e) for e in want]
 
