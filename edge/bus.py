@@ -42,6 +42,11 @@ class WireLimits:
     max_topic_bytes: int = 32
 
 
+# What a subscriber may send a publisher: subscriptions to short topic prefixes ("me.event"). Anything
+# longer is refused by libzmq from the frame header, before a byte of it is stored.
+MAX_SUBSCRIPTION_BYTES = 1024  # the CURVE handshake (INITIATE, a few hundred bytes) passes the same check
+
+
 class BadMessage(Exception):
     """A message off the wire that is malformed, oversized or of an unknown version. Dropped, never fatal."""
 
@@ -221,8 +226,13 @@ def open_socket(
     hwm: int = 4,
     limits: WireLimits | None = None,
     allow_public: bool = False,
+    max_in_bytes: int | None = None,
 ) -> zmq.Socket:
     """A socket with LINGER 0, small HWMs and (for receivers) MAXMSGSIZE, bound or connected.
+
+    MAXMSGSIZE comes from `limits` (stage inputs) or `max_in_bytes` (publishers, whose peers only send
+    subscriptions); libzmq checks it against each frame's declared size and drops the peer before
+    allocating, so no peer can make us reserve more than that.
 
     Options are set before bind/connect because ZeroMQ applies most of them only to later connections.
     A taken address becomes a MestreamError naming it.
@@ -233,6 +243,8 @@ def open_socket(
     sock.setsockopt(zmq.RCVHWM, hwm)
     if limits is not None:
         sock.setsockopt(zmq.MAXMSGSIZE, max(limits.max_array_bytes, limits.max_header_bytes))
+    if max_in_bytes is not None:
+        sock.setsockopt(zmq.MAXMSGSIZE, max_in_bytes)
     try:
         if bind is not None:
             check_bind_endpoint(bind, allow_public)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import zmq
 
+from edge.bus import MAX_SUBSCRIPTION_BYTES
 from edge.keys import read_allowed_clients, read_keypair, read_public_key
 from engines.errors import MestreamError
 
@@ -88,6 +89,7 @@ def secure_pub_socket(
     try:
         sock.linger = 0
         sock.sndhwm = hwm
+        sock.maxmsgsize = MAX_SUBSCRIPTION_BYTES  # subscribers send only short subscriptions
         sock.curve_server = True
         sock.curve_publickey = public
         sock.curve_secretkey = secret

@@ -39,7 +39,7 @@ class PreviewRelay:
         check_preview_endpoint(outside)
         self._xsub = bus.open_socket(ctx, zmq.XSUB, bind=inside, hwm=hwm)
         try:
-            self._xpub = bus.open_socket(ctx, zmq.XPUB, bind=outside, hwm=hwm)
+            self._xpub = bus.open_socket(ctx, zmq.XPUB, bind=outside, hwm=hwm, max_in_bytes=bus.MAX_SUBSCRIPTION_BYTES)
         except MestreamError:
             self._xsub.close(0)
             raise

@@ -25,7 +25,7 @@ from typing import Any
 
 import zmq
 
-from edge.bus import open_socket
+from edge.bus import MAX_SUBSCRIPTION_BYTES, open_socket
 from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
 from engines.errors import MestreamError
 
@@ -102,7 +102,8 @@ class Publish:
                 self._secure = secure_pub_socket(self._ctx, self.endpoint, self.curve_secret_key, self.curve_clients, hwm=self.hwm)
                 self._sock = self._secure.socket
             else:
-                self._sock = open_socket(self._ctx, zmq.PUB, bind=self.endpoint, hwm=self.hwm, allow_public=self.allow_public)
+                self._sock = open_socket(self._ctx, zmq.PUB, bind=self.endpoint, hwm=self.hwm, allow_public=self.allow_public,
+                                         max_in_bytes=MAX_SUBSCRIPTION_BYTES)
         except MestreamError:
             self.close()
             raise
