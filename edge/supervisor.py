@@ -365,5 +365,18 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
         if not artifact.is_file():
             raise MestreamError(f"artifact {artifact} does not exist; pass --artifact PATH to a .onnx made by `mestream export`")
         read_artifact(artifact)  # refuses anything that is not a mestream artifact, in one line
+        _check_engine_fits(artifact)
         run = replace(run, artifact=str(artifact))
     return run
+
+
+def _check_engine_fits(artifact: Path) -> None:
+    """Open the engine once on the CPU and plan its inputs: an artifact this runtime cannot feed (inputs it
+    does not know, flow parameters of another version, metadata that contradicts the graph) is refused
+    here in one line, not by the infer process after the other stages have started."""
+    from edge.stages.classify import Classify
+    from engines.base import open_engine
+
+    stage = Classify(artifact, engine_factory=lambda path: open_engine(path, backend="ort"))
+    stage.open()
+    stage.close()

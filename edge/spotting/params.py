@@ -68,6 +68,11 @@ class SpotParams:
             raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
         if self.lag_s <= 0:
             raise MestreamError(f"lag_s={self.lag_s}; expected a positive number of seconds, e.g. 0.1")
+        if self.history_s <= self.micro_max_s:
+            raise MestreamError(
+                f"history_s={self.history_s} is not above micro_max_s={self.micro_max_s}: a threshold window shorter than "
+                "a micro-expression follows the expression it should detect; expected e.g. 3.0"
+            )
         if self.max_event_s <= self.micro_max_s:
             raise MestreamError(
                 f"max_event_s={self.max_event_s} is not above micro_max_s={self.micro_max_s}; expected e.g. 4.0"
