@@ -73,16 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=None, help="first K subjects only (quick check)")
     parser.add_argument("--epochs", type=int, default=None, help="override every family's epochs (recorded)")
     parser.add_argument("--au-sheets", type=Path, default=None)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    train_parser = argparse.ArgumentParser(prog="mestream train")
+    train_command.add_arguments(train_parser)
     runs: dict[str, dict[int, dict]] = {}
     for family in args.families:
         for seed in args.seeds:
             out = args.out / f"{family}-s{seed}"
-            run_args = argparse.Namespace(
-                model=family, dataset="megc2019", data=args.data, labels=args.labels, protocol="loso", seed=seed,
-                out=out, au_sheets=args.au_sheets, fit_all=False, epochs=args.epochs, folds=args.folds,
-                workers=args.workers, assets=None, cache=args.out / ".mestream-cache")
+            # the CLI's own parser, so every option the job has gets its default
+            argv_run = ["--model", family, "--dataset", "megc2019", "--data", str(args.data), "--labels",
+                        str(args.labels), "--seed", str(seed), "--out", str(out), "--workers", str(args.workers),
+                        "--device", args.device, "--cache", str(args.out / ".mestream-cache")]
+            for flag, value in (("--au-sheets", args.au_sheets), ("--epochs", args.epochs), ("--folds", args.folds)):
+                if value is not None:
+                    argv_run += [flag, str(value)]
+            run_args = train_parser.parse_args(argv_run)
             start = time.perf_counter()
             train_command.run(run_args)
             runs.setdefault(family, {})[seed] = json.loads((out / "report.json").read_text())

@@ -115,12 +115,13 @@ def _seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _batch(arrays: dict[str, np.ndarray], index: np.ndarray, au_text: list[str] | None, rng=None) -> dict:
+def _batch(arrays: dict[str, np.ndarray], index: np.ndarray, au_text: list[str] | None, rng=None,
+           device: str = "cpu") -> dict:
     torch = _torch()
     picked = {name: a[index] for name, a in arrays.items()}
     if rng is not None:
         picked = augment(picked, rng)
-    batch = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in picked.items()}
+    batch = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in picked.items()}
     if au_text is not None:
         batch["au_text"] = [au_text[i] for i in index]
     return batch
@@ -135,6 +136,7 @@ def train_model(
     seed: int,
     num_classes: int,
     initial_state: dict | None = None,
+    device: str = "cpu",
 ) -> Trained:
     """Train a fresh model of `family` on all the given samples for exactly `recipe.epochs` epochs."""
     torch = _torch()
@@ -143,12 +145,13 @@ def train_model(
     model = family.build(num_classes)
     if initial_state is not None:
         model.load_state_dict(initial_state, strict=False)
+    model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(labels) / recipe.batch_size)))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch, pct_start=0.1
     )
-    labels_t = torch.from_numpy(labels.astype(np.int64))
+    labels_t = torch.from_numpy(labels.astype(np.int64)).to(device)
     trained = Trained(model=model)
     for _epoch in range(recipe.epochs):
         model.train()
@@ -158,7 +161,7 @@ def train_model(
             index = order[start : start + recipe.batch_size]
             if len(index) < 2:  # batch norm cannot train on a single sample
                 continue
-            batch = _batch(arrays, index, au_text, rng)
+            batch = _batch(arrays, index, au_text, rng, device)
             loss, logits = model.training_loss(batch, labels_t[index])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,7 +177,8 @@ def train_model(
     return trained
 
 
-def predict(model, arrays: dict[str, np.ndarray], names: list[str], batch_size: int = 256) -> np.ndarray:
+def predict(model, arrays: dict[str, np.ndarray], names: list[str], batch_size: int = 256,
+            device: str = "cpu") -> np.ndarray:
     """Logits (N, C) in eval mode, inputs passed to forward() in the family's input order."""
     torch = _torch()
     model.eval()
@@ -183,7 +187,7 @@ def predict(model, arrays: dict[str, np.ndarray], names: list[str], batch_size: 
     with torch.no_grad():
         for start in range(0, count, batch_size):
             index = np.arange(start, min(count, start + batch_size))
-            out.append(model(*[torch.from_numpy(arrays[n][index]) for n in names]).numpy())
+            out.append(model(*[torch.from_numpy(arrays[n][index]).to(device) for n in names]).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -216,15 +220,15 @@ def run_pretrain(family: Family, seed: int, work_dir: Path, assets: Path | None)
 
 def _train_fold(job: tuple) -> tuple[np.ndarray, list[float], list[float]]:
     """One fold, self-contained so that it can run in a worker process: (test logits, loss curve, acc curve)."""
-    family_name, arrays, labels, au_text, fold, recipe, seed, num_classes, initial_state = job
+    family_name, arrays, labels, au_text, fold, recipe, seed, num_classes, initial_state, device = job
     from trainer.models.registry import get_family
 
     family = get_family(family_name)
     names = [spec.name for spec in family.inputs]
     train_text = [au_text[i] for i in fold.train] if au_text else None
     trained = train_model(family, {n: a[fold.train] for n, a in arrays.items()}, labels[fold.train], train_text,
-                          recipe, seed, num_classes, initial_state)
-    logits = predict(trained.model, {n: a[fold.test] for n, a in arrays.items()}, names)
+                          recipe, seed, num_classes, initial_state, device)
+    logits = predict(trained.model, {n: a[fold.test] for n, a in arrays.items()}, names, device=device)
     return logits, trained.loss, trained.acc
 
 
@@ -238,6 +242,7 @@ def run_loso(
     assets: Path | None = None,
     progress: Callable[[Fold], None] | None = None,
     workers: int = 1,
+    device: str = "cpu",
 ) -> LosoResult:
     """Leave-one-subject-out: every fold trained from scratch on the other subjects, tested once at the end.
 
@@ -252,7 +257,7 @@ def run_loso(
     au_text = samples.au_text if any(samples.au_text) else None
     folds = loso_folds(samples.subjects, fold_limit)
     jobs = [(family.name, arrays, samples.labels, au_text, fold, recipe, fold_seed(seed, k), len(samples.classes),
-             initial_state) for k, fold in enumerate(folds)]
+             initial_state, device) for k, fold in enumerate(folds)]
     logits = np.full((len(samples), len(samples.classes)), np.nan, dtype=np.float32)
     fold_of = np.full(len(samples), -1, dtype=np.int64)
     losses, accs = [None] * len(folds), [None] * len(folds)  # kept in fold order, whatever finishes first
@@ -281,13 +286,15 @@ def run_loso(
 
 
 def fit_all(family: Family, samples: Samples, seed: int, recipe: Recipe | None = None,
-            initial_state: dict | None = None) -> Trained:
-    """One model on every sample with the same fixed recipe: the model that ships."""
+            initial_state: dict | None = None, device: str = "cpu") -> Trained:
+    """One model on every sample with the same fixed recipe: the model that ships (returned on the CPU)."""
     recipe = recipe or family.recipe
     arrays = prepare_inputs(family, samples)
     au_text = samples.au_text if any(samples.au_text) else None
-    return train_model(family, arrays, samples.labels, au_text, recipe, fold_seed(seed, 999),
-                       len(samples.classes), initial_state)
+    trained = train_model(family, arrays, samples.labels, au_text, recipe, fold_seed(seed, 999),
+                          len(samples.classes), initial_state, device)
+    trained.model.to("cpu")
+    return trained
 
 
 def with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for reusable pre-training results (default: OUT's parent/.mestream-cache)")
     parser.add_argument("--workers", type=int, default=1,
                         help="folds trained in parallel processes (same numbers as 1)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where folds train (cuda: an NVIDIA GPU with a CUDA build of torch)")
 
 
 def _check_args(args) -> None:
@@ -94,6 +96,11 @@ def run(args) -> int:
     log = logging.getLogger("mestream.train")
     family = get_family(args.model)
     torch = _torch()
+    device = getattr(args, "device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from engines.errors import MestreamError
+
+        raise MestreamError("--device cuda but torch sees no CUDA GPU; use --device cpu or install a CUDA build of torch")
     recipe = with_epochs(family.recipe, args.epochs)
     PARTS = COMPOSITE_PARTS if args.dataset.startswith("megc2019") else (args.dataset,)
     if args.dataset == "megc2019":
@@ -116,7 +123,8 @@ def run(args) -> int:
 
         with tqdm(total=folds_run, desc=f"{family.name} LOSO", unit="fold", disable=not show_progress(args)) as bar:
             result = run_loso(family, samples, args.seed, recipe, fold_limit=args.folds, work_dir=cache,
-                              assets=assets, progress=lambda fold: bar.update(1), workers=args.workers)
+                              assets=assets, progress=lambda fold: bar.update(1), workers=args.workers,
+                              device=device)
         report = {
             "protocol": "loso",
             "dataset": args.dataset,
@@ -139,7 +147,7 @@ def run(args) -> int:
             "inputs": [asdict(spec) for spec in family.inputs],
             "time": {"seconds": round(result.seconds, 1), "pretrain_seconds": round(result.pretrain_seconds, 1),
                      "seconds_per_fold": round(result.seconds / folds_run, 2), "workers": args.workers,
-                     "torch_threads": NUM_THREADS},
+                     "torch_threads": NUM_THREADS, "device": device},
             "skipped": {"count": len(samples.skipped), "files": samples.skipped},
             "curves": result.curves,
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -147,7 +155,7 @@ def run(args) -> int:
         }
         if args.fit_all:
             initial_state = run_pretrain(family, args.seed, cache, assets)
-            trained = fit_all(family, samples, args.seed, recipe, initial_state)
+            trained = fit_all(family, samples, args.seed, recipe, initial_state, device)
             checkpoint = {
                 "family": family.name,
                 "num_classes": len(samples.classes),

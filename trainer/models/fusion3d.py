@@ -130,10 +130,10 @@ def build(
             if contrastive_weight > 0 and texts is not None:
                 known = [i for i, t in enumerate(texts) if t]
                 if len(known) >= 2:  # InfoNCE needs at least one negative
-                    index = torch.tensor(known)
-                    text = self.text_proj(self.encode_text([texts[i] for i in known]))
+                    index = torch.tensor(known, device=video.device)
+                    text = self.text_proj(self.encode_text([texts[i] for i in known]).to(video.device))
                     same = np.array([[texts[i] == texts[j] for j in known] for i in known])
-                    nce = info_nce(self.video_proj(video[index]), text, temperature, torch.from_numpy(same))
+                    nce = info_nce(self.video_proj(video[index]), text, temperature, torch.from_numpy(same).to(video.device))
                     loss = loss + contrastive_weight * nce
             return loss, logits
 
