@@ -54,17 +54,20 @@ def make_videos(assets: Path, folder: Path, plan) -> None:
             raise SystemExit(f"synth failed for {face} seed {seed}")
 
 
-def replay(stage, faces) -> list:
+def replay(stage, faces) -> tuple[list, float]:
+    """Intervals the stage spots on these face messages, and its CPU time per frame (ms)."""
     from edge.spotting.metrics import Interval
     from edge.stages.base import drain, feed
 
     stage.open()
     try:
+        t0 = time.process_time()
         out = feed([stage], list(faces)) + drain([stage])
+        cpu_ms = (time.process_time() - t0) * 1000.0 / max(1, len(faces))
     finally:
         stage.close()
     return [Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
-            for m in out if m.topic == "interval"]
+            for m in out if m.topic == "interval"], cpu_ms
 
 
 def main() -> int:
@@ -98,6 +101,7 @@ def main() -> int:
         print(f"trained in {time.time() - t0:.0f} s")
         artifact = run_dir / "spotter.onnx"
     per_video = {"regional": [], "learned": []}
+    cpu = {"regional": [], "learned": []}
     rows = []
     for face, _, seed in EVAL:
         name = _name(face, seed)
@@ -108,7 +112,8 @@ def main() -> int:
         got = {"regional": replay(ApexSpotter(), faces),
                "learned": replay(LearnedSpotter(SpotParams(method="learned", artifact=str(artifact))), faces)}
         row = {"video": name}
-        for method, predicted in got.items():
+        for method, (predicted, ms) in got.items():
+            cpu[method].append(ms)
             counts = score_video(predicted, truth)
             per_video[method].append(counts)
             row[method] = {k: c.as_dict() for k, c in counts.items()}
@@ -125,11 +130,14 @@ def main() -> int:
             c = pooled[m][kind]
             cells.append(f"{c['tp']:4d} {c['predicted']:5d} {c['truth']:5d} {c['precision']:5.3f} {c['recall']:5.3f} {c['f1']:5.3f}")
         print(f"{kind:8s} | {cells[0]} | {cells[1]}")
+    cpu_ms = {m: round(sum(v) / len(v), 3) for m, v in cpu.items()}
+    print(f"\nCPU per frame (spot stage alone, process time, same face messages): regional {cpu_ms['regional']:.2f} ms, "
+          f"learned {cpu_ms['learned']:.2f} ms (ratio {cpu_ms['learned'] / max(cpu_ms['regional'], 1e-9):.2f})")
     print("\nper video, overall F1 (regional / learned):")
     for r in rows:
         print(f"  {r['video']:32s} {r['regional']['overall']['f1']:.3f} / {r['learned']['overall']['f1']:.3f}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"artifact": str(artifact), "pooled": pooled, "videos": rows}, indent=1))
+        args.json.write_text(json.dumps({"artifact": str(artifact), "pooled": pooled, "cpu_ms_per_frame": cpu_ms, "videos": rows}, indent=1))
     return 0
 
 

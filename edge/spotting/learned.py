@@ -15,7 +15,7 @@ on one ROI x ROI image per channel:
 
 The network (family "softnet", exported as an ONNX artifact) regresses an apex score for the window
 [i, i + k]: the fraction of the window covered by an expression (SOFTNet's pseudo-label). Scores are
-smoothed by a centred moving average, runs above the artifact's threshold (gaps shorter than `merge`
+smoothed by a centred moving average, runs above the threshold (gaps shorter than `merge`
 frames joined) become intervals shifted by k/2 (a window scores high when it starts about k/2 before
 the expression's frames); up to micro_max_s long they are micro-expressions, longer ones macro.
 Threshold, smoothing and merge gap are read from the artifact: the trainer chose them on
@@ -87,6 +87,11 @@ class PeakParams:
     smooth: int = 5  # centred moving average over this many frames (odd)
     merge: int = 6  # runs closer than this many frames are one event (rise and fall of a held expression)
     micro_max_s: float = 0.5
+    # Adaptive part, as SOFTNet thresholds each video against its own scores: the threshold is at least
+    # median + z * 1.4826 * MAD of the smoothed scores of the last history_s seconds (z = 0: fixed only),
+    # so a face whose scores run high everywhere (texture, glasses, camera noise) does not fire throughout.
+    z: float = 0.0
+    history_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.smooth < 1 or self.smooth % 2 == 0:
@@ -95,7 +100,38 @@ class PeakParams:
             raise MestreamError(f"merge={self.merge}; expected a number of frames >= 0")
 
     def to_json(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "smooth": self.smooth, "merge": self.merge, "micro_max_s": self.micro_max_s}
+        return {"threshold": self.threshold, "smooth": self.smooth, "merge": self.merge, "micro_max_s": self.micro_max_s,
+                "z": self.z, "history_s": self.history_s}
+
+    def history(self, fps: float) -> int:
+        return max(1, int(round(self.history_s * fps)))
+
+    def level(self, past: np.ndarray) -> float:
+        """The threshold given the smoothed scores of the windows before this one (oldest first)."""
+        if self.z <= 0 or past.size == 0:
+            return self.threshold
+        med = float(np.median(past))
+        return max(self.threshold, med + self.z * 1.4826 * float(np.median(np.abs(past - med))))
+
+
+def adaptive_levels(smoothed: np.ndarray, peaks: PeakParams, fps: float) -> np.ndarray:
+    """peaks.level() of every window over the (up to) history windows before it, vectorised for the trainer."""
+    n = smoothed.size
+    if peaks.z <= 0 or n == 0:
+        return np.full(n, peaks.threshold)
+    h = peaks.history(fps)
+    out = np.empty(n)
+    head = min(n, h + 1)
+    for j in range(head):
+        out[j] = peaks.level(smoothed[:j])
+    if n > head:
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        win = sliding_window_view(smoothed, h)[head - h : n - h]  # windows j - h .. j - 1 for j = head .. n - 1
+        med = np.median(win, axis=1)
+        mad = np.median(np.abs(win - med[:, None]), axis=1)
+        out[head:] = np.maximum(peaks.threshold, med + peaks.z * 1.4826 * mad)
+    return out
 
 
 def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -173,8 +209,8 @@ class RunTracker:
         self.run: list[float] = []
         self.below = 0
 
-    def push(self, j: int, s: float) -> list[tuple[int, np.ndarray]]:
-        if s >= self.peaks.threshold:
+    def push(self, j: int, s: float, level: float | None = None) -> list[tuple[int, np.ndarray]]:
+        if s >= (self.peaks.threshold if level is None else level):
             if self.start < 0:
                 self.start, self.run = j, []
             self.run.extend([float("-inf")] * self.below)
@@ -193,18 +229,38 @@ class RunTracker:
 
 
 def runs_to_intervals(smoothed: np.ndarray, starts: np.ndarray, k: int, peaks: PeakParams, fps: float,
-                      max_event_s: float) -> list[dict]:
-    """Offline peak picking over consecutive windows' smoothed scores (what the stage does online).
+                      max_event_s: float, levels: np.ndarray | None = None) -> list[dict]:
+    """Offline peak picking over consecutive windows' smoothed scores: RunTracker's runs, computed fast.
 
     starts[j] is the first frame of window j (consecutive frames; a face lost or a gap splits a video
-    into separate calls). Returns [{"onset", "apex", "offset", "kind", "score"}] in frame numbers.
+    into separate calls); `levels` the per-window thresholds (default adaptive_levels). Only windows above
+    their level are visited: a run extends over a gap of at most `merge` windows below it and closes, as
+    RunTracker does, at the first window above level that makes it max_event_s long.
+    Returns [{"onset", "apex", "offset", "kind", "score"}] in frame numbers.
     """
-    tracker = RunTracker(peaks, int(round(max_event_s * fps)))
-    runs = []
-    for j, s in enumerate(smoothed):
-        runs += tracker.push(j, float(s))
-    runs += tracker.close()
-    return [make_interval(run, int(starts[j]), k, peaks, fps) for j, run in runs]
+    if levels is None:
+        levels = adaptive_levels(smoothed, peaks, fps)
+    above = smoothed >= levels
+    max_len = max(1, int(round(max_event_s * fps)))
+    runs: list[tuple[int, int]] = []
+    start = last = -1
+    for a in np.flatnonzero(above):
+        if start >= 0 and a - last - 1 > peaks.merge:
+            runs.append((start, last))
+            start = -1
+        if start < 0:
+            start = a
+        last = a
+        if last - start + 1 >= max_len:
+            runs.append((start, last))
+            start = -1
+    if start >= 0:
+        runs.append((start, last))
+    out = []
+    for a, b in runs:
+        run = np.where(above[a : b + 1], smoothed[a : b + 1], -np.inf)
+        out.append(make_interval(run, int(starts[a]), k, peaks, fps))
+    return out
 
 
 def make_interval(run: np.ndarray, first_start: int, k: int, peaks: PeakParams, fps: float) -> dict:
@@ -230,7 +286,8 @@ def spotter_from_artifact(meta) -> tuple[FeatureSpec, PeakParams]:
         p = dict(meta.flow["params"])
         spec = FeatureSpec(int(p["flow_size"]), int(p["roi"]), float(p["lag_s"]))
         sel = dict(meta.selection["peaks"])
-        peaks = PeakParams(float(sel["threshold"]), int(sel["smooth"]), int(sel["merge"]), float(sel["micro_max_s"]))
+        peaks = PeakParams(float(sel["threshold"]), int(sel["smooth"]), int(sel["merge"]), float(sel["micro_max_s"]),
+                           float(sel.get("z", 0.0)), float(sel.get("history_s", 3.0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise MestreamError(
             f"{where}: softnet metadata lacks {exc} (flow.params / selection.peaks); re-make it with `mestream train-spotter`"
@@ -274,7 +331,10 @@ class LearnedSpotter:
     def open(self) -> None:
         from engines.base import open_engine
 
-        self._engine = open_engine(self.params.artifact)
+        # one thread: a 100k-parameter net per frame gains nothing from more, and the spot process
+        # shares the CPU with track and infer
+        options = {"threads": 1} if Path(self.params.artifact).suffix.lower() == ".onnx" else {}
+        self._engine = open_engine(self.params.artifact, **options)
         self.spec, self.peaks = spotter_from_artifact(self._engine.meta)
         self._features = SpotFeatures(self.spec)
         self._reset()
@@ -293,6 +353,7 @@ class LearnedSpotter:
         self._fps: float | None = None
         self._last_seq: int | None = None
         self._runs: RunTracker | None = None
+        self._past: deque[float] = deque()  # smoothed scores of the last history windows (adaptive threshold)
 
     def _restart(self, reason: str) -> list[Message]:
         out = self._close_runs()
@@ -325,6 +386,7 @@ class LearnedSpotter:
         if self._fps is None:
             self._fps = fps if fps > 0 else 30.0
             self._runs = RunTracker(self.peaks, int(round(self.params.max_event_s * self._fps)))
+            self._past = deque(maxlen=self.peaks.history(self._fps))
         return out + self._step(msg)
 
     def _step(self, msg: Message) -> list[Message]:
@@ -339,7 +401,7 @@ class LearnedSpotter:
         # kept: the lag, the smoothing delay, a bridged gap and the longest run, back from the newest frame
         while len(self._frames) > k + half + peaks.merge + self._runs.max_len + 2:
             self._frames.popleft()
-        signal = float("nan")
+        signal = level = float("nan")
         out: list[Message] = []
         if self._n >= k:
             x = self._features.pair(self._frame(self._n - k).small, self._frame(self._n).small)
@@ -348,12 +410,18 @@ class LearnedSpotter:
             j = self._w - 1 - half  # the newest window whose smoothing neighbourhood is complete
             if j >= 0:
                 signal = self._smoothed(j)
-                out += self._emit(self._runs.push(j, signal))
+                level, runs = self._push(j, signal)
+                out += self._emit(runs)
         if self.trace is not None:
-            self.trace.append((int(msg.header["seq"]), signal, peaks.threshold))
+            self.trace.append((int(msg.header["seq"]), signal, level))
         msg.header["spot_signal"] = None if np.isnan(signal) else round(signal, 5)  # for the preview tap
-        msg.header["spot_threshold"] = round(peaks.threshold, 5)
+        msg.header["spot_threshold"] = None if np.isnan(level) else round(level, 5)
         return out
+
+    def _push(self, j: int, s: float) -> tuple[float, list[tuple[int, np.ndarray]]]:
+        level = self.peaks.level(np.asarray(self._past, np.float64))
+        self._past.append(s)
+        return level, self._runs.push(j, s, level)
 
     def _smoothed(self, j: int) -> float:
         """Mean of the raw scores of windows max(0, j - half) .. min(j + half, w - 1): smooth_scores' rule."""
@@ -399,5 +467,5 @@ class LearnedSpotter:
         if self._runs is None:
             return out
         for j in range(max(0, self._w - self.peaks.smooth // 2), self._w):
-            out += self._emit(self._runs.push(j, self._smoothed(j)))
+            out += self._emit(self._push(j, self._smoothed(j))[1])
         return out + self._close_runs()

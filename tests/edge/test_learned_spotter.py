@@ -180,3 +180,22 @@ def test_the_learned_stage_runs_after_capture_and_track_on_a_short_synthetic_cli
         if m.topic == "interval":
             assert m.header["onset"]["seq"] <= m.header["apex"]["seq"] <= m.header["offset"]["seq"]
             assert m.header["kind"] in ("micro", "macro")
+
+
+@pytest.mark.parametrize("z,merge,max_s", [(0.0, 4, 4.0), (3.0, 4, 4.0), (3.0, 0, 0.3), (5.0, 9, 1.0)])
+def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max_s):
+    from edge.spotting.learned import adaptive_levels
+
+    rng = np.random.default_rng(int(z * 10) + merge)
+    raw = np.clip(rng.normal(0.2, 0.1, 600), 0, None) + np.repeat(rng.random(60) < 0.2, 10) * 0.6
+    peaks = PeakParams(threshold=0.45, smooth=3, merge=merge, z=z, history_s=1.0)
+    smoothed = smooth_scores(raw, 3)
+    levels = adaptive_levels(smoothed, peaks, 30.0)
+    for j in (0, 1, 29, 30, 31, 200, 599):  # the vectorised levels are level() over the past history windows
+        assert levels[j] == pytest.approx(peaks.level(smoothed[max(0, j - 30) : j]))
+    tracker = RunTracker(peaks, int(round(max_s * 30)))
+    runs = [r for j, s in enumerate(smoothed) for r in tracker.push(j, float(s), float(levels[j]))] + tracker.close()
+    online = [(start, len(run)) for start, run in runs]
+    offline = runs_to_intervals(smoothed, np.arange(600), 6, peaks, 30.0, max_s, levels)
+    assert len(online) == len(offline) > 3
+    assert [(iv["onset"] - 3, iv["offset"] - iv["onset"] + 1) for iv in offline] == online

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edge.spotting.learned import (FAMILY, FEATURE_FORM, FLOW_ALGORITHM, INPUT_NAME, OUTPUT_NAME, FeatureSpec,
-                                   PeakParams, runs_to_intervals, smooth_scores)
+                                   PeakParams, adaptive_levels, runs_to_intervals, smooth_scores)
 from edge.spotting.metrics import Counts, Interval, pool, score_video
 from engines.errors import MestreamError, missing_extra
 from trainer.spotting.features import pseudo_labels, track_video, window_features
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("lovo", "loso")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.15, 0.91, 0.05))
-SMOOTHS = (1, 3, 5, 7)
+SMOOTHS = (1, 3, 5)
+ZS = (0.0, 3.0, 5.0)  # adaptive threshold: median + z * MAD of the last 3 s of scores (0 = fixed only)
 
 
 def _torch():
@@ -218,20 +219,34 @@ def score_all(videos, scores, spec, peaks, max_event_s) -> dict[str, Counts]:
 
 
 def choose_peaks(videos: list[SpotVideo], scores: list[list[np.ndarray]], spec: FeatureSpec, max_event_s: float) -> tuple[PeakParams, dict]:
-    """Grid search of threshold x smoothing x merge gap for the best pooled overall F1 on these videos."""
-    fps = videos[0].fps
-    k = spec.k(fps)
+    """Grid search of smoothing x adaptive z x merge gap x threshold for the best pooled overall F1 on these videos."""
+    k = spec.k(videos[0].fps)
+    # merge gaps up to 4k: a held macro-expression scores low while nothing moves between its rise and fall
+    merges = sorted({0, k // 2, k, 2 * k, 4 * k})
     best: tuple[tuple, PeakParams, dict] | None = None
     for smooth in SMOOTHS:
-        for merge in sorted({0, k // 2, k, 2 * k}):
-            for threshold in THRESHOLDS:
-                peaks = PeakParams(threshold, smooth, merge)
-                counts = score_all(videos, scores, spec, peaks, max_event_s)
-                # ties go to the higher threshold, then less smoothing: fewer, surer events
-                key = (round(counts["overall"].f1, 6), round(counts["micro"].f1, 6), threshold, -smooth)
-                if best is None or key > best[0]:
-                    best = (key, peaks, counts)
-    return best[1], {k: c.as_dict() for k, c in best[2].items()}
+        smoothed = [[smooth_scores(s, smooth) for s in per_video] for per_video in scores]
+        for z in ZS:
+            # the adaptive part alone (threshold -inf); each threshold below is a max with it
+            bare = PeakParams(-1e9, smooth, 0, z=z)
+            adaptive = [[adaptive_levels(x, bare, v.fps) for x in xs] for v, xs in zip(videos, smoothed)]
+            for merge in merges:
+                for threshold in THRESHOLDS:
+                    peaks = PeakParams(threshold, smooth, merge, z=z)
+                    per = []
+                    for v, xs, ls in zip(videos, smoothed, adaptive):
+                        kv = spec.k(v.fps)
+                        predicted = [Interval(iv["onset"], iv["offset"], iv["kind"], iv["apex"])
+                                     for (starts, _), x, lv in zip(v.segments, xs, ls)
+                                     for iv in runs_to_intervals(x, starts, kv, peaks, v.fps, max_event_s,
+                                                                 np.maximum(lv, threshold))]
+                        per.append(score_video(predicted, v.truth))
+                    counts = pool(per)
+                    # ties go to the higher threshold, then no adaptation, then less smoothing: fewer, surer events
+                    key = (round(counts["overall"].f1, 6), round(counts["micro"].f1, 6), threshold, -z, -smooth)
+                    if best is None or key > best[0]:
+                        best = (key, peaks, counts)
+    return best[1], {name: c.as_dict() for name, c in best[2].items()}
 
 
 def _segment_scores(model, video: SpotVideo) -> list[np.ndarray]:
@@ -288,7 +303,7 @@ def train_spotter(videos: list[SpotVideo], spec: FeatureSpec, recipe: SpotterRec
     selection = {
         "peaks": peaks.to_json(),
         "how": "fixed epochs; per fold, peaks chosen on that fold's training videos; shipped peaks chosen by grid "
-               "search (threshold x smoothing x merge) for the best pooled overall F1 on the folds' held-out scores "
+               "search (smoothing x adaptive z x merge x threshold) for the best pooled overall F1 on the folds' held-out scores "
                "of the training videos; no evaluation video seen",
         "held_out_fit": held_fit,
     }
