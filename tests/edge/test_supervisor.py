@@ -170,6 +170,27 @@ def test_a_stage_crashing_in_a_loop_is_backed_off():
     assert child.next_start - now == pytest.approx(0.2)
 
 
+def test_a_real_stage_that_dies_at_every_start_is_restarted_ever_more_slowly_then_runs_again(running):
+    sup, sub = running
+    victim = sup.children[1]  # the publisher
+    gaps = []
+    for _ in range(4):  # dies as soon as it starts, four times in a row (well within stable_after_s)
+        pid = victim.popen.pid
+        os.kill(pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        assert _wait(lambda: victim.alive and victim.popen.pid != pid, 5.0)
+        gaps.append(time.monotonic() - t_kill)
+    expected = [0.2, 0.4, 0.8, 1.6]  # FAST_RUNTIME: 0.2 s, doubling per crash in a row, capped at 2 s
+    assert all(g >= e - 0.05 for g, e in zip(gaps, expected)), gaps
+    assert gaps[3] > gaps[0] + 1.0, gaps  # backed off, not a tight loop
+    assert victim.restarts == 4
+    # left alone, it comes back for good and the pipeline resumes: its own restart notices reach subscribers
+    assert _wait(lambda: victim.state == "running", 10.0), victim.state
+    statuses = _statuses(sub, 2.0)
+    assert any(s["event"] == "metrics" for s in statuses)
+    assert victim.restarts == 4 and sup.children[0].restarts == 0
+
+
 def _mestream(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout)
 
