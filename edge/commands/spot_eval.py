@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", type=Path, help="ground-truth CSV (from `mestream synth`)")
     parser.add_argument("--plot", type=Path, help="write a PNG of the motion signal, threshold, truth and detections (default: next to --json)")
     parser.add_argument("--json", type=Path, help="write the scores and intervals as JSON")
+    parser.add_argument("--artifact", type=Path, help="spot with this learned (softnet) spotter instead of the training-free one")
 
 
-def evaluate(source: str, truth_path: Path | None, progress: bool = False) -> dict:
+def evaluate(source: str, truth_path: Path | None, progress: bool = False, artifact: Path | None = None) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
     from edge.spotting.metrics import Interval, score_video
     from edge.stages.apex_spotting import ApexSpotter
@@ -39,7 +40,13 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False) -> di
 
     truth = read_truth(truth_path) if truth_path is not None else None
     capture = Capture(source, fast=True)
-    spotter = ApexSpotter(record_trace=True)
+    if artifact is not None:
+        from edge.spotting.learned import LearnedSpotter
+        from edge.spotting.params import SpotParams
+
+        spotter = LearnedSpotter(SpotParams(method="learned", artifact=str(artifact)), record_trace=True)
+    else:
+        spotter = ApexSpotter(record_trace=True)
     from edge.progress import ProgressSource, video_frame_count
 
     total = video_frame_count(source) if progress and "://" not in str(source) else None
@@ -124,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError(f"--truth {args.truth} does not exist; expected a CSV written by `mestream synth`")
     from edge.progress import show_progress
 
-    result = evaluate(args.source, args.truth, progress=show_progress(args))
+    result = evaluate(args.source, args.truth, progress=show_progress(args), artifact=args.artifact)
     lost = sum(s["event"] == "face_lost" for s in result["statuses"])
     found = sum(s["event"] == "face_found" for s in result["statuses"])
     print(f"{Path(args.source).name}: {result['frames']} frames with a face at {result['fps']:g} fps; "

@@ -180,6 +180,15 @@ def test_the_learned_stage_runs_after_capture_and_track_on_a_short_synthetic_cli
         if m.topic == "interval":
             assert m.header["onset"]["seq"] <= m.header["apex"]["seq"] <= m.header["offset"]["seq"]
             assert m.header["kind"] in ("micro", "macro")
+    # spot-eval scores the same stage on the same clip
+    report = tmp_path / "r.json"
+    assert main(["-q", "spot-eval", "--source", str(video), "--truth", str(truth), "--artifact", str(artifact),
+                 "--json", str(report)]) == 0
+    import json
+
+    doc = json.loads(report.read_text())
+    assert len(doc["predicted"]) == sum(m.topic == "interval" for m in out)
+    assert set(doc["scores"]) == {"micro", "macro", "overall"}
 
 
 @pytest.mark.parametrize("z,merge,max_s", [(0.0, 4, 4.0), (3.0, 4, 4.0), (3.0, 0, 0.3), (5.0, 9, 1.0)])
