@@ -83,3 +83,51 @@ def test_a_taken_port_is_one_clear_error_and_stops_the_authenticator(keys):
     finally:
         first.close()
         ctx.term()
+
+
+def test_a_real_mestream_run_with_curve_serves_events_to_the_listed_key_and_nothing_to_others(keys, assets, tmp_path):
+    import subprocess
+    import sys
+
+    from stand_ins import artifact_for_tests, free_port
+
+    server, clients, listed, stranger = keys
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    ctx = zmq.Context()
+    good = secure_sub_socket(ctx, endpoint, listed.secret, server.public)  # before the run binds: ZeroMQ retries
+    bad = secure_sub_socket(ctx, endpoint, stranger.secret, server.public)
+    plain = ctx.socket(zmq.SUB)
+    plain.linger = 0
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.connect(endpoint)
+    for s in (good, bad, plain):
+        s.setsockopt(zmq.RECONNECT_IVL, 20)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "-q", "run", "--source", str(assets / "videos" / "pyfeat_single_face.mp4"),
+                             "--fast", "--artifact", str(artifact_for_tests(tmp_path)), "--publish", endpoint,
+                             "--curve-key", str(server.secret), "--curve-clients", str(clients)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = {"good": [], "bad": [], "plain": []}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for name, sock in (("good", good), ("bad", bad), ("plain", plain)):
+                got[name] += _received(sock, 0)
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        for name, sock in (("good", good), ("bad", bad), ("plain", plain)):
+            got[name] += _received(sock, 100)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for s in (good, bad, plain):
+            s.close(linger=0)
+        ctx.term()
+    assert proc.returncode == 0, proc.stderr.read()
+    topics = [t for t, _ in got["good"]]
+    assert b"me.event" in topics and b"me.status" in topics, topics
+    events = [json.loads(body) for t, body in got["good"] if t == b"me.event"]
+    assert all(e["schema"] == "mestream.event" for e in events)
+    assert got["bad"] == [] and got["plain"] == []
