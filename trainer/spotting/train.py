@@ -385,8 +385,8 @@ def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, proto
 
 
 
-def render_spotter_card(meta, *, size_bytes: int, command: str) -> str:
-    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata."""
+def render_spotter_card(meta, *, size_bytes: int, command: str, comparison: dict | None = None) -> str:
+    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata (and benchmarks/spotting_compare.py JSON)."""
     t, sel, sc = meta.training or {}, meta.selection or {}, meta.scores or {}
     rows = [f"| {k} | {sc[k]['tp']} | {sc[k]['predicted']} | {sc[k]['truth']} | {sc[k]['precision']:.3f} | "
             f"{sc[k]['recall']:.3f} | {sc[k]['f1']:.3f} |" for k in ("micro", "macro", "overall") if isinstance(sc.get(k), dict)]
@@ -413,6 +413,7 @@ def render_spotter_card(meta, *, size_bytes: int, command: str) -> str:
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
+        *_comparison_rows(comparison),
         "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only material); "
         "internal use only.",
         "",
@@ -423,3 +424,16 @@ def render_spotter_card(meta, *, size_bytes: int, command: str) -> str:
         "```",
         "",
     ])
+
+
+def _comparison_rows(comparison: dict | None) -> list[str]:
+    if not comparison:
+        return []
+    pooled = comparison["pooled"]
+    names = ", ".join(v["video"] for v in comparison.get("videos", []))
+    lines = [f"Evaluation videos (other faces and seeds, never used for training or choices): {names}. "
+             "F1 at IoU >= 0.5, counts pooled (benchmarks/spotting_compare.py):", "",
+             "| kind | training-free F1 | learned F1 |", "|---|---|---|"]
+    for kind in ("micro", "macro", "overall"):
+        lines.append(f"| {kind} | {pooled['regional'][kind]['f1']:.3f} | {pooled['learned'][kind]['f1']:.3f} |")
+    return lines + [""]
