@@ -32,6 +32,7 @@ import numpy as np
 import zmq
 
 from edge import bus
+from edge.contents import content_problem
 from edge.messages import PER_FRAME_TOPICS, Message, end_of_stream
 from edge.stages.base import drain, feed
 from edge.topology import STAGE_MODULES, PublishConfig, stage_options_of
@@ -323,6 +324,10 @@ class StageProcess:
                 continue
             if msg.topic in PER_FRAME_TOPICS and not _valid_seq(msg.header):
                 self.drops.drop("malformed", f"{msg.topic} without an integer seq")
+                continue
+            problem = content_problem(msg)  # well-formed on the wire, but could it crash the stage?
+            if problem:
+                self.drops.drop("malformed", f"{msg.topic}: {problem}")
                 continue
             if msg.topic in PER_FRAME_TOPICS and (self._dropping or len(self.queue) >= self.plan.queue):
                 self._dropping = True  # drop a whole run until the queue has emptied

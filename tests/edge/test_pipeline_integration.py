@@ -146,6 +146,26 @@ def test_ten_thousand_malformed_messages_change_no_event(assets, artifact, refer
            [b"face", b'{"v":1,"arrays":[{"name":"crop","dtype":"object","shape":[1]}],"seq":3}', b"x"],
            [b"interval", b'{"v":1,"arrays":[{"name":"onset","dtype":"uint8","shape":[60000,60000]}]}', b"x"],
            [b"x" * 100, b"{}"], [b"face", b"{}"] + [b""] * 12]
+    # well-formed on the wire, wrong for the stage: shapes, dtypes and header types it cannot use
+    from edge.bus import encode
+    from edge.messages import Message
+
+    def crop(side, dtype=np.uint8):
+        return np.zeros((side, side), dtype)
+
+    def point(s):
+        return {"seq": s, "t_capture_ns": s}
+
+    bad += [[bytes(part) for part in encode(m)] for m in (
+        Message("frame", {"seq": 5}, {"image": np.zeros((48, 64, 3), np.float32)}),
+        Message("frame", {"seq": 5}, {"image": np.zeros((2, 2, 7), np.uint8)}),
+        Message("frame", {"seq": 5, "gap": "x", "stamps": 3}, {"image": np.zeros((48, 64), np.uint8)}),
+        Message("face", {"seq": 5, "found": True}, {"crop": np.zeros((3,), np.float64)}),
+        Message("face", {"seq": 5, "found": True}, {"crop": crop(64), "landmarks": np.zeros((5, 3), np.float32)}),
+        Message("interval", {"onset": point(1), "apex": point(2), "offset": point(3)}, {"onset": crop(128), "apex": crop(7)}),
+        Message("interval", {"onset": "x", "apex": point(2), "offset": point(3)}, {"onset": crop(128), "apex": crop(128)}),
+        Message("status", {"stage": 1, "event": ["x"]}),
+    )]
     sent = []
 
     def fuzz(pid):
