@@ -263,13 +263,18 @@ def soak(topo, run, seconds: float) -> dict:
 
     from edge.supervisor import Supervisor
 
+    from edge.process import _rss_bytes
+
     series: list[dict] = []
     t0 = time.monotonic()
 
     def tick(line, metrics):
         series.append({"t_s": round(time.monotonic() - t0, 2),
+                       "supervisor": {"rss_mb": round(_rss_bytes() / 2**20, 1)},  # this process: supervisor + subscriber
+                       "load_1min": round(os.getloadavg()[0], 2),
                        **{name: {k: m.get(k) for k in ("state", "fps", "n_in", "rss_mb", "peak_rss_mb", "lost", "restarts")}
-                          | {"drops": sum((m.get("drops") or {}).values())} for name, m in metrics.items()}})
+                          | {"drops": sum((m.get("drops") or {}).values()), "busy_p95_ms": (m.get("busy_ms") or {}).get("p95")}
+                          for name, m in metrics.items()}})
 
     sup = Supervisor(topo, run, on_tick=tick)
     ctx = zmq.Context()
@@ -315,12 +320,25 @@ def soak(topo, run, seconds: float) -> dict:
             "drops": series[-1][name]["drops"] if series else 0,
             "lost": int(series[-1][name].get("lost") or 0) if series else 0,
             "restarts": series[-1][name]["restarts"] if series else 0,
+            "busy_p95_ms_median": _median([s[name].get("busy_p95_ms") for s in series[warm:]]),
         }
+    rss = [s["supervisor"]["rss_mb"] for s in series[warm:]]
+    report["supervisor"] = {"rss_mb_after_warmup": rss[0] if rss else None, "rss_mb_end": rss[-1] if rss else None,
+                            "rss_growth_pct": round(100 * (rss[-1] - rss[0]) / rss[0], 2) if rss else None,
+                            "rss_growth_second_half_pct": (round(100 * (rss[-1] - rss[len(rss) // 2]) / rss[len(rss) // 2], 2) if rss else None),
+                            "fps_mean": 0.0, "drops": 0, "lost": 0, "restarts": 0, "busy_p95_ms_median": None}
     lat = np.asarray(latencies, dtype=np.float64)
     return {"seconds": round(time.monotonic() - t0, 1), "warmup_s": series[warm]["t_s"] if series else 0, "processes": report,
             "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
                                                         "max": float(lat.max())} if lat.size else {})},
             "series": series}
+
+
+def _median(values) -> float | None:
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    return round(float(np.median(values)), 3) if values else None
 
 
 def soak_chart(result: dict, path: Path) -> None:
@@ -331,7 +349,7 @@ def soak_chart(result: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4))
     for name in result["processes"]:
-        pts = [(s["t_s"], s[name]["rss_mb"]) for s in result["series"] if s[name].get("rss_mb")]
+        pts = [(s["t_s"], s[name]["rss_mb"]) for s in result["series"] if s.get(name, {}).get("rss_mb")]
         if pts:
             ax.plot(*zip(*pts), label=name)
     ax.axvline(result["warmup_s"], color="grey", linestyle=":", label="warm-up end")
@@ -434,10 +452,12 @@ def run(args: argparse.Namespace) -> int:
             bar.phase(f"soak: {args.seconds:g} s paced at the source's frame rate")
             result = {"source": source, "width": args.width, **soak(topo, run_opts, args.seconds)}
         lat = result["latency_ms"]
-        print(f"{'process':<12}{'fps':>8}{'RSS MB warm':>13}{'RSS MB end':>12}{'growth %':>10}{'2nd half %':>12}{'drops':>7}{'lost':>6}{'restarts':>9}")
+        loads = [s["load_1min"] for s in result["series"]]
+        print(f"soak {result['seconds']:g} s on {os.cpu_count()} cores, load average (1 min) median {_median(loads)} max {max(loads, default=0):g}")
+        print(f"{'process':<12}{'fps':>8}{'RSS MB warm':>13}{'RSS MB end':>12}{'growth %':>10}{'2nd half %':>12}{'drops':>7}{'lost':>6}{'restarts':>9}{'busy p95 ms':>12}")
         for name, p in result["processes"].items():
             print(f"{name:<12}{p['fps_mean']:>8.1f}{p['rss_mb_after_warmup'] or 0:>13.1f}{p['rss_mb_end'] or 0:>12.1f}"
-                  f"{p['rss_growth_pct'] or 0:>10.2f}{p['rss_growth_second_half_pct'] or 0:>12.2f}{p['drops']:>7}{p['lost']:>6}{p['restarts']:>9}")
+                  f"{p['rss_growth_pct'] or 0:>10.2f}{p['rss_growth_second_half_pct'] or 0:>12.2f}{p['drops']:>7}{p['lost']:>6}{p['restarts']:>9}{p['busy_p95_ms_median'] or 0:>12.2f}")
         print(f"offset->result latency over {lat['events']} events" + (f": p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms" if lat["events"] else ""))
         if args.json is not None:
             tmp = args.json.with_name(args.json.name + ".partial")
