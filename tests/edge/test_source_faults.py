@@ -232,3 +232,88 @@ def test_a_file_that_ends_in_the_middle_of_a_run_stops_every_process_with_exit_z
                             capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert record.exists() and "Traceback" not in result.stderr
+
+
+def test_a_live_stream_whose_server_stops_and_returns_is_followed_by_a_real_run_without_restarting_anything(tmp_path):
+    """`mestream run` on an HTTP stream served in the test: the server goes away and comes back; capture
+    reports lost / retry / back on me.status while it keeps its heartbeats, so nothing is restarted."""
+    import functools
+    import http.server
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    import cv2
+    import zmq
+
+    from stand_ins import free_port
+
+    writer = cv2.VideoWriter(str(tmp_path / "live.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(30):
+        writer.write(np.full((48, 64, 3), i * 8, np.uint8))
+    writer.release()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    def serve():
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(tmp_path)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    topo = tmp_path / "t.toml"
+    topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "out"\nstages = ["publish"]\n'
+                    '[stages.capture]\nreconnect_max_s = 0.5\n')
+    pub = f"tcp://127.0.0.1:{free_port()}"
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RECONNECT_IVL, 20)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
+    sub.connect(pub)
+    server = serve()
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "-q", "run", "--source", f"http://127.0.0.1:{port}/live.avi",
+                             "--topology", str(topo), "--publish", pub], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[dict] = []
+
+    def until(cond, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if sub.poll(100):
+                seen.append(json.loads(sub.recv_multipart()[1]))
+                if cond():
+                    return True
+        return False
+
+    def events():
+        return [s["event"] for s in seen if s.get("stage") == "capture"]
+
+    try:
+        assert until(lambda: "source_lost" in events(), 30), events()  # the 30 frames end: the stream is "lost"
+        server.shutdown()
+        server.server_close()
+        assert until(lambda: events().count("source_retry") >= 3, 10), events()
+        server = serve()
+        assert until(lambda: "source_back" in events(), 10), events()
+        assert until(lambda: any(s["event"] == "metrics" for s in seen[-3:]), 5)
+        metrics = [s for s in seen if s["event"] == "metrics"][-1]["processes"]
+        assert all(not p["restarts"] for p in metrics.values()), metrics
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close(0)
+        ctx.term()
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in proc.stderr.read()
