@@ -127,6 +127,9 @@ class RegionMotion:
 
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Largest local mean of residual motion length (flow-grid pixels) in each region of REGION_NAMES."""
-        res = self.residual(a, b)
+        return self.field_scores(self.residual(a, b))
+
+    def field_scores(self, res: np.ndarray) -> np.ndarray:
+        """The region scores of a residual flow field (or of a difference of two: the motion between them)."""
         mag = cv2.blur(cv2.magnitude(res[..., 0], res[..., 1]), (self.patch, self.patch))
         return np.array([mag[y : y + h, x : x + w].max() for x, y, w, h in self.boxes], dtype=np.float32)

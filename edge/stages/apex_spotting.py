@@ -8,6 +8,12 @@ displacement peaks, the offset where it has come back (an interval is emitted ri
 after the offset is one frame), the onset the last frame before the apex still at rest. Up to 0.5 s
 long it is a micro-expression, longer a macro-expression (held longer than max_event_s it is closed).
 
+One dense flow per frame, whatever happens: while quiet it is the lagged flow (t - k -> t); during an
+event it is the flow from the event's reference to t, and the lagged signal is the difference of that
+field and the one k frames earlier (both measured from the reference, so their difference is the motion
+between them). When an event starts, the displacements of the frames since the reference are the lagged
+scores those frames already had: their lag frame lies before the reference, where nothing moved.
+
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
 the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
 the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
@@ -40,6 +46,7 @@ class _Frame:
     color: np.ndarray | None
     box: list
     blink: bool = False
+    motion: np.ndarray | None = None  # region scores of this frame's flow: lagged when quiet, from ref in an event
 
 
 @dataclass
@@ -48,6 +55,7 @@ class _Event:
     threshold: float  # T when it triggered: the peak must reach it
     noise: float  # displacement that still counts as at rest: the quiet signal's median + 3 sigma
     d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
+    measured: int = 0  # d[:measured] are the lagged scores of the frames before the trigger, the rest flows from ref
     eyes_masked: bool = False
     quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
 
@@ -64,8 +72,7 @@ class ApexSpotter:
     def __init__(self, params: SpotParams | None = None, record_trace: bool = False) -> None:
         self.params = params or SpotParams()
         self.trace: list[tuple[int, float, float]] | None = [] if record_trace else None
-        self._meter: RegionMotion | None = None  # follows an event: fine flow
-        self._trigger: RegionMotion | None = None  # the per-frame lagged signal: cheap flow
+        self._meter: RegionMotion | None = None  # the one flow per frame
         self._reset()
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -74,15 +81,22 @@ class ApexSpotter:
         self._reset()
 
     def close(self) -> None:
-        self._meter = self._trigger = None
+        self._meter = None
         self._frames = deque()
+        self._fields = deque()
 
     def _reset(self) -> None:
         self._frames: deque[_Frame] = deque()
+        # residual flow fields of the last k + 1 frames, (n, field): during an event, the lagged signal is
+        # the difference between this frame's field and the one k frames back
+        self._fields: deque[tuple[int, np.ndarray]] = deque()
         self._n = -1
         self._fps: float | None = None
         self._last_seq: int | None = None
         self._quiet: deque[float] = deque()
+        # per-region lagged scores of the quiet frames, and from them each region's noise weight
+        self._quiet_regions: deque[np.ndarray] = deque()
+        self._weights: np.ndarray | None = None
         self._ears: deque[float] = deque()
         self._last_blink = -(10**9)
         self._last_end = -(10**9)
@@ -153,13 +167,25 @@ class ApexSpotter:
             if self.trace is not None:
                 self.trace.append((frame.seq, float("nan"), float("inf")))
             return []
-        lagged = self._trigger.scores(self._frame(n - k).small, frame.small)
+        ev = self._event
+        if ev is None:
+            res = self._meter.residual(self._frame(n - k).small, frame.small)
+            lagged = frame.motion = self._meter.field_scores(res)
+        else:
+            res = self._meter.residual(self._frame(ev.ref).small, frame.small)
+            frame.motion = self._meter.field_scores(res)
+            back = self._field(n - k) if n - k > ev.ref else None
+            lagged = frame.motion if back is None else self._meter.field_scores(res - back)
+        self._fields.append((n, res))
+        while len(self._fields) > k + 1:
+            self._fields.popleft()
         if is_lid_sweep(lagged, p.blink_px):
             frame.blink = True
         if frame.blink:
             self._last_blink = n
         eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
-        s = float((lagged[~BLINK_MASK] if eyes_masked else lagged).max())
+        w = self._weights if self._weights is not None else 1.0
+        s = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
 
         warm = len(self._quiet) >= p.frames(p.warmup_s, fps)
         threshold = robust_threshold(np.asarray(self._quiet), p.z, p.floor_px) if warm else float("inf")
@@ -175,19 +201,39 @@ class ApexSpotter:
                 self._start_event(n, k, threshold, robust_threshold(np.asarray(self._quiet), 3.0, 0.0))
             else:
                 self._quiet.append(s)
+                self._quiet_regions.append(lagged)
                 while len(self._quiet) > history:
                     self._quiet.popleft()
+                    self._quiet_regions.popleft()
+                self._update_weights()
                 return []
         else:
-            ev = self._event
-            ev.d.append(self._meter.scores(self._frame(ev.ref).small, frame.small))
+            ev.d.append(frame.motion / self._w())
             ev.quiet_run = ev.quiet_run + 1 if s <= ev.noise else 0
         return self._follow_event(n, k, eyes_masked)
 
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=0)
-        self._trigger = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale)
+        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale)
+
+    def _w(self) -> np.ndarray | float:
+        return self._weights if self._weights is not None else 1.0
+
+    def _update_weights(self) -> None:
+        """Each region's noise level (a high quantile of its quiet lagged scores) over the regions' median:
+        a region that a face's texture, hair or compression makes noisy is scaled down to the others, so
+        the one threshold on the largest region no longer fires on that region's noise."""
+        q = self._quiet_regions
+        if len(q) < max(10, self.params.frames(self.params.warmup_s, self._fps)):
+            return
+        level = np.percentile(np.asarray(q), 90, axis=0)
+        self._weights = np.clip(level / max(float(np.median(level)), 1e-6), 0.5, 4.0).astype(np.float32)
+
+    def _field(self, n: int) -> np.ndarray | None:
+        for m, res in self._fields:
+            if m == n:
+                return res
+        return None
 
     def _frame(self, n: int) -> _Frame:
         return self._frames[n - self._frames[0].n]
@@ -198,12 +244,14 @@ class ApexSpotter:
         return (b - a) / self._fps
 
     def _start_event(self, n: int, k: int, threshold: float, noise: float) -> None:
-        # the reference is the frame before the lag window that first saw motion, never inside the last event
-        ref = max(n - k - 1, self._last_end, self._frames[0].n)
+        # the reference is the lag frame of the first frame that saw motion, never inside the last event;
+        # the frames since then keep their lagged scores as displacements (no flow recomputed here)
+        ref = max(n - k, self._last_end, self._frames[0].n)
         ev = _Event(ref=ref, threshold=threshold, noise=noise)
-        ref_small = self._frame(ref).small
         for j in range(ref + 1, n + 1):
-            ev.d.append(self._meter.scores(ref_small, self._frame(j).small))
+            motion = self._frame(j).motion  # None only in the first k frames of a window (no lag frame yet)
+            ev.d.append(motion / self._w() if motion is not None else np.zeros_like(self._frame(n).motion))
+        ev.measured = len(ev.d)
         self._event = ev
 
     def _follow_event(self, n: int, k: int, eyes_masked: bool) -> list[Message]:
@@ -231,7 +279,10 @@ class ApexSpotter:
         self._last_end = end
         apex_i = int(np.argmax(d))
         peak = float(d[apex_i])
-        if peak < ev.threshold:
+        # the frames up to the trigger carry lagged scores, above T by construction at the trigger itself:
+        # a real motion must also be seen moved away from the reference by the flows after it
+        confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
+        if float(confirm.max()) < ev.threshold:
             return []  # the trigger was noise or a masked blink: nothing moved away from the reference
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.noise))
         apex = self._frame(ev.ref + 1 + apex_i)
