@@ -208,3 +208,17 @@ def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max
     offline = runs_to_intervals(smoothed, np.arange(600), 6, peaks, 30.0, max_s, levels)
     assert len(online) == len(offline) > 3
     assert [(iv["onset"] - 3, iv["offset"] - iv["onset"] + 1) for iv in offline] == online
+
+
+def test_the_shipped_spotter_is_a_small_softnet_artifact_the_stage_can_open():
+    path = Path(__file__).resolve().parents[2] / "engines" / "default" / "mestream-spotter.onnx"
+    assert path.is_file() and path.stat().st_size < 1_000_000
+    stage = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))
+    stage.open()
+    try:
+        assert stage.spec == FeatureSpec() and stage.peaks.threshold > 0
+        assert stage._engine.meta.training["dataset"] == "synth"
+    finally:
+        stage.close()
+    card = path.with_name("SPOTTER_CARD.md").read_text()
+    assert stage._engine is None and "SYNTHETIC" in card

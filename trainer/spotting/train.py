@@ -414,6 +414,11 @@ def render_spotter_card(meta, *, size_bytes: int, command: str, comparison: dict
         *rows,
         "",
         *_comparison_rows(comparison),
+        "Known weaknesses: one lag scale (k = lag_s) for micro and macro alike, so a held macro-expression scores "
+        "only on its rise and fall and is often split or missed (SOFTNet trains a separate macro network with a "
+        "longer k); a fixed threshold chosen on still training faces fires on livelier faces (the adaptive z "
+        "exists, but the training videos did not ask for it).",
+        "",
         "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only material); "
         "internal use only.",
         "",
