@@ -92,16 +92,20 @@ class PeakParams:
     # so a face whose scores run high everywhere (texture, glasses, camera noise) does not fire throughout.
     z: float = 0.0
     history_s: float = 3.0
+    min_windows: int = 1  # runs shorter than this many windows are noise, not events
+
 
     def __post_init__(self) -> None:
         if self.smooth < 1 or self.smooth % 2 == 0:
             raise MestreamError(f"smooth={self.smooth}; expected an odd number of frames >= 1, e.g. 5")
         if self.merge < 0:
             raise MestreamError(f"merge={self.merge}; expected a number of frames >= 0")
+        if self.min_windows < 1:
+            raise MestreamError(f"min_windows={self.min_windows}; expected a number of windows >= 1")
 
     def to_json(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "smooth": self.smooth, "merge": self.merge, "micro_max_s": self.micro_max_s,
-                "z": self.z, "history_s": self.history_s}
+                "z": self.z, "history_s": self.history_s, "min_windows": self.min_windows}
 
     def history(self, fps: float) -> int:
         return max(1, int(round(self.history_s * fps)))
@@ -258,6 +262,8 @@ def runs_to_intervals(smoothed: np.ndarray, starts: np.ndarray, k: int, peaks: P
         runs.append((start, last))
     out = []
     for a, b in runs:
+        if b - a + 1 < peaks.min_windows:
+            continue
         run = np.where(above[a : b + 1], smoothed[a : b + 1], -np.inf)
         out.append(make_interval(run, int(starts[a]), k, peaks, fps))
     return out
@@ -287,7 +293,7 @@ def spotter_from_artifact(meta) -> tuple[FeatureSpec, PeakParams]:
         spec = FeatureSpec(int(p["flow_size"]), int(p["roi"]), float(p["lag_s"]))
         sel = dict(meta.selection["peaks"])
         peaks = PeakParams(float(sel["threshold"]), int(sel["smooth"]), int(sel["merge"]), float(sel["micro_max_s"]),
-                           float(sel.get("z", 0.0)), float(sel.get("history_s", 3.0)))
+                           float(sel.get("z", 0.0)), float(sel.get("history_s", 3.0)), int(sel.get("min_windows", 1)))
     except (KeyError, TypeError, ValueError) as exc:
         raise MestreamError(
             f"{where}: softnet metadata lacks {exc} (flow.params / selection.peaks); re-make it with `mestream train-spotter`"
@@ -442,6 +448,8 @@ class LearnedSpotter:
         out = []
         k = self.spec.k(self._fps)
         for start, run in runs:
+            if len(run) < self.peaks.min_windows:
+                continue
             iv = make_interval(run, start, k, self.peaks, self._fps)
             onset, apex, offset = (self._frame(iv[key]) for key in ("onset", "apex", "offset"))
             header = {

@@ -191,22 +191,22 @@ def test_the_learned_stage_runs_after_capture_and_track_on_a_short_synthetic_cli
     assert set(doc["scores"]) == {"micro", "macro", "overall"}
 
 
-@pytest.mark.parametrize("z,merge,max_s", [(0.0, 4, 4.0), (3.0, 4, 4.0), (3.0, 0, 0.3), (5.0, 9, 1.0)])
-def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max_s):
+@pytest.mark.parametrize("z,merge,max_s,min_windows", [(0.0, 4, 4.0, 1), (3.0, 4, 4.0, 3), (3.0, 0, 0.3, 1), (5.0, 9, 1.0, 6)])
+def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max_s, min_windows):
     from edge.spotting.learned import adaptive_levels
 
     rng = np.random.default_rng(int(z * 10) + merge)
     raw = np.clip(rng.normal(0.2, 0.1, 600), 0, None) + np.repeat(rng.random(60) < 0.2, 10) * 0.6
-    peaks = PeakParams(threshold=0.45, smooth=3, merge=merge, z=z, history_s=1.0)
+    peaks = PeakParams(threshold=0.45, smooth=3, merge=merge, z=z, history_s=1.0, min_windows=min_windows)
     smoothed = smooth_scores(raw, 3)
     levels = adaptive_levels(smoothed, peaks, 30.0)
     for j in (0, 1, 29, 30, 31, 200, 599):  # the vectorised levels are level() over the past history windows
         assert levels[j] == pytest.approx(peaks.level(smoothed[max(0, j - 30) : j]))
     tracker = RunTracker(peaks, int(round(max_s * 30)))
     runs = [r for j, s in enumerate(smoothed) for r in tracker.push(j, float(s), float(levels[j]))] + tracker.close()
-    online = [(start, len(run)) for start, run in runs]
+    online = [(start, len(run)) for start, run in runs if len(run) >= min_windows]  # as the stage emits them
     offline = runs_to_intervals(smoothed, np.arange(600), 6, peaks, 30.0, max_s, levels)
-    assert len(online) == len(offline) > 3
+    assert len(online) == len(offline) > 2
     assert [(iv["onset"] - 3, iv["offset"] - iv["onset"] + 1) for iv in offline] == online
 
 
@@ -222,3 +222,17 @@ def test_the_shipped_spotter_is_a_small_softnet_artifact_the_stage_can_open():
         stage.close()
     card = path.with_name("SPOTTER_CARD.md").read_text()
     assert stage._engine is None and "SYNTHETIC" in card
+
+
+def test_runs_shorter_than_min_windows_are_not_events(tmp_path):
+    faces = _faces(60, {30: 2.5})  # one jolted frame: only the two windows with it at an end score
+    counts = []
+    for min_windows in (1, 3):
+        artifact = make_softnet_onnx(tmp_path / f"s{min_windows}.onnx", SPEC,
+                                     PeakParams(threshold=0.35, smooth=1, merge=0, min_windows=min_windows))
+        stage = LearnedSpotter(SpotParams(method="learned", artifact=str(artifact)))
+        stage.open()
+        out = [m for f in faces for m in stage.process(f)] + stage.flush()
+        stage.close()
+        counts.append(sum(m.topic == "interval" for m in out))
+    assert counts[0] >= 1 and counts[1] == 0

@@ -231,21 +231,23 @@ def choose_peaks(videos: list[SpotVideo], scores: list[list[np.ndarray]], spec: 
             bare = PeakParams(-1e9, smooth, 0, z=z)
             adaptive = [[adaptive_levels(x, bare, v.fps) for x in xs] for v, xs in zip(videos, smoothed)]
             for merge in merges:
-                for threshold in THRESHOLDS:
-                    peaks = PeakParams(threshold, smooth, merge, z=z)
-                    per = []
-                    for v, xs, ls in zip(videos, smoothed, adaptive):
-                        kv = spec.k(v.fps)
-                        predicted = [Interval(iv["onset"], iv["offset"], iv["kind"], iv["apex"])
-                                     for (starts, _), x, lv in zip(v.segments, xs, ls)
-                                     for iv in runs_to_intervals(x, starts, kv, peaks, v.fps, max_event_s,
-                                                                 np.maximum(lv, threshold))]
-                        per.append(score_video(predicted, v.truth))
-                    counts = pool(per)
-                    # ties go to the higher threshold, then no adaptation, then less smoothing: fewer, surer events
-                    key = (round(counts["overall"].f1, 6), round(counts["micro"].f1, 6), threshold, -z, -smooth)
-                    if best is None or key > best[0]:
-                        best = (key, peaks, counts)
+                for min_windows in sorted({1, k // 2, k}):
+                    for threshold in THRESHOLDS:
+                        peaks = PeakParams(threshold, smooth, merge, z=z, min_windows=min_windows)
+                        per = []
+                        for v, xs, ls in zip(videos, smoothed, adaptive):
+                            kv = spec.k(v.fps)
+                            predicted = [Interval(iv["onset"], iv["offset"], iv["kind"], iv["apex"])
+                                         for (starts, _), x, lv in zip(v.segments, xs, ls)
+                                         for iv in runs_to_intervals(x, starts, kv, peaks, v.fps, max_event_s,
+                                                                     np.maximum(lv, threshold))]
+                            per.append(score_video(predicted, v.truth))
+                        counts = pool(per)
+                        # ties: higher threshold, no adaptation, less smoothing, shorter minimum: fewer, surer events
+                        key = (round(counts["overall"].f1, 6), round(counts["micro"].f1, 6), threshold, -z, -smooth,
+                               -min_windows)
+                        if best is None or key > best[0]:
+                            best = (key, peaks, counts)
     return best[1], {name: c.as_dict() for name, c in best[2].items()}
 
 
@@ -303,7 +305,7 @@ def train_spotter(videos: list[SpotVideo], spec: FeatureSpec, recipe: SpotterRec
     selection = {
         "peaks": peaks.to_json(),
         "how": "fixed epochs; per fold, peaks chosen on that fold's training videos; shipped peaks chosen by grid "
-               "search (smoothing x adaptive z x merge x threshold) for the best pooled overall F1 on the folds' held-out scores "
+               "search (smoothing x adaptive z x merge x minimum run x threshold) for the best pooled overall F1 on the folds' held-out scores "
                "of the training videos; no evaluation video seen",
         "held_out_fit": held_fit,
     }
