@@ -143,3 +143,28 @@ def test_report_and_artifact_come_from_train_spotter_on_synthetic_videos(assets,
         assert engine.meta.family == "softnet"
         assert engine.meta.training["videos"] == ["evm_5", "evm_6"]
     assert "held-out" in capsys.readouterr().out
+
+
+def test_casme2_long_videos_are_read_from_frame_folders_with_the_lgsnet_csv(assets, tmp_path):
+    import cv2
+
+    from trainer.spotting.train import load_long_videos
+
+    folder = tmp_path / "rawpic" / "s15" / "15_0101disgustingteeth"  # the dataset's own layout, img1.jpg ...
+    folder.mkdir(parents=True)
+    cap = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
+    for i in range(1, 21):
+        ok, frame = cap.read()
+        assert ok
+        cv2.imwrite(str(folder / f"img{i}.jpg"), frame)
+    cap.release()
+    labels = tmp_path / "casme2.csv"
+    labels.write_text("subject,video,type,type_idx,startFrame,endFrame,frame_num,length\n"
+                      "1,./longVideoFaceCropped/s15/15_0101disgustingteeth,micro-expression,2,8,13,20,5\n"
+                      "1,./longVideoFaceCropped/s15/15_0102eatingworms,macro-expression,1,3,12,20,9\n")
+    videos = load_long_videos("casme2-lv", tmp_path / "rawpic", labels, SPEC, cache=tmp_path / "cache")
+    assert [v.name for v in videos] == ["s15_0101"]  # the other video has no frames here: skipped, named in the log
+    v = videos[0]
+    assert v.fps == 30.0 and v.windows == 20 - SPEC.k(30.0)
+    assert [(i.onset, i.offset, i.kind) for i in v.truth] == [(7, 12, "micro")]  # img8..img13 -> frames 7..12
+    assert v.labels[0].max() == 1.0
