@@ -6,7 +6,8 @@ policy "drop", a process that falls behind drops per-frame messages at its entra
 drops until its queue has emptied, so the spotter sees one clean gap, not a comb of holes); with
 "block" it stops reading and ZeroMQ's high-water mark pushes back on the sender. Every hop checks
 sequence numbers of per-frame topics: a hole is counted and marked on the next message as "gap".
-Malformed messages are counted and dropped, never fatal. SIGTERM/SIGINT stop the loop cleanly (stages
+Malformed messages (edge/bus.py) and well-formed ones a stage could not use (edge/contents.py: wrong
+dtype, shape or header types) are counted and dropped at the entrance, never fatal. SIGTERM/SIGINT stop the loop cleanly (stages
 closed, the record flushed). At end of stream ("eos") every stage is flushed, "eos" is forwarded, and
 the process exits 0.
 
