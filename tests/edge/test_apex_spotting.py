@@ -154,3 +154,37 @@ def test_the_benchmark_times_every_frame_of_the_stage():
     b = bench_apex_spotting(make_faces(40))
     assert b["frames"] == 40
     assert 0 < b["p50_ms"] <= b["p95_ms"] <= b["max_ms"]
+
+
+def test_the_stage_computes_one_dense_flow_per_frame_even_through_an_event():
+    faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
+    stage = ApexSpotter()
+    stage.open()
+    calls = []
+    real = stage._meter.residual
+    stage._meter.residual = lambda a, b: calls.append(1) or real(a, b)
+    out = []
+    for m in faces:
+        out += stage.process(m)
+    stage.close()
+    assert len(intervals(out)) == 1  # the event was followed, with no burst of flows when it started
+    k = SpotParams().frames(SpotParams().lag_s, 30.0)
+    assert len(calls) == len(faces) - k
+
+
+def test_a_region_that_is_always_noisy_is_weighed_down_to_the_others():
+    # the brow box flickers (smooth texture noise, new every frame) all along: its lagged scores are high,
+    # but scaled by its own noise level it neither fires nor hides the mouth's micro-expression (without
+    # the weights this video gives a false micro-expression in the brow)
+    box = region_boxes(S)["brow_left"]
+    rng = np.random.default_rng(5)
+    faces = make_faces(160, events=[(110, 114, 114, 119, 2.5)])
+    for m in faces:
+        crop = m.arrays["crop"].astype(np.float32)
+        x, y, w, h = box
+        patch = cv2.GaussianBlur(rng.normal(0, 30, (h, w)).astype(np.float32), (0, 0), 3.0)
+        crop[y : y + h, x : x + w] += patch
+        m.arrays["crop"] = np.clip(crop, 0, 255).astype(np.uint8)
+    found = intervals(spot(faces))
+    assert [f.kind for f in found] == ["micro"]
+    assert iou(found[0], Interval(110, 119, "micro", 114)) >= 0.5
