@@ -332,7 +332,8 @@ class StageProcess:
                 continue
             if msg.topic in PER_FRAME_TOPICS and (self._dropping or len(self.queue) >= self.plan.queue):
                 self._dropping = True  # drop a whole run until the queue has emptied
-                self._dropped_since_accept += 1
+                # the frames its sender dropped before it vanish with it: they join the hole we explain
+                self._dropped_since_accept += 1 + int(msg.header.get("sender_dropped", 0) or 0)
                 self.drops.drop("behind", f"entrance queue of {self.plan.queue} full")
                 continue
             if self._dropped_since_accept and msg.topic in PER_FRAME_TOPICS:

@@ -367,6 +367,30 @@ def test_frames_the_sender_dropped_are_counted_as_drops_not_losses(tmp_path):
         ctx.term()
 
 
+def test_a_message_dropped_at_the_entrance_passes_on_the_drops_of_its_sender(tmp_path):
+    from edge.messages import Message
+
+    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=1)
+    try:
+        bus.send(push, _face(0))
+        bus.send(push, Message("face", {"seq": 4, "found": False, "sender_dropped": 3}))  # dropped here: queue full
+        time.sleep(0.2)
+        proc.receive()
+        msg, _ = proc.next_message()
+        proc.check_sequence(msg)
+        bus.send(push, _face(5))
+        time.sleep(0.2)
+        msg, _ = proc.next_message()
+        proc.check_sequence(msg)
+        # seq 1..3 dropped by the sender, 4 by this entrance: a hole of 4, all of it drops, none lost
+        assert msg.header["seq"] == 5 and msg.header["gap"] == 4 and proc.meter.lost == 0
+        assert proc.drops.counts == {"behind": 1}
+    finally:
+        for s in (push, proc.inp, proc.control, control):
+            s.close(0)
+        ctx.term()
+
+
 def test_a_hole_an_earlier_hop_already_marked_is_not_counted_again(tmp_path):
     from edge.messages import Message
 
