@@ -57,9 +57,10 @@ def _as_input(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarra
     target = tuple(shape[1:]) if len(shape) == 4 else tuple(shape)
     if array.shape == target:
         return array.reshape(shape)
-    moved = np.moveaxis(array, -1, 0)
-    if moved.shape == target:
-        return np.ascontiguousarray(moved).reshape(shape)
+    for source in (-1, 0):  # channels-last -> channels-first, or the other way round
+        moved = np.moveaxis(array, source, 0 if source == -1 else -1)
+        if moved.shape == target:
+            return np.ascontiguousarray(moved).reshape(shape)
     raise MestreamError(f"engine input {name!r} expects {list(shape)}, the flow code gave {list(array.shape)}; the artifact and this runtime disagree: re-export the artifact")
 
 

@@ -81,3 +81,15 @@ def test_the_event_schema_is_itself_a_valid_versioned_json_schema():
     schema = event_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["properties"]["schema"] == {"const": "mestream.event"} and schema["properties"]["version"] == {"const": 1}
+
+
+def test_flow_in_either_channel_layout_fits_an_artifact_of_either_layout():
+    import numpy as np
+
+    from edge.stages.classify import _as_input
+
+    chw = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    hwc = np.moveaxis(chw, 0, -1)
+    assert np.array_equal(_as_input(chw, (1, 3, 28, 28), "flow")[0], chw)
+    assert np.array_equal(_as_input(hwc, (1, 3, 28, 28), "flow")[0], chw)
+    assert np.array_equal(_as_input(chw, (1, 28, 28, 3), "flow")[0], hwc)
