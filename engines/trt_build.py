@@ -20,13 +20,11 @@ favour of explicit Q/DQ, still supported through 10.x) over training inputs save
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 
 from engines.artifact import Artifact, read_artifact
 from engines.errors import MestreamError, missing_extra
+from engines.files import atomic_write, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -130,25 +129,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should read like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sidecar_record(meta: Artifact, device: DeviceInfo, precision: str, source: Path, build_seconds: float) -> dict[str, Any]:
     return {
         "schema": SIDECAR_SCHEMA,
@@ -159,7 +139,7 @@ def sidecar_record(meta: Artifact, device: DeviceInfo, precision: str, source: P
         "device": device.to_json(),
         "precision": precision,
         "shapes": {spec.name: list(spec.shape) for spec in meta.inputs},
-        "built": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "built": utc_stamp(),
         "build_seconds": round(build_seconds, 3),
     }
 

@@ -13,12 +13,9 @@ inputs. The file is written to a temporary name and renamed, so a failed export 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import numpy as np
 
 from engines.artifact import METADATA_KEY, Artifact, TensorInfo
 from engines.errors import MestreamError, missing_extra
+from engines.files import atomic_write, utc_stamp
 from engines.onnx_ops import check_trt_ops
 
 OPSET = 17
@@ -126,23 +124,12 @@ def _input_infos(inputs: list[dict[str, Any]], flow: dict[str, Any]) -> tuple[Te
     return tuple(infos)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should read like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def serialize_with_metadata(proto, artifact: Artifact) -> bytes:
+    """The ONNX file's bytes with the artifact's metadata under METADATA_KEY, where every runtime reads it."""
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = artifact.to_text()
+    return proto.SerializeToString()
 
 
 def export_model(
@@ -219,15 +206,12 @@ def export_model(
         scores=dict(scores or {}),
         selection=selection,
         versions=_versions(),
-        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        created=utc_stamp(),
     )
-    entry = proto.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = artifact.to_text()
-    data = proto.SerializeToString()
+    data = serialize_with_metadata(proto, artifact)
 
     _check_against_onnxruntime(wrapped, data, in_infos, atol=atol, seed=seed, family=family)
-    _atomic_write(out, data)
+    atomic_write(out, data)
     return dataclasses.replace(artifact, path=out)
 
 
@@ -336,7 +320,7 @@ def write_calibration_set(
     for spec in family.inputs:
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(arrays[spec.name][index], dtype=np.float32), allow_pickle=False)
-        _atomic_write(out_dir / f"{spec.name}.npy", buffer.getvalue())
+        atomic_write(out_dir / f"{spec.name}.npy", buffer.getvalue())
         shapes[spec.name] = (len(index), *spec.shape)
     return shapes
 
@@ -451,5 +435,5 @@ def write_model_card(artifact_path: Path | str, out: Path | str, *, command: str
     except (MestreamError, ImportError):
         summary = ""
     text = render_model_card(artifact, command=command, size_bytes=artifact_path.stat().st_size, summary=summary)
-    _atomic_write(Path(out), text.encode())
+    atomic_write(Path(out), text.encode())
     return Path(out)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import datetime as _dt
 import io
 import logging
 import warnings
@@ -30,6 +29,7 @@ from edge.spotting.learned import (FAMILY, FEATURE_FORM, FLOW_ALGORITHM, INPUT_N
                                    PeakParams, adaptive_levels, runs_to_intervals, smooth_scores)
 from edge.spotting.metrics import Counts, Interval, pool, score_video
 from engines.errors import MestreamError, missing_extra
+from engines.files import atomic_write, utc_stamp
 from trainer.spotting.features import pseudo_labels, track_video, window_features
 
 log = logging.getLogger(__name__)
@@ -335,9 +335,9 @@ def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, proto
         raise missing_extra("onnx", "train") from None
     import onnxruntime as ort
 
-    from engines.artifact import METADATA_KEY, Artifact, TensorInfo
+    from engines.artifact import Artifact, TensorInfo
     from engines.onnx_ops import check_trt_ops
-    from trainer.export import OPSET, _atomic_write, _versions, graph_sha256
+    from trainer.export import OPSET, _versions, graph_sha256, serialize_with_metadata
 
     model = model.eval()
     shape = (1, 3, spec.roi, spec.roi)
@@ -364,12 +364,9 @@ def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, proto
         scores=scores,
         selection=selection,
         versions=_versions(),
-        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        created=utc_stamp(),
     )
-    entry = proto.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = artifact.to_text()
-    data = proto.SerializeToString()
+    data = serialize_with_metadata(proto, artifact)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     for trial in range(3):
@@ -382,7 +379,7 @@ def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, proto
         err = float(np.max(np.abs(want - have)))
         if not err <= atol:
             raise MestreamError(f"export of {FAMILY}: ONNX Runtime differs from torch by {err:.2e} (> {atol:.0e}) on input {trial}")
-    _atomic_write(Path(out), data)
+    atomic_write(Path(out), data)
     return dataclasses.replace(artifact, path=Path(out))
 
 
