@@ -67,7 +67,8 @@ def _check_args(args) -> None:
 
 
 def selection_text(family_name: str, recipe, epochs_overridden: bool) -> str:
-    text = (f"fixed recipe (trainer/models/{family_name}.py Recipe, set before evaluation): {recipe.epochs} epochs, "
+    provenance = recipe.extra.get("provenance", "set before evaluation")
+    text = (f"fixed recipe (trainer/models/{family_name}.py Recipe, {provenance}): {recipe.epochs} epochs, "
             f"lr {recipe.lr} (one-cycle), batch {recipe.batch_size}, weight decay {recipe.weight_decay}, "
             "class-balanced sampling, horizontal-mirror augmentation; every fold trains from scratch for exactly "
             "that many epochs and predicts its held-out subject once, after the last epoch; no early stopping "
