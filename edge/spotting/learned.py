@@ -39,6 +39,7 @@ import numpy as np
 from edge.messages import Message, status
 from edge.perception.align import region_boxes
 from edge.perception.flow import optical_strain
+from edge.spotting.continuity import restart_reason
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import RegionMotion
 from engines.errors import MestreamError
@@ -382,12 +383,9 @@ class LearnedSpotter:
             return out
         seq = int(h["seq"])
         fps = float(h.get("fps") or 0.0)
-        if int(h.get("gap", 0) or 0) > 0:
-            out += self._restart(f"gap of {h['gap']} frames before seq {seq}")
-        elif self._last_seq is not None and self._n >= 0 and seq != self._last_seq + 1:
-            out += self._restart(f"sequence jumped from {self._last_seq} to {seq}")
-        elif self._fps is not None and fps > 0 and abs(fps - self._fps) > 0.05 * self._fps:
-            out += self._restart(f"fps changed from {self._fps:g} to {fps:g}")
+        reason = restart_reason(h, self._last_seq, self._n >= 0, self._fps)
+        if reason is not None:
+            out += self._restart(reason)
         self._last_seq = seq
         if self._fps is None:
             self._fps = fps if fps > 0 else 30.0
