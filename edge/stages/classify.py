@@ -49,6 +49,22 @@ def _flow_params(flow_meta: dict[str, Any]):
         raise MestreamError(f"artifact flow params {sorted(params)} do not match this mestream's TVL1Params ({exc}); re-export the artifact with this version") from None
 
 
+def flow_side(shape: tuple[int, ...]) -> int:
+    """The side S of a flow input shaped (..., 3, S, S) or (..., S, S, 3): NCHW or NHWC artifacts."""
+    return shape[-1] if shape[-1] > 3 else shape[-2]
+
+
+def crops_to_classify(msg: Message, min_score: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (onset, apex) crops of an interval worth classifying; None when its score is under `min_score`."""
+    h = msg.header
+    if float(h.get("score", 0.0) or 0.0) < min_score:
+        return None
+    onset, apex = msg.arrays.get("onset"), msg.arrays.get("apex")
+    if onset is None or apex is None:
+        raise MestreamError(f"interval message at apex {h.get('apex')} lacks its onset/apex crops; the spot stage must send both")
+    return onset, apex
+
+
 def _as_input(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     """Lay out an (S, S, C) or (C, S, S) array as the input spec's (1, C, S, S) or (1, S, S, C)."""
     array = np.asarray(array, dtype=np.float32)
@@ -120,11 +136,10 @@ class Classify:
         if self._engine is None:
             raise MestreamError("the classify stage was fed before open(); call open() first")
         h = msg.header
-        if float(h.get("score", 0.0) or 0.0) < self.options.min_score:
+        crops = crops_to_classify(msg, self.options.min_score)
+        if crops is None:
             return []
-        onset, apex = msg.arrays.get("onset"), msg.arrays.get("apex")
-        if onset is None or apex is None:
-            raise MestreamError(f"interval message at apex {h.get('apex')} lacks its onset/apex crops; the spot stage must send both")
+        onset, apex = crops
         t0 = time.perf_counter_ns()
         inputs: dict[str, np.ndarray] = {}
         t_flow = 0
@@ -132,7 +147,7 @@ class Classify:
             shape = tuple(spec.shape)
             if kind == "flow":
                 tf = time.perf_counter_ns()
-                flow = self._flow_fn(onset, apex, self._flow_params, size=shape[-1] if shape[-1] > 3 else shape[-2])
+                flow = self._flow_fn(onset, apex, self._flow_params, size=flow_side(shape))
                 t_flow += time.perf_counter_ns() - tf
                 inputs[spec.name] = _as_input(flow, shape, spec.name)
             else:

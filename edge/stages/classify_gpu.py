@@ -29,7 +29,8 @@ import numpy as np
 
 from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_process_gpu, probe_gpu
 from edge.messages import Message
-from edge.stages.classify import Classify, ClassifyOptions, _as_input, _flow_params, build_event
+from edge.stages.classify import (Classify, ClassifyOptions, _as_input, _flow_params, build_event, crops_to_classify,
+                                  flow_side)
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -121,10 +122,6 @@ def _cuda_flow_factory(context, stream, batch, height, width, params, size):
     return CudaTVL1(context, stream, batch=batch, height=height, width=width, params=params, size=size)
 
 
-def _flow_side(shape: tuple[int, ...]) -> int:
-    return shape[-1] if shape[-1] > 3 else shape[-2]  # the same rule as the CPU path (NCHW or NHWC)
-
-
 class ClassifyGpu:
     """A Stage: "interval" -> "event" with flow and engine on the process's CUDA stream.
 
@@ -181,7 +178,7 @@ class ClassifyGpu:
             # The device-pointer path needs the engine to read device memory and the flow kernels' layout
             # (1, 3, S, S) float32 to be the artifact's; anything else goes through a host copy.
             self.device_inputs = hasattr(self._engine, "infer_device") and all(
-                tuple(spec.shape) == (1, 3, _flow_side(spec.shape), _flow_side(spec.shape)) and np.dtype(spec.dtype) == np.float32
+                tuple(spec.shape) == (1, 3, flow_side(spec.shape), flow_side(spec.shape)) and np.dtype(spec.dtype) == np.float32
                 for spec in flow_specs)
             if self.device_inputs:
                 driver = self._gpu.driver
@@ -189,7 +186,7 @@ class ClassifyGpu:
                     if kind == "apex":
                         host = driver.pagelocked_empty(tuple(spec.shape), np.float32)
                         self._apex_buffers[spec.name] = (driver.mem_alloc(host.nbytes), host)
-            for side in sorted({_flow_side(tuple(spec.shape)) for spec in flow_specs}):
+            for side in sorted({flow_side(tuple(spec.shape)) for spec in flow_specs}):
                 self._flow_for(self.crop_side, self.crop_side, side)  # compile and allocate now, not on the first event
             log.info("GPU infer: %s on %s, flow input %s", self.engine_kind, getattr(self._gpu, "name", "GPU"),
                      "by device pointer" if self.device_inputs else "through a host copy")
@@ -239,11 +236,10 @@ class ClassifyGpu:
             raise MestreamError("the classify stage was fed before open(); call open() first")
         self._gpu.check_thread()
         h = msg.header
-        if float(h.get("score", 0.0) or 0.0) < self.options.min_score:
+        crops = crops_to_classify(msg, self.options.min_score)
+        if crops is None:
             return []
-        onset, apex = msg.arrays.get("onset"), msg.arrays.get("apex")
-        if onset is None or apex is None:
-            raise MestreamError(f"interval message at apex {h.get('apex')} lacks its onset/apex crops; the spot stage must send both")
+        onset, apex = crops
         driver, stream = self._gpu.driver, self._gpu.stream
         t0 = time.perf_counter_ns()
         start, flow_done, end = driver.Event(), driver.Event(), driver.Event()
@@ -251,7 +247,7 @@ class ClassifyGpu:
         flows = {}
         for kind, spec in self._plan:
             if kind == "flow":
-                side = _flow_side(tuple(spec.shape))
+                side = flow_side(tuple(spec.shape))
                 if side not in flows:
                     flows[side] = flow = self._flow_for(onset.shape[0], onset.shape[1], side)
                     flow.upload(onset[None], apex[None])
@@ -261,7 +257,7 @@ class ClassifyGpu:
             pointers = {}
             for kind, spec in self._plan:
                 if kind == "flow":
-                    pointers[spec.name] = flows[_flow_side(tuple(spec.shape))].input_ptr
+                    pointers[spec.name] = flows[flow_side(tuple(spec.shape))].input_ptr
                 else:
                     buffer, host = self._apex_buffers[spec.name]
                     host[...] = Classify._apex_input(msg, tuple(spec.shape), spec.name)
@@ -276,7 +272,7 @@ class ClassifyGpu:
             for kind, spec in self._plan:
                 shape = tuple(spec.shape)
                 if kind == "flow":
-                    x = flows[_flow_side(shape)].download_input(1)[0]  # (3, S, S); waits for the stream
+                    x = flows[flow_side(shape)].download_input(1)[0]  # (3, S, S); waits for the stream
                     self.downloads += 1
                     # channels last first: _as_input lays (S, S, C) out as either NCHW or NHWC
                     inputs[spec.name] = _as_input(np.moveaxis(x, 0, -1), shape, spec.name)
