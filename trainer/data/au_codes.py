@@ -14,7 +14,8 @@ import csv
 import re
 from pathlib import Path
 
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from trainer.data.sheets import read_table, split_top_level
 
 CASME2_SHEET = "CASME2-coding-20140508.xlsx"
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
@@ -71,17 +72,7 @@ def describe_au_codes(code: object) -> str:
     if not text or text == "?":
         return ""
     # split on "+" outside parentheses, so "(R6 or R12)+R15" keeps its alternative together
-    terms, depth, current = [], 0, ""
-    for char in text:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "+" and depth == 0:
-            terms.append(current)
-            current = ""
-        else:
-            current += char
-    terms.append(current)
-    words = [describe_au_term(t) for t in terms]
+    words = [describe_au_term(t) for t in split_top_level(text, "+")]
     return ", ".join(w for w in words if w)
 
 
@@ -94,30 +85,6 @@ def _find_sheet(sheets_dir: Path, name: str) -> Path:
     if not found:
         raise MestreamError(f"no {name} under {sheets_dir}; put the official coding sheet there or pass its folder")
     return found[0]
-
-
-def _read_rows(path: Path) -> list[tuple]:
-    try:
-        import openpyxl
-    except ImportError as exc:
-        raise missing_extra("openpyxl", "train") from exc
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises zipfile/KeyError/ValueError kinds for a damaged file
-        raise MestreamError(f"cannot read {path}: {exc.__class__.__name__}; expected an .xlsx coding sheet") from exc
-    try:
-        return list(book.worksheets[0].iter_rows(values_only=True))
-    finally:
-        book.close()
-
-
-def _header_index(rows: list[tuple], path: Path, needed: tuple[str, ...]) -> tuple[int, dict[str, int]]:
-    # SAMM has 13 lines of notes above its header; CASME II starts with it. Look for the row naming all columns.
-    for number, row in enumerate(rows[:40]):
-        cells = [str(c).strip() if c is not None else "" for c in row]
-        if all(n in cells for n in needed):
-            return number, {n: cells.index(n) for n in needed}
-    raise MestreamError(f"{path} has no header row with columns {', '.join(needed)}; expected the official coding sheet")
 
 
 def _subject(value: object, width: int) -> str:
@@ -135,14 +102,13 @@ def load_au_codes(sheets_dir: Path | str) -> dict[tuple[str, str, str], str]:
     codes: dict[tuple[str, str, str], str] = {}
     for dataset, name, width, prefix in (("casme2", CASME2_SHEET, 2, "sub"), ("samm", SAMM_SHEET, 3, "")):
         path = _find_sheet(sheets_dir, name)
-        rows = _read_rows(path)
-        start, columns = _header_index(rows, path, ("Subject", "Filename", "Action Units"))
-        for row in rows[start + 1:]:
-            subject, filename = row[columns["Subject"]], row[columns["Filename"]]
+        table = read_table(path, ("Subject", "Filename", "Action Units"), what="coding sheet")
+        for row in table.rows:
+            subject, filename = row["Subject"], row["Filename"]
             if subject is None or filename is None:
                 continue
             key = (dataset, prefix + _subject(subject, width), str(filename).strip())
-            codes[key] = describe_au_codes(row[columns["Action Units"]])
+            codes[key] = describe_au_codes(row["Action Units"])
     return codes
 
 

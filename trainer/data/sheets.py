@@ -157,7 +157,8 @@ _TERM = re.compile(r"^(?:ref\()?\s*([LRATB])?\s*(\d{1,3})\s*(?:[A-E](?:/[A-E])?)
                    re.IGNORECASE)
 
 
-def _split_top_level(text: str, sep: str) -> list[str]:
+def split_top_level(text: str, sep: str) -> list[str]:
+    """`text` split on `sep` outside parentheses: "(R6 or R12)+R15" -> ["(R6 or R12)", "R15"]."""
     parts, depth, current = [], 0, ""
     for char in text:
         depth += char == "("
@@ -202,7 +203,7 @@ def parse_action_units(raw: object) -> tuple[str, ...]:
     if not text or text == "?":
         return ()
     codes = []
-    for term in _split_top_level(text.replace(",", "+"), "+"):
+    for term in split_top_level(text.replace(",", "+"), "+"):
         code = _normalise_term(term)
         if code and code not in codes:
             codes.append(code)
