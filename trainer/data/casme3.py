@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, resolve
+from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, not_frame_numbers, resolve
 from trainer.data.sheets import cell_int, cell_text, read_table
 
 DATASET = "casme3"
@@ -34,8 +34,7 @@ def read_casme3_sheet(sheet: Path, sheet_name: str | None = None) -> tuple[list[
             result.skipped.append((f"{subject}_{name}", f"line {row.line}: no subject or filename"))
             continue
         if None in (onset, apex, offset):
-            result.skipped.append((f"{subject}_{name}", f"line {row.line}: onset/apex/offset {row['Onset']!r}/"
-                                                        f"{row['Apex']!r}/{row['Offset']!r} are not frame numbers"))
+            result.skipped.append((f"{subject}_{name}", not_frame_numbers(row, ("Onset", "Apex", "Offset"))))
             continue
         entries.append(SheetEntry(DATASET, subject, name, Path(subject) / filename / "color", onset, apex, offset,
                                   cell_text(row["AU"]), cell_text(row["emotion"]), row.line))

@@ -234,6 +234,12 @@ class SheetEntry:
         return f"{self.subject}_{self.name}"
 
 
+def not_frame_numbers(row, columns: tuple[str, str, str]) -> str:
+    """Why a sheet row (sheets.Row) is skipped when its onset/apex/offset cells are not all frame numbers."""
+    onset, apex, offset = (row[c] for c in columns)
+    return f"line {row.line}: onset/apex/offset {onset!r}/{apex!r}/{offset!r} are not frame numbers"
+
+
 def resolve(entries: list[SheetEntry], root: Path, cmap: ClassMap, result: LoadResult, window_only: bool = False,
             estimate_apex=None) -> None:
     """Look up each entry's frames under `root` and append a Clip, or a (name, reason) to result.skipped.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, resolve
+from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, not_frame_numbers, resolve
 from trainer.data.sheets import cell_int, cell_text, read_table
 
 DATASET = "mmew"
@@ -34,8 +34,7 @@ def read_mmew_sheet(sheet: Path) -> tuple[list[SheetEntry], LoadResult]:
             result.skipped.append((uid, f"line {row.line}: no subject number or filename"))
             continue
         if None in (onset, apex, offset):
-            result.skipped.append((uid, f"line {row.line}: onset/apex/offset {row['OnsetFrame']!r}/"
-                                        f"{row['ApexFrame']!r}/{row['OffsetFrame']!r} are not frame numbers"))
+            result.skipped.append((uid, not_frame_numbers(row, ("OnsetFrame", "ApexFrame", "OffsetFrame"))))
             continue
         entries.append(SheetEntry(DATASET, subject, filename, Path(emotion.lower()) / filename, onset, apex, offset,
                                   cell_text(row["Action Units"]), emotion, row.line))

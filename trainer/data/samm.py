@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, resolve
+from trainer.data.clips import LoadResult, SheetEntry, check_root, class_map, not_frame_numbers, resolve
 from trainer.data.sheets import cell_int, cell_text, read_table
 
 DATASET = "samm"
@@ -45,8 +45,7 @@ def read_samm_sheet(sheet: Path) -> tuple[list[SheetEntry], LoadResult]:
             result.warnings.append((uid, f"line {row.line}: apex {typo[0]} is outside onset {onset} .. offset "
                                          f"{offset} (known typo); corrected to {apex}"))
         if onset is None or offset is None or apex is None:
-            result.skipped.append((uid, f"line {row.line}: onset/apex/offset {row['Onset Frame']!r}/"
-                                        f"{row['Apex Frame']!r}/{row['Offset Frame']!r} are not frame numbers"))
+            result.skipped.append((uid, not_frame_numbers(row, ("Onset Frame", "Apex Frame", "Offset Frame"))))
             continue
         entries.append(SheetEntry(DATASET, subject, filename, Path(subject) / filename, onset, apex, offset,
                                   cell_text(row["Action Units"]), cell_text(row["Estimated Emotion"]), row.line))
