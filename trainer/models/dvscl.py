@@ -24,14 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from trainer.models.base import Family, InputSpec, Recipe
+from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as the reference family
 
 log = logging.getLogger(__name__)
 
-FLOW = InputSpec(
-    name="flow",
-    shape=(3, 28, 28),
-    meaning="onset->apex optical flow: channels u, v, optical strain, each min-max normalised to [0, 1]",
-)
 APEX = InputSpec(
     name="apex",
     shape=(1, 56, 56),

@@ -16,13 +16,8 @@ Softmax, ReduceSum/ReduceMean, Concat and Gemm, all static and TensorRT-parseabl
 
 from __future__ import annotations
 
-from trainer.models.base import Family, InputSpec, Recipe
-
-FLOW = InputSpec(
-    name="flow",
-    shape=(3, 28, 28),
-    meaning="onset->apex optical flow: channels u, v, optical strain, each min-max normalised to [0, 1]",
-)
+from trainer.models.base import Family, Recipe
+from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as the reference family
 
 
 def build(

@@ -15,12 +15,8 @@ operators TensorRT's parser supports (Conv, MatMul, Softmax, LayerNormalization,
 from __future__ import annotations
 
 from trainer.models.base import Family, InputSpec, Recipe
+from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as the reference family
 
-FLOW = InputSpec(
-    name="flow",
-    shape=(3, 28, 28),
-    meaning="onset->apex optical flow: channels u, v, optical strain, each min-max normalised to [0, 1]",
-)
 APEX = InputSpec(
     name="apex",
     shape=(3, 56, 56),
