@@ -77,14 +77,13 @@ def opencv_tvl1(params):
         scaleStep=params.scale_step, gamma=0.0, medianFiltering=max(params.median, 1), useInitialFlow=False)
 
 
-def face_pairs(video: Path, count: int, gap: int, size: int = 128):
-    """(count, size, size) onset and apex grey crops: centre square of frames t and t + gap."""
+def centre_squares(video: Path, count: int, size: int = 128) -> list:
+    """The first `count` frames of a video (fewer if it is shorter) as grey (size, size) centre squares."""
     import cv2
-    import numpy as np
 
     cap = cv2.VideoCapture(str(video))
     frames = []
-    while len(frames) < count + gap:
+    while len(frames) < count:
         ok, frame = cap.read()
         if not ok:
             break
@@ -94,6 +93,14 @@ def face_pairs(video: Path, count: int, gap: int, size: int = 128):
         y, x = (h - s) // 2, (w - s) // 2
         frames.append(cv2.resize(grey[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA))
     cap.release()
+    return frames
+
+
+def face_pairs(video: Path, count: int, gap: int, size: int = 128):
+    """(count, size, size) onset and apex grey crops: centre square of frames t and t + gap."""
+    import numpy as np
+
+    frames = centre_squares(video, count + gap, size)
     if len(frames) < gap + 1:
         raise MestreamError(f"{video} gave {len(frames)} frames: need at least {gap + 1} for face pairs")
     n = min(count, len(frames) - gap)

@@ -10,7 +10,9 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from cuda_here import cuda_or_skip
 
+from edge.commands.bench_flow import centre_squares
 from edge.messages import Message
 from edge.process import RunOptions, build_stage
 from edge.stages.base import run_chain
@@ -249,17 +251,7 @@ def test_the_classify_stage_without_a_gpu_runs_the_unchanged_cpu_path(tmp_path):
 # ---- on a real GPU -----------------------------------------------------------------------------------
 
 def _cuda_or_skip():
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        pytest.skip("pycuda is not installed (the [gpu] extra): the GPU infer path needs it")
-    try:
-        cuda.init()
-        if cuda.Device.count() == 0:
-            pytest.skip("no NVIDIA GPU visible to the CUDA driver")
-    except cuda.Error as exc:
-        pytest.skip(f"the CUDA driver cannot start here: {exc}")
-    return cuda
+    return cuda_or_skip("the GPU infer path needs it")
 
 
 class DeviceReadingOrt:
@@ -299,18 +291,7 @@ def _crops(assets=None):
     if assets is not None:
         video = assets / "videos" / "casme2_sub01_EP02_01f.avi"
         if video.is_file():
-            cap = cv2.VideoCapture(str(video))
-            frames = []
-            while len(frames) < 40:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                h, w = grey.shape
-                s = min(h, w)
-                crop = grey[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-                frames.append(cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA))
-            cap.release()
+            frames = centre_squares(video, 40, 128)
             pairs += [(frames[i], frames[i + 12]) for i in range(0, len(frames) - 12, 13)]
     return [_interval_of(onset, apex, seq=100 + 20 * i) for i, (onset, apex) in enumerate(pairs)]
 

@@ -11,7 +11,9 @@ from importlib import resources
 import cv2
 import numpy as np
 import pytest
+from cuda_here import cuda_or_skip
 
+from edge.commands.bench_flow import face_pairs
 from edge.perception import flow
 from engines.errors import MestreamError
 
@@ -19,17 +21,7 @@ ARCHS = ("sm_87", "sm_80", "sm_90")  # Jetson Orin, Ampere desktop/A100, Hopper
 
 
 def _cuda_or_skip():
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        pytest.skip("pycuda is not installed (the [gpu] extra): CUDA flow tests need it")
-    try:
-        cuda.init()
-        if cuda.Device.count() == 0:
-            pytest.skip("no NVIDIA GPU visible to the CUDA driver")
-    except cuda.Error as exc:
-        pytest.skip(f"the CUDA driver cannot start here: {exc}")
-    return cuda
+    return cuda_or_skip("CUDA flow tests need it")
 
 
 @pytest.fixture(scope="module")
@@ -43,32 +35,17 @@ def gpu():
     context.detach()
 
 
-def _video_pairs(path, count, gap, size=128):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count + gap:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        h, w = grey.shape
-        s = min(h, w)
-        crop = grey[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        frames.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
-    cap.release()
-    n = len(frames) - gap
-    return np.stack(frames[:n]), np.stack(frames[gap:gap + n])
-
-
 def _face_pairs(assets):
-    pairs = []
+    """(prev, next): stacked grey face crops 10 frames apart, three from each face video there is."""
+    prevs, nexts = [], []
     for name in ("videos/casme2_sub01_EP02_01f.avi", "videos/evm_face.mp4"):
         if (assets / name).is_file():
-            a, b = _video_pairs(assets / name, 3, 10)
-            pairs += list(zip(a, b))
-    if not pairs:
+            a, b = face_pairs(assets / name, 3, 10)
+            prevs.append(a)
+            nexts.append(b)
+    if not prevs:
         pytest.skip("no face video under MESTREAM_ASSETS/videos")
-    return pairs
+    return np.concatenate(prevs), np.concatenate(nexts)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -103,9 +80,7 @@ def test_without_pycuda_the_gpu_flow_names_the_gpu_extra():
 @pytest.mark.gpu
 def test_gpu_flow_matches_the_cpu_reference_on_real_face_crops(assets, gpu):
     flow_cuda, context, stream = gpu
-    pairs = _face_pairs(assets)
-    prev = np.stack([p for p, _ in pairs])
-    nxt = np.stack([q for _, q in pairs])
+    prev, nxt = _face_pairs(assets)
     with flow_cuda.CudaTVL1(context, stream, batch=8, height=128, width=128) as tvl1:
         f_gpu, x_gpu = tvl1.compute(prev, nxt)
     for i in range(len(prev)):
@@ -137,9 +112,7 @@ def test_gpu_middlebury_epe_equals_the_cpu_reference(assets, gpu):
 @pytest.mark.gpu
 def test_gpu_buffers_are_reused_and_exposed_as_device_pointers(assets, gpu):
     flow_cuda, context, stream = gpu
-    pairs = _face_pairs(assets)
-    prev = np.stack([p for p, _ in pairs])
-    nxt = np.stack([q for _, q in pairs])
+    prev, nxt = _face_pairs(assets)
     with flow_cuda.CudaTVL1(context, stream, batch=len(prev), height=128, width=128) as tvl1:
         assert tvl1.input_ptr != 0 and tvl1.flow_ptr != 0
         first = tvl1.compute(prev, nxt)

@@ -4,6 +4,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from cuda_here import cuda_unusable_reason
 from tiny_artifacts import make_linear_onnx, tiny_artifact_meta
 
 from engines.errors import MestreamError
@@ -12,17 +13,7 @@ from engines.errors import MestreamError
 def _skip_reason() -> str | None:
     if importlib.util.find_spec("tensorrt") is None:
         return "TensorRT 10 is not installed (pip install 'mestream[gpu]' on a machine with an NVIDIA GPU)"
-    if importlib.util.find_spec("pycuda") is None:
-        return "pycuda is not installed (pip install 'mestream[gpu]')"
-    try:
-        import pycuda.driver as cuda
-
-        cuda.init()
-        if cuda.Device.count() == 0:
-            return "no CUDA device visible"
-    except Exception as exc:  # driver missing or broken: the reason is what matters here
-        return f"CUDA is not usable here: {exc}"
-    return None
+    return cuda_unusable_reason()
 
 
 REASON = _skip_reason()

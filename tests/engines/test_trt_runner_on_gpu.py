@@ -2,32 +2,18 @@
 primary context) and the fake TensorRT of fake_gpu.py computing through that GPU memory. It checks the
 pycuda half of the runner where TensorRT itself cannot be installed; test_trt.py checks the whole."""
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
+from cuda_here import cuda_unusable_reason
 from fake_gpu import make_tensorrt, plan_bytes
 from tiny_artifacts import linear_weights, make_linear_onnx, reference_outputs, tiny_artifact_meta
 
 from engines.trt_build import ensure_engine
 
 
-def _skip_reason() -> str | None:
-    if importlib.util.find_spec("pycuda") is None:
-        return "pycuda is not installed (pip install 'mestream[gpu]')"
-    try:
-        import pycuda.driver as cuda
-
-        cuda.init()
-        if cuda.Device.count() == 0:
-            return "no CUDA device visible"
-    except Exception as exc:  # no driver: the reason is what matters
-        return f"CUDA is not usable here: {exc}"
-    return None
-
-
-REASON = _skip_reason()
+REASON = cuda_unusable_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 
