@@ -1,10 +1,9 @@
 """CASME II: the real coding sheets (both versions, chosen explicitly) over frame trees built from a real clip."""
 
 import inspect
-from pathlib import Path
 
-import cv2
 import pytest
+from frame_trees import read_frames, write_frames
 
 from engines.errors import MestreamError
 from trainer.data.casme2 import load_casme2, read_casme2_sheet
@@ -18,28 +17,15 @@ VIDEO = "videos/casme2_sub01_EP02_01f.avi"
 @pytest.fixture(scope="module")
 def face_frames(assets):
     """The real CASME II clip's 44 frames, halved in size to keep the trees small."""
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
-    capture.release()
+    frames = read_frames(assets / VIDEO, (320, 240))
     assert len(frames) == 44
     return frames
-
-
-def write_clip(folder: Path, names: list[str], frames) -> None:
-    folder.mkdir(parents=True)
-    for i, name in enumerate(names):
-        cv2.imwrite(str(folder / name), frames[i % len(frames)])
 
 
 @pytest.fixture
 def tree(tmp_path, face_frames):
     """ROOT/sub01/EP02_01f/img43.jpg .. img86.jpg, as CASME2_RAW_selected lays it out."""
-    write_clip(tmp_path / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(43, 87)], face_frames)
+    write_frames(tmp_path / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(43, 87)], face_frames)
     return tmp_path
 
 
@@ -115,14 +101,14 @@ def test_an_onset_after_the_offset_is_skipped_and_counted(assets, tree, tmp_path
 
 
 def test_the_cropped_release_naming_reg_img_is_read_too(assets, tmp_path, face_frames):
-    write_clip(tmp_path / "sub01" / "EP02_01f", [f"reg_img{n}.jpg" for n in range(46, 87)], face_frames)
+    write_frames(tmp_path / "sub01" / "EP02_01f", [f"reg_img{n}.jpg" for n in range(46, 87)], face_frames)
     (clip,) = load_casme2(tmp_path, assets / SHEET_2014, version="2014-05-08").clips
     assert (clip.onset, clip.apex, clip.offset) == (1, 14, 41)
     assert clip.frame(clip.apex).name == "reg_img59.jpg"
 
 
 def test_the_clip_without_an_apex_in_the_sheet_gets_the_middle_frame_and_a_warning(assets, tmp_path, face_frames):
-    write_clip(tmp_path / "sub04" / "EP12_01f", [f"img{n}.jpg" for n in range(261, 322)], face_frames)
+    write_frames(tmp_path / "sub04" / "EP12_01f", [f"img{n}.jpg" for n in range(261, 322)], face_frames)
     result = load_casme2(tmp_path, assets / SHEET_2014, version="2014-05-08")
     (clip,) = result.clips
     assert clip.numbers[clip.apex - 1] == 291 and "middle frame" in clip.apex_source
@@ -154,16 +140,10 @@ def test_casme2_trains_with_loso_from_its_raw_frames_and_sheet(assets, tmp_path)
     pytest.importorskip("mediapipe", reason="prep tracks faces with MediaPipe")
     from edge.cli import main
 
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_frames(assets / VIDEO, None)
     root = tmp_path / "CASME2_RAW_selected"
-    write_clip(root / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(46, 87)], frames)  # happiness
-    write_clip(root / "sub02" / "EP01_11f", [f"img{n}.jpg" for n in range(46, 97)], frames)  # repression
+    write_frames(root / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(46, 87)], frames)  # happiness
+    write_frames(root / "sub02" / "EP01_11f", [f"img{n}.jpg" for n in range(46, 97)], frames)  # repression
     out = tmp_path / "runs" / "casme2"
     code = main(["-q", "train", "--model", "ststnet", "--dataset", "casme2", "--data", str(root),
                  "--labels", str(assets / SHEET_2019), "--loader-option", "version=2019-07-01",

@@ -2,34 +2,18 @@
 
 from pathlib import Path
 
-import cv2
 import pytest
+from frame_trees import write_frames
 
 from engines.errors import MestreamError
 from trainer.data.casme3 import load_casme3, read_casme3_sheet
 
 SHEET = "annotations/muse1998_MMNet/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 HTNET = "annotations/wangzhifengharrison_HTNet/cas(me)3_part_A_edited.csv"
-VIDEO = "videos/casme2_sub01_EP02_01f.avi"
-
-
-@pytest.fixture(scope="module")
-def face_frames(assets):
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
 
 
 def write_recording(folder: Path, numbers, frames) -> None:
-    folder.mkdir(parents=True)
-    for i, number in enumerate(numbers):
-        cv2.imwrite(str(folder / f"{number}.jpg"), frames[i % len(frames)])
+    write_frames(folder, [f"{number}.jpg" for number in numbers], frames)
 
 
 def test_a_clip_is_the_onset_to_offset_window_of_its_recording_folder(assets, tmp_path, face_frames):

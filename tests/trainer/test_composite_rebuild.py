@@ -3,8 +3,8 @@ published lists (davidnvq combined_3class_gt.csv, HTNet combined_3_class2_for_op
 
 from pathlib import Path
 
-import cv2
 import pytest
+from frame_trees import write_frames
 
 from engines.errors import MestreamError
 from trainer.data.clips import get_loader, parse_loader_options
@@ -17,7 +17,6 @@ SAMM = A + "MouathAb_AnalyseMiE/SAMM_Micro_FACS_Codes_v2.xlsx"
 SMIC = A + "davidnvq_me_recognition/SMIC-HS-E_annotation_orig.xlsx"
 GT = A + "davidnvq_me_recognition/combined_3class_gt.csv"
 HTNET = A + "wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
-VIDEO = "videos/casme2_sub01_EP02_01f.avi"
 
 
 def rebuilt(assets, casme2=CASME2_2014, version="2014-05-08"):
@@ -61,30 +60,11 @@ def test_a_reference_without_the_needed_columns_is_refused(assets, tmp_path):
         read_reference(bad)
 
 
-@pytest.fixture(scope="module")
-def face_frames(assets):
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
-
-
-def write_clip(folder: Path, names, frames) -> None:
-    folder.mkdir(parents=True)
-    for i, name in enumerate(names):
-        cv2.imwrite(str(folder / name), frames[i % len(frames)])
-
-
 def test_the_composite_loads_from_the_three_datasets_folders_under_composite_names(assets, tmp_path, face_frames):
     casme2, samm, smic = tmp_path / "CASME2", tmp_path / "SAMM", tmp_path / "SMIC"
-    write_clip(casme2 / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(46, 87)], face_frames)
-    write_clip(samm / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5562, 5633)], face_frames)
-    write_clip(smic / "s01" / "micro" / "negative" / "s1_ne_01", [f"image{n}.bmp" for n in range(559740, 559776)],
+    write_frames(casme2 / "sub01" / "EP02_01f", [f"img{n}.jpg" for n in range(46, 87)], face_frames)
+    write_frames(samm / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5562, 5633)], face_frames)
+    write_frames(smic / "s01" / "micro" / "negative" / "s1_ne_01", [f"image{n}.bmp" for n in range(559740, 559776)],
                face_frames)
     result = load_megc2019_composite(casme2, assets / CASME2_2014, samm, assets / SAMM, smic, assets / SMIC,
                                      reference=assets / GT)
@@ -106,7 +86,7 @@ def test_the_composite_loads_from_the_three_datasets_folders_under_composite_nam
 
 
 def test_the_composite_from_frames_is_a_registered_dataset_with_its_three_sheets_as_options(assets, tmp_path, face_frames):
-    write_clip(tmp_path / "samm" / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5562, 5633)], face_frames)
+    write_frames(tmp_path / "samm" / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5562, 5633)], face_frames)
     for part in ("casme2", "smic"):
         (tmp_path / part).mkdir()
     with pytest.raises(MestreamError, match="megc2019-frames needs --loader-option casme2_sheet=VALUE"):

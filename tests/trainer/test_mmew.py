@@ -2,34 +2,18 @@
 
 from pathlib import Path
 
-import cv2
 import pytest
+from frame_trees import write_frames
 
 from engines.errors import MestreamError
 from trainer.data.mmew import load_mmew, read_mmew_sheet
 
 SHEET = "annotations/wangzhifengharrison_HTNet/MMEW_Micro_Exp_delete_others.csv"
 NO_ANGER = "annotations/wangzhifengharrison_HTNet/MMEW_Micro_Exp_delete_others_anger.csv"
-VIDEO = "videos/casme2_sub01_EP02_01f.avi"
-
-
-@pytest.fixture(scope="module")
-def face_frames(assets):
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
 
 
 def write_clip(folder: Path, numbers, frames) -> None:
-    folder.mkdir(parents=True)
-    for i, number in enumerate(numbers):
-        cv2.imwrite(str(folder / f"{number}.jpg"), frames[i % len(frames)])
+    write_frames(folder, [f"{number}.jpg" for number in numbers], frames)
 
 
 @pytest.fixture

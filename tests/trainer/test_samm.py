@@ -1,42 +1,20 @@
 """SAMM: the real FACS-codes sheet (13 lines of notes, two apex typos) over frame trees from a real face clip."""
 
-from pathlib import Path
-
-import cv2
 import pytest
+from frame_trees import write_frames
 
 from engines.errors import MestreamError
 from trainer.data.samm import load_samm, read_samm_sheet
 
 ORIGINAL = "annotations/MouathAb_AnalyseMiE/SAMM_Micro_FACS_Codes_v2.xlsx"
 CORRECTED = "annotations/davidnvq_me_recognition/SAMM_Micro_FACS_Codes_v2.xlsx"
-VIDEO = "videos/casme2_sub01_EP02_01f.avi"
-
-
-@pytest.fixture(scope="module")
-def face_frames(assets):
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
-
-
-def write_clip(folder: Path, names: list[str], frames) -> None:
-    folder.mkdir(parents=True)
-    for i, name in enumerate(names):
-        cv2.imwrite(str(folder / name), frames[i % len(frames)])
 
 
 @pytest.fixture
 def tree(tmp_path, face_frames):
     """ROOT/006/006_1_2/006_05560.jpg .. 006_05635.jpg and ROOT/028/028_4_1/028_01071.jpg .. 028_01134.jpg."""
-    write_clip(tmp_path / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5560, 5636)], face_frames)
-    write_clip(tmp_path / "028" / "028_4_1", [f"028_{n:05d}.jpg" for n in range(1071, 1135)], face_frames)
+    write_frames(tmp_path / "006" / "006_1_2", [f"006_{n:05d}.jpg" for n in range(5560, 5636)], face_frames)
+    write_frames(tmp_path / "028" / "028_4_1", [f"028_{n:05d}.jpg" for n in range(1071, 1135)], face_frames)
     return tmp_path
 
 

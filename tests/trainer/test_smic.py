@@ -11,21 +11,7 @@ from trainer.data.smic import load_smic, read_smic_sheet
 
 ORIGINAL = "annotations/davidnvq_me_recognition/SMIC-HS-E_annotation_orig.xlsx"
 EDITED = "annotations/davidnvq_me_recognition/SMIC-HS-E_annotation.xlsx"
-VIDEO = "videos/casme2_sub01_EP02_01f.avi"
 ONSET, OFFSET = 559740, 559775  # s1_ne_01 in the sheet (absolute frame numbers)
-
-
-@pytest.fixture(scope="module")
-def face_frames(assets):
-    capture = cv2.VideoCapture(str(assets / VIDEO))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
 
 
 def write_clip(folder: Path, numbers, images, suffix: str) -> None:
