@@ -25,3 +25,9 @@ def restart_reason(header: dict[str, Any], last_seq: int | None, started: bool, 
     if known_fps is not None and fps > 0 and abs(fps - known_fps) > 0.05 * known_fps:
         return f"fps changed from {known_fps:g} to {fps:g}"
     return None
+
+
+def starting_fps(header: dict[str, Any]) -> float:
+    """The frame rate a window starts at: the header's, or 30 where the source states none."""
+    fps = float(header.get("fps") or 0.0)
+    return fps if fps > 0 else 30.0

@@ -39,7 +39,7 @@ import numpy as np
 from edge.messages import Message, status
 from edge.perception.align import region_boxes
 from edge.perception.flow import optical_strain
-from edge.spotting.continuity import restart_reason
+from edge.spotting.continuity import restart_reason, starting_fps
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import RegionMotion
 from engines.errors import MestreamError
@@ -381,14 +381,12 @@ class LearnedSpotter:
             self._reset()
             self._last_seq = h.get("seq")
             return out
-        seq = int(h["seq"])
-        fps = float(h.get("fps") or 0.0)
         reason = restart_reason(h, self._last_seq, self._n >= 0, self._fps)
         if reason is not None:
             out += self._restart(reason)
-        self._last_seq = seq
+        self._last_seq = int(h["seq"])
         if self._fps is None:
-            self._fps = fps if fps > 0 else 30.0
+            self._fps = starting_fps(h)
             self._runs = RunTracker(self.peaks, int(round(self.params.max_event_s * self._fps)))
             self._past = deque(maxlen=self.peaks.history(self._fps))
         return out + self._step(msg)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.messages import Message, status
-from edge.spotting.continuity import restart_reason
+from edge.spotting.continuity import restart_reason, starting_fps
 from edge.spotting.intervals import has_returned, kind_of, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
@@ -120,14 +120,12 @@ class ApexSpotter:
             self._reset()  # the track stage reports face lost; the window simply starts again
             self._last_seq = h.get("seq")
             return out
-        seq = int(h["seq"])
-        fps = float(h.get("fps") or 0.0)
         reason = restart_reason(h, self._last_seq, self._n >= 0, self._fps)
         if reason is not None:
             out += self._restart(reason)
-        self._last_seq = seq
+        self._last_seq = int(h["seq"])
         if self._fps is None:
-            self._fps = fps if fps > 0 else 30.0
+            self._fps = starting_fps(h)
         out += self._step(msg)
         return out
 
