@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from edge.commands.bench_flow import centre_squares, face_pairs
+from engines.errors import MestreamError
+
+VIDEO = "videos/casme2_sub01_EP02_01f.avi"  # 44 frames
+
+
+def test_centre_squares_are_grey_squares_of_the_first_frames(assets):
+    frames = centre_squares(assets / VIDEO, 5, 64)
+    assert len(frames) == 5 and all(f.shape == (64, 64) and f.dtype == np.uint8 for f in frames)
+    assert len(centre_squares(assets / VIDEO, 100, 32)) == 44  # a shorter video gives what it has
+
+
+def test_face_pairs_are_the_centre_squares_gap_frames_apart(assets):
+    frames = centre_squares(assets / VIDEO, 50, 64)
+    onset, apex = face_pairs(assets / VIDEO, 40, 10, 64)
+    assert onset.shape == apex.shape == (34, 64, 64)  # 44 frames leave 34 pairs 10 apart
+    assert np.array_equal(onset[3], frames[3]) and np.array_equal(apex[3], frames[13])
+
+
+def test_face_pairs_refuse_a_video_shorter_than_the_gap(assets):
+    with pytest.raises(MestreamError, match="need at least 51"):
+        face_pairs(assets / VIDEO, 3, 50)
