@@ -1,11 +1,11 @@
 """dvscl: dual-view encoders pre-trained on unlabelled AU-filtered face pairs, then fine-tuned."""
 
-import io
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="dvscl needs the [train] extra (torch)")
+
+from model_checks import assert_every_parameter_has_a_finite_gradient, assert_onnx_matches_torch  # noqa: E402
 
 from engines.errors import MestreamError  # noqa: E402
 from trainer import pretrain_faces  # noqa: E402
@@ -38,8 +38,7 @@ def test_training_loss_backpropagates_without_nan():
     loss, logits = model.training_loss(*_batch())
     loss.backward()
     assert torch.isfinite(loss) and logits.shape == (4, 3)
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert_every_parameter_has_a_finite_gradient(model)
 
 
 def test_cross_view_loss_is_part_of_the_fine_tuning_loss():
@@ -80,19 +79,9 @@ def test_pretrain_without_videos_or_cache_says_what_to_set(tmp_path):
 
 
 def test_forward_exports_to_onnx_and_matches_torch():
-    ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = dvscl.build(3).eval()
-    flow, apex = torch.rand(1, 3, 28, 28), torch.rand(1, 1, 56, 56)
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (flow, apex), buffer, input_names=["flow", "apex"], output_names=["logits"],
-                      opset_version=17, dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"flow": flow.numpy(), "apex": apex.numpy()})[0]
-    np.testing.assert_allclose(got, model(flow, apex).detach().numpy(), atol=1e-4)
-    onnx = pytest.importorskip("onnx")
-    onnx_ops = pytest.importorskip("engines.onnx_ops", reason="engines.onnx_ops (TensorRT op list) not present")
-    assert onnx_ops.unsupported_ops(onnx.load_from_string(buffer.getvalue())) == []
+    assert_onnx_matches_torch(model, {"flow": torch.rand(1, 3, 28, 28), "apex": torch.rand(1, 1, 56, 56)})
 
 
 def test_unlabelled_videos_never_include_casme2_subjects():

@@ -1,11 +1,10 @@
 """featref: inception shared features, per-class proposal branches, fused classification."""
 
-import io
-
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="featref needs the [train] extra (torch)")
+
+from model_checks import assert_every_parameter_has_a_finite_gradient, assert_onnx_matches_torch  # noqa: E402
 
 from trainer.models import featref  # noqa: E402
 from trainer.models.registry import get_family  # noqa: E402
@@ -32,8 +31,7 @@ def test_training_loss_backpropagates_into_every_branch_without_nan():
     loss, logits = model.training_loss(batch, labels)
     loss.backward()
     assert logits.shape == (4, 3) and torch.isfinite(loss)
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert_every_parameter_has_a_finite_gradient(model)
     assert model.proposal_weight_vectors.grad.abs().sum() > 0
 
 
@@ -49,23 +47,9 @@ def test_proposal_loss_is_part_of_the_training_loss():
 
 
 def test_forward_exports_to_onnx_and_matches_torch():
-    ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = featref.build(3).eval()
-    flow = torch.rand(1, 3, 28, 28)
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (flow,), buffer, input_names=["flow"], output_names=["logits"], opset_version=17,
-                      dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"flow": flow.numpy()})[0]
-    np.testing.assert_allclose(got, model(flow).detach().numpy(), atol=1e-4)
-    assert_tensorrt_parseable(buffer.getvalue())
-
-
-def assert_tensorrt_parseable(onnx_bytes):
-    onnx = pytest.importorskip("onnx")
-    onnx_ops = pytest.importorskip("engines.onnx_ops", reason="engines.onnx_ops (TensorRT op list) not present")
-    assert onnx_ops.unsupported_ops(onnx.load_from_string(onnx_bytes)) == []
+    assert_onnx_matches_torch(model, {"flow": torch.rand(1, 3, 28, 28)})
 
 
 def test_registry_knows_featref():

@@ -1,12 +1,13 @@
 """fusion3d: RGB and FLOW 3D-CNN streams, fused; AU-text contrastive loss in training only."""
 
-import io
 import zlib
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="fusion3d needs the [train] extra (torch)")
+
+from model_checks import assert_every_parameter_has_a_finite_gradient, assert_onnx_matches_torch  # noqa: E402
 
 from trainer.data.samples import Samples  # noqa: E402
 from trainer.models import fusion3d  # noqa: E402
@@ -54,8 +55,7 @@ def test_training_loss_backpropagates_into_both_streams_and_the_text_projection(
     loss, logits = model.training_loss(batch, labels)
     loss.backward()
     assert logits.shape == (4, 3) and torch.isfinite(loss)
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert_every_parameter_has_a_finite_gradient(model)
 
 
 def test_text_contrastive_loss_is_part_of_the_training_loss():
@@ -91,19 +91,9 @@ def test_the_real_frozen_text_encoder_feeds_the_loss():
 
 
 def test_forward_exports_to_onnx_and_matches_torch():
-    ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = fusion3d.build(3, text_encoder=fake_text_encoder).eval()
-    clip, flow = torch.rand(1, 3, 1, 56, 56), torch.rand(1, 3, 28, 28)
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (clip, flow), buffer, input_names=["clip", "flow"], output_names=["logits"],
-                      opset_version=17, dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"clip": clip.numpy(), "flow": flow.numpy()})[0]
-    np.testing.assert_allclose(got, model(clip, flow).detach().numpy(), atol=1e-4)
-    onnx = pytest.importorskip("onnx")
-    onnx_ops = pytest.importorskip("engines.onnx_ops", reason="engines.onnx_ops (TensorRT op list) not present")
-    assert onnx_ops.unsupported_ops(onnx.load_from_string(buffer.getvalue())) == []
+    assert_onnx_matches_torch(model, {"clip": torch.rand(1, 3, 1, 56, 56), "flow": torch.rand(1, 3, 28, 28)})
 
 
 def test_prepare_turns_the_apex_crop_into_a_one_frame_clip():
