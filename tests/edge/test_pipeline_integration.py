@@ -2,6 +2,7 @@
 subscriber receives status and events, and every event validates against the JSON Schema."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -214,10 +215,14 @@ def test_ten_thousand_malformed_messages_change_no_event(assets, artifact, refer
             proc.kill()
         sub.close(0)
         ctx.term()
-    assert proc.returncode == 0, proc.stderr.read()
+    stderr = proc.stderr.read()
+    assert proc.returncode == 0, stderr
     assert len(sent) == 10_000
     events = [b for t, b in got if t == "me.event"]
     assert [_key(e) for e in events] == [_key(e) for e in reference]
     metrics = [b["processes"] for t, b in got if t == "me.status" and b["event"] == "metrics"]
-    dropped = max(sum(p["drops"].get("malformed", 0) + p["drops"].get("unknown topic", 0) for p in m.values() if p.get("drops")) for m in metrics)
-    assert dropped > 0 and all(not p["restarts"] for m in metrics for p in m.values())
+    assert all(not p["restarts"] for m in metrics for p in m.values())
+    # every stage counted garbage: its rate-limited drop line (logged at the first drop). The published
+    # metrics may end before the last drops, since a short --fast run can finish within one status period.
+    for name in ("track", "spot", "infer"):
+        assert re.search(rf"{name}\[\d+\] edge\.bus: {name}: dropped \d+ message\(s\) since last report \((malformed|unknown topic)", stderr), stderr[-3000:]
