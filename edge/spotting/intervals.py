@@ -9,7 +9,11 @@ that does not come back within 0.5 s is a macro-expression.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from edge.messages import Message
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
@@ -46,3 +50,22 @@ def onset_index(d: np.ndarray, apex: int, return_frac: float, noise: float) -> i
 
 def kind_of(duration_s: float, micro_max_s: float) -> str:
     return "micro" if duration_s <= micro_max_s else "macro"
+
+
+def interval_message(kind: str, scores: dict[str, Any], fps: float, onset, apex, offset) -> Message:
+    """The "interval" message both spotters send: header (kind, their `scores` fields, fps, face box and
+    the seq / capture time of onset, apex, offset) and the onset and apex crops (plus the apex in colour
+    where the face stage sent one). The frames are any objects with seq, t_ns, box, crop and color."""
+    header = {
+        "kind": kind,
+        **scores,
+        "fps": fps,
+        "box": apex.box,
+        "onset": {"seq": onset.seq, "t_capture_ns": onset.t_ns},
+        "apex": {"seq": apex.seq, "t_capture_ns": apex.t_ns},
+        "offset": {"seq": offset.seq, "t_capture_ns": offset.t_ns},
+    }
+    arrays = {"onset": onset.crop, "apex": apex.crop}
+    if apex.color is not None:
+        arrays["apex_color"] = apex.color
+    return Message("interval", header, arrays)

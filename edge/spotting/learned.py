@@ -40,6 +40,7 @@ from edge.messages import Message, status
 from edge.perception.align import region_boxes
 from edge.perception.flow import optical_strain
 from edge.spotting.continuity import restart_reason, starting_fps
+from edge.spotting.intervals import interval_message
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import RegionMotion
 from engines.errors import MestreamError
@@ -448,21 +449,9 @@ class LearnedSpotter:
                 continue
             iv = make_interval(run, start, k, self.peaks, self._fps)
             onset, apex, offset = (self._frame(iv[key]) for key in ("onset", "apex", "offset"))
-            header = {
-                "kind": iv["kind"],
-                "score": round(iv["score"], 4),
-                "method": "learned",
-                "fps": self._fps,
-                "box": apex.box,
-                "onset": {"seq": onset.seq, "t_capture_ns": onset.t_ns},
-                "apex": {"seq": apex.seq, "t_capture_ns": apex.t_ns},
-                "offset": {"seq": offset.seq, "t_capture_ns": offset.t_ns},
-            }
-            arrays = {"onset": onset.crop, "apex": apex.crop}
-            if apex.color is not None:
-                arrays["apex_color"] = apex.color
             log.debug("%s interval seq %d..%d apex %d score %.3f", iv["kind"], onset.seq, offset.seq, apex.seq, iv["score"])
-            out.append(Message("interval", header, arrays))
+            out.append(interval_message(iv["kind"], {"score": round(iv["score"], 4), "method": "learned"}, self._fps,
+                                        onset, apex, offset))
         return out
 
     def flush(self) -> list[Message]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
-from edge.spotting.intervals import has_returned, kind_of, onset_index, robust_threshold
+from edge.spotting.intervals import has_returned, interval_message, kind_of, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
@@ -290,21 +290,9 @@ class ApexSpotter:
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
         kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
-        header = {
-            "kind": kind,
-            "score": round(peak / max(ev.threshold, 1e-6), 3),
-            "peak_px": round(peak, 4),
-            "fps": self._fps,
-            "box": apex.box,
-            "onset": {"seq": onset.seq, "t_capture_ns": onset.t_ns},
-            "apex": {"seq": apex.seq, "t_capture_ns": apex.t_ns},
-            "offset": {"seq": offset.seq, "t_capture_ns": offset.t_ns},
-        }
-        arrays = {"onset": onset.crop, "apex": apex.crop}
-        if apex.color is not None:
-            arrays["apex_color"] = apex.color
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
-        return [Message("interval", header, arrays)]
+        scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
+        return [interval_message(kind, scores, self._fps, onset, apex, offset)]
 
     def flush(self) -> list[Message]:
         """End of stream: an expression still under way is closed at the last frame."""
