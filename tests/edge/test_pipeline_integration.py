@@ -224,5 +224,8 @@ def test_ten_thousand_malformed_messages_change_no_event(assets, artifact, refer
     assert all(not p["restarts"] for m in metrics for p in m.values())
     # every stage counted garbage: its rate-limited drop line (logged at the first drop). The published
     # metrics may end before the last drops, since a short --fast run can finish within one status period.
+    # Under load the flood can first fill track's entrance queue, so its first (rate-limited) line may say
+    # "behind": that line still shows the garbage was counted and dropped, not processed.
     for name in ("track", "spot", "infer"):
-        assert re.search(rf"{name}\[\d+\] edge\.bus: {name}: dropped \d+ message\(s\) since last report \((malformed|unknown topic)", stderr), stderr[-3000:]
+        assert re.search(rf"{name}\[\d+\] edge\.bus: {name}: dropped \d+ message\(s\) since last report "
+                         r"\((malformed|unknown topic|behind)", stderr), stderr[-3000:]
