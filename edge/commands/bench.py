@@ -14,6 +14,7 @@ It prints a table, writes JSON (--json) and a bar chart of per-stage fps (--png,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -174,47 +175,21 @@ def one_process_chain(topo, run, seconds: float) -> dict:
 
 def multi_process(topo, run, seconds: float) -> dict:
     """The real pipeline under the supervisor; a subscriber collects events for latency."""
-    import threading
     import time
 
     import numpy as np
-    import zmq
 
     from edge.supervisor import Supervisor
 
     samples: list[tuple[float, dict]] = []
     sup = Supervisor(topo, run, on_tick=lambda line, metrics: samples.append((time.monotonic(), metrics)))
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"me.event")
-    sub.connect(run.publish.endpoint)
-    latencies: list[float] = []
-    done = threading.Event()
-
-    def listen():
-        while not done.is_set():
-            if sub.poll(100):
-                latencies.append(json.loads(sub.recv_multipart()[1])["latency_ms"]["offset_to_result"])
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    sup.start()
-    runner = threading.Thread(target=sup.run, daemon=True)
-    runner.start()
-    t_start = time.monotonic()
-    while runner.is_alive() and time.monotonic() - t_start < seconds + 60:
-        running = [s for s in samples if s[1][sup.children[0].name].get("state") == "running"]
-        if running and time.monotonic() - running[0][0] >= seconds:
-            break
-        time.sleep(0.2)
-    sup.stopping = True
-    runner.join(10)
-    time.sleep(0.3)
-    done.set()
-    listener.join(2)
-    sub.close(0)
-    ctx.term()
+    with _supervised(sup, run, settle_s=0.3) as (runner, latencies):
+        t_start = time.monotonic()
+        while runner.is_alive() and time.monotonic() - t_start < seconds + 60:
+            running = [s for s in samples if s[1][sup.children[0].name].get("state") == "running"]
+            if running and time.monotonic() - running[0][0] >= seconds:
+                break
+            time.sleep(0.2)
     # Sustained rate: the last per-frame process, from 2 s after the source started to the end.
     per_frame = [c.name for c in sup.children if any(s in ("capture", "track", "spot") for s in c.plan.stages)]
     last = per_frame[-1]
@@ -255,11 +230,9 @@ def multi_process(topo, run, seconds: float) -> dict:
 
 def soak(topo, run, seconds: float) -> dict:
     """The pipeline paced at the source's rate (e.g. a 200 fps synth video, looped) for a long time."""
-    import threading
     import time
 
     import numpy as np
-    import zmq
 
     from edge.supervisor import Supervisor
 
@@ -277,32 +250,9 @@ def soak(topo, run, seconds: float) -> dict:
                           for name, m in metrics.items()}})
 
     sup = Supervisor(topo, run, on_tick=tick)
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"me.event")
-    sub.connect(run.publish.endpoint)
-    latencies: list[float] = []
-    done = threading.Event()
-
-    def listen():
-        while not done.is_set():
-            if sub.poll(100):
-                latencies.append(json.loads(sub.recv_multipart()[1])["latency_ms"]["offset_to_result"])
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    sup.start()
-    runner = threading.Thread(target=sup.run, daemon=True)
-    runner.start()
-    while runner.is_alive() and time.monotonic() - t0 < seconds:
-        time.sleep(0.5)
-    sup.stopping = True
-    runner.join(10)
-    done.set()
-    listener.join(2)
-    sub.close(0)
-    ctx.term()
+    with _supervised(sup, run) as (runner, latencies):
+        while runner.is_alive() and time.monotonic() - t0 < seconds:
+            time.sleep(0.5)
     names = [c.name for c in sup.children]
     warm = next((i for i, s in enumerate(series) if s["t_s"] >= max(30.0, 0.1 * seconds)), 0)
     report = {}
@@ -501,3 +451,44 @@ def run(args: argparse.Namespace) -> int:
     if png is not None:
         chart(result, png)
     return 0
+
+
+@contextlib.contextmanager
+def _supervised(sup, run, settle_s: float = 0.0):
+    """Run `sup` in a thread while a SUB socket collects each event's offset-to-result latency.
+
+    Yields (runner thread, latencies list); on exit the run is stopped and the listener closed.
+    """
+    import threading
+    import time
+
+    import zmq
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.event")
+    sub.connect(run.publish.endpoint)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def listen():
+        while not done.is_set():
+            if sub.poll(100):
+                latencies.append(json.loads(sub.recv_multipart()[1])["latency_ms"]["offset_to_result"])
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sup.start()
+    runner = threading.Thread(target=sup.run, daemon=True)
+    runner.start()
+    try:
+        yield runner, latencies
+    finally:
+        sup.stopping = True
+        runner.join(10)
+        time.sleep(settle_s)  # let the last published events arrive before the listener stops
+        done.set()
+        listener.join(2)
+        sub.close(0)
+        ctx.term()
