@@ -16,6 +16,7 @@ from edge import bus
 from edge.process import RunOptions
 from edge.supervisor import Child, Supervisor, plan_processes
 from edge.topology import PublishConfig, parse_topology
+from stand_ins import free_port, stage_processes_of
 
 FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
                 "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
@@ -31,27 +32,6 @@ def _video(path: Path, n: int, fps: float = 30.0) -> Path:
     return path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:  # the OS releases it at once; a closed zmq socket lets go of its port later
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children_of(pid: int) -> list[int]:
-    """Stage processes started by the supervisor `pid` (it passes its pid as their last argument)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"edge.process" in argv and str(pid).encode() in argv:
-            found.append(int(entry.name))
-    return found
 
 
 def _wait(cond, timeout: float) -> bool:
@@ -66,7 +46,7 @@ def _wait(cond, timeout: float) -> bool:
 @pytest.fixture
 def running(tmp_path):
     """capture | publish on a paced 20 s synthetic video, supervised in a thread, with a subscriber."""
-    port = _free_port()
+    port = free_port()
     topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
         {"name": "capture", "stages": ["capture"]},
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
@@ -201,12 +181,12 @@ def test_sigterm_stops_everything_within_three_seconds_and_keeps_the_record(tmp_
     topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "out"\nstages = ["publish"]\n')
     record = tmp_path / "r.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "-q", "run", "--source", str(video), "--topology", str(topo),
-                             "--record", str(record), "--publish", f"tcp://127.0.0.1:{_free_port()}"],
+                             "--record", str(record), "--publish", f"tcp://127.0.0.1:{free_port()}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait(lambda: len(_children_of(proc.pid)) == 2 and (tmp_path / "r.jsonl.partial").exists(), 30)
+        assert _wait(lambda: len(stage_processes_of(proc.pid)) == 2 and (tmp_path / "r.jsonl.partial").exists(), 30)
         time.sleep(1.5)  # a metrics status or two on the record
-        children = _children_of(proc.pid)
+        children = stage_processes_of(proc.pid)
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(5)
@@ -237,7 +217,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_left_running(tmp_path, args,
     args = [{"BADTOPO": str(bad_topo), "NOTANARTIFACT": str(not_artifact)}.get(a, a) for a in args]
     if "--source" not in args:
         args = ["--source", str(video), *args]
-    result = _mestream("run", *args, "--publish", f"tcp://127.0.0.1:{_free_port()}")
+    result = _mestream("run", *args, "--publish", f"tcp://127.0.0.1:{free_port()}")
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and words in lines[0] and lines[0].startswith("mestream run: error:"), result.stderr
