@@ -111,11 +111,13 @@ def content_problem(msg: Message) -> str:
         if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
             return f"box = {box!r}, expected 4 numbers"
         return ""
-    if msg.topic == "interval":
-        for key in ("onset", "apex", "offset"):
+    if msg.topic in ("interval", "candidate"):  # a candidate is an interval without its offset yet
+        for key in ("onset", "apex", "offset") if msg.topic == "interval" else ("onset", "apex"):
             problem = _point_problem(h, key)
             if problem:
                 return problem
+        if "score" in h and not (h["score"] is None or _is_number(h["score"])):
+            return f"score = {h['score']!r}, expected a number"  # classify compares it with min_score
         onset = arrays.get("onset")
         problem = _crop_problem("onset", onset) or _crop_problem("apex", arrays.get("apex"), onset.shape[0] if onset is not None else None)
         if problem:

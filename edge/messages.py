@@ -13,6 +13,10 @@ Topics and their fields (header keys; arrays):
 - "interval" spot -> infer. kind ("micro" | "macro"), score, fps, box, onset/apex/offset as
              {"seq", "t_capture_ns"}; arrays: onset (S, S) uint8, apex (S, S) uint8 aligned crops,
              apex_color (S, S, 3) uint8 when the source is colour.
+- "candidate" spot -> infer, ahead of an "interval" (speculation): once the displacement has fallen clearly
+             below its peak, the apex and onset are fixed unless a higher peak comes, so infer can compute
+             the flow before the offset. score, fps, box, onset/apex as {"seq", "t_capture_ns"}; arrays as
+             an interval's. Never published; an "interval" with the same onset/apex crops reuses the result.
 - "event"    classify -> publish. The header IS the published event (edge/schema/event.schema.json).
 - "status"   any stage -> publish. stage, event ("face_lost", "face_found", "restart", ...), detail.
 - "eos"      end of stream, sent by a process after its last message; every process flushes its stages,
@@ -33,7 +37,7 @@ WIRE_VERSION = 1
 
 # Topics whose messages come one per source frame, so a hole in "seq" means frames were lost.
 PER_FRAME_TOPICS = frozenset({"frame", "face"})
-TOPICS = frozenset({"frame", "face", "interval", "event", "status", "eos"})
+TOPICS = frozenset({"frame", "face", "candidate", "interval", "event", "status", "eos"})
 
 # What goes out on the PUB socket.
 PUBLISHED_EVENT_TOPIC = "me.event"

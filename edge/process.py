@@ -34,7 +34,7 @@ import zmq
 
 from edge import bus
 from edge.contents import content_problem
-from edge.messages import PER_FRAME_TOPICS, Message, end_of_stream
+from edge.messages import PER_FRAME_TOPICS, TOPICS, Message, end_of_stream
 from edge.stages.base import drain, feed
 from edge.topology import STAGE_MODULES, PublishConfig, stage_options_of
 from engines.errors import MestreamError
@@ -320,7 +320,7 @@ class StageProcess:
             except bus.BadMessage as exc:
                 self.drops.drop("malformed", str(exc))
                 continue
-            if msg.topic not in ("frame", "face", "interval", "event", "status", "eos"):
+            if msg.topic not in TOPICS:
                 self.drops.drop("unknown topic", msg.topic)
                 continue
             if msg.topic in PER_FRAME_TOPICS and not _valid_seq(msg.header):

@@ -36,6 +36,11 @@ from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_
 
 log = logging.getLogger(__name__)
 
+# A "candidate" (onset and apex sent ahead of the interval, for infer to start on) goes out once the
+# displacement is back under this fraction of its peak: well below the peak, so noise on a plateau does not
+# send one per frame, and well above the return to rest (return_frac), so the flow has time to finish.
+CANDIDATE_FRAC = 0.7
+
 
 @dataclass
 class _Frame:
@@ -59,6 +64,7 @@ class _Event:
     measured: int = 0  # d[:measured] are the lagged scores of the frames before the trigger, the rest flows from ref
     eyes_masked: bool = False
     quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
+    candidate: tuple[int, int] | None = None  # (onset n, apex n) last sent as a "candidate"
 
     def combined(self) -> np.ndarray:
         d = np.asarray(self.d)  # (frames, regions)
@@ -272,7 +278,27 @@ class ApexSpotter:
             apex_n = ev.ref + 1 + int(np.argmax(d))
             end = max(last_moving - k // 2, apex_n + 1)
             return self._close_event(d[: end - ev.ref])
-        return []
+        return self._candidate(d)
+
+    def _candidate(self, d: np.ndarray) -> list[Message]:
+        """Speculation: once the displacement has fallen to CANDIDATE_FRAC of its peak, the apex (argmax) and
+        the onset (which depends only on d up to the apex and on the peak) are what _close_event will take
+        unless a higher peak comes, so send them now: infer computes the flow while the face returns to rest
+        and publishes at once when the "interval" with the same onset and apex arrives."""
+        p, ev = self.params, self._event
+        apex_i = int(np.argmax(d))
+        peak = float(d[apex_i])
+        confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
+        if apex_i == len(d) - 1 or d[-1] > CANDIDATE_FRAC * peak or float(confirm.max()) < ev.threshold:
+            return []
+        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.noise)
+        apex_n = ev.ref + 1 + apex_i
+        if ev.candidate == (onset_n, apex_n):
+            return []
+        ev.candidate = (onset_n, apex_n)
+        onset, apex = self._frame(onset_n), self._frame(apex_n)
+        sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._fps, onset, apex, apex)
+        return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, sent.arrays)]
 
     def _close_event(self, d: np.ndarray) -> list[Message]:
         p, ev = self.params, self._event

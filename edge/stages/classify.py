@@ -29,6 +29,94 @@ EVENT_SCHEMA_VERSION = 1
 @dataclass(frozen=True)
 class ClassifyOptions:
     min_score: float = 0.0  # intervals the spotter scored below this are not classified (0 = all)
+    # Classify a "candidate" (sent by the spotter once the apex is fixed, before the offset) at once and
+    # publish its result when the "interval" with the same onset/apex crops comes: the flow, the costly
+    # part, is then off the offset->result path. false: candidates are dropped on arrival.
+    speculate: bool = True
+    speculate_cache: int = 8  # candidate results kept at most (oldest dropped first)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.speculate_cache, int) or self.speculate_cache < 1:
+            raise MestreamError(f"classify speculate_cache = {self.speculate_cache!r}: expected an integer >= 1, e.g. 8")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the engine made of one pair of crops, and what it cost (ms)."""
+
+    probs: np.ndarray
+    flow_ms: float
+    prep_ms: float
+    classify_ms: float
+
+
+def _point_key(h: dict[str, Any]) -> tuple[int, int, int, int]:
+    onset, apex = h.get("onset") or {}, h.get("apex") or {}
+    return (int(onset.get("seq", -1)), int(onset.get("t_capture_ns") or 0), int(apex.get("seq", -1)), int(apex.get("t_capture_ns") or 0))
+
+
+class SpeculativeResults:
+    """Scores computed from "candidate" messages, waiting for the "interval" with the same onset and apex.
+
+    Keyed by the onset/apex seq and capture time; a hit also needs the very same crops (the scores are a
+    function of them), so an interval's event is the one its own crops would give. When an interval comes,
+    every candidate of its event or of an earlier one (onset at or before the interval's offset) is dropped:
+    a candidate whose apex was overtaken by a higher peak is never used. At most `capacity` are kept.
+    """
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[int, int, int, int], tuple[dict[str, np.ndarray], Scores]] = {}
+        self.hits = 0
+        self.misses = 0  # intervals that found no usable candidate (computed on arrival)
+        self.wasted = 0  # candidates dropped unused
+
+    def put(self, msg: Message, scores: Scores) -> None:
+        key = _point_key(msg.header)
+        self._entries.pop(key, None)
+        self._entries[key] = ({name: np.array(a, copy=True) for name, a in msg.arrays.items()}, scores)
+        while len(self._entries) > self.capacity:
+            self._entries.pop(next(iter(self._entries)))
+            self.wasted += 1
+
+    def take(self, msg: Message) -> Scores | None:
+        key = _point_key(msg.header)
+        entry = self._entries.pop(key, None)
+        found = None
+        if entry is not None:
+            arrays, scores = entry
+            if arrays.keys() == msg.arrays.keys() and all(np.array_equal(arrays[n], msg.arrays[n]) for n in arrays):
+                found = scores
+            else:
+                self.wasted += 1
+        offset = int((msg.header.get("offset") or {}).get("seq", -1))
+        for stale in [k for k in self._entries if k[0] <= offset]:
+            del self._entries[stale]
+            self.wasted += 1
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def score_message(msg: Message, options: ClassifyOptions, cache: SpeculativeResults,
+                  score: Callable[[Message, np.ndarray, np.ndarray], Scores]) -> Scores | None:
+    """The scores of an "interval" (computed now, or taken from its candidate), or None when there is no
+    event to publish: a candidate (scored and cached when speculating, else dropped) or a low score."""
+    if msg.topic == "candidate" and not options.speculate:
+        return None
+    crops = crops_to_classify(msg, options.min_score)
+    if crops is None:
+        return None
+    if msg.topic == "candidate":
+        cache.put(msg, score(msg, *crops))
+        return None
+    found = cache.take(msg) if options.speculate else None
+    return found if found is not None else score(msg, *crops)
 
 
 def _default_flow_fn() -> Callable[[np.ndarray, np.ndarray, Any, int], np.ndarray]:
@@ -81,7 +169,8 @@ def _as_input(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarra
 
 
 class Classify:
-    """A Stage: "interval" -> "event" (header = the event JSON). Other topics pass through untouched."""
+    """A Stage: "interval" -> "event" (header = the event JSON); a "candidate" is scored ahead and kept for
+    its interval (`ClassifyOptions.speculate`). Other topics pass through untouched."""
 
     name = "classify"
 
@@ -101,6 +190,7 @@ class Classify:
         self._engine = None
         self._flow_params = flow_params
         self.classified = 0
+        self.speculated = SpeculativeResults(options.speculate_cache)
 
     def open(self) -> None:
         if self._engine_factory is None:
@@ -131,15 +221,18 @@ class Classify:
             self._engine = None
 
     def process(self, msg: Message) -> list[Message]:
-        if msg.topic != "interval":
+        if msg.topic not in ("interval", "candidate"):
             return [msg]
         if self._engine is None:
             raise MestreamError("the classify stage was fed before open(); call open() first")
-        h = msg.header
-        crops = crops_to_classify(msg, self.options.min_score)
-        if crops is None:
+        scores = score_message(msg, self.options, self.speculated, self._score)
+        if scores is None:
             return []
-        onset, apex = crops
+        self.classified += 1
+        return [Message("event", build_event(msg.header, scores.probs, self._classes, self._engine.meta, flow_ms=scores.flow_ms,
+                                             prep_ms=scores.prep_ms, classify_ms=scores.classify_ms))]
+
+    def _score(self, msg: Message, onset: np.ndarray, apex: np.ndarray) -> Scores:
         t0 = time.perf_counter_ns()
         inputs: dict[str, np.ndarray] = {}
         t_flow = 0
@@ -157,8 +250,7 @@ class Classify:
         t2 = time.perf_counter_ns()
         if probs.size != len(self._classes):
             raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
-        self.classified += 1
-        return [Message("event", self._event(h, probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6))]
+        return Scores(probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6)
 
     @staticmethod
     def _apex_input(msg: Message, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -173,9 +265,6 @@ class Classify:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         image = cv2.resize(image, (side[1], side[0]), interpolation=cv2.INTER_AREA)
         return _as_input(image.astype(np.float32) / 255.0, shape, name)
-
-    def _event(self, h: dict[str, Any], probs: np.ndarray, *, flow_ms: float, prep_ms: float, classify_ms: float) -> dict[str, Any]:
-        return build_event(h, probs, self._classes, self._engine.meta, flow_ms=flow_ms, prep_ms=prep_ms, classify_ms=classify_ms)
 
 
 def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: Any, *, flow_ms: float, prep_ms: float,

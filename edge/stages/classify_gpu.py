@@ -29,8 +29,8 @@ import numpy as np
 
 from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_process_gpu, probe_gpu
 from edge.messages import Message
-from edge.stages.classify import (Classify, ClassifyOptions, _as_input, _flow_params, build_event, crops_to_classify,
-                                  flow_side)
+from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, build_event,
+                                  flow_side, score_message)
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class ClassifyGpu:
         self._flows: dict[tuple[int, int, int], Any] = {}
         self._apex_buffers: dict[str, tuple[Any, np.ndarray]] = {}
         self.classified = 0
+        self.speculated = SpeculativeResults(options.speculate_cache)
         self.downloads = 0  # host copies of the recognition input (0 on the device-pointer path)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -230,16 +231,20 @@ class ClassifyGpu:
     # -- one interval --------------------------------------------------------------------------------
 
     def process(self, msg: Message) -> list[Message]:
-        if msg.topic != "interval":
+        if msg.topic not in ("interval", "candidate"):
             return [msg]
         if self._engine is None:
             raise MestreamError("the classify stage was fed before open(); call open() first")
         self._gpu.check_thread()
-        h = msg.header
-        crops = crops_to_classify(msg, self.options.min_score)
-        if crops is None:
+        scores = score_message(msg, self.options, self.speculated, self._score)  # candidates as on the CPU path
+        if scores is None:
             return []
-        onset, apex = crops
+        self.classified += 1
+        event = build_event(msg.header, scores.probs, self._classes, self._engine.meta, flow_ms=scores.flow_ms,
+                            prep_ms=scores.prep_ms, classify_ms=scores.classify_ms)
+        return [Message("event", event)]
+
+    def _score(self, msg: Message, onset: np.ndarray, apex: np.ndarray) -> Scores:
         driver, stream = self._gpu.driver, self._gpu.stream
         t0 = time.perf_counter_ns()
         start, flow_done, end = driver.Event(), driver.Event(), driver.Event()
@@ -286,7 +291,4 @@ class ClassifyGpu:
         probs = np.asarray(out["probs"], dtype=np.float64).reshape(-1)
         if probs.size != len(self._classes):
             raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
-        self.classified += 1
-        event = build_event(h, probs, self._classes, self._engine.meta, flow_ms=flow_ms,
-                            prep_ms=max(0.0, wall_ms - flow_ms - classify_ms), classify_ms=classify_ms)
-        return [Message("event", event)]
+        return Scores(probs, flow_ms=flow_ms, prep_ms=max(0.0, wall_ms - flow_ms - classify_ms), classify_ms=classify_ms)
