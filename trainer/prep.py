@@ -67,6 +67,8 @@ class ClipSpec:
 @dataclass(frozen=True)
 class PrepParams:
     track: TrackParams = field(default_factory=lambda: TrackParams(detect_every=1))
+    # the live flow preset: what `mestream export` records (trainer/export.py flow_description) and infer runs,
+    # so training inputs are made as live ones; a cache made with another schedule is refused (_check_params)
     flow: TVL1Params = field(default_factory=TVL1Params)
     apex_size: int = 224  # side of the aligned RGB apex crop for texture models
     clip_frames: int = 8  # T of the resampled aligned clip (0 = none)

@@ -81,6 +81,12 @@ class CudaTVL1:
 
     def __init__(self, context, stream, batch: int, height: int, width: int,
                  params: ref.TVL1Params = ref.TVL1Params(), size: int = 28) -> None:
+        if params.work_size and max(height, width) > params.work_size:
+            # the kernels take the crops as uploaded; shrinking them first (flow.shrink_to_work_size) is CPU-only
+            raise MestreamError(
+                f"TVL1Params.work_size={params.work_size} is not supported on the GPU (crops of {height}x{width} "
+                "would have to be shrunk first); use an artifact whose flow has work_size 0, or device = \"cpu\""
+            )
         cuda = _cuda()
         from pycuda.compiler import SourceModule
 

@@ -120,3 +120,41 @@ def test_epsilon_stops_early_on_the_cpu_and_lands_near_the_fixed_schedule(assets
     fixed = flow.tvl1_flow(face, moved)
     early = flow.tvl1_flow(face, moved, flow.TVL1Params(epsilon=0.01))
     assert np.abs(early - fixed)[16:-16, 16:-16].mean() < 0.02
+
+
+def test_a_working_size_shrinks_the_crops_as_opencvs_area_resize_and_leaves_smaller_ones_alone():
+    rng = np.random.default_rng(3)
+    crop = rng.integers(0, 256, (128, 128)).astype(np.float32)
+    small = flow.shrink_to_work_size(crop, 64)
+    assert small.shape == (64, 64) and np.abs(small - cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA)).max() < 1e-3
+    assert flow.shrink_to_work_size(crop, 0) is crop and flow.shrink_to_work_size(crop, 128) is crop
+    assert flow.shrink_to_work_size(crop[:, :100], 96).shape == (96, 96)
+
+
+def test_a_working_size_makes_the_same_input_form_from_a_quarter_of_the_pixels(assets):
+    face = _face_crop(assets)
+    moved = _shifted(face, 0.7, -0.4)
+    full = flow.flow_input(face, moved)
+    quarter = flow.flow_input(face, moved, flow.TVL1Params(work_size=64))
+    assert quarter.shape == full.shape == (3, 28, 28)
+    assert all(c.min() == 0.0 and c.max() == 1.0 for c in quarter)
+    assert not np.array_equal(quarter, full) and np.abs(quarter - full).mean() < 0.2
+
+
+def test_a_working_size_too_small_for_the_input_or_for_a_pyramid_is_refused():
+    with pytest.raises(MestreamError, match="work_size=8"):
+        flow.TVL1Params(work_size=8)
+    face = np.zeros((64, 64), np.uint8)
+    with pytest.raises(MestreamError, match="work_size=24 is under the input side 28"):
+        flow.flow_input(face, face, flow.TVL1Params(work_size=24))
+
+
+def test_the_live_schedule_stays_close_to_the_reference_schedule_on_a_real_face(assets):
+    # the default (3 warps of 15 iterations) is what artifacts record and prep uses; REFERENCE_FLOW (5 of 30)
+    # is the schedule the algorithm was validated with (benchmarks/flow_presets.py measures both on real pairs)
+    assert (flow.TVL1Params().warps, flow.TVL1Params().iterations) == (3, 15)
+    face = _face_crop(assets)
+    moved = _shifted(face, 0.7, -0.4)
+    live = flow.tvl1_flow(face, moved)
+    reference = flow.tvl1_flow(face, moved, flow.REFERENCE_FLOW)
+    assert np.abs(live - reference)[16:-16, 16:-16].mean() < 0.05

@@ -124,3 +124,10 @@ def test_gpu_buffers_are_reused_and_exposed_as_device_pointers(assets, gpu):
             tvl1.upload(prev.astype(np.float32), nxt)
     with pytest.raises(MestreamError, match="epsilon"):
         flow_cuda.CudaTVL1(context, stream, 1, 128, 128, flow.TVL1Params(epsilon=0.01))
+
+
+def test_a_working_size_is_refused_on_the_gpu_naming_the_cpu_path():
+    from edge.perception.flow_cuda import CudaTVL1
+
+    with pytest.raises(MestreamError, match=r"work_size=64 is not supported on the GPU.*device = \"cpu\""):
+        CudaTVL1(None, None, 1, 128, 128, flow.TVL1Params(work_size=64))
