@@ -1,0 +1,98 @@
+"""ststens: an ensemble of STSTNets trained side by side in one module, with mirror test-time averaging.
+
+Each member is exactly an STSTNet (trainer/models/ststnet.py): 3x3 convolutions to 3 + 5 + 8 channels, ReLU,
+batch norm, 3x3 max pooling, dropout, 2x2 average pooling and one linear layer on the 16x5x5 maps. The three
+branches of a member are per-channel after their convolution, so a member's branches are one 3 -> 16
+convolution, and E members are one 3 -> 16E convolution (every member reads the same flow): one wide
+convolution runs far faster on a CPU than 3E narrow ones, which is what makes an ensemble affordable in a
+68-fold LOSO on 2 cores. The members' linear heads are one batched MatMul (E, 400, C).
+
+Training: every member sees the same class-balanced, mirror-augmented batches; the loss is the sum of the
+members' cross-entropies, so each member's gradient is the one it would get alone, and members differ by
+their initialisation and dropout. Prediction (forward, the exported graph): the softmax of every member on the
+flow and on its exact mirror image (mirror the 28x28 maps, u -> 1 - u: the composite min-max scales u per
+image, so -u scales to exactly 1 - u; v and strain only mirror), averaged; forward returns the log of that
+mean probability, so the artifact's softmax "probs" is the ensemble's mean probability.
+
+Operators: Conv, Relu, BatchNormalization, MaxPool, AveragePool, Reshape, Transpose, MatMul, Gather, Concat,
+Softmax, ReduceMean, Log: all static, all on TensorRT's parser list.
+"""
+
+from __future__ import annotations
+
+from trainer.models.base import Family, Recipe
+from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as STSTNet
+
+WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
+
+
+def build(num_classes: int = 3, members: int = 5, dropout: float = 0.5, mirror: bool = True):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    width = sum(WIDTHS)
+
+    class STSTEnsemble(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = members
+            self.mirror = mirror
+            # channels m*16 .. m*16+15 belong to member m (its 3, 5 and 8 channel streams, in that order)
+            self.conv = nn.Conv2d(3, members * width, kernel_size=3, padding=2)  # padding 2: STSTNet's 30x30 maps
+            self.norm = nn.BatchNorm2d(members * width)
+            self.pool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
+            self.drop = nn.Dropout(dropout)
+            self.average = nn.AvgPool2d(kernel_size=2, stride=2)
+            features = width * 5 * 5
+            # nn.Linear's default initialisation, member by member
+            bound = features ** -0.5
+            self.head_weight = nn.Parameter(torch.empty(members, features, num_classes).uniform_(-bound, bound))
+            self.head_bias = nn.Parameter(torch.empty(members, 1, num_classes).uniform_(-bound, bound))
+            self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
+
+        def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
+            x = flow.contiguous(memory_format=torch.channels_last)  # 2x faster convolution and pooling on CPU
+            x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (B, 16E, 5, 5)
+            x = x.reshape(x.shape[0], self.members, -1).transpose(0, 1)  # (E, B, 400)
+            return torch.matmul(x, self.head_weight) + self.head_bias
+
+        def mirrored(self, flow):
+            """The exact mirror image of a composite flow: columns reversed, u -> 1 - u."""
+            flipped = flow.index_select(3, self.reverse)
+            return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
+
+        def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
+            """Mean softmax over the first `members` members and, with `mirror`, over both views: (B, C)."""
+            members = self.members if members is None else members
+            mirror = self.mirror if mirror is None else mirror
+            views = torch.cat([flow, self.mirrored(flow)], dim=0) if mirror else flow
+            probs = torch.softmax(self.member_logits(views)[:members], dim=-1).mean(dim=0)  # (views*B, C)
+            if mirror:
+                probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
+            return probs
+
+        def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
+            return torch.log(self.mean_probability(flow))
+
+        def training_loss(self, batch, labels):
+            logits = self.member_logits(batch["flow"])  # (E, B, C)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
+                                   reduction="sum") / labels.shape[0]  # sum over members, mean over the batch
+            return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
+
+    return STSTEnsemble()
+
+
+FAMILY = Family(
+    name="ststens",
+    summary="ensemble of 5 STSTNets in one module (one wide convolution), softmax averaged over the members "
+    "and the exact mirror view",
+    inputs=(FLOW,),
+    # STSTNet's recipe unchanged (set before evaluation); members=5 and mirror averaging were chosen by
+    # validation on training subjects only (trainer/inner_select.py; see benchmarks/results/loso_megc2019.md).
+    recipe=Recipe(epochs=100, lr=1e-3, batch_size=64, weight_decay=1e-4,
+                  extra={"provenance": "STSTNet's recipe; members and mirror averaging chosen by inner "
+                                       "validation on training subjects of three LOSO folds"}),
+    build=build,
+)
