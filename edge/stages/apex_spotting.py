@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.array_ring import ArrayRing
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
 from edge.spotting.intervals import has_returned, interval_message, kind_of, onset_index, robust_threshold
@@ -80,6 +81,7 @@ class ApexSpotter:
         self.params = params or SpotParams()
         self.trace: list[tuple[int, float, float]] | None = [] if record_trace else None
         self._meter: RegionMotion | None = None  # the one flow per frame
+        self._rings: tuple[ArrayRing, ArrayRing] | None = None  # crop, colour crop of the window (edge/array_ring.py)
         self._reset()
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class ApexSpotter:
 
     def close(self) -> None:
         self._meter = None
+        self._rings = None
         self._frames = deque()
         self._fields = deque()
 
@@ -142,18 +145,21 @@ class ApexSpotter:
         k = p.frames(p.lag_s, fps)
         self._n += 1
         n = self._n
-        crop = msg.arrays["crop"]
+        keep = k + 2 + p.frames(p.max_event_s, fps)
+        if self._rings is None or self._rings[0].slots != keep + 1:  # one slot more than the window keeps
+            self._rings = (ArrayRing(keep + 1), ArrayRing(keep + 1))
+        crop = self._rings[0].put(msg.arrays["crop"])  # a copy: the received message is not held for seconds
+        color = msg.arrays.get("crop_color")
         frame = _Frame(
             n=n,
             seq=int(msg.header["seq"]),
             t_ns=int(msg.header.get("t_capture_ns", 0)),
             small=self._meter.prepare(crop),
             crop=crop,
-            color=msg.arrays.get("crop_color"),
+            color=None if color is None else self._rings[1].put(color),
             box=list(msg.header.get("box", [])),
         )
         self._frames.append(frame)
-        keep = k + 2 + p.frames(p.max_event_s, fps)
         while len(self._frames) > keep:
             self._frames.popleft()
 
@@ -318,7 +324,9 @@ class ApexSpotter:
         kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
-        return [interval_message(kind, scores, self._fps, onset, apex, offset)]
+        out = interval_message(kind, scores, self._fps, onset, apex, offset)
+        out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
+        return [out]
 
     def flush(self) -> list[Message]:
         """End of stream: an expression still under way is closed at the last frame."""
