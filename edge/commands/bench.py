@@ -222,63 +222,133 @@ def multi_process(topo, run, seconds: float) -> dict:
         "window_s": tb - ta,
         "frames": mb[last]["n_in"],
         "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max())} if lat.size else {})},
+        "latencies_ms": [round(float(v), 2) for v in lat],  # every event's, so runs can be pooled (benchmarks/speculation_latency.py)
         "drops": sum(p["drops"] for p in procs.values()),
         "total_peak_rss_mb": sum(p["peak_rss_mb"] or 0 for p in procs.values()),
         "processes": procs,
     }
 
 
+SOAK_FIELDS = ("rss_mb", "fps", "n_in", "drops", "lost", "restarts", "busy_p95_ms")
+SOAK_STATES = ("", "waiting", "starting", "ready", "running", "blocked", "done", "fatal", "restarting")
+
+
+class SoakRecord:
+    """Every tick's figures of a soak in one float32 block filled up front, so that recording an hour
+    does not itself grow the memory of the process it measures (the supervisor's, which also runs the
+    bench): a list of per-tick dicts grew it by 5 MB in 30 minutes. When the block is full, every other
+    row is dropped and from then on every other tick is kept (an hour at 1 tick/s fits without that)."""
+
+    def __init__(self, names: list[str], ticks: int) -> None:
+        import numpy as np
+
+        self.names = names
+        self.columns = ["t_s", "load_1min", "supervisor.rss_mb", *(f"{n}.{f}" for n in names for f in SOAK_FIELDS)]
+        self.data = np.full((max(ticks, 16), len(self.columns)), np.nan, dtype=np.float32)  # np.full touches every page now
+        self.states = np.zeros((len(self.data), len(names)), dtype=np.uint8)
+        self.rows = 0
+        self._stride = 1
+        self._ticks = 0
+
+    def add(self, t_s: float, load: float, supervisor_rss_mb: float, metrics: dict) -> None:
+        self._ticks += 1
+        if self._ticks % self._stride:
+            return
+        if self.rows == len(self.data):
+            half = self.data[::2].copy(), self.states[::2].copy()
+            self.rows = len(half[0])
+            self.data[: self.rows], self.states[: self.rows] = half
+            self.data[self.rows :] = float("nan")
+            self._stride *= 2
+        row = [t_s, load, supervisor_rss_mb]
+        for i, name in enumerate(self.names):
+            m = metrics.get(name, {})
+            figures = {"rss_mb": m.get("rss_mb"), "fps": m.get("fps"), "n_in": m.get("n_in"), "lost": m.get("lost"),
+                       "drops": sum((m.get("drops") or {}).values()), "restarts": m.get("restarts"),
+                       "busy_p95_ms": (m.get("busy_ms") or {}).get("p95")}
+            row += [float("nan") if figures[f] is None else float(figures[f]) for f in SOAK_FIELDS]
+            state = m.get("state") or ""
+            self.states[self.rows, i] = SOAK_STATES.index(state) if state in SOAK_STATES else 0
+        self.data[self.rows] = row
+        self.rows += 1
+
+    def column(self, name: str):
+        return self.data[: self.rows, self.columns.index(name)]
+
+    def series(self) -> list[dict]:
+        """The rows as JSON-ready dicts (built once, at the end)."""
+        out = []
+        for r in range(self.rows):
+            row = dict(zip(self.columns, self.data[r].tolist()))
+            entry = {"t_s": round(row["t_s"], 2), "load_1min": round(row["load_1min"], 2),
+                     "supervisor": {"rss_mb": round(row["supervisor.rss_mb"], 1)}}
+            for i, name in enumerate(self.names):
+                entry[name] = {"state": SOAK_STATES[self.states[r, i]] or None,
+                               **{f: (None if row[f"{name}.{f}"] != row[f"{name}.{f}"] else round(row[f"{name}.{f}"], 3)) for f in SOAK_FIELDS}}
+            out.append(entry)
+        return out
+
+
+def memory_growth(rss_mb) -> dict:
+    """Resident-memory growth over a run after its warm-up, measured so that one lucky or unlucky sample
+    cannot decide it: the median of the last tenth of the samples against the median of the first tenth,
+    and the largest sample against that same start."""
+    import numpy as np
+
+    v = np.asarray([x for x in rss_mb if x is not None and np.isfinite(x) and x > 0], dtype=np.float64)
+    if v.size < 2:
+        return {"rss_mb_start": None, "rss_mb_end": None, "rss_mb_max": None, "rss_growth_pct": None, "rss_max_over_start_pct": None}
+    tenth = max(1, v.size // 10)
+    start, end, top = float(np.median(v[:tenth])), float(np.median(v[-tenth:])), float(v.max())
+    return {"rss_mb_start": round(start, 1), "rss_mb_end": round(end, 1), "rss_mb_max": round(top, 1),
+            "rss_growth_pct": round(100 * (end - start) / start, 2), "rss_max_over_start_pct": round(100 * (top - start) / start, 2)}
+
+
 def soak(topo, run, seconds: float) -> dict:
-    """The pipeline paced at the source's rate (e.g. a 200 fps synth video, looped) for a long time."""
+    """The pipeline paced at the source's rate (e.g. a 200 fps synth video, looped) for a long time.
+
+    Warm-up is the first 10% of the run (at least 30 s: every window filled, the first event classified);
+    growth is memory_growth over the samples after it."""
     import time
 
     import numpy as np
 
+    from edge.process import _rss_bytes
     from edge.supervisor import Supervisor
 
-    from edge.process import _rss_bytes
-
-    series: list[dict] = []
+    names = [p.name for p in topo.processes]
+    record = SoakRecord(names, ticks=int(seconds / max(topo.runtime.status_every_s, 0.05) * 1.25) + 600)
     t0 = time.monotonic()
 
     def tick(line, metrics):
-        series.append({"t_s": round(time.monotonic() - t0, 2),
-                       "supervisor": {"rss_mb": round(_rss_bytes() / 2**20, 1)},  # this process: supervisor + subscriber
-                       "load_1min": round(os.getloadavg()[0], 2),
-                       **{name: {k: m.get(k) for k in ("state", "fps", "n_in", "rss_mb", "peak_rss_mb", "lost", "restarts")}
-                          | {"drops": sum((m.get("drops") or {}).values()), "busy_p95_ms": (m.get("busy_ms") or {}).get("p95")}
-                          for name, m in metrics.items()}})
+        # this process is the supervisor and the latency subscriber: its own memory is measured too
+        record.add(time.monotonic() - t0, os.getloadavg()[0], _rss_bytes() / 2**20, metrics)
 
     sup = Supervisor(topo, run, on_tick=tick)
     with _supervised(sup, run) as (runner, latencies):
         while runner.is_alive() and time.monotonic() - t0 < seconds:
             time.sleep(0.5)
-    names = [c.name for c in sup.children]
-    warm = next((i for i, s in enumerate(series) if s["t_s"] >= max(30.0, 0.1 * seconds)), 0)
+    t_s = record.column("t_s")
+    warm = int(np.searchsorted(t_s, max(30.0, 0.1 * seconds))) if record.rows else 0
     report = {}
     for name in names:
-        rss = [s[name]["rss_mb"] for s in series[warm:] if s[name].get("rss_mb")]
-        half = rss[len(rss) // 2:] if rss else []
+        last = record.data[record.rows - 1] if record.rows else None
+        value = lambda f: (0 if last is None or np.isnan(last[record.columns.index(f"{name}.{f}")])  # noqa: E731
+                           else int(last[record.columns.index(f"{name}.{f}")]))
+        fps = record.column(f"{name}.fps")[warm:]
         report[name] = {
-            "rss_mb_after_warmup": rss[0] if rss else None,
-            "rss_mb_end": rss[-1] if rss else None,
-            "rss_growth_pct": round(100 * (rss[-1] - rss[0]) / rss[0], 2) if rss else None,
-            # a one-off step at first use (ONNX Runtime arena, flow buffers at the first event) is not a leak:
-            # the second half of the run shows whether memory keeps climbing
-            "rss_growth_second_half_pct": round(100 * (half[-1] - half[0]) / half[0], 2) if half else None,
-            "fps_mean": round(float(np.mean([s[name]["fps"] or 0 for s in series[warm:]])), 1) if series[warm:] else 0.0,
-            "drops": series[-1][name]["drops"] if series else 0,
-            "lost": int(series[-1][name].get("lost") or 0) if series else 0,
-            "restarts": series[-1][name]["restarts"] if series else 0,
-            "busy_p95_ms_median": _median([s[name].get("busy_p95_ms") for s in series[warm:]]),
+            **memory_growth(record.column(f"{name}.rss_mb")[warm:]),
+            "fps_mean": round(float(np.nanmean(fps)), 1) if fps.size and not np.isnan(fps).all() else 0.0,
+            "drops": value("drops"), "lost": value("lost"), "restarts": value("restarts"),
+            "busy_p95_ms_median": _median([v for v in record.column(f"{name}.busy_p95_ms")[warm:].tolist() if v == v]),
         }
-    rss = [s["supervisor"]["rss_mb"] for s in series[warm:]]
-    report["supervisor"] = {"rss_mb_after_warmup": rss[0] if rss else None, "rss_mb_end": rss[-1] if rss else None,
-                            "rss_growth_pct": round(100 * (rss[-1] - rss[0]) / rss[0], 2) if rss else None,
-                            "rss_growth_second_half_pct": (round(100 * (rss[-1] - rss[len(rss) // 2]) / rss[len(rss) // 2], 2) if rss else None),
+    report["supervisor"] = {**memory_growth(record.column("supervisor.rss_mb")[warm:]),
                             "fps_mean": 0.0, "drops": 0, "lost": 0, "restarts": 0, "busy_p95_ms_median": None}
     lat = np.asarray(latencies, dtype=np.float64)
-    return {"seconds": round(time.monotonic() - t0, 1), "warmup_s": series[warm]["t_s"] if series else 0, "processes": report,
+    series = record.series()
+    return {"seconds": round(time.monotonic() - t0, 1), "warmup_s": series[warm]["t_s"] if warm < len(series) else 0,
+            "growth_measure": "median RSS of the last 10% of samples after warm-up vs the first 10%; max vs the same start",
+            "processes": report,
             "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
                                                         "max": float(lat.max())} if lat.size else {})},
             "series": series}
@@ -404,10 +474,11 @@ def run(args: argparse.Namespace) -> int:
         lat = result["latency_ms"]
         loads = [s["load_1min"] for s in result["series"]]
         print(f"soak {result['seconds']:g} s on {os.cpu_count()} cores, load average (1 min) median {_median(loads)} max {max(loads, default=0):g}")
-        print(f"{'process':<12}{'fps':>8}{'RSS MB warm':>13}{'RSS MB end':>12}{'growth %':>10}{'2nd half %':>12}{'drops':>7}{'lost':>6}{'restarts':>9}{'busy p95 ms':>12}")
+        print(f"RSS growth after {result['warmup_s']:g} s of warm-up: {result['growth_measure']}")
+        print(f"{'process':<12}{'fps':>8}{'RSS MB start':>14}{'end':>8}{'max':>8}{'growth %':>10}{'max %':>8}{'drops':>7}{'lost':>6}{'restarts':>9}{'busy p95 ms':>12}")
         for name, p in result["processes"].items():
-            print(f"{name:<12}{p['fps_mean']:>8.1f}{p['rss_mb_after_warmup'] or 0:>13.1f}{p['rss_mb_end'] or 0:>12.1f}"
-                  f"{p['rss_growth_pct'] or 0:>10.2f}{p['rss_growth_second_half_pct'] or 0:>12.2f}{p['drops']:>7}{p['lost']:>6}{p['restarts']:>9}{p['busy_p95_ms_median'] or 0:>12.2f}")
+            print(f"{name:<12}{p['fps_mean']:>8.1f}{p['rss_mb_start'] or 0:>14.1f}{p['rss_mb_end'] or 0:>8.1f}{p['rss_mb_max'] or 0:>8.1f}"
+                  f"{p['rss_growth_pct'] or 0:>10.2f}{p['rss_max_over_start_pct'] or 0:>8.2f}{p['drops']:>7}{p['lost']:>6}{p['restarts']:>9}{p['busy_p95_ms_median'] or 0:>12.2f}")
         print(f"offset->result latency over {lat['events']} events" + (f": p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms" if lat["events"] else ""))
         if args.json is not None:
             tmp = args.json.with_name(args.json.name + ".partial")

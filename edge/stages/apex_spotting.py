@@ -38,9 +38,12 @@ from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_
 log = logging.getLogger(__name__)
 
 # A "candidate" (onset and apex sent ahead of the interval, for infer to start on) goes out once the
-# displacement is back under this fraction of its peak: well below the peak, so noise on a plateau does not
-# send one per frame, and well above the return to rest (return_frac), so the flow has time to finish.
-CANDIDATE_FRAC = 0.7
+# displacement is back under this fraction of its peak: far enough below the peak that noise on a plateau
+# rarely sends one whose apex is then overtaken (each costs infer a flow), far enough above the return to
+# rest (return_frac) that the flow can finish before the interval. On a 200 fps synth video (9 events,
+# benchmarks/speculation_latency.py --fracs): 0.7 -> 11 frames of lead (median), 0 unused; 0.8 -> 15, 1
+# unused; 0.9 -> 21, 5 unused.
+CANDIDATE_FRAC = 0.8
 
 
 @dataclass
