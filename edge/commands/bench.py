@@ -222,6 +222,7 @@ def multi_process(topo, run, seconds: float) -> dict:
         "window_s": tb - ta,
         "frames": mb[last]["n_in"],
         "latency_ms": {"events": int(lat.size), **({"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max())} if lat.size else {})},
+        "latencies_ms": [round(float(v), 2) for v in lat],  # every event's, so runs can be pooled (benchmarks/speculation_latency.py)
         "drops": sum(p["drops"] for p in procs.values()),
         "total_peak_rss_mb": sum(p["peak_rss_mb"] or 0 for p in procs.values()),
         "processes": procs,
