@@ -307,7 +307,8 @@ class ApexSpotter:
         ev.candidate = (onset_n, apex_n)
         onset, apex = self._frame(onset_n), self._frame(apex_n)
         sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._fps, onset, apex, apex)
-        return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, sent.arrays)]
+        arrays = {name: a.copy() for name, a in sent.arrays.items()}  # its crops are ring slots, soon reused
+        return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
 
     def _close_event(self, d: np.ndarray) -> list[Message]:
         p, ev = self.params, self._event
