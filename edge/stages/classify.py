@@ -11,6 +11,7 @@ The event built here is the header of an "event" message; the publish stage send
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import numpy as np
 
 from edge.messages import Message
 from engines.errors import MestreamError
+
+log = logging.getLogger(__name__)
 
 EVENT_SCHEMA = "mestream.event"
 EVENT_SCHEMA_VERSION = 1
@@ -97,10 +100,14 @@ class SpeculativeResults:
             self.misses += 1
         else:
             self.hits += 1
+        log.debug("interval onset %d apex %d: %s", key[0], key[2], "scored ahead" if found is not None else "scored now")
         return found
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def summary(self) -> str:
+        return f"{self.hits} hits, {self.misses} misses, {self.wasted + len(self)} candidates unused"
 
 
 def score_message(msg: Message, options: ClassifyOptions, cache: SpeculativeResults,
@@ -217,6 +224,7 @@ class Classify:
 
     def close(self) -> None:
         if self._engine is not None:
+            log.info("classify: %d events; speculation %s", self.classified, self.speculated.summary())
             self._engine.close()
             self._engine = None
 
