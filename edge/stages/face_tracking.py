@@ -48,6 +48,7 @@ class TrackParams:
     move_deg: float = 1.5
     settle_px: float = 0.5
     settle_frames: int = 3
+    blink_ratio: float = 0.8
     # FaceMesh
     max_side: int = 0  # shrink frames whose longer side exceeds this before FaceMesh (0 = never)
     refine_landmarks: bool = True
@@ -80,7 +81,7 @@ class TrackParams:
 
     @property
     def align(self) -> AlignParams:
-        return AlignParams(self.size, self.move_px, self.move_deg, self.settle_px, self.settle_frames)
+        return AlignParams(self.size, self.move_px, self.move_deg, self.settle_px, self.settle_frames, self.blink_ratio)
 
     @property
     def landmarks(self) -> LandmarkParams:

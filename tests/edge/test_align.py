@@ -128,3 +128,33 @@ def test_an_out_of_range_crop_size_is_refused_with_the_fix():
 def test_a_landmark_array_of_the_wrong_shape_is_refused():
     with pytest.raises(MestreamError, match="expected MediaPipe FaceMesh"):
         align_transform(np.zeros((68, 2)), 128)
+
+
+def _blinked(landmarks, corner_shift_px):
+    """The same face with both upper lids down on the lower ones and the eye corners slid a little, as
+    FaceMesh reports a closed eye."""
+    out = landmarks.copy()
+    for upper, lower in ((160, 144), (158, 153), (387, 373), (385, 380)):
+        out[upper] = out[lower] - (0.0, 0.5)
+    for corner in (33, 133, 362, 263):
+        out[corner] += (0.0, corner_shift_px)
+    return out
+
+
+def test_the_aligner_holds_through_a_blink_whose_eye_corners_slide(still_landmarks):
+    aligner = SteadyAligner(AlignParams(size=128))
+    for _ in range(8):
+        aligner.update(still_landmarks)
+    before = aligner.transform.copy()
+    step = aligner.update(_blinked(still_landmarks, 3.0))
+    assert step.held and np.array_equal(step.transform, before)
+    # without the blink hold, the same frame moves the crop
+    loose = SteadyAligner(AlignParams(size=128, blink_ratio=0.0))
+    for _ in range(8):
+        loose.update(still_landmarks)
+    assert not np.array_equal(loose.update(_blinked(still_landmarks, 3.0)).transform, before)
+
+
+def test_an_out_of_range_blink_ratio_is_refused_with_the_fix():
+    with pytest.raises(MestreamError, match="blink_ratio=1.5 is out of range"):
+        AlignParams(blink_ratio=1.5)

@@ -156,9 +156,8 @@ def test_the_benchmark_times_every_frame_of_the_stage():
     assert 0 < b["p50_ms"] <= b["p95_ms"] <= b["max_ms"]
 
 
-def test_the_stage_computes_one_dense_flow_per_frame_even_through_an_event():
-    faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
-    stage = ApexSpotter()
+def _flows_while_spotting(faces, params):
+    stage = ApexSpotter(params)
     stage.open()
     calls = []
     real = stage._meter.residual
@@ -167,9 +166,18 @@ def test_the_stage_computes_one_dense_flow_per_frame_even_through_an_event():
     for m in faces:
         out += stage.process(m)
     stage.close()
-    assert len(intervals(out)) == 1  # the event was followed, with no burst of flows when it started
+    return out, len(calls)
+
+
+def test_the_stage_computes_one_dense_flow_per_frame_plus_the_lookback_once_per_event():
+    faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
     k = SpotParams().frames(SpotParams().lag_s, 30.0)
-    assert len(calls) == len(faces) - k
+    out, flows = _flows_while_spotting(faces, SpotParams(lookback_s=0.0))
+    assert len(intervals(out)) == 1  # the event was followed, with no burst of flows when it started
+    assert flows == len(faces) - k
+    out, flows = _flows_while_spotting(faces, SpotParams())
+    assert len(intervals(out)) == 1
+    assert flows == len(faces) - k + SpotParams().frames(SpotParams().lookback_s, 30.0)
 
 
 def test_a_region_that_is_always_noisy_is_weighed_down_to_the_others():

