@@ -4,7 +4,10 @@ Times are in seconds, so a 30 fps webcam and a 200 fps camera use the same param
 pixels of the flow grid (`flow_size` x `flow_size`, the aligned crop shrunk), so they do not depend on S.
 The defaults were tuned on synthetic videos (`mestream synth --seconds 40`) of evm_face (seed 1),
 pyfeat_single_face (seeds 10, 41), casme2_sub01_EP02_01f (seeds 11, 42) and casme2_style_demo (seeds 12,
-43), and are reported on other seeds (44-47) of the same faces.
+43), and are reported on other seeds (44-47) of the same faces. lookback_s, recompensate_px and blink_drop_px were
+chosen on 2026-11-23 on synthetic videos (40 s) of pyfeat_single_face frames 7:16 (seeds 301-302),
+casme2_sub01_EP02_01f (301-302), casme2_style_demo (301) and evm_face (301), by pooled micro F1
+(benchmarks/spotting_compare.py reports other seeds: 201-202).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class SpotParams:
     # far more than any ME does, and a brow move drags the eye region less than the brow itself).
     blink_ear_ratio: float = 0.6
     blink_px: float = 0.7
+    # ... or when an eye region moves down (the upper lid closing) by more than this, and more than its brow
+    blink_drop_px: float = 0.5
     blink_margin_s: float = 0.1  # eyes stay masked this long around a blink
     # "regional" is the training-free spotter above; "learned" scores windows with a softnet artifact
     # (edge/spotting/learned.py, made by `mestream train-spotter`), given as artifact = PATH.

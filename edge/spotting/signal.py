@@ -38,12 +38,19 @@ EYE_REGIONS = np.array([n.startswith("eye") for n in REGION_NAMES])
 # still shows through the flow's patch size (a brow move during a blink is lost, an accepted cost).
 BLINK_MASK = np.array([n.startswith(("eye", "brow")) for n in REGION_NAMES])
 
-def is_lid_sweep(scores: np.ndarray, blink_px: float) -> bool:
-    """A blink seen in the motion: an eye region moving far, and further than the brow above it."""
+def is_lid_sweep(scores: np.ndarray, blink_px: float, drop: np.ndarray | None = None, drop_px: float = 0.0) -> bool:
+    """A blink seen in the motion: an eye region moving further than the brow above it, and either far
+    (blink_px) or, with `drop` (RegionMotion.lid_drop), downwards by more than drop_px. An upper lid
+    closing moves the eye box down; a lid tightener (AU7) moves it up and a brow lowerer (AU4) moves the
+    brow more than the eye, so neither is taken for a blink however large."""
     named = dict(zip(REGION_NAMES, scores))
-    return any(
-        named[f"eye_{side}"] > blink_px and named[f"eye_{side}"] > named[f"brow_{side}"] for side in ("left", "right")
-    )
+    for i, side in enumerate(("left", "right")):
+        eye = named[f"eye_{side}"]
+        if eye <= named[f"brow_{side}"]:
+            continue
+        if eye > blink_px or (drop is not None and drop_px > 0 and drop[i] > drop_px):
+            return True
+    return False
 
 
 def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,6 +95,7 @@ class RegionMotion:
         top = min(max(y, eye_bottom), y + h - 2)
         boxes["nose"] = (x, top, w, y + h - top)
         self.boxes = [boxes[name] for name in REGION_NAMES]
+        self._eye_boxes = [boxes["eye_left"], boxes["eye_right"]]
         # The affine head-motion fit uses every other pixel of the face's bounding box.
         x0 = min(b[0] for b in self.boxes)
         y0 = min(b[1] for b in self.boxes)
@@ -154,6 +162,11 @@ class RegionMotion:
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Largest local mean of residual motion length (flow-grid pixels) in each region of REGION_NAMES."""
         return self.field_scores(self.residual(a, b))
+
+    def lid_drop(self, res: np.ndarray) -> np.ndarray:
+        """Largest local mean of the downward motion (flow-grid px) in each eye box, image-left then right."""
+        down = cv2.blur(np.ascontiguousarray(res[..., 1]), (self.patch, self.patch))
+        return np.array([down[y : y + h, x : x + w].max() for x, y, w, h in self._eye_boxes], dtype=np.float32)
 
     def field_scores(self, res: np.ndarray) -> np.ndarray:
         """The region scores of a residual flow field (or of a difference of two: the motion between them)."""

@@ -188,17 +188,18 @@ class ApexSpotter:
             return []
         ev = self._event
         if ev is None:
-            res = self._meter.residual(self._frame(n - k).small, frame.small)
+            res = lag_field = self._meter.residual(self._frame(n - k).small, frame.small)
             lagged = frame.motion = self._meter.field_scores(res)
         else:
             res = self._meter.residual(self._frame(ev.ref).small, frame.small)
             frame.motion = self._meter.field_scores(res)
             back = self._field(n - k) if n - k > ev.ref else None
-            lagged = frame.motion if back is None else self._meter.field_scores(res - back)
+            lag_field = res if back is None else res - back
+            lagged = frame.motion if back is None else self._meter.field_scores(lag_field)
         self._fields.append((n, res))
         while len(self._fields) > k + 1:
             self._fields.popleft()
-        if is_lid_sweep(lagged, p.blink_px):
+        if is_lid_sweep(lagged, p.blink_px, self._meter.lid_drop(lag_field), p.blink_drop_px):
             frame.blink = True
         if frame.blink:
             self._last_blink = n

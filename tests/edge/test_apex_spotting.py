@@ -196,3 +196,15 @@ def test_a_region_that_is_always_noisy_is_weighed_down_to_the_others():
     found = intervals(spot(faces))
     assert [f.kind for f in found] == ["micro"]
     assert iou(found[0], Interval(110, 119, "micro", 114)) >= 0.5
+
+
+def test_a_lid_moving_down_more_than_its_brow_is_a_blink_and_one_moving_up_is_not():
+    from edge.spotting.signal import REGION_NAMES, is_lid_sweep
+
+    scores = np.full(len(REGION_NAMES), 0.05, np.float32)
+    scores[REGION_NAMES.index("eye_left")] = 0.55  # under blink_px: size alone does not decide
+    assert not is_lid_sweep(scores, 0.7)
+    assert is_lid_sweep(scores, 0.7, np.array([0.52, 0.0]), 0.5)  # the upper lid closing
+    assert not is_lid_sweep(scores, 0.7, np.array([-0.52, 0.0]), 0.5)  # a lid tightener raising the lower lid
+    scores[REGION_NAMES.index("brow_left")] = 0.8  # a brow lowerer drags the eye down less than the brow
+    assert not is_lid_sweep(scores, 0.7, np.array([0.52, 0.0]), 0.5)
