@@ -41,6 +41,15 @@ from engines.errors import MestreamError
 log = logging.getLogger(__name__)
 
 
+# A process that handles every frame runs its libraries on one thread: the pipeline already keeps one
+# process per stage busy on every core, and the OpenCV pool (2 threads on 2 cores) spent more CPU than
+# it saved on 48 px flows and 128 px warps: a worker woken for each small parallel_for, on a core another
+# stage needed (spot: a fifth of its CPU time in a pool thread). The user's own settings win. The infer
+# process keeps its pools: it works on rare events, where a parallel TV-L1 flow shortens the latency.
+PER_FRAME_STAGES = frozenset({"capture", "track", "spot"})
+SINGLE_THREAD_ENV = ("OPENCV_FOR_THREADS_NUM", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 @dataclass
 class Child:
     plan: ProcessPlan
@@ -61,6 +70,18 @@ class Child:
     @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+
+def child_env(plan: ProcessPlan, environ, log_level: str) -> dict[str, str]:
+    """The environment a stage process starts with: ours, its log level, quiet MediaPipe start-up unless
+    debugging, and single-threaded libraries where it handles every frame (PER_FRAME_STAGES)."""
+    env = dict(environ, MESTREAM_LOG_LEVEL=log_level)
+    if log_level != "DEBUG":
+        env.setdefault("GLOG_minloglevel", "2")  # MediaPipe/TFLite start-up chatter
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if PER_FRAME_STAGES & set(plan.stages):
+        env.update({var: env.get(var, "1") for var in SINGLE_THREAD_ENV})
+    return env
 
 
 def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str) -> list[ProcessPlan]:
@@ -141,13 +162,9 @@ class Supervisor:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        env = dict(os.environ, MESTREAM_LOG_LEVEL=self.log_level)
-        if self.log_level != "DEBUG":
-            env.setdefault("GLOG_minloglevel", "2")  # MediaPipe/TFLite start-up chatter
-            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         child.popen = subprocess.Popen(
             [sys.executable, "-m", "edge.process", child.plan.to_json(), str(os.getpid())],
-            env=env,
+            env=child_env(child.plan, os.environ, self.log_level),
             start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only; it stops the rest
             stdin=subprocess.DEVNULL,
         )

@@ -14,8 +14,8 @@ import zmq
 
 from edge import bus
 from edge.process import RunOptions
-from edge.supervisor import Child, Supervisor, plan_processes
-from edge.topology import PublishConfig, parse_topology
+from edge.supervisor import Child, Supervisor, child_env, plan_processes
+from edge.topology import PublishConfig, load_topology, parse_topology
 from stand_ins import free_port, stage_processes_of
 
 FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
@@ -387,3 +387,13 @@ def test_a_hole_an_earlier_hop_already_marked_is_not_counted_again(tmp_path):
         for s in (push, proc.inp, proc.control, control):
             s.close(0)
         ctx.term()
+
+
+def test_per_frame_processes_run_their_libraries_on_one_thread_unless_the_user_says_otherwise():
+    topo = load_topology()  # the default: capture | track | spot | infer
+    plans = {p.name: p for p in plan_processes(topo, RunOptions(source="x.mp4"), Path("/nonexistent"), "ipc:///nonexistent/control")}
+    env = child_env(plans["spot"], {"PATH": "/bin"}, "WARNING")
+    assert env["OPENCV_FOR_THREADS_NUM"] == env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+    assert env["MESTREAM_LOG_LEVEL"] == "WARNING" and env["PATH"] == "/bin"
+    assert "OPENCV_FOR_THREADS_NUM" not in child_env(plans["infer"], {}, "WARNING")  # rare events: parallel flow is latency
+    assert child_env(plans["track"], {"OMP_NUM_THREADS": "4"}, "WARNING")["OMP_NUM_THREADS"] == "4"
