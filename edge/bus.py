@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 # Only plain numeric dtypes travel: no object arrays, nothing that could carry code.
 ALLOWED_DTYPES = frozenset({"uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64", "bool"})
+# Looked up, not computed, per array: numpy's dtype.name and np.dtype(str) go through Python code that
+# cost more than the rest of a small message's encoding (about half of a face message's 30 + 40 us).
+_DTYPE_OF = {name: np.dtype(name) for name in ALLOWED_DTYPES}
+_NAME_OF = {dtype: name for name, dtype in _DTYPE_OF.items()}
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,13 @@ def encode(msg: Message) -> list:
     specs = []
     buffers = []
     for name, arr in msg.arrays.items():
+        dtype = _NAME_OF.get(arr.dtype)
+        if dtype is None and not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))  # the wire carries native (little-endian) bytes
+            dtype = _NAME_OF.get(arr.dtype)
         if not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr)
-        specs.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape)})
+        specs.append({"name": name, "dtype": dtype or arr.dtype.name, "shape": list(arr.shape)})
         buffers.append(memoryview(arr).cast("B") if arr.size else b"")
     header = dict(msg.header)
     header["v"] = WIRE_VERSION
@@ -103,7 +112,8 @@ def decode(parts: list, limits: WireLimits = WireLimits()) -> Message:
     for spec, part in zip(specs, parts[2:]):
         name, dtype, shape = _check_spec(spec, limits)
         buf = _buffer(part)
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        dt = _DTYPE_OF[dtype]
+        expected = math.prod(shape) * dt.itemsize  # exact: at most 4 sizes of at most 65536
         if expected > limits.max_array_bytes:
             raise BadMessage(f"array {name!r} of {expected} bytes, more than {limits.max_array_bytes}")
         if buf.nbytes != expected:
@@ -113,7 +123,7 @@ def decode(parts: list, limits: WireLimits = WireLimits()) -> Message:
             raise BadMessage(f"arrays total more than {limits.max_total_bytes} bytes")
         if name in arrays:
             raise BadMessage(f"array {name!r} appears twice")
-        arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
+        arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if expected else np.zeros(shape, dt)
     return Message(topic, header, arrays)
 
 

@@ -20,6 +20,7 @@ instead of comparing frames of two different geometries.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ from engines.errors import MestreamError
 log = logging.getLogger(__name__)
 
 COLORS = ("auto", "bgr", "mono")
+# Frames are decoded into a few buffers used again and again once nothing holds them (the next process's
+# socket has sent them, the message is gone): a fresh 900 KB frame per read cost the capture process page
+# faults on every frame (about 37 a frame at 200 fps), as its memory went back to the system and came again.
+FRAME_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class Capture:
         self._format: tuple | None = None  # (shape, dtype) of the source's frames so far
         self._first_layout: int | None = None  # ndim of the first frame sent: 2 grey, 3 colour
         self._pending: Message | None = None  # a frame held back one read, behind its "source_format" status
+        self._pool: list[np.ndarray] = []  # decoded frames' buffers, for reuse (FRAME_POOL)
 
     # -- opening ---------------------------------------------------------------------------------
     def _open_capture(self):
@@ -167,6 +173,7 @@ class Capture:
         return round(fps, 3) if 1 <= fps <= 10000 else 0.0
 
     def close(self) -> None:
+        self._pool = []
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -184,7 +191,7 @@ class Capture:
             raise RuntimeError("Capture.read() before open()")
         bad = 0
         while True:
-            ok, image = self._cap.read()
+            ok, image = self._read_into_pool()
             if ok and image is not None and image.size:
                 break
             if self.live:
@@ -242,6 +249,19 @@ class Capture:
                           f"(change {self.format_changes}); downstream starts afresh",
                           at_seq=msg.header["seq"], format_changes=self.format_changes)
         return msg
+
+    def _read_into_pool(self) -> tuple[bool, np.ndarray | None]:
+        """cap.read() into a pooled buffer that nothing refers to any more, or a new one."""
+        # references to a free buffer: the pool's list, the loop variable and getrefcount's argument. A
+        # message, a view of it or ZeroMQ's zero-copy send each hold one more until they are done with it.
+        free = next((b for b in self._pool if sys.getrefcount(b) <= 3), None)
+        ok, image = self._cap.read(free) if free is not None else self._cap.read()
+        if ok and image is not None and image is not free:  # a first frame, or OpenCV had to reallocate
+            if free is not None:
+                self._pool.remove(free)  # a size or format change: that buffer no longer fits
+            if len(self._pool) < FRAME_POOL:
+                self._pool.append(image)
+        return ok, image
 
     def _format_changed(self, image: np.ndarray) -> str:
         """'' while frames keep their size and format; else 'from A to B', counted."""

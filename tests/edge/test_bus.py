@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.bus import BadMessage, DropLog, WireLimits, check_bind_endpoint, decode, encode, open_socket, recv_parts, send
+from edge.bus import ALLOWED_DTYPES, BadMessage, DropLog, WireLimits, check_bind_endpoint, decode, encode, open_socket, recv_parts, send
 from edge.messages import WIRE_VERSION, Message
 from engines.errors import MestreamError
 
@@ -22,6 +22,18 @@ def test_a_message_round_trips_with_its_arrays_and_header():
     np.testing.assert_array_equal(out.arrays["image"], img)
     np.testing.assert_array_equal(out.arrays["landmarks"], lm)
     assert out.arrays["landmarks"].dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", sorted(ALLOWED_DTYPES))
+def test_every_allowed_dtype_round_trips_under_its_name_and_byte_order(dtype):
+    arr = (np.arange(12) % 2 if dtype == "bool" else np.arange(12)).astype(dtype).reshape(3, 4)
+    parts = encode(Message("face", {}, {"a": arr}))
+    assert json.loads(bytes(parts[1]))["arrays"][0]["dtype"] == dtype
+    out = decode(_bytes(parts)).arrays["a"]
+    assert out.dtype == arr.dtype and out.shape == (3, 4)
+    np.testing.assert_array_equal(out, arr)
+    swapped = arr.astype(arr.dtype.newbyteorder(">")) if arr.dtype.itemsize > 1 else arr
+    np.testing.assert_array_equal(decode(_bytes(encode(Message("face", {}, {"a": swapped})))).arrays["a"], arr)
 
 
 def test_encoding_does_not_copy_the_image_buffer():

@@ -1,4 +1,6 @@
+import gc
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -142,3 +144,26 @@ def test_a_live_url_that_stops_and_comes_back_is_reopened_with_a_gap(tmp_path):
         cap.close()
         server.shutdown()
         server.server_close()
+
+
+def test_frames_are_decoded_into_buffers_used_again_once_nothing_holds_them(tmp_path):
+    video = _write_video(tmp_path / "v.avi", n=30)
+    cap = Capture(str(video), fast=True)
+    cap.open()
+    try:
+        held = [cap.read() for _ in range(12)]  # more than the pool: every frame its own buffer, none overwritten
+        assert len({m.arrays["image"].ctypes.data for m in held}) == 12
+        first = [m.arrays["image"].copy() for m in held]
+        later = [cap.read() for _ in range(5)]
+        for m, values in zip(held, first):
+            np.testing.assert_array_equal(m.arrays["image"], values)
+        refs = [weakref.ref(m.arrays["image"]) for m in held]
+        del held, m, later
+        gc.collect()
+        # the first reads' buffers live on in the pool (ids of live objects: no reference taken); the rest are gone
+        assert all(r() is not None for r in refs[:8]) and all(r() is None for r in refs[8:])
+        pool = {id(r()) for r in refs[:8]}
+        again = [cap.read().arrays["image"] for _ in range(4)]
+        assert {id(a) for a in again} <= pool  # the messages are gone: their buffers are read into again
+    finally:
+        cap.close()
