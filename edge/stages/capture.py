@@ -252,6 +252,8 @@ class Capture:
 
     def _read_into_pool(self) -> tuple[bool, np.ndarray | None]:
         """cap.read() into a pooled buffer that nothing refers to any more, or a new one."""
+        if type(self._cap).__module__ != "cv2":  # a stand-in reader (tests): read() takes no output buffer
+            return self._cap.read()
         # references to a free buffer: the pool's list, the loop variable and getrefcount's argument. A
         # message, a view of it or ZeroMQ's zero-copy send each hold one more until they are done with it.
         free = next((b for b in self._pool if sys.getrefcount(b) <= 3), None)
