@@ -62,6 +62,14 @@ def markdown(summary: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_summary(out: Path, runs: dict[str, dict[int, dict]], argv: list[str] | None) -> None:
+    summary = summarise(runs)
+    command = "python benchmarks/loso_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    (out / "summary.json").write_text(json.dumps(
+        {"command": command, "cpu_count": os.cpu_count(), "families": summary}, indent=2))
+    (out / "summary.md").write_text(markdown(summary, command))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override every family's epochs (recorded)")
     parser.add_argument("--au-sheets", type=Path, default=None)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep a run whose OUT/<family>-s<seed>/report.json already exists (same seed, same numbers)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     train_parser = argparse.ArgumentParser(prog="mestream train")
@@ -82,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     for family in args.families:
         for seed in args.seeds:
             out = args.out / f"{family}-s{seed}"
+            if args.resume and (out / "report.json").is_file():
+                runs.setdefault(family, {})[seed] = json.loads((out / "report.json").read_text())
+                print(f"{family} seed {seed}: kept {out / 'report.json'}", flush=True)
+                write_summary(args.out, runs, argv)
+                continue
             # the CLI's own parser, so every option the job has gets its default
             argv_run = ["--model", family, "--dataset", "megc2019", "--data", str(args.data), "--labels",
                         str(args.labels), "--seed", str(seed), "--out", str(out), "--workers", str(args.workers),
@@ -90,15 +105,16 @@ def main(argv: list[str] | None = None) -> int:
                 if value is not None:
                     argv_run += [flag, str(value)]
             run_args = train_parser.parse_args(argv_run)
-            start = time.perf_counter()
+            start, load_before = time.perf_counter(), os.getloadavg()
             train_command.run(run_args)
-            runs.setdefault(family, {})[seed] = json.loads((out / "report.json").read_text())
-            print(f"{family} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-            summary = summarise(runs)  # rewritten after every run, so a cut-off sweep still leaves a table
-            command = "python benchmarks/loso_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
-            (args.out / "summary.json").write_text(json.dumps(
-                {"command": command, "cpu_count": os.cpu_count(), "families": summary}, indent=2))
-            (args.out / "summary.md").write_text(markdown(summary, command))
+            report = json.loads((out / "report.json").read_text())
+            report["time"]["load_average"] = {"before": [round(x, 2) for x in load_before],
+                                              "after": [round(x, 2) for x in os.getloadavg()]}
+            (out / "report.json").write_text(json.dumps(report, indent=2))
+            runs.setdefault(family, {})[seed] = report
+            print(f"{family} seed {seed}: {time.perf_counter() - start:.0f} s, load average {load_before} -> "
+                  f"{os.getloadavg()}", flush=True)
+            write_summary(args.out, runs, argv)  # after every run, so a cut-off sweep still leaves a table
     print((args.out / "summary.md").read_text())
     return 0
 

@@ -4,6 +4,10 @@
 #
 #   benchmarks/make_default_artifact.sh [MODEL] [SEED]     (defaults: ststnet 1)
 #
+# Environment: WORKERS (folds trained in parallel, default 1: same numbers), DEST (folder that receives
+# mestream-default.onnx and MODEL_CARD.md, default engines/default: point it elsewhere to compare first),
+# WORK (the train job's output folder), PYTHON.
+#
 # Needs the [train] extra and the research-only assets ($MESTREAM_ASSETS, default ../shared/assets).
 # The raw data never enters the repo; only the ONNX weights derived from it do (see the model card).
 set -euo pipefail
@@ -16,10 +20,14 @@ DATA="$ASSETS/preprocessed/HTNet_MEGC2019_composite"
 LABELS="$ASSETS/annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
 WORK="${WORK:-runs/default-$MODEL-seed$SEED}"
 PY="${PYTHON:-.venv/bin/python}"
-OUT=engines/default/mestream-default.onnx
+WORKERS="${WORKERS:-1}"
+DEST="${DEST:-engines/default}"
+OUT="$DEST/mestream-default.onnx"
+CARD="$DEST/MODEL_CARD.md"
+mkdir -p "$DEST"
 
 TRAIN=("$PY" -m edge.cli train --model "$MODEL" --dataset megc2019 --data "$DATA" --labels "$LABELS"
-       --protocol loso --seed "$SEED" --out "$WORK" --fit-all)
+       --protocol loso --seed "$SEED" --out "$WORK" --fit-all --workers "$WORKERS")
 EXPORT=("$PY" -m edge.cli export --checkpoint "$WORK/model.pt" --out "$OUT")
 
 echo "+ ${TRAIN[*]}"
@@ -27,16 +35,16 @@ echo "+ ${TRAIN[*]}"
 echo "+ ${EXPORT[*]}"
 "${EXPORT[@]}"
 
-"$PY" - "$OUT" "$MODEL" "$SEED" <<'PY'
+"$PY" - "$OUT" "$MODEL" "$SEED" "$CARD" <<'PY'
 import sys
 from trainer.export import write_model_card
 
-out, model, seed = sys.argv[1:4]
+out, model, seed, card = sys.argv[1:5]
 command = (
     f"benchmarks/make_default_artifact.sh {model} {seed}\n"
     f"# = mestream train --model {model} --dataset megc2019 --data DATA --labels CSV --protocol loso --seed {seed} --out WORK --fit-all\n"
     f"#   mestream export --checkpoint WORK/model.pt --out {out}"
 )
-print("wrote", write_model_card(out, "engines/default/MODEL_CARD.md", command=command))
+print("wrote", write_model_card(out, card, command=command))
 PY
-ls -l "$OUT" engines/default/MODEL_CARD.md
+ls -l "$OUT" "$CARD"
