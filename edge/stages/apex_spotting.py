@@ -69,7 +69,7 @@ class _Event:
     threshold: float  # T when it triggered: the peak must reach it
     noise: float  # displacement that still counts as at rest: the quiet signal's median + 3 sigma
     d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
-    measured: int = 0  # d[:measured] are the lagged scores of the frames before the trigger, the rest flows from ref
+    measured: int = 0  # d[:measured] are lagged scores (first k frames after ref), the rest flows from ref
     eyes_masked: bool = False
     quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
     candidate: tuple[int, int] | None = None  # (onset n, apex n) last sent as a "candidate"
@@ -282,7 +282,10 @@ class ApexSpotter:
             # the others keep their lagged scores: their lag frame is at rest, before the reference
             motion = frame.motion  # None only in the first k frames of a window (no lag frame yet)
             ev.d.append(motion / self._w() if motion is not None else np.zeros_like(self._frame(n).motion))
-        ev.measured = len(ev.d)
+        # d[:measured] are lagged scores; the frames after them were measured from the reference (the
+        # lookback's flows, then one per frame), so they can confirm the event, even one that is over by
+        # its trigger (a fast fall after a slow rise)
+        ev.measured = min(k, len(ev.d))
         self._event = ev
 
     def _follow_event(self, n: int, k: int, eyes_masked: bool) -> list[Message]:
