@@ -126,7 +126,9 @@ def _stage_input(pid: int, name: str, timeout: float = 30.0) -> str:
             except OSError:
                 continue
             plan = json.loads(argv[argv.index(b"edge.process") + 1])
-            if plan["name"] == name:
+            # bound, not just planned: a message sent before the stage binds (MediaPipe takes seconds to open
+            # on a loaded machine) waits in the sender's queue and is lost when the sender closes
+            if plan["name"] == name and Path(plan["input"].removeprefix("ipc://")).exists():
                 return plan["input"]
         time.sleep(0.05)
     raise AssertionError(f"no stage process {name} under {pid}")
