@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             start, end = (int(v) for v in args.source_frames.split(":"))
         except ValueError:
-            raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 0:20") from None
+            raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 7:16") from None
         span = (start, end)
     params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed)
     from edge.progress import show_progress
