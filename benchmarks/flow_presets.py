@@ -51,17 +51,7 @@ def tracked_crops(video: Path) -> list:
     from edge.stages.capture import Capture
     from edge.stages.face_tracking import FaceTracking
 
-    class _Keep:
-        name = "keep"
-
-        def open(self) -> None: ...
-
-        def close(self) -> None: ...
-
-        def process(self, msg):
-            return [msg]
-
-    faces = [m for m in run_chain(Capture(str(video), fast=True), [FaceTracking(), _Keep()]) if m.topic == "face"]
+    faces = [m for m in run_chain(Capture(str(video), fast=True), [FaceTracking()]) if m.topic == "face"]
     return [f for f in faces if f.header.get("found")]
 
 

@@ -106,16 +106,6 @@ def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> di
     from edge.stages.face_tracking import FaceTracking
     from engines import default_artifact_path
 
-    class _Keep:
-        name = "keep"
-
-        def open(self) -> None: ...
-
-        def close(self) -> None: ...
-
-        def process(self, msg):
-            return [msg]
-
     class _Limit:
         """Capture, stopped after `frames` frames."""
 
@@ -135,7 +125,7 @@ def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> di
             return self.inner.read()
 
     capture = Capture(source, fast=True, options=CaptureOptions(max_width=width))
-    faces = [m for m in run_chain(_Limit(capture, frames), [FaceTracking(), _Keep()]) if m.topic == "face"]
+    faces = [m for m in run_chain(_Limit(capture, frames), [FaceTracking()]) if m.topic == "face"]
     out = {"frames": len(faces), "candidate_frac": {}}
     default = apex_spotting.CANDIDATE_FRAC
     try:

@@ -399,17 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("video")
     args = parser.parse_args(argv)
 
-    class _Keep:
-        name = "keep"
-
-        def open(self) -> None: ...
-
-        def close(self) -> None: ...
-
-        def process(self, msg: Message) -> list[Message]:
-            return [msg]
-
-    faces = [m for m in run_chain(Capture(args.video, fast=True), [FaceTracking(), _Keep()]) if m.topic == "face"]
+    faces = [m for m in run_chain(Capture(args.video, fast=True), [FaceTracking()]) if m.topic == "face"]
     variants = {"default": SpotParams(), "flow_size=64": SpotParams(flow_size=64, patch=9, floor_px=0.12),
                 "trigger_scale=1": SpotParams(trigger_scale=1)}
     for label, params in variants.items():
