@@ -1,0 +1,123 @@
+"""ststreg: ststens with HTNet's facial regions, cut by fixed boxes inside the model.
+
+HTNet (Wang et al. 2024) builds its 28x28 input from four 14x14 crops of the flow around the two eyes and the
+two mouth corners, placed 2x2. It locates them per sample (MTCNN on the apex crop). On the 442 composite apex
+crops the MediaPipe eye inner corners (133, 362) and mouth corners (61, 291) sit, per dataset part, within a
+median 0.3-0.9 px of the part's median at 28x28 (p90 0.6-1.9 px); SAMM's eyes sit about 3 px lower than
+CASME II's and SMIC's. Boxes 14 px wide absorb that, so the boxes are fixed here (Slice ops in the graph): the
+artifact keeps the one 28x28 u, v, strain input and the live pipeline needs no per-sample landmarks.
+
+Boxes (row start, column start; 14x14), around the pooled median centres (eyes x 9.7 / 18.0, y 8.1; mouth
+corners x 8.3 / 19.8, y 20.2), made mirror-symmetric about the centre column so that the mirror view of the
+flow swaps the left and right boxes exactly:
+    eyes rows 1-14, columns 3-16 and 11-24; mouth corners rows 13-26, columns 1-14 and 13-26.
+The mosaic is [left eye | right eye] over [left mouth corner | right mouth corner].
+
+view="whole": ststens exactly (the control of a selection run).
+view="regions": each member (an STSTNet, as in ststens) reads the mosaic instead of the whole flow.
+view="both": each member's convolution reads the whole flow and the mosaic; the two 16x5x5 maps are
+concatenated into one linear head (800 features), so a member sees both the global motion and the regions.
+Prediction, training loss and mirror averaging are ststens's.
+
+Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
+"""
+
+from __future__ import annotations
+
+from trainer.models.base import Family, Recipe
+from trainer.models.ststnet import FLOW
+
+WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
+SIZE = 14
+# (row start, column start) of the 14x14 boxes, in mosaic order: left eye, right eye, left mouth, right mouth
+BOXES = ((1, 3), (1, 11), (13, 1), (13, 13))
+VIEWS = ("whole", "regions", "both")  # "whole" is exactly ststens (the control in a selection run)
+
+
+def mosaic(flow):
+    """(B, 3, 28, 28) -> (B, 3, 28, 28): the four region boxes placed 2x2."""
+    import torch
+
+    crops = [flow[:, :, r:r + SIZE, c:c + SIZE] for r, c in BOXES]
+    return torch.cat([torch.cat(crops[:2], dim=3), torch.cat(crops[2:], dim=3)], dim=2)
+
+
+def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True,
+          view: str = "both"):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from engines.errors import MestreamError
+
+    if view not in VIEWS:
+        raise MestreamError(f"ststreg view {view!r} is not one of {', '.join(VIEWS)}; pass view=both, regions or whole")
+    width = sum(WIDTHS)
+    views = 2 if view == "both" else 1
+
+    class STSTRegions(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = members
+            self.mirror = mirror
+            self.view = view
+            self.conv = nn.Conv2d(3, members * width, kernel_size=3, padding=2)
+            self.norm = nn.BatchNorm2d(members * width)
+            self.pool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
+            self.drop = nn.Dropout(dropout)
+            self.average = nn.AvgPool2d(kernel_size=2, stride=2)
+            features = views * width * 5 * 5
+            bound = features ** -0.5
+            self.head_weight = nn.Parameter(torch.empty(members, features, num_classes).uniform_(-bound, bound))
+            self.head_bias = nn.Parameter(torch.empty(members, 1, num_classes).uniform_(-bound, bound))
+            self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
+
+        def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
+            batch = flow.shape[0]
+            if view == "both":
+                x = torch.cat([flow, mosaic(flow)], dim=0)
+            else:
+                x = mosaic(flow) if view == "regions" else flow
+            x = x.contiguous(memory_format=torch.channels_last)
+            x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (views*B, 16E, 5, 5)
+            x = x.reshape(views, batch, self.members, -1)  # member m's maps, per view
+            x = x.permute(2, 1, 0, 3).reshape(self.members, batch, -1)  # (E, B, views*400)
+            return torch.matmul(x, self.head_weight) + self.head_bias
+
+        def mirrored(self, flow):
+            """The exact mirror image of a composite flow: columns reversed, u -> 1 - u."""
+            flipped = flow.index_select(3, self.reverse)
+            return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
+
+        def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
+            """Mean softmax over the first `members` members and, with `mirror`, over both views: (B, C)."""
+            members = self.members if members is None else members
+            mirror = self.mirror if mirror is None else mirror
+            both = torch.cat([flow, self.mirrored(flow)], dim=0) if mirror else flow
+            probs = torch.softmax(self.member_logits(both)[:members], dim=-1).mean(dim=0)
+            if mirror:
+                probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
+            return probs
+
+        def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
+            return torch.log(self.mean_probability(flow))
+
+        def training_loss(self, batch, labels):
+            logits = self.member_logits(batch["flow"])  # (E, B, C)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
+                                   reduction="sum") / labels.shape[0]
+            return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
+
+    return STSTRegions()
+
+
+FAMILY = Family(
+    name="ststreg",
+    summary="ststens whose members also read HTNet's eye and mouth-corner regions (fixed 14x14 boxes, 2x2 mosaic)",
+    inputs=(FLOW,),
+    # ststens's recipe (chosen by inner validation on training subjects); the view is chosen the same way
+    recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
+                  extra={"provenance": "ststens's recipe; region view chosen by trainer/inner_select.py on "
+                                       "training subjects only, before any full LOSO of this family"}),
+    build=build,
+)
