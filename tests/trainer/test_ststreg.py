@@ -87,3 +87,13 @@ def test_ststreg_exports_to_onnx_opset_17_matching_torch_with_tensorrt_operators
     model = _model(members=3, view=view)
     model.eval()
     assert_onnx_matches_torch(model, {"flow": _flow(1)})
+
+
+def test_label_smoothing_softens_every_members_targets_in_the_training_loss():
+    flow, labels = _flow(), torch.tensor([0, 1, 2, 0])
+    plain, smooth = _model(members=2, dropout=0.0), _model(members=2, dropout=0.0, label_smoothing=0.1)
+    plain.train(), smooth.train()
+    member = smooth.member_logits(flow)
+    expected = sum(torch.nn.functional.cross_entropy(member[m], labels, label_smoothing=0.1) for m in range(2))
+    torch.testing.assert_close(smooth.training_loss({"flow": flow}, labels)[0], expected)
+    assert not torch.isclose(plain.training_loss({"flow": flow}, labels)[0], expected)

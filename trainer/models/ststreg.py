@@ -17,7 +17,8 @@ view="whole": ststens exactly (the control of a selection run).
 view="regions": each member (an STSTNet, as in ststens) reads the mosaic instead of the whole flow.
 view="both": each member's convolution reads the whole flow and the mosaic; the two 16x5x5 maps are
 concatenated into one linear head (800 features), so a member sees both the global motion and the regions.
-Prediction, training loss and mirror averaging are ststens's.
+Prediction, training loss and mirror averaging are ststens's; label_smoothing (default 0, off) softens the
+training targets, a candidate for selection.
 
 Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
 """
@@ -43,7 +44,7 @@ def mosaic(flow):
 
 
 def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True,
-          view: str = "both"):
+          view: str = "both", label_smoothing: float = 0.0):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -105,7 +106,7 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
         def training_loss(self, batch, labels):
             logits = self.member_logits(batch["flow"])  # (E, B, C)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
-                                   reduction="sum") / labels.shape[0]
+                                   reduction="sum", label_smoothing=label_smoothing) / labels.shape[0]
             return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
 
     return STSTRegions()
