@@ -34,6 +34,7 @@ import zmq
 
 from edge import bus
 from edge.contents import content_problem
+from edge.shared_frames import FrameRing, RingError, RingReader
 from edge.messages import PER_FRAME_TOPICS, TOPICS, Message, end_of_stream
 from edge.stages.base import drain, feed
 from edge.topology import STAGE_MODULES, PublishConfig, stage_options_of
@@ -70,6 +71,11 @@ class ProcessPlan:
     run: RunOptions
     resume_seq: int = 0  # a restarted file source continues from here instead of replaying the file
     preview: str = ""  # the supervisor's preview relay (ipc); "" = no preview tap in this process
+    # Shared frames (edge/shared_frames.py): the segment-name prefix of this run. shm_out: this process
+    # writes its "frame" pixels into a ring of shm_slots slots; shm_in: it reads references to such rings.
+    shm_out: str = ""
+    shm_slots: int = 0
+    shm_in: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -218,6 +224,11 @@ class StageProcess:
         self.inp: zmq.Socket | None = None
         self.out: zmq.Socket | None = None
         self.preview = None  # edge.preview.tap.PreviewTap when the run asked for a preview
+        self.ring: FrameRing | None = None  # frames out through shared memory (plan.shm_out)
+        self.ring_failed = False
+        self.reader: RingReader | None = RingReader(plan.shm_in) if plan.shm_in else None
+        self._overwritten = 0  # frames found overwritten in their slot, to explain the next frame's gap
+        self.shm_frames = 0  # frames sent (writer) or received (reader) through shared memory
 
     # -- heartbeats ---------------------------------------------------------------------------------
     def heartbeat(self, state: str, force: bool = False, **extra: Any) -> None:
@@ -226,7 +237,7 @@ class StageProcess:
             return
         self._last_hb = now
         header = {"process": self.plan.name, "pid": os.getpid(), "state": state, "t_ns": time.monotonic_ns(),
-                  "drops": dict(self.drops.counts), **self.meter.snapshot(), **extra}
+                  "drops": dict(self.drops.counts), "shm_frames": self.shm_frames, **self.meter.snapshot(), **extra}
         try:
             bus.send(self.control, Message("heartbeat", header), zmq.NOBLOCK)
         except zmq.Again:
@@ -242,6 +253,8 @@ class StageProcess:
             self.stages = built
         for stage in built:
             stage.open()
+        if self.source is not None and self.plan.shm_out and hasattr(self.source, "out_buffer"):
+            self.source.out_buffer = self._slot_for
         if self.source is None:
             self.inp = bus.open_socket(self.ctx, zmq.PULL, bind=self.plan.input, hwm=self.plan.hwm, limits=self.limits)
         if self.plan.output:
@@ -264,9 +277,43 @@ class StageProcess:
             self.preview.close()
         if self.inp is not None:
             self.inp.close(0)
+        if self.reader is not None:
+            self.reader.close()
         if self.out is not None:
             # After end of stream the last messages and "eos" may still sit in our queue: let them go out.
             self.out.close(linger=2000 if self.finished else 0)
+        if self.ring is not None:
+            self.ring.close()  # unlinks the segment (the supervisor removes it too if we are killed)
+            self.ring = None
+
+    # -- shared frames ------------------------------------------------------------------------------
+    def _keep_waiting(self) -> bool:
+        self.heartbeat("blocked")  # waiting for the reader to free a slot is back-pressure, not a hang
+        return not self.stop
+
+    def _slot_for(self, shape: tuple, dtype: str):
+        """Where the source decodes its next frame: a slot of the ring (None: its own buffer)."""
+        if self.ring is None:
+            return None
+        return self.ring.claim(shape, dtype, block=self.plan.output_policy == "block", wait=self._keep_waiting)
+
+    def _by_reference(self, msg: Message) -> Message:
+        """A frame whose pixels went into the ring: the same message with a reference instead of the image."""
+        image = msg.arrays.get("image")
+        if self.ring_failed or image is None or msg.topic != "frame":
+            return msg
+        if self.ring is None:
+            try:
+                self.ring = FrameRing.create(self.plan.shm_out, self.plan.shm_slots, image.nbytes)
+            except (OSError, ValueError) as exc:
+                self.ring_failed = True
+                log.warning("%s: shared frames unavailable (%s); frames go through the socket", self.plan.name, exc)
+                return msg
+        ref = self.ring.commit(image, block=self.plan.output_policy == "block", wait=self._keep_waiting)
+        if ref is None:
+            return msg  # larger than a slot (the source changed size) or stopping: inline
+        self.shm_frames += 1
+        return Message(msg.topic, {**msg.header, "shm": ref}, {k: v for k, v in msg.arrays.items() if k != "image"})
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -326,6 +373,15 @@ class StageProcess:
             if msg.topic in PER_FRAME_TOPICS and not _valid_seq(msg.header):
                 self.drops.drop("malformed", f"{msg.topic} without an integer seq")
                 continue
+            if msg.topic == "frame" and "shm" in msg.header:
+                problem = self._resolve(msg)
+                if problem == "overwritten":
+                    self._dropped_since_accept += 1 + int(msg.header.get("sender_dropped", 0) or 0)
+                    self.drops.drop("overwritten", "its shared-memory slot was reused before it was read")
+                    continue
+                if problem:
+                    self.drops.drop("malformed", problem)
+                    continue
             problem = content_problem(msg)  # well-formed on the wire, but could it crash the stage?
             if problem:
                 self.drops.drop("malformed", f"{msg.topic}: {problem}")
@@ -341,6 +397,23 @@ class StageProcess:
                 msg.header["_dropped_here"] = self._dropped_since_accept
                 self._dropped_since_accept = 0
             self.queue.append((msg, time.monotonic_ns()))
+
+    def _resolve(self, msg: Message) -> str:
+        """Put the referenced slot's pixels into msg as its image; "" or what is wrong."""
+        if self.reader is None:
+            return "frame refers to shared memory, but this process reads frames from its socket only"
+        if "image" in msg.arrays:
+            return "frame carries both an image and a shared-memory reference"
+        ref = msg.header["shm"]
+        try:
+            msg.arrays["image"] = self.reader.resolve(ref)
+        except RingError as exc:
+            return str(exc)
+        if not self.reader.still_valid(ref):
+            self.reader.release(ref)
+            return "overwritten"
+        self.shm_frames += 1
+        return ""
 
     def check_sequence(self, msg: Message) -> None:
         if msg.topic not in PER_FRAME_TOPICS:
@@ -362,6 +435,14 @@ class StageProcess:
         self.meter.last_seq = seq
 
     def handle(self, msg: Message, t_in: int, busy_from: int | None = None) -> None:
+        ref = msg.header.get("shm") if msg.topic == "frame" and self.reader is not None else None
+        if ref is not None and not self.reader.still_valid(ref):
+            self._overwritten_drop(ref)  # reused while it waited in our queue (a live source never waits)
+            return
+        if self._overwritten and msg.topic in PER_FRAME_TOPICS:
+            msg.header["_dropped_here"] = int(msg.header.get("_dropped_here", 0)) + self._overwritten
+            self._overwritten = 0
+        last_seq = self.meter.last_seq
         self.check_sequence(msg)
         m = self.meter
         m.n_in += 1
@@ -373,7 +454,19 @@ class StageProcess:
         m.took(time.monotonic_ns() - t0)
         if self.preview is not None:
             self.preview.offer(msg, out)
+        if ref is not None:
+            if not self.reader.still_valid(ref):
+                # the writer reused the slot while the stage read it: what it made of it is not trusted
+                self.meter.last_seq = last_seq  # the next frame sees the hole, explained as this drop
+                self._overwritten_drop(ref)
+                return
+            self.reader.release(ref)
         self.emit(out, stamps, t_in)
+
+    def _overwritten_drop(self, ref: dict) -> None:
+        self.reader.release(ref)
+        self._overwritten += 1
+        self.drops.drop("overwritten", "its shared-memory slot was reused before the stage was done with it")
 
     def emit(self, messages: list[Message], stamps: list, t_in: int) -> None:
         if not messages:
@@ -391,6 +484,8 @@ class StageProcess:
 
     def send(self, msg: Message, must: bool = False) -> None:
         """To the next process. Towards a "drop" entrance a full pipe drops (counted); "block" waits."""
+        if self.plan.shm_out:
+            msg = self._by_reference(msg)
         if self.plan.output_policy == "drop" and not must and msg.topic in PER_FRAME_TOPICS:
             if self._send_dropped:
                 msg.header["sender_dropped"] = self._send_dropped  # so the next hop counts them as drops, not losses

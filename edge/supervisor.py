@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from typing import Any
 
 import zmq
 
-from edge import bus
+from edge import bus, shared_frames
 from edge.messages import Message, status
 from edge.process import ProcessPlan, RunOptions
 from edge.topology import Topology
@@ -84,8 +85,12 @@ def child_env(plan: ProcessPlan, environ, log_level: str) -> dict[str, str]:
     return env
 
 
-def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str) -> list[ProcessPlan]:
-    """One ProcessPlan per [[process]], each wired to the next; --fast turns every entrance to "block"."""
+def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str, shm_prefix: str = "") -> list[ProcessPlan]:
+    """One ProcessPlan per [[process]], each wired to the next; --fast turns every entrance to "block".
+
+    With a shm_prefix (shared frames on, /dev/shm there), the source process sends its frames' pixels
+    through a ring when the next process listens on our own ipc link (same host); not over a tcp input.
+    """
     plans = []
     procs = topo.processes
     inputs = [p.input or f"ipc://{workdir}/{p.name}.in" for p in procs]
@@ -96,6 +101,12 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str)
         # Towards a "drop" entrance the pipe must hold a whole queue: the next process only drains it
         # between messages, and the entrance (not a full pipe behind one slow frame) decides what to drop.
         output_hwm = (nxt.queue if next_policy == "drop" else nxt.hwm) if nxt else 1
+        shared = bool(shm_prefix) and i == 0 and nxt is not None and not nxt.input
+        # Slots for every frame that can be in flight at the reader's pace (its queue, ZeroMQ's queues)
+        # plus a few being decoded and handled: fewer and a blocking source waits on credits it need not,
+        # a live one overwrites frames the reader would still have reached.
+        slots = max(8, nxt.queue + nxt.hwm + output_hwm + 4) if shared else 0
+        shm_in = shm_prefix if shm_prefix and i == 1 and not p.input else ""
         plans.append(
             ProcessPlan(
                 name=p.name,
@@ -112,6 +123,9 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str)
                 heartbeat_s=topo.runtime.heartbeat_s,
                 run=run,
                 preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
+                shm_out=shm_prefix if shared else "",
+                shm_slots=slots,
+                shm_in=shm_in,
             )
         )
     return plans
@@ -140,6 +154,7 @@ class Supervisor:
         self._last_tick = 0.0
         self.started_ns = 0
         self.ended_ns = 0
+        self.shm_prefix = ""  # names of this run's shared-frame segments (edge/shared_frames.py); we remove them
 
     # -- start --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -148,7 +163,9 @@ class Supervisor:
         self.ctx = zmq.Context()
         control = f"ipc://{self.workdir}/control"
         self.control = bus.open_socket(self.ctx, zmq.PULL, bind=control, hwm=1000, limits=bus.WireLimits(max_array_bytes=1 << 16, max_total_bytes=1 << 16))
-        plans = plan_processes(self.topo, self.run_options, self.workdir, control)
+        if self.topo.runtime.shared_frames and shared_frames.available():
+            self.shm_prefix = f"mestream-{os.getpid()}-{secrets.token_hex(4)}-"
+        plans = plan_processes(self.topo, self.run_options, self.workdir, control, self.shm_prefix)
         if self.run_options.publish.preview:
             from edge.preview.relay import PreviewRelay
 
@@ -250,6 +267,8 @@ class Supervisor:
         delay = min(rt.restart_backoff_min_s * 2 ** (child.crashes_in_row - 1), rt.restart_backoff_max_s)
         child.restarts += 1
         child.state = "restarting"
+        if child is self.children[0] and self.shm_prefix:
+            shared_frames.remove_segments(self.shm_prefix)  # its ring died with it; the next one makes a new one
         child.next_start = now + delay
         if child is self.children[0] and self.run_options.source and "://" not in self.run_options.source and not self.run_options.source.startswith("cam:"):
             child.plan = replace(child.plan, resume_seq=int(child.metrics.get("last_seq", -1)) + 1)
@@ -313,6 +332,8 @@ class Supervisor:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self.shm_prefix:
+            shared_frames.remove_segments(self.shm_prefix)  # a killed writer could not unlink its ring
         if self.ctx is not None:
             self.ctx.term()
             self.ctx = None

@@ -43,6 +43,7 @@ class RuntimeConfig:
     stable_after_s: float = 10.0  # a process alive this long has its backoff reset
     stop_timeout_s: float = 2.5  # SIGTERM, then SIGKILL after this; the whole stop stays under 3 s
     status_every_s: float = 1.0  # metrics published on me.status this often
+    shared_frames: bool = False  # frames go from capture to track through shared memory on this host (edge/shared_frames.py)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
 def _check(topo: Topology, where: str) -> None:
     r = topo.runtime
     for f in dataclasses.fields(r):
-        if getattr(r, f.name) <= 0:
+        if f.type != "bool" and getattr(r, f.name) <= 0:
             raise MestreamError(f"{where} [runtime] {f.name} = {getattr(r, f.name)}: expected a positive number of seconds")
     if r.restart_backoff_min_s > r.restart_backoff_max_s:
         raise MestreamError(f"{where} [runtime] restart_backoff_min_s {r.restart_backoff_min_s} > restart_backoff_max_s {r.restart_backoff_max_s}; swap them")

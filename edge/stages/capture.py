@@ -95,6 +95,10 @@ class Capture:
         self._first_layout: int | None = None  # ndim of the first frame sent: 2 grey, 3 colour
         self._pending: Message | None = None  # a frame held back one read, behind its "source_format" status
         self._pool: list[np.ndarray] = []  # decoded frames' buffers, for reuse (FRAME_POOL)
+        # Set by the host when frames leave through shared memory (edge/shared_frames.py): (shape, dtype)
+        # -> a slot to decode into, or None. Used once the last frame went out exactly as decoded.
+        self.out_buffer = None
+        self._direct = False
 
     # -- opening ---------------------------------------------------------------------------------
     def _open_capture(self):
@@ -224,7 +228,9 @@ class Capture:
         if not self.live and not self.fast:
             t_capture_ns = self._pace(media_ms)
         changed = self._format_changed(image)  # judged on what the source gave, before conversion
+        decoded = image
         image = self._convert(image)
+        self._direct = image is decoded  # no conversion: the next frame can be decoded where it is sent from
         if self._first_layout is None:
             self._first_layout = image.ndim
         if changed:
@@ -254,6 +260,10 @@ class Capture:
         """cap.read() into a pooled buffer that nothing refers to any more, or a new one."""
         if type(self._cap).__module__ != "cv2":  # a stand-in reader (tests): read() takes no output buffer
             return self._cap.read()
+        if self.out_buffer is not None and self._direct and self._format is not None:
+            slot = self.out_buffer(*self._format)
+            if slot is not None:
+                return self._cap.read(slot)  # OpenCV reallocates (a new array) if the frame no longer fits
         # references to a free buffer: the pool's list, the loop variable and getrefcount's argument. A
         # message, a view of it or ZeroMQ's zero-copy send each hold one more until they are done with it.
         free = next((b for b in self._pool if sys.getrefcount(b) <= 3), None)

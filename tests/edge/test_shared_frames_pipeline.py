@@ -1,0 +1,205 @@
+"""Shared frames in the running pipeline: capture hands the next process references into a /dev/shm ring,
+the reader counts an overwritten slot as a drop with a gap, a killed writer or reader recovers, bad
+references are counted drops, and no segment outlives the run."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from edge import bus, shared_frames
+from edge.messages import Message
+from edge.process import ProcessPlan, RunOptions, StageProcess
+from edge.supervisor import Supervisor
+from edge.topology import PublishConfig, parse_topology
+from stand_ins import free_port
+
+pytestmark = pytest.mark.skipif(not shared_frames.available(), reason="no writable /dev/shm on this host")
+
+FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
+                "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
+
+
+def _video(path: Path, n: int, fps: float = 30.0) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(n):
+        w.write(np.full((48, 64, 3), i % 255, np.uint8))
+    w.release()
+    return path
+
+
+def _wait(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _segments(sup) -> list[Path]:
+    return list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*")) if sup.shm_prefix else []
+
+
+def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True):
+    topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": shared}, "process": [
+        {"name": "capture", "stages": ["capture"]},
+        {"name": "infer", "stages": ["publish"], "policy": "block"}]})
+    run = RunOptions(source=str(_video(tmp_path / "v.avi", frames)), fast=fast,
+                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    sup = Supervisor(topo, run)
+    sup.start()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
+    thread.start()
+    return sup, thread, result
+
+
+def _stop(sup, thread):
+    sup.stopping = True
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_fast_file_goes_through_the_ring_whole_and_leaves_no_segment(tmp_path):
+    sup, thread, result = _supervise(tmp_path, frames=400, fast=True)
+    try:
+        assert sup.children[0].plan.shm_out and sup.children[1].plan.shm_in
+        seen = []
+        assert _wait(lambda: seen.extend(_segments(sup)) or all(c.done for c in sup.children), 30), sup.metrics()
+        thread.join(5)
+        assert result.get("code") == 0
+        reader = sup.metrics()["infer"]
+        assert reader["last_seq"] == 399 and not reader["drops"] and not reader["lost"], reader
+        assert reader["shm_frames"] == sup.metrics()["capture"]["shm_frames"] == 400
+    finally:
+        _stop(sup, thread)
+    assert not list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*"))
+
+
+def test_with_shared_frames_off_no_segment_is_made(tmp_path):
+    sup, thread, result = _supervise(tmp_path, frames=100, fast=True, shared=False)
+    try:
+        assert not sup.shm_prefix and not sup.children[0].plan.shm_out
+        assert _wait(lambda: all(c.done for c in sup.children), 30), sup.metrics()
+        assert sup.metrics()["infer"]["last_seq"] == 99 and sup.metrics()["infer"]["shm_frames"] == 0
+    finally:
+        _stop(sup, thread)
+
+
+def test_a_killed_capture_leaves_no_segment_and_its_successor_is_read(tmp_path):
+    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
+    try:
+        capture, reader = sup.children
+        assert _wait(lambda: capture.state == "running" and _segments(sup), 30), sup.metrics()
+        old = _segments(sup)
+        os.kill(capture.popen.pid, signal.SIGKILL)
+        assert _wait(lambda: capture.restarts == 1 and _segments(sup) and _segments(sup) != old, 5), sup.metrics()
+        assert not any(p.exists() for p in old), "the dead capture's segment was left in /dev/shm"
+        n = reader.metrics.get("n_in", 0)
+        assert _wait(lambda: reader.metrics.get("n_in", 0) > n + 10, 5), "the reader did not follow the new segment"
+        prefix = sup.shm_prefix
+    finally:
+        _stop(sup, thread)
+    assert not list(shared_frames.SHM_DIR.glob(prefix + "*"))
+
+
+def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots(tmp_path):
+    sup, thread, _ = _supervise(tmp_path, frames=3000, fast=True)
+    try:
+        capture, reader = sup.children
+        assert _wait(lambda: reader.metrics.get("n_in", 0) > 50, 30), sup.metrics()
+        os.kill(reader.popen.pid, signal.SIGKILL)
+        assert _wait(lambda: reader.restarts == 1 and reader.state == "running", 5), sup.metrics()
+        # the new reader gets frames again: the capture freed the dead reader's credits
+        assert _wait(lambda: reader.metrics.get("n_in", 0) > 50, 5), sup.metrics()
+    finally:
+        _stop(sup, thread)
+
+
+def test_a_sigterm_stop_removes_every_segment(tmp_path):
+    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
+    prefix = sup.shm_prefix
+    try:
+        assert _wait(lambda: _segments(sup), 30), sup.metrics()
+        os.kill(sup.children[0].popen.pid, signal.SIGSTOP)  # a writer that cannot even unlink its own
+    finally:
+        _stop(sup, thread)
+    assert not list(shared_frames.SHM_DIR.glob(prefix + "*"))
+
+
+def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_running(tmp_path):
+    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    try:
+        reader = sup.children[1]
+        assert _wait(lambda: reader.state == "running" and _segments(sup), 30), sup.metrics()
+        segment = _segments(sup)[0].name
+        push.connect(reader.plan.input)
+        good = {"segment": segment, "slot": 0, "gen": 1, "shape": [48, 64, 3], "dtype": "uint8"}
+        bad = [{**good, "slot": 999}, {**good, "segment": "elsewhere-1"}, {**good, "shape": [4800, 6400, 3]},
+               {**good, "dtype": "float64"}, "slot 3", {**good, "gen": 2}]
+        for i in range(60):
+            bus.send(push, Message("frame", {"seq": 10**6 + i, "t_capture_ns": 1, "shm": bad[i % len(bad)]}))
+        assert _wait(lambda: (reader.metrics.get("drops") or {}).get("malformed", 0) >= 60, 5), reader.metrics
+        assert reader.restarts == 0 and reader.alive
+    finally:
+        push.close(0)
+        ctx.term()
+        _stop(sup, thread)
+
+
+class _Overwriter:
+    """A stage during whose work the writer reuses the frame's slot (a live source that never waits)."""
+
+    name = "overwriter"
+
+    def __init__(self, ring, overwrite_at):
+        self.ring = ring
+        self.overwrite_at = overwrite_at
+        self.seen = []
+
+    def process(self, msg):
+        self.seen.append((msg.header["seq"], msg.header.get("gap", 0)))
+        if msg.header["seq"] in self.overwrite_at:
+            for _ in range(self.ring.slots):
+                self.ring.commit(np.zeros((4, 6, 3), np.uint8))
+        return [Message("face", {"seq": msg.header["seq"], "found": False})]
+
+
+def test_a_frame_overwritten_while_the_stage_used_it_is_a_counted_drop_and_the_next_frame_has_a_gap(tmp_path):
+    prefix = f"mestream-test{os.getpid()}-"
+    ring = shared_frames.FrameRing.create(prefix, slots=4, slot_bytes=72)
+    plan = ProcessPlan(name="track", stages=("track",), stage_options={}, input="", output="", control=f"ipc://{tmp_path}/c",
+                       queue=4, hwm=1, policy="drop", output_policy="drop", output_hwm=4, heartbeat_s=0.5,
+                       run=RunOptions(source="x"), shm_in=prefix)
+    ctx = zmq.Context()
+    proc = StageProcess(plan, ctx)
+    try:
+        stage = _Overwriter(ring, overwrite_at={2})
+        proc.stages = [stage]
+        emitted = []
+        proc.emit = lambda out, stamps, t_in: emitted.extend(out)
+        for seq in range(5):
+            ref = ring.commit(np.full((4, 6, 3), seq, np.uint8))
+            msg = Message("frame", {"seq": seq, "t_capture_ns": 1, "shm": ref})
+            assert proc._resolve(msg) == ""
+            proc.handle(msg, 1)
+        assert [m.header["seq"] for m in emitted] == [0, 1, 3, 4]  # what the stage made of seq 2 is not trusted
+        assert proc.drops.counts == {"overwritten": 1}
+        assert proc.meter.lost == 0
+        assert dict(stage.seen)[3] == 1  # the frame after it carries the gap
+    finally:
+        proc.reader.close()
+        proc.control.close(0)
+        ctx.term()
+        ring.close()
