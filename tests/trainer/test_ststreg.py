@@ -1,4 +1,4 @@
-"""ststreg: fixed region boxes make a 2x2 mosaic that commutes with the mirror; members read whole flow and regions."""
+"""ststreg: fixed region boxes make a 2x2 mosaic that commutes with the mirror; members read it, the flow or both."""
 
 import pytest
 
@@ -59,7 +59,7 @@ def test_view_both_gives_each_member_one_head_over_the_whole_and_the_region_maps
 
 
 def test_an_unknown_view_is_one_line_naming_it_and_the_choices():
-    with pytest.raises(MestreamError, match="'eyes'.*both, regions or whole"):
+    with pytest.raises(MestreamError, match="'eyes'.*both, mixed, regions or whole"):
         _model(view="eyes")
 
 
@@ -97,3 +97,16 @@ def test_label_smoothing_softens_every_members_targets_in_the_training_loss():
     expected = sum(torch.nn.functional.cross_entropy(member[m], labels, label_smoothing=0.1) for m in range(2))
     torch.testing.assert_close(smooth.training_loss({"flow": flow}, labels)[0], expected)
     assert not torch.isclose(plain.training_loss({"flow": flow}, labels)[0], expected)
+
+
+def test_view_mixed_is_ststens_members_plus_members_reading_only_the_regions():
+    model, flow = _model(members=4, view="mixed"), _flow()
+    assert model.head_weight.shape == (4, 16 * 5 * 5, 3)
+    model.eval()
+    with torch.no_grad():
+        before = model.member_logits(flow)
+        changed = flow.clone()
+        changed[:, :, 27, 27] += 1.0  # a pixel outside every region box
+        after = model.member_logits(changed)
+    assert not torch.allclose(after[:2], before[:2])  # members 0, 1 read the whole flow
+    torch.testing.assert_close(after[2:], before[2:])  # members 2, 3 read the mosaic only

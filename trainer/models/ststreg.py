@@ -15,6 +15,8 @@ The mosaic is [left eye | right eye] over [left mouth corner | right mouth corne
 
 view="whole": ststens exactly (the control of a selection run).
 view="regions": each member (an STSTNet, as in ststens) reads the mosaic instead of the whole flow.
+view="mixed": the first ceil(E/2) members read the whole flow (ststens's members), the others the mosaic
+(regions as extra members); a member prefix up to ceil(E/2) is exactly ststens.
 view="both": each member's convolution reads the whole flow and the mosaic; the two 16x5x5 maps are
 concatenated into one linear head (800 features), so a member sees both the global motion and the regions.
 Prediction, training loss and mirror averaging are ststens's; label_smoothing (default 0, off) softens the
@@ -32,7 +34,7 @@ WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
 SIZE = 14
 # (row start, column start) of the 14x14 boxes, in mosaic order: left eye, right eye, left mouth, right mouth
 BOXES = ((1, 3), (1, 11), (13, 1), (13, 13))
-VIEWS = ("whole", "regions", "both")  # "whole" is exactly ststens (the control in a selection run)
+VIEWS = ("whole", "regions", "both", "mixed")  # "whole" is exactly ststens (the control in a selection run)
 
 
 def mosaic(flow):
@@ -52,9 +54,11 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
     from engines.errors import MestreamError
 
     if view not in VIEWS:
-        raise MestreamError(f"ststreg view {view!r} is not one of {', '.join(VIEWS)}; pass view=both, regions or whole")
+        raise MestreamError(f"ststreg view {view!r} is not one of {', '.join(VIEWS)}; "
+                            "pass view=both, mixed, regions or whole")
     width = sum(WIDTHS)
-    views = 2 if view == "both" else 1
+    views = 2 if view == "both" else 1  # views concatenated into each member's head
+    whole_members = members - members // 2  # view "mixed": members 0 .. whole_members-1 read the whole flow
 
     class STSTRegions(nn.Module):
         def __init__(self) -> None:
@@ -75,12 +79,16 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
 
         def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
             batch = flow.shape[0]
-            if view == "both":
+            if view in ("both", "mixed"):
                 x = torch.cat([flow, mosaic(flow)], dim=0)
             else:
                 x = mosaic(flow) if view == "regions" else flow
             x = x.contiguous(memory_format=torch.channels_last)
             x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (views*B, 16E, 5, 5)
+            if view == "mixed":  # every member ran on both views; keep each member's own view
+                x = x.reshape(2, batch, self.members, -1)
+                x = torch.cat([x[0, :, :whole_members], x[1, :, whole_members:]], dim=1)  # (B, E, 400)
+                return torch.matmul(x.transpose(0, 1), self.head_weight) + self.head_bias
             x = x.reshape(views, batch, self.members, -1)  # member m's maps, per view
             x = x.permute(2, 1, 0, 3).reshape(self.members, batch, -1)  # (E, B, views*400)
             return torch.matmul(x, self.head_weight) + self.head_bias
