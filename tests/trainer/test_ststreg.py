@@ -110,3 +110,18 @@ def test_view_mixed_is_ststens_members_plus_members_reading_only_the_regions():
         after = model.member_logits(changed)
     assert not torch.allclose(after[:2], before[:2])  # members 0, 1 read the whole flow
     torch.testing.assert_close(after[2:], before[2:])  # members 2, 3 read the mosaic only
+
+
+def test_mixup_trains_on_a_weighted_pair_of_flows_with_the_targets_mixed_by_the_same_weight():
+    flow, labels = _flow(), torch.tensor([0, 1, 2, 0])
+    model = _model(members=2, dropout=0.0, mixup=0.4)
+    model.train()
+    torch.manual_seed(5)
+    loss = model.training_loss({"flow": flow}, labels)[0]
+    torch.manual_seed(5)
+    weight = float(torch.distributions.Beta(0.4, 0.4).sample())
+    other = torch.randperm(4)
+    member = model.member_logits(weight * flow + (1 - weight) * flow[other])
+    expected = sum(weight * torch.nn.functional.cross_entropy(member[m], labels)
+                   + (1 - weight) * torch.nn.functional.cross_entropy(member[m], labels[other]) for m in range(2))
+    torch.testing.assert_close(loss, expected)

@@ -20,7 +20,8 @@ view="mixed": the first ceil(E/2) members read the whole flow (ststens's members
 view="both": each member's convolution reads the whole flow and the mosaic; the two 16x5x5 maps are
 concatenated into one linear head (800 features), so a member sees both the global motion and the regions.
 Prediction, training loss and mirror averaging are ststens's; label_smoothing (default 0, off) softens the
-training targets, a candidate for selection.
+training targets and mixup (Beta(a, a) weights, default 0, off) trains on mixed pairs of flows: candidates
+for selection.
 
 Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
 """
@@ -46,7 +47,7 @@ def mosaic(flow):
 
 
 def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True,
-          view: str = "both", label_smoothing: float = 0.0):
+          view: str = "both", label_smoothing: float = 0.0, mixup: float = 0.0):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -112,9 +113,21 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
             return torch.log(self.mean_probability(flow))
 
         def training_loss(self, batch, labels):
-            logits = self.member_logits(batch["flow"])  # (E, B, C)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
-                                   reduction="sum", label_smoothing=label_smoothing) / labels.shape[0]
+            flow = batch["flow"]
+            if mixup > 0:  # mix each sample with another of the batch; the targets mix by the same weight
+                weight = float(torch.distributions.Beta(mixup, mixup).sample())
+                other = torch.randperm(flow.shape[0], device=flow.device)
+                flow = weight * flow + (1.0 - weight) * flow[other]
+            logits = self.member_logits(flow)  # (E, B, C)
+            flat = logits.reshape(-1, logits.shape[-1])
+
+            def loss_for(target):
+                return F.cross_entropy(flat, target.repeat(self.members), reduction="sum",
+                                       label_smoothing=label_smoothing) / labels.shape[0]
+
+            loss = loss_for(labels)
+            if mixup > 0:
+                loss = weight * loss + (1.0 - weight) * loss_for(labels[other])
             return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
 
     return STSTRegions()
