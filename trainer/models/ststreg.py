@@ -137,9 +137,13 @@ FAMILY = Family(
     name="ststreg",
     summary="ststens whose members also read HTNet's eye and mouth-corner regions (fixed 14x14 boxes, 2x2 mosaic)",
     inputs=(FLOW,),
-    # ststens's recipe (chosen by inner validation on training subjects); the view is chosen the same way
+    # ststens's recipe. Inner validation on training subjects (python -m trainer.inner_select --family ststreg,
+    # seeds 0 1, ststens's outer folds and split; benchmarks/results/loso_megc2019.md, 2026-11-23 H2): 3 members
+    # with mirror, UF1 view whole (= ststens) 0.7558, both 0.7541, regions 0.7482, mixed 3+3 0.7518, whole +
+    # label smoothing 0.1 0.7566, whole + mixup 0.2 0.7443; ststens's own selection 0.7623. No view beat ststens
+    # beyond the 0.01 noise of this validation, so this family was not run in a full LOSO and does not ship.
     recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
-                  extra={"provenance": "ststens's recipe; region view chosen by trainer/inner_select.py on "
-                                       "training subjects only, before any full LOSO of this family"}),
+                  extra={"provenance": "ststens's recipe; region views scored by trainer/inner_select.py on "
+                                       "training subjects only and not chosen (no gain over ststens)"}),
     build=build,
 )
