@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train.prepare_inputs = lambda family, _samples: {"flow": mosaic}
     result = select("ststreg", samples, [{"epochs": 50, "view": "whole"}], args.seeds, workers=args.workers)
     result["faces_found"] = sum(b is not None for b in boxes)
-    result["command"] = "python benchmarks/region_landmarks_inner.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    given = sys.argv[1:] if argv is None else argv
+    result["command"] = "python benchmarks/region_landmarks_inner.py " + " ".join(given)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"landmarks found on {result['faces_found']} of {len(boxes)} apex crops")
     for row in sorted(result["rows"], key=lambda r: -r["uf1"]):

@@ -43,6 +43,8 @@ def spread_lines(found: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
     lines = []
     for part in ("casme2", "smic", "samm", "pooled"):
         names = [n for n in found if part in ("pooled", part_of(n))]
+        if not names:
+            continue
         line = f"{part:7s} n={len(names):3d}"
         for key in LANDMARKS:
             xy = np.array([found[n][key] for n in names])
@@ -55,7 +57,8 @@ def spread_lines(found: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the composite folder (holds combined_datasets_whole/)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the composite folder (holds combined_datasets_whole/)")
     args = parser.parse_args(argv)
     crops = args.data / "combined_datasets_whole"
     if not crops.is_dir():
