@@ -6,7 +6,9 @@ Never pickle.
 
 Topics and their fields (header keys; arrays):
 - "frame"    capture -> track. seq, t_capture_ns, fps, source, gap (frames lost before this one);
-             arrays: image (H, W, 3) BGR uint8 or (H, W) mono uint8.
+             arrays: image (H, W, 3) BGR uint8 or (H, W) mono uint8. Between processes on one host the
+             image may instead sit in a shared-memory ring: no image array, and header "shm" =
+             {segment, slot, gen, shape, dtype} (edge/shared_frames.py); the receiving host puts it back.
 - "face"     track -> spot. seq, t_capture_ns, fps, found (bool), box [x, y, w, h] in source pixels,
              transform (2x3 list, source -> aligned crop); arrays: crop (S, S) grey uint8 aligned crop,
              landmarks (N, 2) float32 in crop coordinates. When found is False the arrays are absent.

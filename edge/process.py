@@ -8,7 +8,9 @@ drops until its queue has emptied, so the spotter sees one clean gap, not a comb
 sequence numbers of per-frame topics: a hole is counted and marked on the next message as "gap".
 Malformed messages (edge/bus.py) and well-formed ones a stage could not use (edge/contents.py: wrong
 dtype, shape or header types) are counted and dropped at the entrance, never fatal. SIGTERM/SIGINT stop the loop cleanly (stages
-closed, the record flushed). At end of stream ("eos") every stage is flushed, "eos" is forwarded, and
+closed, the record flushed). Frames from the source process may travel as references into a shared-memory
+ring (edge/shared_frames.py, plan.shm_out / shm_in): the reader checks each slot's generation before and
+after the stage used it, and a reused slot is a counted drop ("overwritten") with a gap. At end of stream ("eos") every stage is flushed, "eos" is forwarded, and
 the process exits 0.
 
 Started by edge/supervisor.py as `python -m edge.process PLAN_JSON`; never by hand.
@@ -333,6 +335,8 @@ class StageProcess:
                     continue
                 msg, t_in = item
                 if msg.topic == "eos":
+                    if self.reader is not None:
+                        self.reader.end_of_stream()
                     return self.finish()
                 self.handle(msg, t_in)
         return 0
@@ -512,6 +516,9 @@ class StageProcess:
         self.emit(drained, [], time.monotonic_ns())
         if self.out is not None:
             self.send(end_of_stream(self.plan.run.source), must=True)
+        if self.ring is not None:
+            # frames still on their way would be lost with our process: stay until the reader has them all
+            self.ring.wait_read(2.0, self._keep_waiting)
         self.finished = True
         self.heartbeat("done", force=True)
         return 0

@@ -47,10 +47,12 @@ import numpy as np
 SHM_DIR = Path("/dev/shm")
 MAGIC = 0x4D45_5346_5241_4D31  # "MESFRAM1"
 _CONTROL = 64
-# control block: magic, slots, slot_bytes, written, released, reader_pid (u64 each, little-endian)
-_MAGIC, _SLOTS, _SLOT_BYTES, _WRITTEN, _RELEASED, _READER = range(6)
+# control block: magic, slots, slot_bytes, written, released, reader_pid, end of stream read (u64 each, little-endian)
+_MAGIC, _SLOTS, _SLOT_BYTES, _WRITTEN, _RELEASED, _READER, _EOS_READ = range(7)
 _ALIGN = 64
 _DTYPES = {"uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16)}
+# A blocked writer whose reader never attached (it died before its first frame) frees the slots after this.
+ORPHAN_WAIT_S = 2.0
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
 
@@ -158,10 +160,13 @@ class FrameRing(_Mapped):
             return None
         k = self.written if self._claimed is None else self._claimed
         if block:
+            since = time.monotonic()
             while k - int(self.control[_RELEASED]) >= self.slots:
                 reader = int(self.control[_READER])
-                if reader and not _alive(reader):
-                    # the reader died holding credits; its messages died with it: every slot is free
+                orphaned = not reader and time.monotonic() - since > ORPHAN_WAIT_S
+                if orphaned or (reader and not _alive(reader)):
+                    # the reader died holding credits (or before it ever read one); its messages died with
+                    # it: every slot is free. A late message for an old slot is caught by its generation.
                     self.control[_RELEASED] = k
                     self.control[_READER] = 0
                     break
@@ -194,6 +199,20 @@ class FrameRing(_Mapped):
         self._gens[slot][0] = k + 1  # after the pixels: from now on the slot holds message k
         self.control[_WRITTEN] = k + 1
         return {"segment": self.name, "slot": slot, "gen": k + 1, "shape": list(image.shape), "dtype": image.dtype.name}
+
+    def wait_read(self, timeout_s: float, wait: Callable[[], bool] | None = None) -> bool:
+        """At end of stream: wait until the reader has read it (True), has died, or timeout_s passed.
+
+        ZeroMQ drops what a reader had not yet taken off the wire when its writer's process exits, and
+        header-only messages let the writer finish many frames ahead: without this the last frames and
+        the end-of-stream message were lost."""
+        deadline = time.monotonic() + timeout_s
+        while not int(self.control[_EOS_READ]):
+            reader = int(self.control[_READER])
+            if (reader and not _alive(reader)) or time.monotonic() > deadline or (wait is not None and not wait()):
+                return False
+            time.sleep(0.001)
+        return True
 
     def close(self, unlink: bool = True) -> None:
         super().close()
@@ -265,6 +284,11 @@ class RingReader:
             ring.control[_RELEASED] = ref["gen"]
             if int(ring.control[_READER]) != os.getpid():
                 ring.control[_READER] = os.getpid()  # the writer may have written us off as dead; we are back
+
+    def end_of_stream(self) -> None:
+        """Tell the writer its end of stream has arrived, so that it may exit (FrameRing.wait_read)."""
+        if self.ring is not None:
+            self.ring.control[_EOS_READ] = 1
 
     def close(self) -> None:
         if self.ring is not None:

@@ -43,7 +43,7 @@ class RuntimeConfig:
     stable_after_s: float = 10.0  # a process alive this long has its backoff reset
     stop_timeout_s: float = 2.5  # SIGTERM, then SIGKILL after this; the whole stop stays under 3 s
     status_every_s: float = 1.0  # metrics published on me.status this often
-    shared_frames: bool = False  # frames go from capture to track through shared memory on this host (edge/shared_frames.py)
+    shared_frames: bool = True  # frames go from capture to track through shared memory on this host (edge/shared_frames.py)
 
 
 @dataclass(frozen=True)

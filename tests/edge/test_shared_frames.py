@@ -164,3 +164,25 @@ def test_close_and_remove_segments_leave_nothing_in_dev_shm(prefix):
     sf.FrameRing.create(prefix, slots=2, slot_bytes=72)  # a writer killed before its close
     assert sf.remove_segments(prefix) == 1
     assert not list(sf.SHM_DIR.glob(prefix + "*"))
+
+
+def test_slots_sent_to_a_reader_that_never_attached_are_freed_after_a_while(prefix, monkeypatch):
+    monkeypatch.setattr(sf, "ORPHAN_WAIT_S", 0.2)
+    ring = sf.FrameRing.create(prefix, slots=2, slot_bytes=72)
+    ring.commit(_frame(0), block=True)
+    ring.commit(_frame(1), block=True)
+    t = time.monotonic()
+    ref = ring.commit(_frame(2), block=True, wait=lambda: True)
+    assert ref is not None and 0.2 <= time.monotonic() - t < 2
+    ring.close()
+
+
+def test_the_writer_waits_at_the_end_until_the_reader_has_read_the_end_of_stream(prefix):
+    ring = sf.FrameRing.create(prefix, slots=2, slot_bytes=72)
+    reader = sf.RingReader(prefix)
+    reader.resolve(ring.commit(_frame(0)))
+    assert not ring.wait_read(0.05)
+    threading.Timer(0.1, reader.end_of_stream).start()
+    t = time.monotonic()
+    assert ring.wait_read(2.0) and 0.05 < time.monotonic() - t < 1.5
+    ring.close()
