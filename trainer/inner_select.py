@@ -67,6 +67,19 @@ def _split_recipe_and_build(family, overrides: dict):
     return family, recipe
 
 
+def check_variants(family_name: str, variants: list[dict], num_classes: int) -> None:
+    """Build every variant once, here, so that a bad key or value is one line before any training starts."""
+    from trainer.models.registry import get_family
+
+    for overrides in variants:
+        family, _recipe = _split_recipe_and_build(get_family(family_name), overrides)
+        try:
+            family.build(num_classes)
+        except TypeError as error:
+            raise MestreamError(f"--variant {overrides} does not fit {family_name} ({error}); use epochs, lr, "
+                                f"batch_size, weight_decay or a keyword of {family_name}'s build()") from None
+
+
 def _train_and_validate(job: tuple) -> dict[str, np.ndarray]:
     """One (variant, split, seed): {scoring name: validation probabilities (n_val, C)}."""
     family_name, overrides, arrays, labels, fit, val, seed, num_classes = job
@@ -100,6 +113,7 @@ def select(family_name: str, samples, variants: list[dict], seeds: list[int], ou
     from trainer.train import prepare_inputs
 
     family = get_family(family_name)
+    check_variants(family_name, variants, len(samples.classes))
     arrays = prepare_inputs(family, samples)
     splits = validation_splits(samples.subjects, samples.datasets, outer_per_part, split_seed)
     num_classes = len(samples.classes)
@@ -147,9 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from trainer.data.megc2019 import load_megc2019
 
-    samples = load_megc2019(args.data, args.labels)
-    variants = [parse_variant(v) for v in args.variant] or [{}]
-    result = select(args.family, samples, variants, args.seeds, args.outer_per_part, args.workers)
+    try:
+        variants = [parse_variant(v) for v in args.variant] or [{}]
+        samples = load_megc2019(args.data, args.labels)
+        result = select(args.family, samples, variants, args.seeds, args.outer_per_part, args.workers)
+    except MestreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     result["command"] = "python -m trainer.inner_select " + " ".join(sys.argv[1:] if argv is None else argv)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))

@@ -49,3 +49,22 @@ def test_the_same_seed_gives_the_same_validation_scores_for_every_ensemble_size_
         f"members={m},mirror={v}" for m in (1, 2) for v in (0, 1)}
     assert first["outer_subjects"] == ["c0", "s0", "m0"]
     assert all(0.0 <= row["uf1"] <= 1.0 for row in first["rows"])
+
+
+def test_a_variant_the_family_cannot_build_is_one_line_before_any_training():
+    pytest.importorskip("torch", reason="torch comes with the [train] extra")
+    from trainer.inner_select import select
+
+    with pytest.raises(MestreamError, match="'eyes'.*pass view="):
+        select("ststreg", _samples(), [{"epochs": 1, "view": "eyes"}], seeds=[0])
+    with pytest.raises(MestreamError, match="does not fit ststens.*keyword of ststens's build"):
+        select("ststens", _samples(), [{"epochs": 1, "heads": 4}], seeds=[0])
+
+
+def test_the_command_reports_a_bad_variant_in_one_line(capsys, tmp_path):
+    from trainer.inner_select import main
+
+    assert main(["--data", str(tmp_path), "--labels", str(tmp_path / "x.csv"), "--family", "ststens",
+                 "--variant", "epochs", "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --variant item 'epochs' is not KEY=VALUE") and "\n" not in err
