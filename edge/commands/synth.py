@@ -15,7 +15,7 @@ HELP = "make a test video with known micro/macro-expressions, blinks and head mo
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face", required=True, type=Path, help="real face video to warp (the face in every frame)")
-    parser.add_argument("--out", required=True, type=Path, help="video to write (.mp4 or .avi)")
+    parser.add_argument("--out", required=True, type=Path, help="video to write: .mkv (FFV1, lossless), .avi (MJPG, like a USB webcam) or .mp4 (mp4v, lossy)")
     parser.add_argument("--truth", required=True, type=Path, help="ground-truth CSV to write")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the output video (default 30)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the output video (default 20)")

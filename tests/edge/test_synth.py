@@ -102,3 +102,24 @@ def test_a_source_that_starts_smiling_is_refused_with_the_frame_to_avoid(assets,
     err = capsys.readouterr().err
     assert "is not a neutral face" in err and "--source-frames" in err
     assert not (tmp_path / "s.mp4").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_an_mkv_output_is_lossless_so_frames_without_an_event_are_the_source_exactly(assets, tmp_path):
+    params = SynthParams(seconds=3, seed=5, mix=(1, 0, 0, 0))
+    events = synthesise(assets / "videos" / "evm_face.mp4", tmp_path / "m.mkv", tmp_path / "m.csv", params,
+                        progress=False)
+    cap = cv2.VideoCapture(str(tmp_path / "m.mkv"))
+    src = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
+    quiet = [i for i in range(events[0].onset + 1)]  # the lead-in before the first event
+    for _ in quiet:
+        assert np.array_equal(cap.read()[1], src.read()[1])
+    cap.release()
+    src.release()
+
+
+def test_an_unknown_video_suffix_is_refused_naming_the_ones_it_writes(assets, tmp_path, capsys):
+    code = main(["synth", "--face", str(assets / "videos" / "evm_face.mp4"), "--out", str(tmp_path / "o.mov"),
+                 "--truth", str(tmp_path / "o.csv")])
+    assert code == 2
+    assert "expected a .mkv, .avi or .mp4 file name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
