@@ -129,3 +129,31 @@ def stage_processes_of(pid: int) -> list[int]:
         if b"edge.process" in argv and str(pid).encode() in argv:
             found.append(int(entry.name))
     return found
+
+
+# [runtime] for tests with real processes: hangs and restarts show within seconds
+FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
+                "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
+
+
+def wait_until(cond, timeout: float) -> bool:
+    """Poll cond() every 50 ms until it holds (True) or timeout seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def tiny_video(path, n: int, fps: float = 30.0):
+    """A 64x48 MJPG file of n frames whose grey level counts the frame: a source that costs nothing to read."""
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(n):
+        w.write(np.full((48, 64, 3), i % 255, np.uint8))
+    w.release()
+    return path

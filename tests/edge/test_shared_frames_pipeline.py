@@ -17,32 +17,9 @@ from edge.messages import Message
 from edge.process import ProcessPlan, RunOptions, StageProcess
 from edge.supervisor import Supervisor
 from edge.topology import PublishConfig, parse_topology
-from stand_ins import free_port
+from stand_ins import FAST_RUNTIME, free_port, tiny_video, wait_until
 
 pytestmark = pytest.mark.skipif(not shared_frames.available(), reason="no writable /dev/shm on this host")
-
-FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
-                "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
-
-
-def _video(path: Path, n: int, fps: float = 30.0) -> Path:
-    import cv2
-
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
-    for i in range(n):
-        w.write(np.full((48, 64, 3), i % 255, np.uint8))
-    w.release()
-    return path
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def _segments(sup) -> list[Path]:
     return list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*")) if sup.shm_prefix else []
@@ -52,7 +29,7 @@ def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True):
     topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": shared}, "process": [
         {"name": "capture", "stages": ["capture"]},
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
-    run = RunOptions(source=str(_video(tmp_path / "v.avi", frames)), fast=fast,
+    run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", frames)), fast=fast,
                      publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
     sup = Supervisor(topo, run)
     sup.start()
@@ -73,7 +50,7 @@ def test_a_fast_file_goes_through_the_ring_whole_and_leaves_no_segment(tmp_path)
     try:
         assert sup.children[0].plan.shm_out and sup.children[1].plan.shm_in
         seen = []
-        assert _wait(lambda: seen.extend(_segments(sup)) or all(c.done for c in sup.children), 30), sup.metrics()
+        assert wait_until(lambda: seen.extend(_segments(sup)) or all(c.done for c in sup.children), 30), sup.metrics()
         thread.join(5)
         assert result.get("code") == 0
         reader = sup.metrics()["infer"]
@@ -92,7 +69,7 @@ def test_with_shared_frames_off_no_segment_is_made(tmp_path):
     try:
         assert not sup.shm_prefix and not sup.children[0].plan.shm_out
         reader = sup.children[1]
-        assert _wait(lambda: reader.metrics.get("last_seq", -1) >= 10, 30), sup.metrics()
+        assert wait_until(lambda: reader.metrics.get("last_seq", -1) >= 10, 30), sup.metrics()
         assert reader.metrics["shm_frames"] == 0 and sup.children[0].metrics["shm_frames"] == 0
     finally:
         _stop(sup, thread)
@@ -102,13 +79,13 @@ def test_a_killed_capture_leaves_no_segment_and_its_successor_is_read(tmp_path):
     sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
     try:
         capture, reader = sup.children
-        assert _wait(lambda: capture.state == "running" and _segments(sup), 30), sup.metrics()
+        assert wait_until(lambda: capture.state == "running" and _segments(sup), 30), sup.metrics()
         old = _segments(sup)
         os.kill(capture.popen.pid, signal.SIGKILL)
-        assert _wait(lambda: capture.restarts == 1 and _segments(sup) and _segments(sup) != old, 5), sup.metrics()
+        assert wait_until(lambda: capture.restarts == 1 and _segments(sup) and _segments(sup) != old, 5), sup.metrics()
         assert not any(p.exists() for p in old), "the dead capture's segment was left in /dev/shm"
         n = reader.metrics.get("n_in", 0)
-        assert _wait(lambda: reader.metrics.get("n_in", 0) > n + 10, 5), "the reader did not follow the new segment"
+        assert wait_until(lambda: reader.metrics.get("n_in", 0) > n + 10, 5), "the reader did not follow the new segment"
         prefix = sup.shm_prefix
     finally:
         _stop(sup, thread)
@@ -119,11 +96,11 @@ def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots
     sup, thread, _ = _supervise(tmp_path, frames=3000, fast=True)
     try:
         capture, reader = sup.children
-        assert _wait(lambda: reader.metrics.get("n_in", 0) > 50, 30), sup.metrics()
+        assert wait_until(lambda: reader.metrics.get("n_in", 0) > 50, 30), sup.metrics()
         os.kill(reader.popen.pid, signal.SIGKILL)
-        assert _wait(lambda: reader.restarts == 1 and reader.state == "running", 5), sup.metrics()
+        assert wait_until(lambda: reader.restarts == 1 and reader.state == "running", 5), sup.metrics()
         # the new reader gets frames again: the capture freed the dead reader's credits
-        assert _wait(lambda: reader.metrics.get("n_in", 0) > 50, 5), sup.metrics()
+        assert wait_until(lambda: reader.metrics.get("n_in", 0) > 50, 5), sup.metrics()
     finally:
         _stop(sup, thread)
 
@@ -132,7 +109,7 @@ def test_a_sigterm_stop_removes_every_segment(tmp_path):
     sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
     prefix = sup.shm_prefix
     try:
-        assert _wait(lambda: _segments(sup), 30), sup.metrics()
+        assert wait_until(lambda: _segments(sup), 30), sup.metrics()
         os.kill(sup.children[0].popen.pid, signal.SIGSTOP)  # a writer that cannot even unlink its own
     finally:
         _stop(sup, thread)
@@ -146,7 +123,7 @@ def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_run
     push.setsockopt(zmq.LINGER, 0)
     try:
         reader = sup.children[1]
-        assert _wait(lambda: reader.state == "running" and _segments(sup), 30), sup.metrics()
+        assert wait_until(lambda: reader.state == "running" and _segments(sup), 30), sup.metrics()
         segment = _segments(sup)[0].name
         push.connect(reader.plan.input)
         good = {"segment": segment, "slot": 0, "gen": 1, "shape": [48, 64, 3], "dtype": "uint8"}
@@ -154,7 +131,7 @@ def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_run
                {**good, "dtype": "float64"}, "slot 3", {**good, "gen": 2}]
         for i in range(60):
             bus.send(push, Message("frame", {"seq": 10**6 + i, "t_capture_ns": 1, "shm": bad[i % len(bad)]}))
-        assert _wait(lambda: (reader.metrics.get("drops") or {}).get("malformed", 0) >= 60, 5), reader.metrics
+        assert wait_until(lambda: (reader.metrics.get("drops") or {}).get("malformed", 0) >= 60, 5), reader.metrics
         assert reader.restarts == 0 and reader.alive
     finally:
         push.close(0)

@@ -9,16 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from stand_ins import artifact_for_tests, free_port, stage_processes_of
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
+from stand_ins import artifact_for_tests, free_port, stage_processes_of, wait_until
 
 
 def _shm_maps(pid: int) -> set[str]:
@@ -65,11 +56,11 @@ def test_sigterm_stops_the_full_pipeline_within_three_seconds_flushes_the_record
                              "--publish", f"tcp://127.0.0.1:{free_port()}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait(lambda: len(stage_processes_of(proc.pid)) == 4, 30)
+        assert wait_until(lambda: len(stage_processes_of(proc.pid)) == 4, 30)
         children = stage_processes_of(proc.pid)
         workdir = _workdir(children[0])
         # in full flow: a metrics line on the record shows all four processes running, frames reached infer
-        assert _wait(lambda: _all_running(tmp_path / "r.jsonl.partial"), 60)
+        assert wait_until(lambda: _all_running(tmp_path / "r.jsonl.partial"), 60)
         assert workdir.is_dir() and any(p.is_socket() for p in workdir.iterdir())
         shm = set().union(*(_shm_maps(pid) for pid in [proc.pid, *children]))
         t = time.monotonic()

@@ -16,31 +16,8 @@ from edge import bus
 from edge.process import RunOptions
 from edge.supervisor import Child, Supervisor, child_env, plan_processes
 from edge.topology import PublishConfig, load_topology, parse_topology
-from stand_ins import free_port, stage_processes_of
+from stand_ins import FAST_RUNTIME, free_port, stage_processes_of, tiny_video, wait_until
 
-FAST_RUNTIME = {"heartbeat_s": 0.2, "hang_timeout_s": 1.5, "startup_timeout_s": 30.0,
-                "restart_backoff_min_s": 0.2, "restart_backoff_max_s": 2.0, "stop_timeout_s": 2.0}
-
-
-def _video(path: Path, n: int, fps: float = 30.0) -> Path:
-    import cv2
-
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
-    for i in range(n):
-        w.write(np.full((48, 64, 3), i % 255, np.uint8))
-    w.release()
-    return path
-
-
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -50,7 +27,7 @@ def running(tmp_path):
     topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
         {"name": "capture", "stages": ["capture"]},
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
-    run = RunOptions(source=str(_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"),
+    run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"),
                      record=str(tmp_path / "r.jsonl"))
     sup = Supervisor(topo, run)
     ctx = zmq.Context()
@@ -62,7 +39,7 @@ def running(tmp_path):
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
     thread.start()
-    assert _wait(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
+    assert wait_until(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
     yield sup, sub
     sup.stopping = True
     thread.join(5)
@@ -91,13 +68,13 @@ def test_a_killed_stage_is_restarted_within_two_seconds_and_says_so(running):
     frames_before = victim.metrics.get("last_seq", -1)
     t = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
-    assert _wait(lambda: victim.alive and victim.popen.pid != old_pid and victim.state == "running", 2.0)
+    assert wait_until(lambda: victim.alive and victim.popen.pid != old_pid and victim.state == "running", 2.0)
     assert time.monotonic() - t < 2.0
     assert victim.restarts == 1
     statuses = _statuses(sub, 1.5)
     assert any(s["event"] == "restart" and s.get("process") == "capture" for s in statuses)
     # the file resumes after the last frame reported, not from the start
-    assert _wait(lambda: victim.metrics.get("last_seq", -1) > frames_before, 3.0)
+    assert wait_until(lambda: victim.metrics.get("last_seq", -1) > frames_before, 3.0)
 
 
 def test_a_hung_stage_is_killed_and_restarted(running):
@@ -105,7 +82,7 @@ def test_a_hung_stage_is_killed_and_restarted(running):
     victim = sup.children[1]
     old_pid = victim.popen.pid
     os.kill(old_pid, signal.SIGSTOP)  # alive but silent: exactly what a hang looks like
-    assert _wait(lambda: victim.alive and victim.popen.pid != old_pid and victim.state in ("ready", "running"), 6.0)
+    assert wait_until(lambda: victim.alive and victim.popen.pid != old_pid and victim.state in ("ready", "running"), 6.0)
     assert victim.restarts == 1
 
 
@@ -124,7 +101,7 @@ def test_malformed_messages_are_counted_and_dropped_while_the_stage_keeps_runnin
         for i in range(3000):
             parts = garbage[i % len(garbage)] if i % 7 else [rng.bytes(int(rng.integers(1, 64)))]
             push.send_multipart(parts)
-        assert _wait(lambda: sum((victim.metrics.get("drops") or {}).values()) >= 2500, 10.0), victim.metrics
+        assert wait_until(lambda: sum((victim.metrics.get("drops") or {}).values()) >= 2500, 10.0), victim.metrics
         assert victim.restarts == 0 and victim.alive
     finally:
         push.close(0)
@@ -158,14 +135,14 @@ def test_a_real_stage_that_dies_at_every_start_is_restarted_ever_more_slowly_the
         pid = victim.popen.pid
         os.kill(pid, signal.SIGKILL)
         t_kill = time.monotonic()
-        assert _wait(lambda: victim.alive and victim.popen.pid != pid, 5.0)
+        assert wait_until(lambda: victim.alive and victim.popen.pid != pid, 5.0)
         gaps.append(time.monotonic() - t_kill)
     expected = [0.2, 0.4, 0.8, 1.6]  # FAST_RUNTIME: 0.2 s, doubling per crash in a row, capped at 2 s
     assert all(g >= e - 0.05 for g, e in zip(gaps, expected)), gaps
     assert gaps[3] > gaps[0] + 1.0, gaps  # backed off, not a tight loop
     assert victim.restarts == 4
     # left alone, it comes back for good and the pipeline resumes: its own restart notices reach subscribers
-    assert _wait(lambda: victim.state == "running", 10.0), victim.state
+    assert wait_until(lambda: victim.state == "running", 10.0), victim.state
     statuses = _statuses(sub, 2.0)
     assert any(s["event"] == "metrics" for s in statuses)
     assert victim.restarts == 4 and sup.children[0].restarts == 0
@@ -176,7 +153,7 @@ def _mestream(*args, timeout=60):
 
 
 def test_sigterm_stops_everything_within_three_seconds_and_keeps_the_record(tmp_path):
-    video = _video(tmp_path / "v.avi", 900)
+    video = tiny_video(tmp_path / "v.avi", 900)
     topo = tmp_path / "t.toml"
     topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "out"\nstages = ["publish"]\n')
     record = tmp_path / "r.jsonl"
@@ -184,7 +161,7 @@ def test_sigterm_stops_everything_within_three_seconds_and_keeps_the_record(tmp_
                              "--record", str(record), "--publish", f"tcp://127.0.0.1:{free_port()}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait(lambda: len(stage_processes_of(proc.pid)) == 2 and (tmp_path / "r.jsonl.partial").exists(), 30)
+        assert wait_until(lambda: len(stage_processes_of(proc.pid)) == 2 and (tmp_path / "r.jsonl.partial").exists(), 30)
         time.sleep(1.5)  # a metrics status or two on the record
         children = stage_processes_of(proc.pid)
         t = time.monotonic()
@@ -209,7 +186,7 @@ def test_sigterm_stops_everything_within_three_seconds_and_keeps_the_record(tmp_
     ],
 )
 def test_bad_input_is_one_clear_line_and_nothing_is_left_running(tmp_path, args, words):
-    video = _video(tmp_path / "v.avi", 10)
+    video = tiny_video(tmp_path / "v.avi", 10)
     bad_topo = tmp_path / "bad.toml"
     bad_topo.write_text('[[process]]\nname = "capture"\nstages = ["capture"]\n[[process]]\nname = "t"\nstages = ["tarck"]\n')
     not_artifact = tmp_path / "model.onnx"
@@ -224,7 +201,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_left_running(tmp_path, args,
 
 
 def test_a_taken_port_is_refused_before_anything_starts(tmp_path):
-    video = _video(tmp_path / "v.avi", 10)
+    video = tiny_video(tmp_path / "v.avi", 10)
     ctx = zmq.Context()
     holder = bus.open_socket(ctx, zmq.PUB, bind="tcp://127.0.0.1:0")
     endpoint = holder.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -237,7 +214,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path):
 
 
 def test_a_public_publish_address_needs_allow_public(tmp_path):
-    video = _video(tmp_path / "v.avi", 10)
+    video = tiny_video(tmp_path / "v.avi", 10)
     result = _mestream("run", "--source", str(video), "--publish", "tcp://0.0.0.0:5999")
     assert result.returncode != 0 and "--allow-public" in result.stderr
 

@@ -26,6 +26,28 @@ from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as 
 WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
 
 
+def mirror_flow(flow, reverse):
+    """The exact mirror image of a composite flow: columns reversed (`reverse` = W-1 .. 0), u -> 1 - u."""
+    import torch
+
+    flipped = flow.index_select(3, reverse)
+    return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
+
+
+def ensemble_probability(net, flow, members: int | None = None, mirror: bool | None = None):
+    """Mean softmax of an ensemble `net` (member_logits -> (E, B, C), mirrored, members, mirror) over its
+    first `members` members and, with `mirror`, over both views: (B, C)."""
+    import torch
+
+    members = net.members if members is None else members
+    mirror = net.mirror if mirror is None else mirror
+    views = torch.cat([flow, net.mirrored(flow)], dim=0) if mirror else flow
+    probs = torch.softmax(net.member_logits(views)[:members], dim=-1).mean(dim=0)  # (views*B, C)
+    if mirror:
+        probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
+    return probs
+
+
 def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True):
     import torch
     from torch import nn
@@ -58,19 +80,10 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
             return torch.matmul(x, self.head_weight) + self.head_bias
 
         def mirrored(self, flow):
-            """The exact mirror image of a composite flow: columns reversed, u -> 1 - u."""
-            flipped = flow.index_select(3, self.reverse)
-            return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
+            return mirror_flow(flow, self.reverse)
 
         def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
-            """Mean softmax over the first `members` members and, with `mirror`, over both views: (B, C)."""
-            members = self.members if members is None else members
-            mirror = self.mirror if mirror is None else mirror
-            views = torch.cat([flow, self.mirrored(flow)], dim=0) if mirror else flow
-            probs = torch.softmax(self.member_logits(views)[:members], dim=-1).mean(dim=0)  # (views*B, C)
-            if mirror:
-                probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
-            return probs
+            return ensemble_probability(self, flow, members, mirror)
 
         def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
             return torch.log(self.mean_probability(flow))

@@ -29,9 +29,9 @@ Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
 from __future__ import annotations
 
 from trainer.models.base import Family, Recipe
+from trainer.models.ststens import WIDTHS, ensemble_probability, mirror_flow
 from trainer.models.ststnet import FLOW
 
-WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
 SIZE = 14
 # (row start, column start) of the 14x14 boxes, in mosaic order: left eye, right eye, left mouth, right mouth
 BOXES = ((1, 3), (1, 11), (13, 1), (13, 13))
@@ -95,19 +95,10 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
             return torch.matmul(x, self.head_weight) + self.head_bias
 
         def mirrored(self, flow):
-            """The exact mirror image of a composite flow: columns reversed, u -> 1 - u."""
-            flipped = flow.index_select(3, self.reverse)
-            return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
+            return mirror_flow(flow, self.reverse)
 
         def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
-            """Mean softmax over the first `members` members and, with `mirror`, over both views: (B, C)."""
-            members = self.members if members is None else members
-            mirror = self.mirror if mirror is None else mirror
-            both = torch.cat([flow, self.mirrored(flow)], dim=0) if mirror else flow
-            probs = torch.softmax(self.member_logits(both)[:members], dim=-1).mean(dim=0)
-            if mirror:
-                probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
-            return probs
+            return ensemble_probability(self, flow, members, mirror)
 
         def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
             return torch.log(self.mean_probability(flow))
