@@ -56,6 +56,11 @@ class RunOptions:
     publish: PublishConfig = field(default_factory=PublishConfig)
 
 
+# At end of stream a process waits at most this long for the next one to hang up (see finish()): enough for a
+# next process that is still working through its queue, short enough when it is gone or never came.
+FINISH_WAIT_S = 10.0
+
+
 @dataclass(frozen=True)
 class ProcessPlan:
     name: str
@@ -508,6 +513,18 @@ class StageProcess:
                 self.heartbeat("blocked")  # back-pressure, not a hang: the supervisor must not restart us
                 self.out.poll(int(self.plan.heartbeat_s * 1000), zmq.POLLOUT)
 
+    def _wait_for_hangup(self, monitor: zmq.Socket) -> None:
+        """Stay (heartbeating) until the next process disconnects, FINISH_WAIT_S at most."""
+        deadline = time.monotonic() + FINISH_WAIT_S
+        try:
+            while not self.stop and time.monotonic() < deadline:
+                self.heartbeat("blocked")
+                if monitor.poll(int(self.plan.heartbeat_s * 1000)):
+                    break
+        finally:
+            self.out.disable_monitor()
+            monitor.close(0)
+
     def finish(self) -> int:
         """End of stream: flush every stage, forward eos, report, exit 0."""
         drained = drain(self.stages)
@@ -515,7 +532,14 @@ class StageProcess:
             self.preview.offer(None, drained)
         self.emit(drained, [], time.monotonic_ns())
         if self.out is not None:
+            # Inline messages: once sent, the last ones may still wait in the next process's socket engine,
+            # and they are lost if our end of the connection goes away before it has read them (libzmq
+            # drops a peer's undelivered input when the peer disconnects). The next process exits after
+            # "eos", so its hang-up says it has everything.
+            hangup = self.out.get_monitor_socket(zmq.EVENT_DISCONNECTED) if self.ring is None else None
             self.send(end_of_stream(self.plan.run.source), must=True)
+            if hangup is not None:
+                self._wait_for_hangup(hangup)
         if self.ring is not None:
             # frames still on their way would be lost with our process: stay until the reader has them all
             self.ring.wait_read(2.0, self._keep_waiting)

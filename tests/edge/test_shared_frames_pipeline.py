@@ -62,9 +62,7 @@ def test_a_fast_file_goes_through_the_ring_whole_and_leaves_no_segment(tmp_path)
 
 
 def test_with_shared_frames_off_no_segment_is_made(tmp_path):
-    # paced and stopped while running: a tiny file run --fast to its end sometimes loses its last frames and
-    # eos on this inline path (ZeroMQ drops what the reader had not taken when the writer exits; the ring
-    # path waits for the reader at the end, edge/shared_frames.py FrameRing.wait_read)
+    # paced and stopped while running (the run-to-the-end case of this inline path is the test below)
     sup, thread, result = _supervise(tmp_path, frames=300, fast=False, shared=False)
     try:
         assert not sup.shm_prefix and not sup.children[0].plan.shm_out
@@ -198,3 +196,28 @@ def test_frames_go_by_reference_only_on_the_supervisors_own_link_to_the_next_pro
     assert same_host[0].shm_out == "mestream-1-ab-" and same_host[0].shm_slots >= 8 and same_host[1].shm_in == "mestream-1-ab-"
     over_tcp = plans(track_input="tcp://127.0.0.1:5599")
     assert not over_tcp[0].shm_out and not over_tcp[1].shm_in
+
+
+def test_with_shared_frames_off_a_fast_file_still_arrives_whole_with_its_end_of_stream(tmp_path):
+    # capture | track | publish, inline: capture used to exit at once after "eos" and lose the tail still
+    # waiting in track's socket (track is slow on its first frames), so the run never ended. Now each
+    # writer stays until its reader hangs up (edge/process.py StageProcess.finish).
+    for attempt in range(3):
+        topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": False}, "process": [
+            {"name": "capture", "stages": ["capture"]},
+            {"name": "track", "stages": ["track"]},
+            {"name": "infer", "stages": ["publish"], "policy": "block"}]})
+        run = RunOptions(source=str(tiny_video(tmp_path / f"v{attempt}.avi", 20)), fast=True,
+                         publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+        sup = Supervisor(topo, run)
+        sup.start()
+        result = {}
+        thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
+        thread.start()
+        try:
+            assert wait_until(lambda: all(c.done for c in sup.children), 30), (attempt, sup.metrics())
+            thread.join(5)
+            assert result.get("code") == 0
+            assert sup.metrics()["track"]["last_seq"] == 19
+        finally:
+            _stop(sup, thread)
