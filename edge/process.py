@@ -340,8 +340,6 @@ class StageProcess:
                     continue
                 msg, t_in = item
                 if msg.topic == "eos":
-                    if self.reader is not None:
-                        self.reader.end_of_stream()
                     return self.finish()
                 self.handle(msg, t_in)
         return 0
@@ -532,17 +530,13 @@ class StageProcess:
             self.preview.offer(None, drained)
         self.emit(drained, [], time.monotonic_ns())
         if self.out is not None:
-            # Inline messages: once sent, the last ones may still wait in the next process's socket engine,
-            # and they are lost if our end of the connection goes away before it has read them (libzmq
-            # drops a peer's undelivered input when the peer disconnects). The next process exits after
-            # "eos", so its hang-up says it has everything.
-            hangup = self.out.get_monitor_socket(zmq.EVENT_DISCONNECTED) if self.ring is None else None
+            # Once sent, the last messages may still wait in the next process's socket engine, and they are
+            # lost if our end of the connection goes away before it has read them (libzmq drops a peer's
+            # undelivered input when the peer disconnects); frames in our shared-memory ring would go with
+            # our segment. The next process exits after "eos", so its hang-up says it has everything.
+            hangup = self.out.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             self.send(end_of_stream(self.plan.run.source), must=True)
-            if hangup is not None:
-                self._wait_for_hangup(hangup)
-        if self.ring is not None:
-            # frames still on their way would be lost with our process: stay until the reader has them all
-            self.ring.wait_read(2.0, self._keep_waiting)
+            self._wait_for_hangup(hangup)
         self.finished = True
         self.heartbeat("done", force=True)
         return 0

@@ -48,7 +48,7 @@ SHM_DIR = Path("/dev/shm")
 MAGIC = 0x4D45_5346_5241_4D31  # "MESFRAM1"
 _CONTROL = 64
 # control block: magic, slots, slot_bytes, written, released, reader_pid, end of stream read (u64 each, little-endian)
-_MAGIC, _SLOTS, _SLOT_BYTES, _WRITTEN, _RELEASED, _READER, _EOS_READ = range(7)
+_MAGIC, _SLOTS, _SLOT_BYTES, _WRITTEN, _RELEASED, _READER = range(6)
 _ALIGN = 64
 _DTYPES = {"uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16)}
 # A blocked writer whose reader never attached (it died before its first frame) frees the slots after this.
@@ -200,20 +200,6 @@ class FrameRing(_Mapped):
         self.control[_WRITTEN] = k + 1
         return {"segment": self.name, "slot": slot, "gen": k + 1, "shape": list(image.shape), "dtype": image.dtype.name}
 
-    def wait_read(self, timeout_s: float, wait: Callable[[], bool] | None = None) -> bool:
-        """At end of stream: wait until the reader has read it (True), has died, or timeout_s passed.
-
-        ZeroMQ drops what a reader had not yet taken off the wire when its writer's process exits, and
-        header-only messages let the writer finish many frames ahead: without this the last frames and
-        the end-of-stream message were lost."""
-        deadline = time.monotonic() + timeout_s
-        while not int(self.control[_EOS_READ]):
-            reader = int(self.control[_READER])
-            if (reader and not _alive(reader)) or time.monotonic() > deadline or (wait is not None and not wait()):
-                return False
-            time.sleep(0.001)
-        return True
-
     def close(self, unlink: bool = True) -> None:
         super().close()
         if unlink:
@@ -284,11 +270,6 @@ class RingReader:
             ring.control[_RELEASED] = ref["gen"]
             if int(ring.control[_READER]) != os.getpid():
                 ring.control[_READER] = os.getpid()  # the writer may have written us off as dead; we are back
-
-    def end_of_stream(self) -> None:
-        """Tell the writer its end of stream has arrived, so that it may exit (FrameRing.wait_read)."""
-        if self.ring is not None:
-            self.ring.control[_EOS_READ] = 1
 
     def close(self) -> None:
         if self.ring is not None:

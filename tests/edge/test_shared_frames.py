@@ -177,12 +177,3 @@ def test_slots_sent_to_a_reader_that_never_attached_are_freed_after_a_while(pref
     ring.close()
 
 
-def test_the_writer_waits_at_the_end_until_the_reader_has_read_the_end_of_stream(prefix):
-    ring = sf.FrameRing.create(prefix, slots=2, slot_bytes=72)
-    reader = sf.RingReader(prefix)
-    reader.resolve(ring.commit(_frame(0)))
-    assert not ring.wait_read(0.05)
-    threading.Timer(0.1, reader.end_of_stream).start()
-    t = time.monotonic()
-    assert ring.wait_read(2.0) and 0.05 < time.monotonic() - t < 1.5
-    ring.close()

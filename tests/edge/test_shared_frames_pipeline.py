@@ -25,9 +25,11 @@ def _segments(sup) -> list[Path]:
     return list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*")) if sup.shm_prefix else []
 
 
-def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True):
+def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True, middle: tuple = ()):
+    """capture | *middle | infer (publish) on a tiny video, supervised in a thread."""
     topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": shared}, "process": [
         {"name": "capture", "stages": ["capture"]},
+        *({"name": name, "stages": [name]} for name in middle),
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", frames)), fast=fast,
                      publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
@@ -203,17 +205,9 @@ def test_with_shared_frames_off_a_fast_file_still_arrives_whole_with_its_end_of_
     # waiting in track's socket (track is slow on its first frames), so the run never ended. Now each
     # writer stays until its reader hangs up (edge/process.py StageProcess.finish).
     for attempt in range(3):
-        topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": False}, "process": [
-            {"name": "capture", "stages": ["capture"]},
-            {"name": "track", "stages": ["track"]},
-            {"name": "infer", "stages": ["publish"], "policy": "block"}]})
-        run = RunOptions(source=str(tiny_video(tmp_path / f"v{attempt}.avi", 20)), fast=True,
-                         publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
-        sup = Supervisor(topo, run)
-        sup.start()
-        result = {}
-        thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
-        thread.start()
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        sup, thread, result = _supervise(folder, frames=20, fast=True, shared=False, middle=("track",))
         try:
             assert wait_until(lambda: all(c.done for c in sup.children), 30), (attempt, sup.metrics())
             thread.join(5)
