@@ -56,9 +56,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
         raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
-    from spotting_compare import EVAL, _name, replay
+    from spotting_compare import EVAL, _name, replay, synth_video
 
-    from edge.cli import main as cli
     from edge.spotting.metrics import pool, score_video
     from edge.stages.apex_spotting import ApexSpotter
     from edge.synth import read_truth
@@ -71,14 +70,7 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         per_video, rows = [], {}
         for face, span, seed in EVAL:
-            out = folder / f"{_name(face, seed, span)}{suffix}"
-            if not (out.is_file() and out.with_suffix(".csv").is_file()):
-                argv = ["-q", "synth", "--face", str(assets / "videos" / face), "--out", str(out), "--truth",
-                        str(out.with_suffix(".csv")), "--seconds", "40", "--seed", str(seed), "--no-progress"]
-                if span:
-                    argv += ["--source-frames", span]
-                if cli(argv) != 0:
-                    raise SystemExit(f"synth failed for {out}")
+            out = synth_video(assets, face, span, seed, folder / f"{_name(face, seed, span)}{suffix}")
             faces = track_video(out, folder / "cache").face_messages()
             predicted, _ = replay(ApexSpotter(), faces)
             counts = score_video(predicted, read_truth(out.with_suffix(".csv")))

@@ -40,20 +40,24 @@ def _name(face: str, seed: int, span: str | None = None) -> str:
     return f"{Path(face).stem}_{span.replace(':', '-')}_{seed}" if span else f"{Path(face).stem}_{seed}"
 
 
-def make_videos(assets: Path, folder: Path, plan) -> None:
+def synth_video(assets: Path, face: str, span: str | None, seed: int, out: Path) -> Path:
+    """`mestream synth` of one plan entry into `out` (its truth CSV beside it), unless both are there already."""
     from edge.cli import main
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for face, span, seed in plan:
-        out = folder / f"{_name(face, seed, span)}.mp4"
-        if out.is_file() and out.with_suffix(".csv").is_file():
-            continue
-        argv = ["-q", "synth", "--face", str(assets / "videos" / face), "--out", str(out), "--truth",
-                str(out.with_suffix(".csv")), "--seconds", str(SECONDS), "--seed", str(seed), "--no-progress"]
-        if span:
-            argv += ["--source-frames", span]
-        if main(argv) != 0:
-            raise SystemExit(f"synth failed for {face} seed {seed}")
+    if out.is_file() and out.with_suffix(".csv").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["-q", "synth", "--face", str(assets / "videos" / face), "--out", str(out), "--truth",
+            str(out.with_suffix(".csv")), "--seconds", str(SECONDS), "--seed", str(seed), "--no-progress"]
+    if span:
+        argv += ["--source-frames", span]
+    if main(argv) != 0:
+        raise SystemExit(f"synth failed for {out}")
+    return out
+
+
+def make_videos(assets: Path, folder: Path, plan, suffix: str = ".mp4") -> list[Path]:
+    return [synth_video(assets, face, span, seed, folder / f"{_name(face, seed, span)}{suffix}") for face, span, seed in plan]
 
 
 def replay(stage, faces) -> tuple[list, float]:
