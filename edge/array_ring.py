@@ -41,3 +41,35 @@ class ArrayRing:
     @property
     def nbytes(self) -> int:
         return 0 if self._block is None else self._block.nbytes
+
+
+class ValueWindow:
+    """The last `size` values (scalars, or rows of `width`) pushed, in one array allocated up front.
+
+    Their order is not kept: a median or a percentile needs none, and np.asarray of a deque of Python
+    floats, which the spotter's adaptive threshold used to pay every frame, cost twice the median itself.
+
+    quiet = ValueWindow(600)
+    quiet.push(0.03)
+    np.median(quiet.values)   # a view of the filled slots
+    """
+
+    def __init__(self, size: int, width: int | None = None, dtype=np.float64) -> None:
+        if size < 1:
+            raise ValueError(f"ValueWindow needs at least one slot, got {size}")
+        self.size = size
+        self._data = np.empty((size,) if width is None else (size, width), dtype=dtype)
+        self._n = 0
+        self._next = 0
+
+    def push(self, value) -> None:
+        self._data[self._next] = value
+        self._next = (self._next + 1) % self.size
+        self._n = min(self._n + 1, self.size)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[: self._n]

@@ -83,6 +83,7 @@ class ProcessPlan:
     shm_out: str = ""
     shm_slots: int = 0
     shm_in: str = ""
+    nice: int = 0  # niceness added at start (topology [[process]] nice)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -564,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     if parent is not None and os.getppid() != parent:
         return 1  # the supervisor died before prctl took effect
+    if plan.nice:
+        os.nice(plan.nice)
     logging.basicConfig(level=os.environ.get("MESTREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s %(levelname)s {plan.name}[%(process)d] %(name)s: %(message)s", datefmt="%H:%M:%S")
     ctx = zmq.Context()

@@ -126,6 +126,7 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str,
                 shm_out=shm_prefix if shared else "",
                 shm_slots=slots,
                 shm_in=shm_in,
+                nice=min(19, p.nice + (topo.runtime.fast_nice if run.fast and PER_FRAME_STAGES & set(p.stages) else 0)),
             )
         )
     return plans

@@ -44,6 +44,7 @@ class RuntimeConfig:
     stop_timeout_s: float = 2.5  # SIGTERM, then SIGKILL after this; the whole stop stays under 3 s
     status_every_s: float = 1.0  # metrics published on me.status this often
     shared_frames: bool = True  # frames go from capture to track through shared memory on this host (edge/shared_frames.py)
+    fast_nice: int = 10  # under --fast, added to the niceness of the processes that handle every frame
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ProcessConfig:
     hwm: int = 2  # ZeroMQ high-water mark of its input socket
     policy: str = "drop"  # "drop": when the entrance is full, drop a whole run and mark a gap; "block": back-pressure
     input: str = ""  # "" = an ipc socket in the run's private directory
+    nice: int = 0  # added to the process's niceness (0..19): higher yields the CPU to the others first
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,10 @@ def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
 
 def _check(topo: Topology, where: str) -> None:
     r = topo.runtime
+    if not 0 <= r.fast_nice <= 19:
+        raise MestreamError(f"{where} [runtime] fast_nice = {r.fast_nice}; expected 0..19 (0 = no change under --fast)")
     for f in dataclasses.fields(r):
-        if f.type != "bool" and getattr(r, f.name) <= 0:
+        if f.name.endswith("_s") and getattr(r, f.name) <= 0:
             raise MestreamError(f"{where} [runtime] {f.name} = {getattr(r, f.name)}: expected a positive number of seconds")
     if r.restart_backoff_min_s > r.restart_backoff_max_s:
         raise MestreamError(f"{where} [runtime] restart_backoff_min_s {r.restart_backoff_min_s} > restart_backoff_max_s {r.restart_backoff_max_s}; swap them")
@@ -151,6 +155,8 @@ def _check(topo: Topology, where: str) -> None:
             raise MestreamError(f"{label}: hwm = {p.hwm}; expected 1..10000 messages")
         if p.policy not in POLICIES:
             raise MestreamError(f"{label}: policy = {p.policy!r}; expected one of {list(POLICIES)}")
+        if not 0 <= p.nice <= 19:
+            raise MestreamError(f"{label}: nice = {p.nice}; expected 0..19 (0 = as the supervisor, 19 = yields to everything)")
         if p.input and not p.input.startswith(("ipc://", "tcp://")):
             raise MestreamError(f"{label}: input = {p.input!r}; expected ipc://PATH or tcp://127.0.0.1:PORT, or leave it out")
     first = topo.processes[0].stages[0]

@@ -29,6 +29,11 @@ class SpotParams:
     # is warped back by it and its flow measured again (edge/spotting/signal.py RegionMotion.residual);
     # only moving heads pay for the second flow. 0 = never.
     recompensate_px: float = 0.3
+    # Variational refinement sweeps of the DIS flow. They matter: pooled micro F1 on the tuning videos 0.63 /
+    # 0.68 / 0.76 / 0.78 / 0.81 / 0.82 for 0 / 1 / 2 / 3 / 5 / 8 (benchmarks/spotting_tune.py, 2026-11-23), but
+    # each costs about 0.07 ms per flow, and on the evaluation videos 5 and 8 gave 0.68 and 0.78 against 3's
+    # 0.745: no clear gain for 0.2-1 ms more per frame, so 3 stays.
+    refine_iters: int = 3
     patch: int = 7  # box filter over the residual motion length: about an action unit's patch on the grid
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.perception.align import eye_aspect_ratio, region_boxes  # noqa: F401 - eye_aspect_ratio is part of this module's API
+from edge.spotting.intervals import median
 
 REGION_NAMES: tuple[str, ...] = (
     "brow_left",
@@ -70,7 +71,7 @@ def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class RegionMotion:
     """Flow between two prepared crops -> per-region residual motion. One per stream (DIS keeps buffers)."""
 
-    def __init__(self, flow_size: int, patch: int = 9, finest_scale: int = 0, recompensate_px: float = 0.0) -> None:
+    def __init__(self, flow_size: int, patch: int = 9, finest_scale: int = 0, recompensate_px: float = 0.0, refine_iters: int = 3) -> None:
         self.size = flow_size
         self.patch = patch
         self.recompensate_px = recompensate_px
@@ -80,7 +81,7 @@ class RegionMotion:
         dis.setFinestScale(finest_scale)
         dis.setPatchSize(8)
         dis.setPatchStride(4)
-        dis.setVariationalRefinementIterations(3)
+        dis.setVariationalRefinementIterations(refine_iters)
         self._dis = dis
         boxes = region_boxes(flow_size)
         # brows stop where the eye boxes start and the nose starts below them (half a patch away), so a
@@ -124,7 +125,7 @@ class RegionMotion:
         samples = flow[self._fit_idx].astype(np.float64)  # (N, 2)
         coef = self._pinv @ samples  # (3, 2) affine motion model
         err = np.abs(samples - self._design @ coef).sum(axis=1)
-        keep = err <= max(2.0 * float(np.median(err)), 1e-3)
+        keep = err <= max(2.0 * median(err), 1e-3)
         if keep.sum() >= 12:
             # the normal equations (3x3) give lstsq's answer here (a full-rank, well-conditioned design)
             # at a fraction of its cost

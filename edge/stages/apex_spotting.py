@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.array_ring import ArrayRing
+from edge.array_ring import ArrayRing, ValueWindow
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
-from edge.spotting.intervals import has_returned, interval_message, kind_of, onset_index, robust_threshold
+from edge.spotting.intervals import has_returned, interval_message, kind_of, median, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
@@ -110,9 +110,10 @@ class ApexSpotter:
         self._n = -1
         self._fps: float | None = None
         self._last_seq: int | None = None
-        self._quiet: deque[float] = deque()
-        # per-region lagged scores of the quiet frames, and from them each region's noise weight
-        self._quiet_regions: deque[np.ndarray] = deque()
+        # the quiet frames' signal (history_s of it) and per-region lagged scores, and from those each
+        # region's noise weight; made at the first quiet frame, when the window's fps is known
+        self._quiet: ValueWindow | None = None
+        self._quiet_regions: ValueWindow | None = None
         self._weights: np.ndarray | None = None
         self._quiet_seen = 0
         self._ears: deque[float] = deque()
@@ -181,7 +182,7 @@ class ApexSpotter:
                 while len(self._ears) > history:
                     self._ears.popleft()
                 if len(self._ears) <= 10 or n % 5 == 0:
-                    self._ear_median = float(np.median(self._ears))
+                    self._ear_median = median(np.asarray(self._ears))
         if n < k:
             if self.trace is not None:
                 self.trace.append((frame.seq, float("nan"), float("inf")))
@@ -207,8 +208,11 @@ class ApexSpotter:
         w = self._weights if self._weights is not None else 1.0
         s = frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
 
+        if self._quiet is None:
+            self._quiet = ValueWindow(history)
+            self._quiet_regions = ValueWindow(history, lagged.size, np.float32)
         warm = len(self._quiet) >= p.frames(p.warmup_s, fps)
-        threshold = robust_threshold(np.asarray(self._quiet), p.z, p.floor_px) if warm else float("inf")
+        threshold = robust_threshold(self._quiet.values, p.z, p.floor_px) if warm else float("inf")
         if self.trace is not None:
             self.trace.append((frame.seq, s, threshold))
         # for the preview tap (edge/preview/tap.py): the consumed face message carries the signal it gave
@@ -218,13 +222,10 @@ class ApexSpotter:
         if self._event is None:
             refractory = n - self._last_end <= p.frames(p.refractory_s, fps)
             if warm and not refractory and s > threshold:
-                self._start_event(n, k, threshold, robust_threshold(np.asarray(self._quiet), 3.0, 0.0))
+                self._start_event(n, k, threshold, robust_threshold(self._quiet.values, 3.0, 0.0))
             else:
-                self._quiet.append(s)
-                self._quiet_regions.append(lagged)
-                while len(self._quiet) > history:
-                    self._quiet.popleft()
-                    self._quiet_regions.popleft()
+                self._quiet.push(s)
+                self._quiet_regions.push(lagged)
                 self._quiet_seen += 1
                 if self._quiet_seen % 8 == 0 or self._weights is None:
                     self._update_weights()  # every few quiet frames: the noise levels move slowly
@@ -236,7 +237,7 @@ class ApexSpotter:
 
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px)
+        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px, refine_iters=p.refine_iters)
 
     def _w(self) -> np.ndarray | float:
         return self._weights if self._weights is not None else 1.0
@@ -248,7 +249,7 @@ class ApexSpotter:
         q = self._quiet_regions
         if len(q) < max(10, self.params.frames(self.params.warmup_s, self._fps)):
             return
-        level = np.percentile(np.asarray(q), 90, axis=0)
+        level = np.percentile(q.values, 90, axis=0)
         self._weights = np.clip(level / max(float(np.median(level)), 1e-6), 0.5, 4.0).astype(np.float32)
 
     def _field(self, n: int) -> np.ndarray | None:

@@ -374,3 +374,34 @@ def test_per_frame_processes_run_their_libraries_on_one_thread_unless_the_user_s
     assert env["MESTREAM_LOG_LEVEL"] == "WARNING" and env["PATH"] == "/bin"
     assert "OPENCV_FOR_THREADS_NUM" not in child_env(plans["infer"], {}, "WARNING")  # rare events: parallel flow is latency
     assert child_env(plans["track"], {"OMP_NUM_THREADS": "4"}, "WARNING")["OMP_NUM_THREADS"] == "4"
+
+
+def test_under_fast_the_per_frame_processes_yield_to_infer_and_a_live_source_changes_nothing():
+    topo = load_topology()  # the default: capture | track | spot | infer, fast_nice = 10
+
+    def niceness(fast):
+        plans = plan_processes(topo, RunOptions(source="x.mp4", fast=fast), Path("/nonexistent"), "ipc:///nonexistent/control")
+        return {p.name: p.nice for p in plans}
+
+    assert niceness(True) == {"capture": 10, "track": 10, "spot": 10, "infer": 0}
+    assert niceness(False) == {"capture": 0, "track": 0, "spot": 0, "infer": 0}
+
+
+def test_a_process_runs_at_the_niceness_its_topology_gives_it(tmp_path):
+    topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
+        {"name": "capture", "stages": ["capture"], "nice": 7},
+        {"name": "infer", "stages": ["publish"], "policy": "block"}]})
+    run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    sup = Supervisor(topo, run)
+    sup.start()
+    thread = threading.Thread(target=sup.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        niceness = {c.plan.name: os.getpriority(os.PRIO_PROCESS, c.popen.pid) - mine for c in sup.children}
+        assert niceness == {"capture": 7, "infer": 0}
+    finally:
+        sup.stopping = True
+        thread.join(5)
+    assert not any(c.alive for c in sup.children)
