@@ -34,7 +34,7 @@ import numpy as np
 from edge.array_ring import ArrayRing, ValueWindow
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
-from edge.spotting.intervals import has_returned, interval_message, kind_of, median, onset_index, robust_threshold
+from edge.spotting.intervals import MAD_TO_SIGMA, has_returned, interval_message, kind_of, median, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
@@ -68,6 +68,7 @@ class _Event:
     ref: int  # n of the reference frame (at rest, just before the motion)
     threshold: float  # T when it triggered: the peak must reach it
     noise: float  # displacement that still counts as at rest: the quiet signal's median + 3 sigma
+    rest: float  # the same, for placing the onset: median + onset_rest_z sigma (edge/spotting/params.py)
     d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
     measured: int = 0  # d[:measured] are lagged scores (first k frames after ref), the rest flows from ref
     eyes_masked: bool = False
@@ -206,7 +207,8 @@ class ApexSpotter:
             self._last_blink = n
         eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
         w = self._weights if self._weights is not None else 1.0
-        s = frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
+        frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
+        s = self._persistent(n - k)
 
         if self._quiet is None:
             self._quiet = ValueWindow(history)
@@ -235,9 +237,21 @@ class ApexSpotter:
             ev.quiet_run = ev.quiet_run + 1 if s <= ev.noise else 0
         return self._follow_event(n, k, eyes_masked)
 
+    def _persistent(self, first: int) -> float:
+        """s(t) as the trigger sees it: the mean of the last persist_frames frames' signals (not before frame
+        `first`, the window's first with a lag frame). An ME rises over several frames, a flow error is often
+        one frame's; 1 = this frame's signal alone."""
+        recent: list[float] = []
+        for f in reversed(self._frames):
+            if len(recent) == self.params.persist_frames or f.n < first:
+                break
+            recent.append(f.signal)
+        return sum(recent) / len(recent)
+
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px, refine_iters=p.refine_iters)
+        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px,
+                                   refine_iters=p.refine_iters, coherent=p.coherent)
 
     def _w(self) -> np.ndarray | float:
         return self._weights if self._weights is not None else 1.0
@@ -249,7 +263,7 @@ class ApexSpotter:
         q = self._quiet_regions
         if len(q) < max(10, self.params.frames(self.params.warmup_s, self._fps)):
             return
-        level = np.percentile(q.values, 90, axis=0)
+        level = region_levels(q.values, self.params.region_level, self.params.z)
         self._weights = np.clip(level / max(float(np.median(level)), 1e-6), 0.5, 4.0).astype(np.float32)
 
     def _field(self, n: int) -> np.ndarray | None:
@@ -272,7 +286,8 @@ class ApexSpotter:
         # back, and a reference taken then would be its apex, from which the face never "returns".
         back = self.params.frames(self.params.lookback_s, self._fps) if self.params.lookback_s > 0 else 0
         ref = max(n - k - back, self._last_end, self._frames[0].n)
-        ev = _Event(ref=ref, threshold=threshold, noise=noise)
+        rest = robust_threshold(self._quiet.values, self.params.onset_rest_z, 0.0)
+        ev = _Event(ref=ref, threshold=threshold, noise=noise, rest=rest)
         for j in range(ref + 1, n + 1):
             frame = self._frame(j)
             if j > ref + k:
@@ -318,7 +333,7 @@ class ApexSpotter:
         confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
         if apex_i == len(d) - 1 or d[-1] > CANDIDATE_FRAC * peak or float(confirm.max()) < ev.threshold:
             return []
-        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.noise)
+        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest)
         apex_n = ev.ref + 1 + apex_i
         if ev.candidate == (onset_n, apex_n):
             return []
@@ -340,7 +355,7 @@ class ApexSpotter:
         confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
         if float(confirm.max()) < ev.threshold:
             return []  # the trigger was noise or a masked blink: nothing moved away from the reference
-        onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.noise))
+        onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
         kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
@@ -355,6 +370,16 @@ class ApexSpotter:
         if self._event is None or not self._event.d:
             return []
         return self._close_event(self._event.combined())
+
+
+def region_levels(quiet: np.ndarray, how: str, z: float) -> np.ndarray:
+    """Each region's noise level over its quiet lagged scores (frames, regions): "p90" its 90th percentile,
+    "threshold" its own robust threshold (median + z * sigma_MAD), so that the regions' weights scale each
+    one's own threshold, not only its typical level, to the others'."""
+    if how == "p90":
+        return np.percentile(quiet, 90, axis=0)
+    med = np.median(quiet, axis=0)
+    return med + z * MAD_TO_SIGMA * np.median(np.abs(quiet - med), axis=0)
 
 
 # ---- benchmark -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from edge.messages import Message
 from edge.perception.align import region_boxes
 from edge.spotting.metrics import Interval, iou
 from edge.spotting.params import SpotParams
+from edge.spotting.signal import coherent_motion
 from edge.stages.apex_spotting import ApexSpotter
 from engines.errors import MestreamError
 
@@ -146,6 +147,29 @@ def test_bad_parameters_are_refused_with_the_value():
         SpotParams(return_frac=1.5)
     with pytest.raises(MestreamError, match="flow_size=8"):
         SpotParams(flow_size=8)
+    with pytest.raises(MestreamError, match="persist_frames=0"):
+        SpotParams(persist_frames=0)
+    with pytest.raises(MestreamError, match="region_level='p95'"):
+        SpotParams(region_level="p95")
+
+
+def test_coherent_motion_cancels_flow_noise_and_keeps_a_patch_moving_one_way():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.3, (48, 48, 2)).astype(np.float32)
+    shift = np.zeros((48, 48, 2), np.float32)
+    shift[20:30, 20:30] = (0.3, -0.4)  # a 0.5 px motion of a 10 px patch
+    mean_length = cv2.blur(cv2.magnitude(noise[..., 0], noise[..., 1]), (7, 7))
+    assert coherent_motion(noise, 7).mean() < 0.3 * mean_length.mean()
+    assert coherent_motion(shift, 7)[25, 25] == pytest.approx(0.5, abs=1e-5)
+
+
+def test_every_motion_measure_still_finds_the_micro_expression():
+    truth = Interval(45, 54, "micro", 49)
+    faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
+    for params in (SpotParams(coherent=True), SpotParams(persist_frames=2), SpotParams(region_level="threshold"),
+                   SpotParams(onset_rest_z=3.0)):
+        found = intervals(spot(faces, params))
+        assert len(found) == 1 and iou(found[0], truth) >= 0.5, params
 
 
 def test_the_benchmark_times_every_frame_of_the_stage():
