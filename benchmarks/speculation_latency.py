@@ -99,6 +99,7 @@ def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
 
 def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> dict:
     """Track once, then spot + classify in this process: hits, misses, unused candidates, lead frames."""
+    from edge.spotting.params import SpotParams
     from edge.stages import apex_spotting
     from edge.stages.base import run_chain
     from edge.stages.capture import Capture, CaptureOptions
@@ -127,37 +128,32 @@ def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> di
     capture = Capture(source, fast=True, options=CaptureOptions(max_width=width))
     faces = [m for m in run_chain(_Limit(capture, frames), [FaceTracking()]) if m.topic == "face"]
     out = {"frames": len(faces), "candidate_frac": {}}
-    default = apex_spotting.CANDIDATE_FRAC
-    try:
-        for frac in fracs:
-            apex_spotting.CANDIDATE_FRAC = frac  # read at each call: the spotter's own constant, varied here only
-            spot = apex_spotting.ApexSpotter()
-            spot.open()
-            classify = Classify(default_artifact_path())
-            classify.open()
-            lead, after = [], []
-            sent_at: dict[tuple, int] = {}
-            for face in faces:
-                for m in spot.process(face):
-                    key = (m.header["onset"]["seq"], m.header["apex"]["seq"])
-                    if m.topic == "candidate":
-                        sent_at[key] = int(face.header["seq"])
-                    elif m.topic == "interval":
-                        # frames between the offset and the frame whose arrival closed the interval: a
-                        # floor of offset->result that no speculation removes
-                        after.append(int(face.header["seq"]) - int(m.header["offset"]["seq"]))
-                        if key in sent_at:
-                            lead.append(int(m.header["offset"]["seq"]) - sent_at[key])
-                    classify.process(m)
-            spot.close()
-            cache = classify.speculated
-            classify.close()
-            out["candidate_frac"][str(frac)] = {
-                "hits": cache.hits, "misses": cache.misses, "unused_candidates": cache.wasted + len(cache),
-                "lead_frames": _percentiles(lead) | {"min": int(min(lead)) if lead else None},
-                "interval_sent_frames_after_offset": sorted(after)}
-    finally:
-        apex_spotting.CANDIDATE_FRAC = default
+    for frac in fracs:
+        spot = apex_spotting.ApexSpotter(SpotParams(candidate_frac=frac))
+        spot.open()
+        classify = Classify(default_artifact_path())
+        classify.open()
+        lead, after = [], []
+        sent_at: dict[tuple, int] = {}
+        for face in faces:
+            for m in spot.process(face):
+                key = (m.header["onset"]["seq"], m.header["apex"]["seq"])
+                if m.topic == "candidate":
+                    sent_at[key] = int(face.header["seq"])
+                elif m.topic == "interval":
+                    # frames between the offset and the frame whose arrival closed the interval: a
+                    # floor of offset->result that no speculation removes
+                    after.append(int(face.header["seq"]) - int(m.header["offset"]["seq"]))
+                    if key in sent_at:
+                        lead.append(int(m.header["offset"]["seq"]) - sent_at[key])
+                classify.process(m)
+        spot.close()
+        cache = classify.speculated
+        classify.close()
+        out["candidate_frac"][str(frac)] = {
+            "hits": cache.hits, "misses": cache.misses, "unused_candidates": cache.wasted + len(cache),
+            "lead_frames": _percentiles(lead) | {"min": int(min(lead)) if lead else None},
+            "interval_sent_frames_after_offset": sorted(after)}
     return out
 
 

@@ -68,6 +68,13 @@ class SpotParams:
     # Once the motion has stopped for a lag window, a displacement still above this fraction of the peak
     # is a held expression (followed on, as macro); below it, the rest is drift and the event is closed.
     hold_frac: float = 0.6
+    # A "candidate" (onset and apex sent ahead of the interval, for infer to start on) goes out once the
+    # displacement is back under this fraction of its peak: far enough below the peak that noise on a plateau
+    # rarely sends one whose apex is then overtaken (each costs infer a flow), far enough above the return to
+    # rest (return_frac) that the flow can finish before the interval. On a 200 fps synth video (9 events,
+    # benchmarks/speculation_latency.py --fracs): 0.7 -> 11 frames of lead (median), 0 unused; 0.8 -> 15, 1
+    # unused; 0.9 -> 21, 5 unused.
+    candidate_frac: float = 0.8
     micro_max_s: float = 0.5  # intervals up to this long are micro-expressions, longer ones macro
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
     refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
@@ -102,6 +109,8 @@ class SpotParams:
                 continue
             if f.name != "flow_size" and not value >= 0:
                 raise MestreamError(f"{f.name}={value} is negative; expected a value >= 0")
+        if not 0 < self.candidate_frac < 1:
+            raise MestreamError(f"candidate_frac={self.candidate_frac} is out of range; expected a value in (0, 1), e.g. 0.8")
         if not 0 < self.hold_frac < 1:
             raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.return_frac < 1:

@@ -40,14 +40,6 @@ from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_
 
 log = logging.getLogger(__name__)
 
-# A "candidate" (onset and apex sent ahead of the interval, for infer to start on) goes out once the
-# displacement is back under this fraction of its peak: far enough below the peak that noise on a plateau
-# rarely sends one whose apex is then overtaken (each costs infer a flow), far enough above the return to
-# rest (return_frac) that the flow can finish before the interval. On a 200 fps synth video (9 events,
-# benchmarks/speculation_latency.py --fracs): 0.7 -> 11 frames of lead (median), 0 unused; 0.8 -> 15, 1
-# unused; 0.9 -> 21, 5 unused.
-CANDIDATE_FRAC = 0.8
-
 
 @dataclass
 class _Frame:
@@ -323,7 +315,7 @@ class ApexSpotter:
         return self._candidate(d)
 
     def _candidate(self, d: np.ndarray) -> list[Message]:
-        """Speculation: once the displacement has fallen to CANDIDATE_FRAC of its peak, the apex (argmax) and
+        """Speculation: once the displacement has fallen to candidate_frac of its peak, the apex (argmax) and
         the onset (which depends only on d up to the apex and on the peak) are what _close_event will take
         unless a higher peak comes, so send them now: infer computes the flow while the face returns to rest
         and publishes at once when the "interval" with the same onset and apex arrives."""
@@ -331,7 +323,7 @@ class ApexSpotter:
         apex_i = int(np.argmax(d))
         peak = float(d[apex_i])
         confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
-        if apex_i == len(d) - 1 or d[-1] > CANDIDATE_FRAC * peak or float(confirm.max()) < ev.threshold:
+        if apex_i == len(d) - 1 or d[-1] > p.candidate_frac * peak or float(confirm.max()) < ev.threshold:
             return []
         onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest)
         apex_n = ev.ref + 1 + apex_i

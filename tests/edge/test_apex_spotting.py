@@ -147,6 +147,8 @@ def test_bad_parameters_are_refused_with_the_value():
         SpotParams(return_frac=1.5)
     with pytest.raises(MestreamError, match="flow_size=8"):
         SpotParams(flow_size=8)
+    with pytest.raises(MestreamError, match="candidate_frac=1.2"):
+        SpotParams(candidate_frac=1.2)
     with pytest.raises(MestreamError, match="persist_frames=0"):
         SpotParams(persist_frames=0)
     with pytest.raises(MestreamError, match="region_level='p95'"):

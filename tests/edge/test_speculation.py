@@ -9,6 +9,8 @@ from test_apex_spotting import make_faces, spot
 from edge.contents import content_problem
 from edge.messages import TOPICS, Message
 from edge.stages.base import run_chain
+from edge.spotting.params import SpotParams
+from edge.stages.apex_spotting import ApexSpotter
 from edge.stages.classify import Classify, ClassifyOptions, Scores, SpeculativeResults
 from engines.errors import MestreamError
 
@@ -126,3 +128,19 @@ def test_a_candidate_is_checked_at_the_entrance_like_an_interval():
 def test_a_cache_of_no_entries_is_a_clear_error():
     with pytest.raises(MestreamError, match="speculate_cache"):
         ClassifyOptions(speculate_cache=0)
+
+
+def test_a_higher_candidate_fraction_sends_the_same_candidate_earlier_after_the_apex():
+    faces = make_faces(400, fps=FPS, events=[EVENT])
+
+    def candidate_sent_at(frac):
+        stage = ApexSpotter(SpotParams(candidate_frac=frac))
+        stage.open()
+        sent = [(face.header["seq"], m) for face in faces for m in stage.process(face) if m.topic == "candidate"]
+        stage.close()
+        assert len(sent) == 1
+        return sent[0][0], sent[0][1].header["apex"]["seq"]
+
+    early, late = candidate_sent_at(0.95), candidate_sent_at(0.5)
+    assert early[1] == late[1]  # the same apex
+    assert early[1] < early[0] < late[0]
