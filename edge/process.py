@@ -565,10 +565,13 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     if parent is not None and os.getppid() != parent:
         return 1  # the supervisor died before prctl took effect
-    if plan.nice:
-        os.nice(plan.nice)
     logging.basicConfig(level=os.environ.get("MESTREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s %(levelname)s {plan.name}[%(process)d] %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if plan.nice:
+        try:
+            os.nice(plan.nice)
+        except OSError as exc:  # a sandbox that forbids it: a scheduling preference, not worth a crash loop
+            logging.getLogger(__name__).warning("%s: could not add niceness %d (%s); running at the supervisor's", plan.name, plan.nice, exc)
     ctx = zmq.Context()
     proc = StageProcess(plan, ctx)
 
