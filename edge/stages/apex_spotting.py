@@ -34,7 +34,7 @@ import numpy as np
 from edge.array_ring import ArrayRing, ValueWindow
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
-from edge.spotting.intervals import MAD_TO_SIGMA, has_returned, interval_message, kind_of, median, onset_index, robust_threshold
+from edge.spotting.intervals import has_returned, interval_message, kind_of, median, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
@@ -370,8 +370,7 @@ def region_levels(quiet: np.ndarray, how: str, z: float) -> np.ndarray:
     one's own threshold, not only its typical level, to the others'."""
     if how == "p90":
         return np.percentile(quiet, 90, axis=0)
-    med = np.median(quiet, axis=0)
-    return med + z * MAD_TO_SIGMA * np.median(np.abs(quiet - med), axis=0)
+    return np.array([robust_threshold(np.ascontiguousarray(column), z, 0.0) for column in quiet.T])
 
 
 # ---- benchmark -------------------------------------------------------------------------------------
