@@ -59,6 +59,9 @@ class RunOptions:
 # At end of stream a process waits at most this long for the next one to hang up (see finish()): enough for a
 # next process that is still working through its queue, short enough when it is gone or never came.
 FINISH_WAIT_S = 10.0
+# At end of stream the status sink waits at most this long for the supervisor's final metrics, so that a
+# run shorter than one status period still tells its subscribers how it went.
+FINAL_STATUS_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class ProcessPlan:
     shm_slots: int = 0
     shm_in: str = ""
     nice: int = 0  # niceness added at start (topology [[process]] nice)
+    final_status: bool = False  # the supervisor's status ends here: wait for its final metrics at end of stream
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -517,12 +521,28 @@ class StageProcess:
         deadline = time.monotonic() + FINISH_WAIT_S
         try:
             while not self.stop and time.monotonic() < deadline:
-                self.heartbeat("blocked")
+                self.heartbeat("finishing")
                 if monitor.poll(int(self.plan.heartbeat_s * 1000)):
                     break
         finally:
             self.out.disable_monitor()
             monitor.close(0)
+
+    def _wait_for_final_status(self) -> None:
+        """Say "finishing" and publish what arrives until the supervisor's final metrics (FINAL_STATUS_WAIT_S
+        at most): its periodic ticks may all have come before any subscriber, or not at all in a short run."""
+        self.heartbeat("finishing", force=True)
+        deadline = time.monotonic() + FINAL_STATUS_WAIT_S
+        while not self.stop and time.monotonic() < deadline:
+            self.receive()
+            while self.queue:
+                msg, t_in = self.queue.popleft()
+                if msg.topic == "eos":
+                    continue
+                self.handle(msg, t_in)
+                if msg.topic == "status" and msg.header.get("final") is True:
+                    return
+            self.inp.poll(50)
 
     def finish(self) -> int:
         """End of stream: flush every stage, forward eos, report, exit 0."""
@@ -536,8 +556,13 @@ class StageProcess:
             # undelivered input when the peer disconnects); frames in our shared-memory ring would go with
             # our segment. The next process exits after "eos", so its hang-up says it has everything.
             hangup = self.out.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            # Our whole count, before "eos" goes on: the supervisor's final metrics follow the last process's
+            # "finishing", which this heartbeat precedes.
+            self.heartbeat("finishing", force=True)
             self.send(end_of_stream(self.plan.run.source), must=True)
             self._wait_for_hangup(hangup)
+        elif self.plan.final_status and any(getattr(s, "consumes_status", False) for s in self.stages):
+            self._wait_for_final_status()
         self.finished = True
         self.heartbeat("done", force=True)
         return 0

@@ -126,6 +126,7 @@ def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str,
                 shm_out=shm_prefix if shared else "",
                 shm_slots=slots,
                 shm_in=shm_in,
+                final_status=i > 0 and i == len(procs) - 1,
                 nice=min(19, p.nice + (topo.runtime.fast_nice if run.fast and PER_FRAME_STAGES & set(p.stages) else 0)),
             )
         )
@@ -153,6 +154,7 @@ class Supervisor:
         self.status_out: zmq.Socket | None = None
         self.preview_relay = None  # edge.preview.relay.PreviewRelay when the run publishes a preview
         self._last_tick = 0.0
+        self._final_sent = False
         self.started_ns = 0
         self.ended_ns = 0
         self.shm_prefix = ""  # names of this run's shared-frame segments (edge/shared_frames.py); we remove them
@@ -207,7 +209,7 @@ class Supervisor:
                     self._tick(now)
                 if all(c.done for c in self.children):
                     self.ended_ns = time.monotonic_ns()
-                    self._tick(time.monotonic())
+                    self._tick(time.monotonic(), publish=not self._final_sent)
                     return 0
             return 130
         finally:
@@ -216,11 +218,12 @@ class Supervisor:
     def _read_heartbeats(self, timeout_ms: int) -> None:
         if not self.control.poll(timeout_ms):
             return
+        final_due = False
         for _ in range(1000):
             try:
                 parts = bus.recv_parts(self.control, bus.WireLimits())
                 if parts is None:
-                    return
+                    break
                 msg = bus.decode(parts)
             except bus.BadMessage:
                 continue  # only our children can reach this socket; a bad one is not worth dying for
@@ -230,8 +233,14 @@ class Supervisor:
             child.last_hb = time.monotonic()
             child.state = str(msg.header.get("state"))
             child.metrics = msg.header
+            final_due = final_due or (child.state == "finishing" and child is self.children[-1])
             if child.state == "fatal":
                 raise MestreamError(str(msg.header.get("error", f"process {child.name} failed")))
+        if final_due and not self._final_sent:
+            # The status sink has the whole stream and waits for this; after the batch, so that the other
+            # processes' last counts (sent before their "eos") are in it.
+            self._final_sent = True
+            self._tick(time.monotonic(), final=True)
 
     def _watch(self, child: Child, now: float) -> None:
         if child.done or child.state == "waiting":
@@ -294,13 +303,15 @@ class Supervisor:
             out[c.name] = m
         return out
 
-    def _tick(self, now: float) -> None:
+    def _tick(self, now: float, *, final: bool = False, publish: bool = True) -> None:
+        """Metrics on me.status; final=True marks the last one of a run that reached its end."""
         self._last_tick = now
         metrics = self.metrics()
         line = status_line(metrics)
-        self.publish_status(status("supervisor", "metrics", line, processes={
-            k: {f: v.get(f) for f in ("state", "fps", "n_in", "drops", "lost", "restarts", "busy_ms", "result_ms", "cpu_s", "rss_mb")}
-            for k, v in metrics.items()}))
+        if publish:
+            self.publish_status(status("supervisor", "metrics", line, final=final, processes={
+                k: {f: v.get(f) for f in ("state", "fps", "n_in", "drops", "lost", "restarts", "busy_ms", "result_ms", "cpu_s", "rss_mb")}
+                for k, v in metrics.items()}))
         if self.on_tick is not None:
             self.on_tick(line, metrics)
 
@@ -353,7 +364,7 @@ def status_line(metrics: dict[str, dict[str, Any]]) -> str:
             text += f" {p95:.1f} ms"
         if m.get("restarts"):
             text += f" {m['restarts']} restart(s)"
-        if m.get("state") not in ("running", "ready", "done", None):
+        if m.get("state") not in ("running", "ready", "finishing", "done", None):
             text += f" [{m.get('state')}]"
         parts.append(text)
     result = next((m.get("result_ms") for m in reversed(list(metrics.values())) if m.get("result_ms")), None)

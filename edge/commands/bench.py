@@ -230,7 +230,7 @@ def multi_process(topo, run, seconds: float) -> dict:
 
 
 SOAK_FIELDS = ("rss_mb", "fps", "n_in", "drops", "lost", "restarts", "busy_p95_ms")
-SOAK_STATES = ("", "waiting", "starting", "ready", "running", "blocked", "done", "fatal", "restarting")
+SOAK_STATES = ("", "waiting", "starting", "ready", "running", "blocked", "done", "fatal", "restarting", "finishing")
 
 
 class SoakRecord:

@@ -93,6 +93,7 @@ def test_a_real_face_video_gives_schema_valid_events_to_a_plain_subscriber(plain
         assert 0 <= event["onset"]["frame"] <= event["apex"]["frame"] <= event["offset"]["frame"] <= 71
         assert event["onset"]["t_capture_ns"] <= event["offset"]["t_capture_ns"] <= event["t_published_ns"]
     assert {"face_found", "metrics"} <= {s["event"] for s in statuses}
+    assert statuses[-1]["event"] == "metrics" and statuses[-1]["final"] is True  # however short the run
     # The record holds the same events, whole (renamed from .partial at the end).
     recorded = [json.loads(line) for line in record.read_text().splitlines()]
     assert [r for r in recorded if r["schema"] == "mestream.event"] == events

@@ -405,3 +405,45 @@ def test_a_process_runs_at_the_niceness_its_topology_gives_it(tmp_path):
         sup.stopping = True
         thread.join(5)
     assert not any(c.alive for c in sup.children)
+
+
+def test_only_the_last_process_waits_for_the_final_metrics():
+    plans = plan_processes(load_topology(), RunOptions(source="x.mp4"), Path("/nonexistent"), "ipc:///nonexistent/control")
+    assert {p.name: p.final_status for p in plans} == {"capture": False, "track": False, "spot": False, "infer": True}
+
+
+def test_a_run_shorter_than_one_status_period_still_ends_with_final_metrics_for_its_subscribers(tmp_path):
+    # A status period longer than the run: only the tick at start (before any subscriber hears the
+    # publisher) and the final one can be published; the final one must arrive, last, with the whole count.
+    port = free_port()
+    topo = parse_topology({"runtime": {**FAST_RUNTIME, "status_every_s": 600.0}, "process": [
+        {"name": "capture", "stages": ["capture"]},
+        {"name": "infer", "stages": ["publish"], "policy": "block"}]})
+    run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 12)), fast=True,
+                     publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"))
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RECONNECT_IVL, 20)
+    sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    sup = Supervisor(topo, run)
+    sup.start()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
+    thread.start()
+    try:
+        thread.join(60)
+        got = _statuses(sub, 0.5)
+    finally:
+        sup.stopping = True
+        thread.join(5)
+        sub.close(0)
+        ctx.term()
+    assert result.get("code") == 0
+    metrics = [s for s in got if s["event"] == "metrics"]
+    assert metrics and metrics[-1]["final"] is True, [(s["event"], s.get("final")) for s in got]
+    assert got[-1] is metrics[-1]
+    assert metrics[-1]["processes"]["capture"]["state"] == "finishing"  # it has sent everything and waits for the hang-up
+    assert metrics[-1]["processes"]["capture"]["n_in"] == 12
+    assert sum(bool(s.get("final")) for s in got) == 1
