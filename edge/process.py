@@ -534,6 +534,7 @@ class StageProcess:
         self.heartbeat("finishing", force=True)
         deadline = time.monotonic() + FINAL_STATUS_WAIT_S
         while not self.stop and time.monotonic() < deadline:
+            self.heartbeat("finishing")
             self.receive()
             while self.queue:
                 msg, t_in = self.queue.popleft()
