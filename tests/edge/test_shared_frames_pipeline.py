@@ -96,11 +96,16 @@ def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots
     sup, thread, _ = _supervise(tmp_path, frames=3000, fast=True)
     try:
         capture, reader = sup.children
-        assert wait_until(lambda: reader.metrics.get("n_in", 0) > 50, 30), sup.metrics()
-        os.kill(reader.popen.pid, signal.SIGKILL)
-        assert wait_until(lambda: reader.restarts == 1 and reader.state == "running", 5), sup.metrics()
+        # Frozen before a fast stream can end, the reader holds slots and the capture blocks on them; only
+        # then does it die (a reader killed after the stream ended would prove nothing).
+        assert wait_until(lambda: reader.popen is not None and reader.state in ("ready", "running"), 30), sup.metrics()
+        frozen = reader.popen.pid
+        os.kill(frozen, signal.SIGSTOP)
+        assert wait_until(lambda: capture.state == "blocked", 10), sup.metrics()
+        os.kill(frozen, signal.SIGKILL)
         # the new reader gets frames again: the capture freed the dead reader's credits
-        assert wait_until(lambda: reader.metrics.get("n_in", 0) > 50, 5), sup.metrics()
+        assert wait_until(lambda: reader.restarts == 1 and reader.metrics.get("pid") == reader.popen.pid
+                          and reader.metrics.get("n_in", 0) > 50, 10), sup.metrics()
     finally:
         _stop(sup, thread)
 
