@@ -401,6 +401,9 @@ def test_a_process_runs_at_the_niceness_its_topology_gives_it(tmp_path):
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         niceness = {c.plan.name: os.getpriority(os.PRIO_PROCESS, c.popen.pid) - mine for c in sup.children}
         assert niceness == {"capture": 7, "infer": 0}
+        if Path("/proc/self/autogroup").exists():  # each process leads its own scheduler group: its nice is the group's
+            groups = {c.plan.name: _autogroup_nice(c.popen.pid) for c in sup.children}
+            assert groups == {"capture": 7, "infer": 0}
     finally:
         sup.stopping = True
         thread.join(5)
@@ -447,3 +450,18 @@ def test_a_run_shorter_than_one_status_period_still_ends_with_final_metrics_for_
     assert metrics[-1]["processes"]["capture"]["state"] == "finishing"  # it has sent everything and waits for the hang-up
     assert metrics[-1]["processes"]["capture"]["n_in"] == 12
     assert sum(bool(s.get("final")) for s in got) == 1
+
+
+def _autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().rsplit("nice", 1)[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="this kernel has no scheduler autogroups")
+def test_a_process_that_shares_its_session_leaves_the_session_group_alone():
+    # It would nice the user's shell and everything started from it.
+    code = ("import os; from edge.process import add_niceness; add_niceness(3); "
+            "print(os.getpriority(os.PRIO_PROCESS, 0), open('/proc/self/autogroup').read().rsplit('nice', 1)[1].strip())")
+    before = _autogroup_nice(os.getpid())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) == os.getpriority(os.PRIO_PROCESS, 0) + 3
+    assert int(out[1]) == before == _autogroup_nice(os.getpid())
