@@ -2,9 +2,10 @@
 
 Topics are "me.event" (edge/schema/event.schema.json) and "me.status" (stage, event, detail, plus
 metrics from the supervisor every status period; the last "metrics" of a run that reached its end has
-"final": true and comes before the publisher closes, however short the run). Any language can subscribe: a message is [topic, JSON]. PUB never waits
-for subscribers: with none, a slow one or a vanished one, the pipeline runs on and each subscriber
-loses what does not fit its queue (hwm). The socket binds 127.0.0.1 unless explicitly allowed.
+"final": true and comes before the publisher closes, however short the run). Any language can subscribe:
+a message is [topic, JSON]. PUB never waits for subscribers: with none, a slow one or a vanished one, the
+pipeline runs on and each subscriber loses what does not fit its queue (hwm). The socket binds 127.0.0.1
+unless explicitly allowed.
 
 With a server key and a client-key folder (`mestream keys`), the socket speaks CURVE and only listed
 subscribers receive anything (edge/security.py).
