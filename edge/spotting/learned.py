@@ -339,10 +339,7 @@ class LearnedSpotter:
     def open(self) -> None:
         from engines.base import open_engine
 
-        # one thread: a 100k-parameter net per frame gains nothing from more, and the spot process
-        # shares the CPU with track and infer
-        options = {"threads": 1} if Path(self.params.artifact).suffix.lower() == ".onnx" else {}
-        self._engine = open_engine(self.params.artifact, **options)
+        self._engine = open_engine(self.params.artifact)  # ONNX Runtime on one thread (engines/ort.py says why)
         self.spec, self.peaks = spotter_from_artifact(self._engine.meta)
         self._features = SpotFeatures(self.spec)
         self._reset()
