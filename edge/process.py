@@ -601,7 +601,11 @@ def add_niceness(niceness: int) -> None:
     os.nice(niceness)
     if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
         return
-    current = int(AUTOGROUP.read_text().rsplit("nice", 1)[1])
+    text = AUTOGROUP.read_text()
+    try:
+        current = int(text.rsplit("nice", 1)[1])
+    except (IndexError, ValueError):
+        raise OSError(f"{AUTOGROUP} reads {text.strip()!r}, not '/autogroup-N nice N'") from None
     AUTOGROUP.write_text(f"{min(19, current + niceness)}\n")
 
 
