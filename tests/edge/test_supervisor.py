@@ -465,3 +465,17 @@ def test_a_process_that_shares_its_session_leaves_the_session_group_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) == os.getpriority(os.PRIO_PROCESS, 0) + 3
     assert int(out[1]) == before == _autogroup_nice(os.getpid())
+
+
+def test_an_autogroup_file_in_an_unknown_format_is_an_oserror_that_names_it(tmp_path, monkeypatch):
+    # main() logs an OSError as a warning and runs on; anything else would crash-loop the stage
+    import edge.process as process
+
+    odd = tmp_path / "autogroup"
+    odd.write_text("no such format\n")
+    monkeypatch.setattr(process, "AUTOGROUP", odd)
+    monkeypatch.setattr(process.os, "nice", lambda n: 0)  # the test process keeps its own niceness
+    monkeypatch.setattr(process.os, "getsid", lambda pid: os.getpid())
+    with pytest.raises(OSError, match="reads 'no such format'"):
+        process.add_niceness(3)
+    assert odd.read_text() == "no such format\n"
