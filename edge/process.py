@@ -602,6 +602,8 @@ def add_niceness(niceness: int) -> None:
     if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
         return
     text = AUTOGROUP.read_text()
+    if not text.strip():  # the kernel prints nothing for a task in the root group (a container's init session): no group of its own to set
+        return
     try:
         current = int(text.rsplit("nice", 1)[1])
     except (IndexError, ValueError):
