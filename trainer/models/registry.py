@@ -12,6 +12,7 @@ from engines.errors import MestreamError
 FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "ststens": "trainer.models.ststens",  # STSTNet ensemble in one module, mirror-averaged prediction
+    "ststnorm": "trainer.models.ststnorm",  # ststens on per-map standardised flow
     "ststreg": "trainer.models.ststreg",  # ststens reading HTNet's eye/mouth regions too (fixed boxes)
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
     "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches

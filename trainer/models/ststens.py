@@ -24,6 +24,20 @@ from trainer.models.base import Family, Recipe
 from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as STSTNet
 
 WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
+# How each map is re-centred before the members read it (ststnorm, trainer/models/ststnorm.py, says why)
+CENTERS = ("none", "median", "mean", "standard")
+
+
+def centred(flow, center: str):
+    """Each (sample, channel) map minus its median or mean, and over its standard deviation for "standard"."""
+    if center == "none":
+        return flow
+    flat = flow.flatten(2)
+    middle = flat.median(dim=2).values if center == "median" else flat.mean(dim=2)
+    out = flow - middle[:, :, None, None]
+    if center == "standard":
+        out = out / (flat.std(dim=2)[:, :, None, None] + 1e-3)
+    return out
 
 
 def mirror_flow(flow, reverse):
@@ -48,11 +62,15 @@ def ensemble_probability(net, flow, members: int | None = None, mirror: bool | N
     return probs
 
 
-def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True):
+def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True, center: str = "none"):
     import torch
     from torch import nn
     from torch.nn import functional as F
 
+    from engines.errors import MestreamError
+
+    if center not in CENTERS:
+        raise MestreamError(f"center {center!r} is not one of {', '.join(CENTERS)}; pass center=none, median, mean or standard")
     width = sum(WIDTHS)
 
     class STSTEnsemble(nn.Module):
@@ -74,7 +92,7 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
             self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
 
         def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
-            x = flow.contiguous(memory_format=torch.channels_last)  # 2x faster convolution and pooling on CPU
+            x = centred(flow, center).contiguous(memory_format=torch.channels_last)  # 2x faster conv and pooling on CPU
             x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (B, 16E, 5, 5)
             x = x.reshape(x.shape[0], self.members, -1).transpose(0, 1)  # (E, B, 400)
             return torch.matmul(x, self.head_weight) + self.head_bias

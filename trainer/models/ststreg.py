@@ -23,13 +23,15 @@ Prediction, training loss and mirror averaging are ststens's; label_smoothing (d
 training targets and mixup (Beta(a, a) weights, default 0, off) trains on mixed pairs of flows: candidates
 for selection.
 
+center (default "none") re-centres each map first, as ststnorm does (trainer/models/ststnorm.py).
+
 Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
 """
 
 from __future__ import annotations
 
 from trainer.models.base import Family, Recipe
-from trainer.models.ststens import WIDTHS, ensemble_probability, mirror_flow
+from trainer.models.ststens import CENTERS, WIDTHS, centred, ensemble_probability, mirror_flow
 from trainer.models.ststnet import FLOW
 
 SIZE = 14
@@ -47,7 +49,7 @@ def mosaic(flow):
 
 
 def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True,
-          view: str = "both", label_smoothing: float = 0.0, mixup: float = 0.0):
+          view: str = "both", label_smoothing: float = 0.0, mixup: float = 0.0, center: str = "none"):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -57,6 +59,9 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
     if view not in VIEWS:
         raise MestreamError(f"ststreg view {view!r} is not one of {', '.join(VIEWS)}; "
                             "pass view=both, mixed, regions or whole")
+    if center not in CENTERS:
+        raise MestreamError(f"ststreg center {center!r} is not one of {', '.join(CENTERS)}; "
+                            "pass center=none, median, mean or standard")
     width = sum(WIDTHS)
     views = 2 if view == "both" else 1  # views concatenated into each member's head
     whole_members = members - members // 2  # view "mixed": members 0 .. whole_members-1 read the whole flow
@@ -80,6 +85,7 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
 
         def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
             batch = flow.shape[0]
+            flow = centred(flow, center)
             if view in ("both", "mixed"):
                 x = torch.cat([flow, mosaic(flow)], dim=0)
             else:
