@@ -4,6 +4,9 @@
 
 On one source (looped, unpaced, frames scaled to 640 px wide) it measures, in this order:
 1. each stage alone, in this process: capture, track, spot (frames per second) and infer (events per second);
+   the per-frame stages on one OpenCV thread, as the pipeline runs them (edge/supervisor.py SINGLE_THREAD_ENV):
+   OpenCV's pool made spot alone slower (610 fps on 1.9 cores against about 900 on one thread, DIS on
+   64x64 crops is too small to split) and would credit a stage with a second core it never gets;
 2. the same stages one after the other in ONE process (run_chain), the no-ZeroMQ baseline;
 3. the real multi-process pipeline (supervisor, ipc, --fast so nothing is dropped): sustained fps at the
    last per-frame stage after a warm-up, drops, offset-to-result latency p50/p95/max of published events
@@ -65,6 +68,21 @@ def _timed(fn, seconds: float, n_max: int, name: str = "") -> tuple[int, float]:
     return i, time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def pipeline_threads():
+    """OpenCV's threads while a per-frame stage runs alone as in its pipeline process (one, unless the user's
+    OPENCV_FOR_THREADS_NUM says otherwise, which the supervisor passes on too); restored after."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    wanted = os.environ.get("OPENCV_FOR_THREADS_NUM", "1")
+    cv2.setNumThreads(int(wanted) if wanted.isdigit() else 1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def solo_stages(topo, run, seconds: float) -> dict:
     """Each stage alone on recorded inputs: capture reads; track eats frames; spot eats faces; infer eats intervals."""
     import time
@@ -87,7 +105,8 @@ def solo_stages(topo, run, seconds: float) -> dict:
         if m is not None and len(frames) < 300:
             frames.append(m)
 
-    n, dt = _timed(read, part, 10**9, "capture")
+    with pipeline_threads():
+        n, dt = _timed(read, part, 10**9, "capture")
     capture.close()
     results["capture"] = {"fps": n / dt, "frames": n, "cpu_ms_per_frame": _CPU.get("capture")}
 
@@ -100,7 +119,8 @@ def solo_stages(topo, run, seconds: float) -> dict:
         m = Message("frame", {**src.header, "seq": i, "t_capture_ns": time.monotonic_ns()}, src.arrays)
         faces.extend(f for f in track.process(m) if f.topic == "face")
 
-    n, dt = _timed(track_one, part, 10**9, "track")
+    with pipeline_threads():
+        n, dt = _timed(track_one, part, 10**9, "track")
     track.close()
     results["track"] = {"fps": n / dt, "frames": n, "cpu_ms_per_frame": _CPU.get("track")}
 
@@ -111,7 +131,8 @@ def solo_stages(topo, run, seconds: float) -> dict:
     def spot_one(i):
         intervals.extend(m for m in spot.process(faces[i % len(faces)] if i < len(faces) else _renumber(faces, i)) if m.topic == "interval")
 
-    n, dt = _timed(spot_one, part, 10**9, "spot")
+    with pipeline_threads():
+        n, dt = _timed(spot_one, part, 10**9, "spot")
     spot.close()
     results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals), "cpu_ms_per_frame": _CPU.get("spot")}
 
@@ -398,7 +419,7 @@ def table(result: dict) -> str:
     solo = result["solo"]
     mp = result["multi_process"]
     lines = [f"source {result['source']} ({result['width']} px wide, unpaced, looped)", "",
-             f"{'stage alone':<22}{'fps':>10}{'CPU ms/frame':>14}"]
+             f"{'stage alone':<22}{'fps':>10}{'CPU ms/frame':>14}   (capture, track, spot on one OpenCV thread, as in the pipeline)"]
     for name in ("capture", "track", "spot"):
         if name in solo:
             lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}{solo[name].get('cpu_ms_per_frame') or 0:>14.2f}")
