@@ -55,6 +55,9 @@ class RunOptions:
     fast: bool = False
     record: str = ""
     publish: PublishConfig = field(default_factory=PublishConfig)
+    # Whether track sends colour crops when its topology table does not say: preflight turns this off when
+    # nothing in this topology reads them (a flow-only artifact, no preview).
+    color_crops: bool = True
 
 
 # At end of stream a process waits at most this long for the next one to hang up (see finish()): enough for a
@@ -115,7 +118,10 @@ def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq:
     if name == "track":
         from edge.stages.face_tracking import FaceTracking, TrackParams
 
-        return FaceTracking(stage_options_of(name, options, TrackParams))
+        params = stage_options_of(name, options, TrackParams)
+        if "color_crop" not in options and not run.color_crops:
+            params = dataclasses.replace(params, color_crop=False)
+        return FaceTracking(params)
     if name == "spot":
         from edge.stages.apex_spotting import ApexSpotter
         from edge.spotting.params import SpotParams

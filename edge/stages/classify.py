@@ -149,6 +149,11 @@ def flow_side(shape: tuple[int, ...]) -> int:
     return shape[-1] if shape[-1] > 3 else shape[-2]
 
 
+def _channels(shape: tuple[int, ...]) -> int:
+    """Channels of an image input shaped (1, C, H, W) or (1, H, W, C), C being 1 or 3."""
+    return shape[1] if shape[1] in (1, 3) else shape[-1]
+
+
 def crops_to_classify(msg: Message, min_score: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The (onset, apex) crops of an interval worth classifying; None when its score is under `min_score`."""
     h = msg.header
@@ -260,11 +265,16 @@ class Classify:
             raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
         return Scores(probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6)
 
+    @property
+    def wants_colour(self) -> bool:
+        """Whether an input of the open artifact reads the apex in colour (then track must send colour crops)."""
+        return any(kind == "apex" and _channels(tuple(spec.shape)) == 3 for kind, spec in self._plan)
+
     @staticmethod
     def _apex_input(msg: Message, shape: tuple[int, ...], name: str) -> np.ndarray:
         import cv2
 
-        channels = shape[1] if shape[1] in (1, 3) else shape[-1]
+        channels = _channels(shape)
         side = (shape[-2], shape[-1]) if shape[1] in (1, 3) else (shape[1], shape[2])
         image = msg.arrays.get("apex_color") if channels == 3 and "apex_color" in msg.arrays else msg.arrays["apex"]
         if channels == 3 and image.ndim == 2:

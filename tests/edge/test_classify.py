@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jsonschema
 import numpy as np
 import pytest
@@ -93,3 +95,21 @@ def test_flow_in_either_channel_layout_fits_an_artifact_of_either_layout():
     assert np.array_equal(_as_input(chw, (1, 3, 28, 28), "flow")[0], chw)
     assert np.array_equal(_as_input(hwc, (1, 3, 28, 28), "flow")[0], chw)
     assert np.array_equal(_as_input(chw, (1, 28, 28, 3), "flow")[0], hwc)
+
+
+def _with_apex(shape):
+    from engines.artifact import TensorInfo
+
+    engine = FakeEngine()
+    engine.meta = replace(engine.meta, inputs=engine.meta.inputs + (TensorInfo("apex", shape, "float32", "apex crop texture"),))
+    return engine
+
+
+@pytest.mark.parametrize("apex_shape, colour", [(None, False), ((1, 1, 28, 28), False), ((1, 3, 28, 28), True), ((1, 28, 28, 3), True)])
+def test_only_an_artifact_that_reads_the_apex_in_colour_wants_colour_crops(apex_shape, colour):
+    stage, _ = _stage(FakeEngine() if apex_shape is None else _with_apex(apex_shape))
+    stage.open()
+    try:
+        assert stage.wants_colour is colour
+    finally:
+        stage.close()

@@ -494,3 +494,28 @@ def test_an_autogroup_file_in_an_unknown_format_is_an_oserror_that_names_it(tmp_
     with pytest.raises(OSError, match="reads 'no such format'"):
         process.add_niceness(3)
     assert odd.read_text() == "no such format\n"
+
+
+def test_track_sends_colour_crops_only_when_the_artifact_or_the_preview_reads_them(tmp_path):
+    # A flow-only artifact never looks at colour: the 48 KB colour crop per frame would cost track and spot
+    # about 0.3 CPU ms a frame for nothing.
+    from edge.process import build_stage
+    from edge.supervisor import preflight
+
+    topo = load_topology()
+    video = str(tiny_video(tmp_path / "v.avi", 5))
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    plain = preflight(topo, RunOptions(source=video, publish=PublishConfig(endpoint=endpoint)))
+    shown = preflight(topo, RunOptions(source=video, publish=PublishConfig(endpoint=endpoint, preview=f"ipc://{tmp_path}/preview")))
+    assert (plain.color_crops, shown.color_crops) == (False, True)
+    assert build_stage("track", {}, plain).params.color_crop is False
+    assert build_stage("track", {}, shown).params.color_crop is True
+    assert build_stage("track", {"color_crop": True}, plain).params.color_crop is True  # the topology's word wins
+    assert _through_a_plan(plain).color_crops is False  # and it reaches the stage processes
+
+
+def _through_a_plan(run):
+    from edge.process import ProcessPlan
+
+    plan = plan_processes(load_topology(), run, Path("/nonexistent"), "ipc:///nonexistent/control")[1]
+    return ProcessPlan.from_json(plan.to_json()).run
