@@ -1,12 +1,11 @@
 """mestream bench measures each per-frame stage alone the way the pipeline runs it: OpenCV on one thread."""
 
 import cv2
-import pytest
 
 from edge.commands import bench
 from edge.process import RunOptions
 from edge.topology import load_topology
-from tests.edge.stand_ins import tiny_video
+from stand_ins import tiny_video
 
 
 def test_each_per_frame_stage_alone_runs_opencv_on_one_thread_and_the_callers_setting_comes_back(tmp_path, monkeypatch):

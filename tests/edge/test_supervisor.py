@@ -497,8 +497,7 @@ def test_an_autogroup_file_in_an_unknown_format_is_an_oserror_that_names_it(tmp_
 
 
 def test_track_sends_colour_crops_only_when_the_artifact_or_the_preview_reads_them(tmp_path):
-    # A flow-only artifact never looks at colour: the 48 KB colour crop per frame would cost track and spot
-    # about 0.3 CPU ms a frame for nothing.
+    # A flow-only artifact never looks at colour: the 48 KB colour crop per frame would be sent and kept for nothing.
     from edge.process import build_stage
     from edge.supervisor import preflight
 
