@@ -66,5 +66,5 @@ def test_it_exports_to_onnx_opset_17_matching_torch_with_tensorrt_operators_only
 def test_an_unknown_centring_is_one_clear_error():
     from engines.errors import MestreamError
 
-    with pytest.raises(MestreamError, match="center 'zscore' is not one of none, median, mean, standard"):
+    with pytest.raises(MestreamError, match="ststens center .zscore. is not one of none, median, mean, standard"):
         get_family("ststens").build(3, center="zscore")

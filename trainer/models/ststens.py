@@ -28,6 +28,15 @@ WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
 CENTERS = ("none", "median", "mean", "standard")
 
 
+def check_center(center: str, family: str) -> None:
+    """One line naming the bad value and the choices, before any training."""
+    from engines.errors import MestreamError
+
+    if center not in CENTERS:
+        raise MestreamError(f"{family} center {center!r} is not one of {', '.join(CENTERS)}; "
+                            "pass center=none, median, mean or standard")
+
+
 def centred(flow, center: str):
     """Each (sample, channel) map minus its median or mean, and over its standard deviation for "standard"."""
     if center == "none":
@@ -67,10 +76,7 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
     from torch import nn
     from torch.nn import functional as F
 
-    from engines.errors import MestreamError
-
-    if center not in CENTERS:
-        raise MestreamError(f"center {center!r} is not one of {', '.join(CENTERS)}; pass center=none, median, mean or standard")
+    check_center(center, "ststens")
     width = sum(WIDTHS)
 
     class STSTEnsemble(nn.Module):

@@ -31,7 +31,7 @@ Operators: ststens's plus Slice: all static, all on TensorRT's parser list.
 from __future__ import annotations
 
 from trainer.models.base import Family, Recipe
-from trainer.models.ststens import CENTERS, WIDTHS, centred, ensemble_probability, mirror_flow
+from trainer.models.ststens import WIDTHS, centred, check_center, ensemble_probability, mirror_flow
 from trainer.models.ststnet import FLOW
 
 SIZE = 14
@@ -59,9 +59,7 @@ def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: 
     if view not in VIEWS:
         raise MestreamError(f"ststreg view {view!r} is not one of {', '.join(VIEWS)}; "
                             "pass view=both, mixed, regions or whole")
-    if center not in CENTERS:
-        raise MestreamError(f"ststreg center {center!r} is not one of {', '.join(CENTERS)}; "
-                            "pass center=none, median, mean or standard")
+    check_center(center, "ststreg")
     width = sum(WIDTHS)
     views = 2 if view == "both" else 1  # views concatenated into each member's head
     whole_members = members - members // 2  # view "mixed": members 0 .. whole_members-1 read the whole flow
