@@ -1,6 +1,7 @@
 """Synthetic spotting test videos made from a real face video, with a ground-truth CSV.
 
-Frames of a real face video (looped back and forth to the requested length) are warped with
+Frames of a real face video (looped back and forth at the video's own frame rate, whatever the output's, to
+the requested length) are warped with
 action-unit-like local motions placed on MediaPipe FaceMesh landmarks: smooth Gaussian displacement
 fields (cv2.remap) that rise from the onset to the apex and fall back by the offset (raised-cosine
 ramps). Micro-expressions last 0.2-0.5 s and move a few pixels; the distractors are blinks (upper lids
@@ -154,11 +155,26 @@ def plan_events(params: SynthParams, n_frames: int) -> list[SynthEvent]:
 
 def ping_pong(i: int, n: int) -> int:
     """Index into a clip of n frames played forward, backward, forward... (no repeated end frames)."""
+    return source_position(i, n, 1.0, 1.0)[0]
+
+
+def source_position(i: int, n: int, out_fps: float, source_fps: float) -> tuple[int, int, float]:
+    """(frame, next frame, weight of the next) of output frame i in a clip of n frames played back and forth
+    at its OWN rate. A 30 fps clip written at 200 fps shows each step of the face's motion spread over 6.7
+    output frames (neighbours blended: for the sub-pixel steps of a still face a cross-fade is the image
+    moved part of the way), not a face moving 6.7x faster, which no real high-speed camera would see.
+    At equal rates the weight is exactly 0 and this is ping_pong(i, n)."""
+    rate = source_fps / out_fps if source_fps > 0 else 1.0
     if n == 1:
-        return 0
+        return 0, 0, 0.0
     period = 2 * (n - 1)
-    j = i % period
-    return j if j < n else period - j
+    t = (i * rate) % period
+    pos = t if t <= n - 1 else period - t
+    k = min(int(pos), n - 1)
+    frac = pos - k
+    if frac <= 1e-9 or k == n - 1:
+        return k, k, 0.0
+    return k, k + 1, frac
 
 
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:
@@ -334,7 +350,7 @@ def synthesise(
     for p in (out, truth):
         if not p.parent.is_dir():
             raise MestreamError(f"folder {p.parent} does not exist; create it first or choose another path")
-    frames, _ = read_video(face)
+    frames, source_fps = read_video(face)
     if source_frames is not None:
         start, end = source_frames
         if not 0 <= start < end <= len(frames):
@@ -343,7 +359,8 @@ def synthesise(
             )
         frames = frames[start:end]
     n_frames = int(round(params.seconds * params.fps))
-    marks = find_landmarks(frames, face, {ping_pong(i, len(frames)) for i in range(n_frames)})
+    plays = [source_position(i, len(frames), params.fps, source_fps) for i in range(n_frames)]
+    marks = find_landmarks(frames, face, {k for a, b, w in plays for k in ((a, b) if w else (a,))})
     if len(marks) > 1:
         frame, point, far = source_expression(marks)
         if far > MAX_SOURCE_EXPRESSION:
@@ -363,9 +380,13 @@ def synthesise(
         raise MestreamError(f"cannot write video {out}; expected a writable path with a .mkv, .avi or .mp4 suffix")
     try:
         for i in tqdm(range(n_frames), desc=f"synth {out.name}", unit="frame", disable=not progress):
-            src = ping_pong(i, len(frames))
+            a, b, w = plays[i]
+            image, points = frames[a], marks[a]
+            if w:
+                image = cv2.addWeighted(frames[a], 1.0 - w, frames[b], w, 0.0)
+                points = (1.0 - w) * marks[a] + w * marks[b]
             active = [(ev, ev.weight(i)) for ev in events if ev.onset < i < ev.offset]
-            writer.write(warper.render(frames[src], marks[src], active))
+            writer.write(warper.render(image, points, active))
         writer.release()
         os.replace(tmp, out)
     except BaseException:

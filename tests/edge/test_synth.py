@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.synth import SynthParams, plan_events, ping_pong, read_truth, synthesise
+from edge.synth import SynthParams, plan_events, ping_pong, read_truth, source_position, synthesise
 from engines.errors import MestreamError
 
 
@@ -38,6 +38,21 @@ def test_the_profile_rises_to_one_at_the_apex_and_falls_back_to_zero():
 def test_the_source_is_played_back_and_forth():
     assert [ping_pong(i, 4) for i in range(9)] == [0, 1, 2, 3, 2, 1, 0, 1, 2]
     assert ping_pong(5, 1) == 0
+
+
+def test_at_the_source_rate_every_output_frame_is_a_whole_source_frame():
+    assert [source_position(i, 4, 30.0, 30.0) for i in range(7)] == [(k, k, 0.0) for k in (0, 1, 2, 3, 2, 1, 0)]
+
+
+def test_a_faster_output_plays_the_source_at_its_own_rate_blending_neighbours():
+    # a 30 fps clip at 200 fps: 0.15 source frames per output frame, back and forth all the same
+    assert source_position(0, 4, 200.0, 30.0) == (0, 0, 0.0)
+    a, b, w = source_position(1, 4, 200.0, 30.0)
+    assert (a, b) == (0, 1) and w == pytest.approx(0.15)
+    a, b, w = source_position(21, 4, 200.0, 30.0)  # 3.15 source frames in: 0.15 back from the last
+    assert (a, b) == (2, 3) and w == pytest.approx(0.85)
+    assert source_position(40, 4, 200.0, 30.0)[:2] == (0, 0)  # one period, 6 source frames, later
+    assert source_position(3, 4, 200.0, 0.0) == (3, 3, 0.0)  # no rate in the file: the output's
 
 
 def test_synth_writes_a_video_and_a_truth_csv_from_a_real_face(assets, tmp_path):
