@@ -283,7 +283,7 @@ class ApexSpotter:
         processing times, not media times."""
         return (b - a) / self._fps
 
-    def _start_event(self, n: int, k: int, threshold: float, noise: float, by_eye: bool = False) -> None:
+    def _start_event(self, n: int, k: int, threshold: float, noise: float, by_eye: bool) -> None:
         # The reference is taken lookback_s before the lag frame of the trigger (never inside the last
         # event): an expression that rises slowly stays under T on its way up and triggers only on its way
         # back, and a reference taken then would be its apex, from which the face never "returns".
