@@ -288,6 +288,16 @@ class _Warper:
         return out
 
 
+def plant(image: np.ndarray, marks: np.ndarray, au: str, amplitude: float) -> np.ndarray:
+    """`image` with one action unit of AU_MOTIONS held at its apex, on both sides, as synthesise() draws it:
+    the spotter's response to a known motion on a still frame, with no idle motion in the way
+    (benchmarks/spotting_flow_response.py). amplitude: peak displacement / eye distance."""
+    if au not in AU_MOTIONS:
+        raise MestreamError(f"action unit {au!r} is not planted by mestream synth; expected one of {sorted(AU_MOTIONS)}")
+    event = SynthEvent("micro", au, 0, 1, 1, 2, amplitude)
+    return _Warper(image.shape[:2]).render(image, marks, [(event, 1.0)])
+
+
 def write_truth(path: Path, events: list[SynthEvent], eye_px: float) -> None:
     rows = []
     for ev in events:

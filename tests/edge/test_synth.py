@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.synth import SynthParams, plan_events, ping_pong, read_truth, source_position, synthesise
+from edge.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
 from engines.errors import MestreamError
 
 
@@ -138,3 +138,27 @@ def test_an_unknown_video_suffix_is_refused_naming_the_ones_it_writes(assets, tm
     assert code == 2
     assert "expected a .mkv, .avi or .mp4 file name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_planted_action_unit_moves_its_landmark_by_the_amplitude_in_eye_distances():
+    # a ramp image shows the backward map: out(x) = x - dx(x), so dx at the landmark is readable
+    h, w = 200, 300
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    marks = np.zeros((478, 2), np.float32) + (150, 100)
+    marks[33], marks[263] = (100, 100), (200, 100)  # eye distance 100 px
+    marks[61], marks[291] = (120, 150), (180, 150)  # mouth corners
+    amplitude = 0.03
+    ux, uy = AU_MOTIONS["AU12 lip corner pull"][1]
+    moved_x = plant(xx, marks, "AU12 lip corner pull", amplitude)
+    moved_y = plant(yy, marks, "AU12 lip corner pull", amplitude)
+    for (cx, cy), mirror in (((120, 150), 1.0), ((180, 150), -1.0)):
+        dx = cx - moved_x[cy, cx]
+        dy = cy - moved_y[cy, cx]
+        assert dx == pytest.approx(amplitude * 100 * ux * mirror, abs=0.05)
+        assert dy == pytest.approx(amplitude * 100 * uy, abs=0.05)
+    assert np.array_equal(moved_x[:20], xx[:20])  # far from the mouth nothing moves
+
+
+def test_planting_an_unknown_action_unit_names_the_known_ones():
+    with pytest.raises(MestreamError, match="AU12 lip corner pull"):
+        plant(np.zeros((10, 10), np.float32), np.zeros((478, 2), np.float32), "AU99", 0.02)
