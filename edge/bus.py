@@ -200,11 +200,18 @@ class DropLog:
 
 # ---- sockets ----------------------------------------------------------------------------------------
 
-def check_bind_endpoint(endpoint: str, allow_public: bool = False) -> None:
-    """Refuse to bind a non-loopback TCP address unless the user explicitly allowed it."""
+def check_endpoint(endpoint: str, bind: bool = False) -> str | None:
+    """The host of a well-formed tcp://HOST:PORT endpoint (None for ipc:// and inproc://), or a MestreamError.
+
+    libzmq takes some malformed addresses without complaint (a port out of range) and refuses others only
+    at connect time, so endpoints a user typed are checked here first. Port 0 (any free port) only binds."""
     scheme, _, rest = endpoint.partition("://")
+    if scheme == "ipc" and not rest:
+        raise MestreamError(f"endpoint {endpoint!r} has no path; expected e.g. ipc:///tmp/mestream.sock")
+    if scheme == "inproc" and not rest:
+        raise MestreamError(f"endpoint {endpoint!r} has no name; expected e.g. inproc://frames")
     if scheme in ("ipc", "inproc"):
-        return
+        return None
     if scheme != "tcp":
         raise MestreamError(f"endpoint {endpoint!r} has scheme {scheme!r}; expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
     parsed = urlsplit(endpoint)
@@ -212,9 +219,17 @@ def check_bind_endpoint(endpoint: str, allow_public: bool = False) -> None:
         port = parsed.port
     except ValueError:
         port = None
-    if parsed.hostname is None or port is None:
-        raise MestreamError(f"endpoint {endpoint!r} is not tcp://HOST:PORT; use e.g. tcp://127.0.0.1:5560")
-    host = parsed.hostname
+    lowest = 0 if bind else 1
+    if parsed.hostname is None or port is None or not lowest <= port <= 65535:
+        raise MestreamError(f"endpoint {endpoint!r} is not tcp://HOST:PORT with a port {lowest}-65535; use e.g. tcp://127.0.0.1:5560")
+    return parsed.hostname
+
+
+def check_bind_endpoint(endpoint: str, allow_public: bool = False) -> None:
+    """Refuse to bind a non-loopback TCP address unless the user explicitly allowed it."""
+    host = check_endpoint(endpoint, bind=True)
+    if host is None:
+        return
     loopback = host == "localhost"
     if not loopback:
         try:
@@ -260,6 +275,7 @@ def open_socket(
             check_bind_endpoint(bind, allow_public)
             sock.bind(bind)
         if connect is not None:
+            check_endpoint(connect)
             sock.connect(connect)
     except zmq.ZMQError as exc:
         sock.close(0)

@@ -121,5 +121,9 @@ def secure_sub_socket(
     sock.curve_serverkey = server_public
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic)
-    sock.connect(endpoint)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError:
+        sock.close(0)  # an open socket would make the caller's ctx.term() wait forever
+        raise
     return sock

@@ -32,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 0 or args.timeout < 0 or args.max_bytes < 1:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
+    from edge.bus import check_endpoint, open_socket
+
     if not args.endpoint.startswith(("tcp://", "ipc://")):
         raise MestreamError(f"--endpoint {args.endpoint!r}: expected tcp://HOST:PORT or ipc://PATH")
+    check_endpoint(args.endpoint)
     if bool(args.curve_key) != bool(args.server_key):
         raise MestreamError("--curve-key and --server-key go together: this subscriber's secret key and the publisher's public key")
     topics = tuple(t.strip().encode() for t in args.topics.split(",") if t.strip())
@@ -44,12 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
             sock = secure_sub_socket(ctx, args.endpoint, args.curve_key, args.server_key, topics=topics)
         else:
-            sock = ctx.socket(zmq.SUB)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, args.max_bytes)  # before connect: options apply to later connections
+            # a deep receive queue: a slow terminal must not make the publisher drop events for this subscriber
+            sock = open_socket(ctx, zmq.SUB, connect=args.endpoint, hwm=1000, max_in_bytes=args.max_bytes)
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic)
-            sock.connect(args.endpoint)
     except zmq.ZMQError as exc:
         ctx.term()
         raise MestreamError(f"--endpoint {args.endpoint!r}: {exc}; expected tcp://HOST:PORT or ipc://PATH") from None

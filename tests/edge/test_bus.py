@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.bus import ALLOWED_DTYPES, BadMessage, DropLog, WireLimits, check_bind_endpoint, decode, encode, open_socket, recv_parts, send
+from edge.bus import (ALLOWED_DTYPES, BadMessage, DropLog, WireLimits, check_bind_endpoint, check_endpoint, decode, encode,
+                      open_socket, recv_parts, send)
 from edge.messages import WIRE_VERSION, Message
 from engines.errors import MestreamError
 
@@ -125,6 +126,24 @@ def test_public_tcp_binds_are_refused_unless_allowed():
     check_bind_endpoint("tcp://0.0.0.0:5560", allow_public=True)
     with pytest.raises(MestreamError, match="scheme"):
         check_bind_endpoint("udp://127.0.0.1:1")
+
+
+def test_endpoints_are_checked_before_libzmq_sees_them():
+    assert check_endpoint("tcp://127.0.0.1:5560") == "127.0.0.1"
+    assert check_endpoint("tcp://[::1]:5560") == "::1"
+    assert check_endpoint("ipc:///tmp/x.sock") is None and check_endpoint("inproc://frames") is None
+    assert check_endpoint("tcp://127.0.0.1:0", bind=True) == "127.0.0.1"  # any free port: binds only
+    for bad in ("tcp://127.0.0.1", "tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:0", "tcp://:5560"):
+        with pytest.raises(MestreamError, match="port 1-65535"):
+            check_endpoint(bad)
+    with pytest.raises(MestreamError, match="no path"):
+        check_endpoint("ipc://")
+    ctx = zmq.Context()
+    try:
+        with pytest.raises(MestreamError, match="port 1-65535"):
+            open_socket(ctx, zmq.SUB, connect="tcp://127.0.0.1:99999")
+    finally:
+        ctx.term()  # returns: the refused socket was closed
 
 
 def test_a_taken_port_is_one_clear_error():

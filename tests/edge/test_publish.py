@@ -164,3 +164,16 @@ def test_mestream_listen_gives_up_after_its_timeout():
     result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--endpoint", _free_endpoint(), "--timeout", "0.3"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "nothing received" in result.stderr
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1", "tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "ipc://"])
+def test_mestream_listen_refuses_a_malformed_endpoint_in_one_line_instead_of_hanging(endpoint):
+    import subprocess
+    import sys
+
+    # before the check, libzmq refused some of these at connect time and the open socket kept ctx.term() waiting
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--endpoint", endpoint, "--timeout", "0.3"],
+                            capture_output=True, text=True, timeout=30)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert repr(endpoint) in lines[0] and ("expected" in lines[0] or "use e.g." in lines[0])
