@@ -337,6 +337,8 @@ def read_truth(path: Path) -> list[Interval]:
                 out.append(Interval(int(row["onset"]), int(row["offset"]), row["kind"], apex))
             except ValueError as exc:
                 raise MestreamError(f"{path} line {line}: {exc}; expected integer frame numbers") from exc
+            except MestreamError as exc:  # the interval itself is impossible: say where it is
+                raise MestreamError(f"truth file {path} line {line}: {exc}") from None
     return out
 
 

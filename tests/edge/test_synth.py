@@ -162,3 +162,10 @@ def test_a_planted_action_unit_moves_its_landmark_by_the_amplitude_in_eye_distan
 def test_planting_an_unknown_action_unit_names_the_known_ones():
     with pytest.raises(MestreamError, match="AU12 lip corner pull"):
         plant(np.zeros((10, 10), np.float32), np.zeros((478, 2), np.float32), "AU99", 0.02)
+
+
+def test_an_impossible_interval_in_a_truth_file_names_the_file_and_line(tmp_path):
+    truth = tmp_path / "t.csv"
+    truth.write_text("onset,apex,offset,kind\n1,2,3,micro\n5,3,1,micro\n")
+    with pytest.raises(MestreamError, match=r"t\.csv line 3: .*onset 5 after offset 1"):
+        read_truth(truth)
