@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", action="append", choices=("ort", "trt"), help="engine(s) to time (default: ort)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="TensorRT precision (default fp32)")
     parser.add_argument("--calib", type=Path, help="calibration folder for --precision int8")
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1: the edge shares its cores)")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1: the edge shares its cores; 0 = its own pool)")
     parser.add_argument("-n", "--iterations", type=int, default=2000, help="timed calls (default 2000)")
     parser.add_argument("--warmup", type=int, default=100, help="untimed calls first (default 100)")
     parser.add_argument("--data", type=Path, help="composite data folder: also score every backend on its samples")
@@ -73,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError("--data and --labels go together (the composite folder and its labels CSV)")
     if args.iterations < 1 or args.warmup < 0:
         raise MestreamError(f"-n {args.iterations} / --warmup {args.warmup}: expected -n >= 1 and --warmup >= 0")
+    if args.threads < 0:
+        raise MestreamError(f"--threads {args.threads}: expected ONNX Runtime intra-op threads >= 0 (0 = its own pool, one per core)")
     args.artifact = args.artifact or default_artifact_path()
     backends = args.backend or ["ort"]
+    if "trt" not in backends and (args.precision != "fp32" or args.calib is not None):
+        # ONNX Runtime runs the artifact's FP32 graph: a silently ignored --precision would read as its cost
+        raise MestreamError(f"--precision {args.precision} / --calib apply to TensorRT; add --backend trt, or drop them for ONNX Runtime")
     engines = {name: _open(name, args) for name in backends}
     try:
         meta = next(iter(engines.values())).meta

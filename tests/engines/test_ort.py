@@ -96,6 +96,15 @@ def test_bench_engine_refuses_a_zero_iteration_count(tiny_onnx):
     assert main(["bench-engine", "--artifact", str(tiny_onnx), "-n", "0"]) == 2
 
 
+def test_bench_engine_refuses_negative_threads_and_a_precision_onnx_runtime_would_ignore(tiny_onnx, capsys):
+    from edge.cli import main
+
+    assert main(["bench-engine", "--artifact", str(tiny_onnx), "--threads", "-2"]) == 2
+    assert "--threads -2" in capsys.readouterr().err
+    assert main(["bench-engine", "--artifact", str(tiny_onnx), "--precision", "int8"]) == 2
+    assert "--backend trt" in capsys.readouterr().err
+
+
 def test_bench_engine_wants_data_and_labels_together(tiny_onnx, tmp_path):
     from edge.cli import main
 
