@@ -143,6 +143,16 @@ class _CudaRunner:
         self.context.detach()
 
 
+def _batches(text: str) -> list[int]:
+    try:
+        batches = [int(b) for b in str(text).split(",") if b.strip()]
+    except ValueError:
+        batches = []
+    if not batches or min(batches) < 1:
+        raise MestreamError(f"--batch {text}: expected comma-separated batch sizes >= 1, e.g. 16,64,256")
+    return batches
+
+
 def _open_cuda(mode: str, params):
     if mode == "no":
         return None, "disabled (--cuda no)"
@@ -164,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
 
     from edge.perception import flow
 
+    _batches(args.batch)
+    for flag, value in (("--cpu-pairs", args.cpu_pairs), ("--repeat", args.repeat), ("--gap", args.gap)):
+        if value < 1:
+            raise MestreamError(f"{flag} {value}: expected a whole number >= 1")
     root = args.assets or (Path(os.environ["MESTREAM_ASSETS"]) if os.environ.get("MESTREAM_ASSETS") else None)
     if root is None or not (root / "flow").is_dir():
         raise MestreamError(
@@ -237,9 +251,8 @@ def _face_speed(root: Path, args, params, ocv, cuda) -> dict:
         out["opencv_ms_per_pair"] = (time.perf_counter() - t) / k * 1e3
     if cuda is not None:
         drv = cuda.flow_cuda._cuda()
-        batches = [int(b) for b in str(args.batch).split(",") if b]
         out["cuda_by_batch"] = []
-        for batch in batches:
+        for batch in _batches(args.batch):
             idx = np.arange(batch) % len(prev)
             tvl1 = cuda.get(batch, 128, 128)
             flow_gpu, input_gpu = tvl1.compute(prev[idx], nxt[idx])

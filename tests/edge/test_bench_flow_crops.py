@@ -23,3 +23,12 @@ def test_face_pairs_are_the_centre_squares_gap_frames_apart(assets):
 def test_face_pairs_refuse_a_video_shorter_than_the_gap(assets):
     with pytest.raises(MestreamError, match="need at least 51"):
         face_pairs(assets / VIDEO, 3, 50)
+
+
+@pytest.mark.parametrize("flags", [["--batch", "0"], ["--batch", "16,x"], ["--repeat", "0"], ["--gap", "-1"], ["--cpu-pairs", "0"]])
+def test_bench_flow_refuses_counts_below_one_before_it_reads_anything(flags, capsys):
+    from edge.cli import main
+
+    assert main(["bench-flow", "--assets", "/nonexistent", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flags[0] in err[0] and ">= 1" in err[0]
