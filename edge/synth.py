@@ -88,6 +88,8 @@ class SynthParams:
     def __post_init__(self) -> None:
         if self.fps <= 0:
             raise MestreamError(f"--fps {self.fps}; expected a positive frame rate, e.g. 30")
+        if self.seed < 0:  # numpy's generators take only non-negative seeds
+            raise MestreamError(f"--seed {self.seed} is negative; pass an integer >= 0")
         if self.seconds <= self.lead_s + 1.0:
             raise MestreamError(f"--seconds {self.seconds} is too short; expected at least {self.lead_s + 1.0:g} s")
         if abs(sum(self.mix) - 1.0) > 1e-6:

@@ -169,3 +169,8 @@ def test_an_impossible_interval_in_a_truth_file_names_the_file_and_line(tmp_path
     truth.write_text("onset,apex,offset,kind\n1,2,3,micro\n5,3,1,micro\n")
     with pytest.raises(MestreamError, match=r"t\.csv line 3: .*onset 5 after offset 1"):
         read_truth(truth)
+
+
+def test_a_negative_seed_is_refused_in_one_line_not_a_numpy_traceback():
+    with pytest.raises(MestreamError, match="--seed -1 is negative"):
+        SynthParams(seed=-1)

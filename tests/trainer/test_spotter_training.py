@@ -120,6 +120,13 @@ def test_train_spotter_needs_labels_for_long_video_sets_and_says_so(tmp_path, ca
     assert len(err) == 1 and "--labels" in err[0]
 
 
+def test_train_spotter_refuses_a_negative_seed_before_reading_anything(tmp_path, capsys):
+    code = main(["train-spotter", "--videos", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "-2"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed -2 is negative" in err[0]
+
+
 def test_train_spotter_on_a_folder_without_synth_videos_is_one_clear_error(tmp_path, capsys):
     code = main(["train-spotter", "--videos", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 2

@@ -79,6 +79,7 @@ def test_folds_in_parallel_workers_give_the_same_numbers(assets, tmp_path, two_r
         (["--data", "/nonexistent/folder"], "--data /nonexistent/folder is not a folder"),
         (["--labels", "/nonexistent/labels.csv"], "does not exist"),
         (["--epochs", "0"], "--epochs 0"),
+        (["--seed", "-1"], "--seed -1 is negative"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_written(assets, tmp_path, capsys, change, message):

@@ -62,6 +62,8 @@ def _check_args(args) -> None:
         raise MestreamError(f"--folds {args.folds} is not a positive count; pass an integer >= 1")
     if args.workers < 1:
         raise MestreamError(f"--workers {args.workers} is not a positive count; pass an integer >= 1")
+    if args.seed < 0:  # numpy's generators take only non-negative seeds
+        raise MestreamError(f"--seed {args.seed} is negative; pass an integer >= 0")
     if not args.data.is_dir():
         raise MestreamError(f"--data {args.data} is not a folder; expected the preprocessed MEGC2019 composite")
 
