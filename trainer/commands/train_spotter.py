@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError(f"--labels {args.labels} does not exist; expected the interval CSV")
     if not args.out.parent.is_dir():
         raise MestreamError(f"folder {args.out.parent} does not exist; create it first or choose another --out")
-    if args.seed < 0:  # numpy's generators take only non-negative seeds
-        raise MestreamError(f"--seed {args.seed} is negative; pass an integer >= 0")
     spec = FeatureSpec(lag_s=args.lag)
     recipe = SpotterRecipe(epochs=args.epochs, seed=args.seed)
     cache = args.cache or args.out.parent / ".mestream-cache" / "spotting"

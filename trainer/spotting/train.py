@@ -61,6 +61,8 @@ class SpotterRecipe:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0:
             raise MestreamError(f"recipe epochs={self.epochs} batch={self.batch} lr={self.lr}; expected positive values")
+        if self.seed < 0:  # numpy's generators take only non-negative seeds
+            raise MestreamError(f"--seed {self.seed} is negative; pass an integer >= 0")
 
 
 @dataclass
