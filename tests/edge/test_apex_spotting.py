@@ -206,6 +206,29 @@ def test_the_stage_computes_one_dense_flow_per_frame_plus_the_lookback_once_per_
     assert flows == len(faces) - k + SpotParams().frames(SpotParams().lookback_s, 30.0)
 
 
+def test_a_200_fps_stream_analysed_at_50_frames_a_second_finds_the_micro_expression_with_a_quarter_of_the_flows():
+    fps, params = 200.0, SpotParams(max_rate_hz=50.0)
+    faces = make_faces(330, fps=fps, events=[(200, 224, 224, 260, 2.5)])
+    out, flows = _flows_while_spotting(faces, params)
+    found = intervals(out)
+    assert len(found) == 1 and found[0].kind == "micro"
+    assert iou(found[0], Interval(200, 260, "micro", 224)) >= 0.5
+    # onset, apex and offset are source frames, on analysed ones, and the interval states the source's rate
+    assert all(seq % 4 == 0 for seq in (found[0].onset, found[0].apex, found[0].offset))
+    assert [m.header["fps"] for m in out if m.topic == "interval"] == [fps]
+    analysed, rate = len(range(0, len(faces), 4)), fps / 4
+    assert flows == analysed - params.frames(params.lag_s, rate) + params.frames(params.lookback_s, rate)
+
+
+def test_the_analysis_stride_is_the_fewest_frames_that_keep_under_the_rate_cap():
+    assert SpotParams(max_rate_hz=50.0).stride(200.0) == 4
+    assert SpotParams(max_rate_hz=60.0).stride(200.0) == 4  # 66.7 analysed a second would be over the cap
+    assert SpotParams(max_rate_hz=60.0).stride(60.0) == 1
+    assert SpotParams(max_rate_hz=0.0).stride(200.0) == 1  # 0: every frame
+    with pytest.raises(MestreamError, match="max_rate_hz=-1"):
+        SpotParams(max_rate_hz=-1.0)
+
+
 def test_a_region_that_is_always_noisy_is_weighed_down_to_the_others():
     # the brow box flickers (smooth texture noise, new every frame) all along: its lagged scores are high,
     # but scaled by its own noise level it neither fires nor hides the mouth's micro-expression (without

@@ -13,10 +13,12 @@ import pytest
 
 from edge.array_ring import ArrayRing
 from edge.messages import Message
+from edge.spotting.params import SpotParams
 from edge.stages.apex_spotting import ApexSpotter
 
 S = 128
 FPS = 100.0  # a 4.1 s window of 412 frames: the whole test stays a few seconds
+EVERY_FRAME = SpotParams(max_rate_hz=0.0)  # every frame analysed, so the window holds all 412
 
 
 def _faces(n: int, gap_every: int):
@@ -68,7 +70,7 @@ def test_the_spotter_holds_no_reference_to_the_arrays_it_was_fed():
 
 
 def test_the_spotter_memory_neither_grows_nor_follows_the_window_through_restarts():
-    spotter = ApexSpotter()
+    spotter = ApexSpotter(EVERY_FRAME)
     spotter.open()
     cycle = 700  # each gap restarts the window: empty, then full again (412 frames)
     tracemalloc.start()
