@@ -47,7 +47,8 @@ class SpotParams:
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
     lag_s: float = 0.1
     # The spotter analyses at most this many frames a second: above it (a 200 fps camera) it takes every
-    # stride-th frame, stride = ceil(fps / max_rate_hz), and times stay in seconds. 0 = every frame. 60 leaves
+    # stride-th frame, stride = ceil(fps / max_rate_hz), and times stay in seconds. 0 = every frame (the learned
+    # spotter, method "learned", always reads every frame: its windows are the artifact's). 60 leaves
     # 30 and 60 fps webcams as they were (tuned at 30) and analyses a 200 fps camera at 50 Hz: micro F1 there
     # 0.706 -> 0.786 (seeds 6, 7, mean over the 4 phases) and 0.667 -> 0.687 (seeds 8, 9), a quarter of the
     # flows, and the whole pipeline 457-482 -> 623-625 fps (benchmarks/results/spotting_fps.md).
