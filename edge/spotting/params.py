@@ -50,8 +50,9 @@ class SpotParams:
     # stride-th frame, stride = ceil(fps / max_rate_hz), and times stay in seconds. 0 = every frame (the learned
     # spotter, method "learned", always reads every frame: its windows are the artifact's). 60 leaves
     # 30 and 60 fps webcams as they were (tuned at 30) and analyses a 200 fps camera at 50 Hz: micro F1 there
-    # 0.706 -> 0.786 (seeds 6, 7, mean over the 4 phases) and 0.667 -> 0.687 (seeds 8, 9), a quarter of the
-    # flows, and the whole pipeline 457-482 -> 623-625 fps (benchmarks/results/spotting_fps.md).
+    # 0.706 -> 0.786 (seeds 6, 7, mean over the 4 possible start frames) and 0.667 -> 0.687 (seeds 8, 9), a
+    # quarter of the flows, and the whole pipeline 438-482 -> 539-625 fps in 4 interleaved pairs
+    # (benchmarks/results/spotting_fps.md, bench_solo_threads.md).
     max_rate_hz: float = 60.0
     # The trigger (and the threshold's quiet history) sees the mean of the motion signal over this many
     # frames, the current one included: 1 = the frame's own signal.
