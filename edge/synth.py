@@ -91,7 +91,8 @@ class SynthParams:
         if self.seed < 0:  # numpy's generators take only non-negative seeds
             raise MestreamError(f"--seed {self.seed} is negative; pass an integer >= 0")
         if self.seconds <= self.lead_s + 1.0:
-            raise MestreamError(f"--seconds {self.seconds} is too short; expected at least {self.lead_s + 1.0:g} s")
+            raise MestreamError(f"--seconds {self.seconds:g} is too short; expected more than {self.lead_s + 1.0:g} s "
+                                f"(a {self.lead_s:g} s still lead-in, then at least 1 s for events), e.g. 10")
         if abs(sum(self.mix) - 1.0) > 1e-6:
             raise MestreamError(f"event mix {self.mix} does not add up to 1; expected probabilities")
 

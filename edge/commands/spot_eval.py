@@ -29,6 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifact", type=Path, help="spot with this learned (softnet) spotter instead of the training-free one")
 
 
+class _FaceCount:
+    """A pass-through stage counting the frames the tracker found a face in."""
+
+    name = "count"
+
+    def __init__(self) -> None:
+        self.found = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def process(self, msg):
+        if msg.topic == "face" and msg.header.get("found"):
+            self.found += 1
+        return [msg]
+
+
 def evaluate(source: str, truth_path: Path | None, progress: bool = False, artifact: Path | None = None) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
     from edge.spotting.metrics import Interval, score_video
@@ -50,7 +70,8 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False, artif
     from edge.progress import ProgressSource, video_frame_count
 
     total = video_frame_count(source) if progress and "://" not in str(source) else None
-    out = run_chain(ProgressSource(capture, "spot-eval", total, enabled=progress), [FaceTracking(), spotter])
+    faces = _FaceCount()
+    out = run_chain(ProgressSource(capture, "spot-eval", total, enabled=progress), [FaceTracking(), faces, spotter])
     predicted = [
         Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
         for m in out
@@ -65,7 +86,7 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False, artif
     result = {
         "source": str(source),
         "fps": capture.fps,
-        "frames": len(spotter.trace or []),
+        "frames": faces.found,  # the spotter's trace holds only the frames it analysed (SpotParams.max_rate_hz)
         "predicted": [{"onset": p.onset, "apex": p.apex, "offset": p.offset, "kind": p.kind} for p in predicted],
         "statuses": statuses,
         "trace": spotter.trace,

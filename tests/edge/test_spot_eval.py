@@ -19,6 +19,15 @@ def test_spot_eval_scores_a_synthetic_video_and_writes_json_and_a_plot(assets, t
     assert "micro" in capsys.readouterr().out
 
 
+def test_spot_eval_counts_every_face_frame_at_200_fps_though_the_spotter_analyses_every_fourth(assets, tmp_path):
+    video, truth = tmp_path / "s.avi", tmp_path / "s.csv"
+    assert main(["synth", "--face", str(assets / "videos" / "evm_face.mp4"), "--out", str(video), "--truth", str(truth),
+                 "--seconds", "2.5", "--fps", "200", "--seed", "11", "--no-progress"]) == 0
+    report = tmp_path / "r.json"
+    assert main(["spot-eval", "--source", str(video), "--truth", str(truth), "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["frames"] == 500
+
+
 def test_a_video_without_a_face_runs_to_the_end_with_a_face_lost_status(assets, tmp_path):
     report = tmp_path / "r.json"
     assert main(["spot-eval", "--source", str(assets / "videos" / "pyfeat_no_face.mp4"), "--json", str(report)]) == 0

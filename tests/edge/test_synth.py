@@ -174,3 +174,9 @@ def test_an_impossible_interval_in_a_truth_file_names_the_file_and_line(tmp_path
 def test_a_negative_seed_is_refused_in_one_line_not_a_numpy_traceback():
     with pytest.raises(MestreamError, match="--seed -1 is negative"):
         SynthParams(seed=-1)
+
+
+def test_a_video_too_short_for_any_event_names_the_length_it_needs_and_refuses_only_that():
+    with pytest.raises(MestreamError, match=r"--seconds 2 is too short; expected more than 2 s"):
+        SynthParams(seconds=2.0)
+    SynthParams(seconds=2.5)  # past the lead-in and a second of events
