@@ -133,8 +133,10 @@ def solo_stages(topo, run, seconds: float) -> dict:
 
     with pipeline_threads():
         n, dt = _timed(spot_one, part, 10**9, "spot")
+    stride = getattr(spot, "stride", 1)  # the learned spotter reads every frame
     spot.close()
-    results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals), "cpu_ms_per_frame": _CPU.get("spot")}
+    results["spot"] = {"fps": n / dt, "frames": n, "intervals": len(intervals), "cpu_ms_per_frame": _CPU.get("spot"),
+                       "analyses_every": stride}
 
     if not intervals:  # nothing spotted in this clip: classify pairs of real aligned crops 5 frames apart
         found = [f for f in faces if f.header.get("found")]
@@ -422,7 +424,9 @@ def table(result: dict) -> str:
              f"{'stage alone':<22}{'fps':>10}{'CPU ms/frame':>14}   (capture, track, spot on one OpenCV thread, as in the pipeline)"]
     for name in ("capture", "track", "spot"):
         if name in solo:
-            lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}{solo[name].get('cpu_ms_per_frame') or 0:>14.2f}")
+            every = solo[name].get("analyses_every", 1)
+            note = f"   (analyses 1 frame in {every}: SpotParams.max_rate_hz)" if every > 1 else ""
+            lines.append(f"{name:<22}{solo[name]['fps']:>10.1f}{solo[name].get('cpu_ms_per_frame') or 0:>14.2f}{note}")
     if "infer" in solo:
         lines.append(f"{'infer (events/s)':<22}{solo['infer']['events_per_s']:>10.2f}   p50 {solo['infer']['ms_p50']:.0f} ms per event")
     lines += ["", f"{'one process, in turn':<22}{result['one_process']['fps']:>10.1f}",

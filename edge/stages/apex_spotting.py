@@ -98,6 +98,11 @@ class ApexSpotter:
         self._rings: tuple[ArrayRing, ArrayRing] | None = None  # crop, colour crop of the window (edge/array_ring.py)
         self._reset()
 
+    @property
+    def stride(self) -> int:
+        """Every how many frames the current window analyses one (1 until a frame has told the rate)."""
+        return self._stride
+
     # -- lifecycle -----------------------------------------------------------------------------------
     def open(self) -> None:
         self._make_meters()

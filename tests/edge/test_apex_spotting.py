@@ -227,6 +227,10 @@ def test_the_analysis_stride_is_the_fewest_frames_that_keep_under_the_rate_cap()
     assert SpotParams(max_rate_hz=0.0).stride(200.0) == 1  # 0: every frame
     with pytest.raises(MestreamError, match="max_rate_hz=-1"):
         SpotParams(max_rate_hz=-1.0)
+    stage = ApexSpotter()  # the default cap, 60 a second
+    stage.open()
+    stage.process(make_faces(1, fps=200.0)[0])
+    assert stage.stride == 4
 
 
 def test_a_region_that_is_always_noisy_is_weighed_down_to_the_others():
