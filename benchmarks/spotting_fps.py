@@ -10,9 +10,10 @@ this process, on one OpenCV thread as in the pipeline, and is scored with the st
 counts pooled over videos). Printed per (fps, N, spotter variant): pooled micro F1 / P / R, macro F1, per-video
 micro F1, and the CPU ms per frame of track and spot. With the default N (4) the face messages are cached under
 WORK/cache (trainer/spotting/features.py track_video), so further variants only replay the spotter; a variant is
-"name:key=value,..." of SpotParams, as in spotting_tune.py. Since 2026-11-24 synth plays the source face at its own frame rate
-(edge/synth.py source_position); videos cached in a WORK made before then played it at the output's rate: use a
-new WORK.
+"name:key=value,..." of SpotParams, as in spotting_tune.py. `--phases` scores a variant from every start frame
+that changes which frames it analyses (above SpotParams.max_rate_hz) and prints the mean. Since 2026-11-24 synth
+plays the source face at its own frame rate (edge/synth.py source_position); videos cached in a WORK made before
+then played it at the output's rate: use a new WORK.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import cv2
     from spotting_compare import replay
-    from spotting_tune import parse_variant
+    from spotting_tune import parse_variants
 
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.params import SpotParams
@@ -100,12 +101,7 @@ def main() -> int:
     from edge.stages.face_tracking import TrackParams
     from edge.synth import read_truth
 
-    variants = dict(parse_variant(v) for v in (args.variant or ["default"]))
-    for name, kw in variants.items():
-        try:
-            SpotParams(**kw)
-        except TypeError as e:
-            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams")
+    variants = parse_variants(args.variant)
 
     cv2.setNumThreads(1)  # as the pipeline runs track and spot
     args.work.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,22 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, params
 
 
+def parse_variants(texts: list[str] | None) -> dict[str, dict]:
+    """--variant arguments (default: just "default") -> {name: SpotParams keyword arguments}, each checked."""
+    from edge.spotting.params import SpotParams
+    from engines.errors import MestreamError
+
+    variants = dict(parse_variant(v) for v in (texts or ["default"]))
+    for name, kw in variants.items():
+        try:
+            SpotParams(**kw)
+        except TypeError as e:
+            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams")
+        except MestreamError as e:
+            raise SystemExit(f"variant {name!r}: {e}")
+    return variants
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
@@ -63,12 +79,7 @@ def main() -> int:
     from edge.synth import read_truth
     from trainer.spotting.features import track_video
 
-    variants = dict(parse_variant(v) for v in (args.variant or ["default"]))
-    for name, kw in variants.items():
-        try:
-            SpotParams(**kw)
-        except TypeError as e:
-            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams")
+    variants = parse_variants(args.variant)
     plans = {"tune": TUNE, "eval": EVAL}
     results: dict = {}
     for set_name in args.sets:
