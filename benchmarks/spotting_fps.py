@@ -127,7 +127,9 @@ def main() -> int:
                         scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
                         cpu.append((track_ms, spot_ms))
                     runs.append((pool(scores), scores, cpu))
-                mean = lambda f: sum(f(r) for r in runs) / len(runs)  # noqa: E731
+                def mean(f):
+                    return sum(f(r) for r in runs) / len(runs)
+
                 cpu = runs[0][2]
                 print(f"{fps:>5g} {n:>3} {name:12s} {mean(lambda r: r[0]['micro'].f1):>9.3f} "
                       f"{mean(lambda r: r[0]['micro'].precision):>6.3f} {mean(lambda r: r[0]['micro'].recall):>6.3f} "

@@ -15,9 +15,8 @@ too and keep today's behaviour as their defaults (no gain).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
-
-import numpy as np
 
 from engines.errors import MestreamError
 
@@ -145,7 +144,7 @@ class SpotParams:
         """Every how many frames of a fps stream the spotter analyses one (max_rate_hz)."""
         if self.max_rate_hz <= 0 or fps <= self.max_rate_hz:
             return 1
-        return int(np.ceil(fps / self.max_rate_hz - 1e-9))
+        return math.ceil(fps / self.max_rate_hz - 1e-9)
 
     def frames(self, seconds: float, fps: float) -> int:
         """A duration in whole frames at this fps, at least 1."""
