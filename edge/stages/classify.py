@@ -299,6 +299,13 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
         return {"frame": int(p.get("seq", -1)), "t_capture_ns": int(p.get("t_capture_ns") or 0)}
 
     onset, apex, offset = point("onset"), point("apex"), point("offset")
+    fps = float(h.get("fps", 0.0) or 0.0)
+    if fps > 0 and 0 <= onset["frame"] <= offset["frame"]:
+        # in the source's time, as the spotter measured it to choose micro or macro: a file read --fast
+        # is captured faster than it plays, so its capture stamps would shrink the expression
+        duration_s = (offset["frame"] - onset["frame"]) / fps
+    else:
+        duration_s = max(0, offset["t_capture_ns"] - onset["t_capture_ns"]) / 1e9
     event = {
         "schema": EVENT_SCHEMA,
         "version": EVENT_SCHEMA_VERSION,
@@ -309,8 +316,8 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
         "onset": onset,
         "apex": apex,
         "offset": offset,
-        "duration_s": round(max(0, offset["t_capture_ns"] - onset["t_capture_ns"]) / 1e9, 4),
-        "fps": float(h.get("fps", 0.0) or 0.0),
+        "duration_s": round(duration_s, 4),
+        "fps": fps,
         "face_box": [int(v) for v in (h.get("box") or [0, 0, 0, 0])],
         "model": {"id": meta.model_id, "family": meta.family},
         "latency_ms": latency,

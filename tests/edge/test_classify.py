@@ -113,3 +113,12 @@ def test_only_an_artifact_that_reads_the_apex_in_colour_wants_colour_crops(apex_
         assert stage.wants_colour is colour
     finally:
         stage.close()
+
+
+def test_the_duration_is_in_the_sources_time_even_when_a_file_is_read_faster_than_it_plays():
+    # a 2.25 s smile at 24 fps, captured in 0.28 s by --fast: the spotter called it macro by its frames
+    msg = interval(113, kind="macro")
+    msg.header.update(fps=24.0, onset={"seq": 113, "t_capture_ns": 1_000_000_000},
+                      apex={"seq": 132, "t_capture_ns": 1_100_000_000}, offset={"seq": 167, "t_capture_ns": 1_278_000_000})
+    [event] = run_chain(ListSource([msg]), [_stage()[0]])
+    assert event.header["kind"] == "macro" and event.header["duration_s"] == 2.25
