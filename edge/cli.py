@@ -33,6 +33,9 @@ COMMANDS: dict[str, str] = {
     "bench-flow": "edge.commands.bench_flow",
     "bench-engine": "engines.commands.bench_engine",
 }
+# jobs that start MediaPipe (in process or in their stages), whose native start-up chatter is filtered
+# off stderr unless -vv asks for everything (edge/native_logs.py)
+FACE_TRACKING_JOBS = frozenset({"run", "bench", "synth", "spot-eval", "prep", "train-spotter"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _configure_logging(args.verbose, args.quiet)
+    from edge.native_logs import filtered_native_stderr
+
+    everything = args.verbose > 1 and not args.quiet
     try:
-        return int(args._run(args) or 0)
+        with filtered_native_stderr(enabled=args.command in FACE_TRACKING_JOBS and not everything):
+            return int(args._run(args) or 0)
     except MestreamError as exc:
         print(f"mestream {args.command}: error: {exc}", file=sys.stderr)
         return 2

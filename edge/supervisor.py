@@ -78,7 +78,9 @@ def child_env(plan: ProcessPlan, environ, log_level: str) -> dict[str, str]:
     debugging, and single-threaded libraries where it handles every frame (PER_FRAME_STAGES)."""
     env = dict(environ, MESTREAM_LOG_LEVEL=log_level)
     if log_level != "DEBUG":
-        env.setdefault("GLOG_minloglevel", "2")  # MediaPipe/TFLite start-up chatter
+        # glog/TensorFlow builds read these; MediaPipe 0.10.21 logs through absl and ignores them, so
+        # its chatter is filtered off the stderr the stages inherit instead (edge/native_logs.py)
+        env.setdefault("GLOG_minloglevel", "2")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if PER_FRAME_STAGES & set(plan.stages):
         env.update({var: env.get(var, "1") for var in SINGLE_THREAD_ENV})
