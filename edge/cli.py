@@ -45,10 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    # the same switches after the job's name (`mestream run -q ...`); SUPPRESS keeps the ones given before it
+    levels = argparse.ArgumentParser(add_help=False)
+    levels.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log lines (-vv for debug)")
+    levels.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="JOB")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        job = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        job = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[levels])
         module.add_arguments(job)
         job.set_defaults(_run=module.run)
     return parser

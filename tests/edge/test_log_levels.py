@@ -64,3 +64,16 @@ def test_q_v_and_vv_set_the_levels_of_mestream_and_of_the_libraries(argv, root, 
     assert logging.getLogger("mediapipe").getEffectiveLevel() == root
     for name in ("edge.stages.publish", "trainer.train", "engines.ort"):
         assert logging.getLogger(name).getEffectiveLevel() == ours
+
+
+@pytest.mark.parametrize("argv, verbose, quiet", [
+    (["run", "-q", "--source", "cam:0"], 0, True),
+    (["-q", "run", "--source", "cam:0"], 0, True),
+    (["spot-eval", "-vv", "--source", "v.avi", "--truth", "t.csv"], 2, False),
+    (["run", "--source", "cam:0"], 0, False),
+])
+def test_the_log_switches_work_after_the_jobs_name_too(argv, verbose, quiet):
+    from edge.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.quiet) == (verbose, quiet)
