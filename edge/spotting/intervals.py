@@ -59,8 +59,11 @@ def onset_index(d: np.ndarray, apex: int, return_frac: float, noise: float) -> i
     return int(below[-1]) if below.size else 0
 
 
-def kind_of(duration_s: float, micro_max_s: float) -> str:
-    return "micro" if duration_s <= micro_max_s else "macro"
+def kind_of(duration_s: float, rise_s: float, micro_max_s: float, micro_rise_s: float) -> str:
+    """The datasets' rule (CASME II, SAMM): a micro-expression lasts at most micro_max_s, or its onset-to-apex
+    phase lasts at most micro_rise_s; an expression that does neither is macro. micro_rise_s = 0 leaves
+    the duration alone to decide."""
+    return "micro" if duration_s <= micro_max_s or (micro_rise_s > 0 and rise_s <= micro_rise_s) else "macro"
 
 
 def interval_message(kind: str, scores: dict[str, Any], fps: float, onset, apex, offset) -> Message:

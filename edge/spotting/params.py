@@ -74,8 +74,17 @@ class SpotParams:
     # inside the rise and intervals were too short to match (IoU 0.36-0.45). 3 = the end's level: tune micro
     # F1 0.780; 2: 0.805; 1.5, 1 and 0: 0.823 (1 is the middle of that plateau).
     onset_rest_z: float = 1.0
-    # Once the motion has stopped for a lag window, a displacement still above this fraction of the peak
-    # is a held expression (followed on, as macro); below it, the rest is drift and the event is closed.
+    # An event ends once the lagged signal has stayed at the noise level this long: the face has stopped
+    # moving, whatever state it is in (after a real micro-expression it seldom returns exactly to its
+    # pre-onset state). Its offset is put offset_lag lag windows before the last moving frame, whose lagged
+    # signal still saw the motion of that much time before it.
+    settle_s: float = 0.1
+    offset_lag: float = 0.5
+    # ... unless the face is held away from the reference by at least hold_px (flow-grid px) and hold_frac of
+    # the peak: a held expression, followed on until it comes back (as macro). Real micro-expressions end
+    # up to 0.9 px away (CASME II tuning subjects, benchmarks/results/spotting_real.md); macro-expressions
+    # move the face several pixels.
+    hold_px: float = 1.2
     hold_frac: float = 0.6
     # A "candidate" (onset and apex sent ahead of the interval, for infer to start on) goes out once the
     # displacement is back under this fraction of its peak: far enough below the peak that noise on a plateau
@@ -86,7 +95,10 @@ class SpotParams:
     # --replay-frames 4000): 0.7 -> 5 hits, 2 scored on arrival, lead 16 source frames; 0.8 -> 6 and 1, lead 28;
     # 0.9 -> 7 and 0, 1 unused, lead 20. Offset->result p50 / p95 with speculation 25 / 57 ms, without 53 / 75.
     candidate_frac: float = 0.8
-    micro_max_s: float = 0.5  # intervals up to this long are micro-expressions, longer ones macro
+    # The datasets' rule: an interval is a micro-expression if it lasts at most micro_max_s, or if its onset
+    # to apex lasts at most micro_rise_s; otherwise macro (0 = duration only).
+    micro_max_s: float = 0.5
+    micro_rise_s: float = 0.25
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
     refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
     # Blinks: a frame is a blink when the eyes' aspect ratio drops below this fraction of its median,

@@ -72,6 +72,7 @@ class _Event:
     by_eye: bool = False  # the trigger's largest region was an eye or a brow (regions a blink masks)
     quiet_run: int = 0  # consecutive frames, up to now, whose lagged signal is back at the noise level
     candidate: tuple[int, int] | None = None  # (onset n, apex n) last sent as a "candidate"
+    held: bool = False  # the face stopped moving while held far from the reference: a macro-expression
 
     @property
     def blink_onset(self) -> bool:
@@ -112,13 +113,9 @@ class ApexSpotter:
         self._meter = None
         self._rings = None
         self._frames = deque()
-        self._fields = deque()
 
     def _reset(self) -> None:
         self._frames: deque[_Frame] = deque()
-        # residual flow fields of the last k + 1 frames, (n, field): during an event, the lagged signal is
-        # the difference between this frame's field and the one k frames back
-        self._fields: deque[tuple[int, np.ndarray]] = deque()
         self._n = -1
         self._fps: float | None = None  # the rate the window is analysed at: the source's, over the stride
         self._source_fps: float | None = None
@@ -208,18 +205,15 @@ class ApexSpotter:
                 self.trace.append((frame.seq, float("nan"), float("inf")))
             return []
         ev = self._event
+        lag_field = self._meter.residual(self._frame(n - k).small, frame.small)
+        lagged = self._meter.field_scores(lag_field)
         if ev is None:
-            res = lag_field = self._meter.residual(self._frame(n - k).small, frame.small)
-            lagged = frame.motion = self._meter.field_scores(res)
+            frame.motion = lagged
         else:
-            res = self._meter.residual(self._frame(ev.ref).small, frame.small)
-            frame.motion = self._meter.field_scores(res)
-            back = self._field(n - k) if n - k > ev.ref else None
-            lag_field = res if back is None else res - back
-            lagged = frame.motion if back is None else self._meter.field_scores(lag_field)
-        self._fields.append((n, res))
-        while len(self._fields) > k + 1:
-            self._fields.popleft()
+            # during an event a second flow, from the reference, follows the displacement; the lagged flow
+            # above stays a true t - k -> t flow, so "the face has stopped moving" is judged against the
+            # quiet signal's own noise (a difference of two fields from the reference is sqrt(2) noisier)
+            frame.motion = self._meter.field_scores(self._meter.residual(self._frame(ev.ref).small, frame.small))
         if is_lid_sweep(lagged, p.blink_px, self._meter.lid_drop(lag_field), p.blink_drop_px):
             frame.blink = True
         if frame.blink:
@@ -287,12 +281,6 @@ class ApexSpotter:
         level = region_levels(q.values, self.params.region_level, self.params.z)
         self._weights = np.clip(level / max(float(np.median(level)), 1e-6), 0.5, 4.0).astype(np.float32)
 
-    def _field(self, n: int) -> np.ndarray | None:
-        for m, res in self._fields:
-            if m == n:
-                return res
-        return None
-
     def _frame(self, n: int) -> _Frame:
         return self._frames[n - self._frames[0].n]
 
@@ -313,9 +301,7 @@ class ApexSpotter:
             frame = self._frame(j)
             if j > ref + k:
                 # its lag frame lies inside the motion: measure it from the reference (only after a walk back)
-                res = self._meter.residual(self._frame(ref).small, frame.small)
-                frame.motion = self._meter.field_scores(res)
-                self._fields = deque((m, res if m == j else f) for m, f in self._fields)
+                frame.motion = self._meter.field_scores(self._meter.residual(self._frame(ref).small, frame.small))
             # the others keep their lagged scores: their lag frame is at rest, before the reference
             motion = frame.motion  # None only in the first k frames of a window (no lag frame yet)
             ev.d.append(motion / self._w() if motion is not None else np.zeros_like(self._frame(n).motion))
@@ -332,14 +318,16 @@ class ApexSpotter:
         d = ev.combined()
         if has_returned(d, p.return_frac, ev.noise) or self._seconds(ev.ref, n) > p.max_event_s:
             return self._close_event(d)
-        if ev.quiet_run > k and d[-1] < p.hold_frac * float(d.max()):
-            # Nothing has moved for a whole lag window and the face is not held away from the reference:
-            # the expression is over, and what keeps the displacement above rest is the slow drift of a
-            # real face (posture, breathing) between the reference and now. It ended within the last
-            # moving frame's lag window; take the middle of it.
+        settled = ev.quiet_run >= max(1, p.frames(p.settle_s, self._fps))
+        if settled and d[-1] >= p.hold_px and d[-1] >= p.hold_frac * float(d.max()):
+            ev.held = True  # held far away from the reference (a smile): followed on until it comes back
+        elif settled:
+            # The face has stopped moving for settle_s: the expression is over, whatever state the face is
+            # in now (a real face seldom comes back exactly to its pre-onset state). The last moving frame's
+            # lagged signal saw motion up to offset_lag of a lag window before it.
             last_moving = n - ev.quiet_run
-            apex_n = ev.ref + 1 + int(np.argmax(d))
-            end = max(last_moving - k // 2, apex_n + 1)
+            apex_n = ev.ref + 1 + int(np.argmax(d[: last_moving - ev.ref]))
+            end = max(last_moving - int(round(p.offset_lag * k)), apex_n + 1)
             return self._close_event(d[: end - ev.ref])
         return self._candidate(d)
 
@@ -382,7 +370,8 @@ class ApexSpotter:
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
-        kind = kind_of(self._seconds(onset.n, offset.n), p.micro_max_s)
+        kind = "macro" if ev.held else kind_of(self._seconds(onset.n, offset.n), self._seconds(onset.n, apex.n),
+                                               p.micro_max_s, p.micro_rise_s)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
         out = interval_message(kind, scores, self._source_fps, onset, apex, offset)

@@ -125,12 +125,48 @@ def track_video(path: Path, cache: Path | None = None, fps: float | None = None)
     return video
 
 
+class FrameList:
+    """A source stage over frames already in memory (composed test videos), numbered from 0."""
+
+    name = "capture"
+
+    def __init__(self, frames: list[np.ndarray], fps: float, source: str = "memory") -> None:
+        self.frames = frames
+        self.fps = fps
+        self.source = source
+        self._i = 0
+
+    def open(self) -> None:
+        self._i = 0
+
+    def read(self) -> Message | None:
+        if self._i >= len(self.frames):
+            return None
+        msg = Message("frame", {"seq": self._i, "t_capture_ns": int(self._i * 1e9 / self.fps), "fps": self.fps,
+                                "source": self.source, "gap": 0}, {"image": self.frames[self._i]})
+        self._i += 1
+        return msg
+
+    def close(self) -> None:
+        pass
+
+
+def track_frames(name: str, frames: list[np.ndarray], fps: float) -> TrackedVideo:
+    """Aligned crops of frames in memory, tracked by the live track stage (no cache)."""
+    return _track_source(FrameList(frames, fps, name), name, fps)
+
+
 def _track(path: Path, fps: float | None) -> TrackedVideo:
-    from edge.stages.base import run_chain
     from edge.stages.capture import Capture
-    from edge.stages.face_tracking import FaceTracking
 
     source = FrameFolder(path, fps) if path.is_dir() else Capture(str(path), fast=True)
+    return _track_source(source, path, fps)
+
+
+def _track_source(source, path, fps: float | None) -> TrackedVideo:
+    from edge.stages.base import run_chain
+    from edge.stages.face_tracking import FaceTracking
+
     faces = [m for m in run_chain(source, [FaceTracking()]) if m.topic == "face"]
     if not faces:
         raise MestreamError(f"no frames tracked in {path}; expected a readable video")
@@ -152,7 +188,7 @@ def _track(path: Path, fps: float | None) -> TrackedVideo:
                 marks[i] = lm[:478, :2]
             box = m.header.get("box") or [0, 0, 0, 0]
             boxes[i] = box[:4]
-    return TrackedVideo(path.stem, rate, found, crops, marks, boxes)
+    return TrackedVideo(Path(str(path)).stem, rate, found, crops, marks, boxes)
 
 
 def window_features(video: TrackedVideo, spec: FeatureSpec) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,257 @@
+"""The live spotter on REAL micro-expressions: CASME II clips held still around them, per subject and pooled.
+
+    MESTREAM_ASSETS=/work/shared/assets .venv/bin/python benchmarks/spotting_real.py --work /tmp/real \\
+        [--set eval] [--fps 200 30] [--protocol still drift] [--variant default] [--variant "z4:z=4"] \\
+        [--plots DIR] [--json out.json] [--limit N]
+
+Every shared clip of ../shared/assets/casme2_cropped/ (onset..offset frames at 200 fps, truth from the official
+2014-05-08 CASME II sheet) becomes a test video (trainer/spotting/real_clips.py: framed at 640x480, held still
+1 s before and after with the clip's own camera noise; protocol "drift" adds a slow head drift), at 200 fps and
+resampled to 30 fps. Each video is tracked once by the live track stage (cached under WORK/cache), and its face
+messages are replayed into the live spot stage with SpotParams(**variant).
+
+Subjects are split once, here, into TUNE (choose parameters on these) and EVAL (report on these; never choose
+on them). Reported per subject and pooled over clips: recall (the truth interval hit by a micro event with
+IoU >= 0.5), "any" (hit by an event of either kind), extra events per clip (events not matching the truth:
+the target is at most 0.1), events outside the truth (no overlap at all), onset and offset errors in ms of the
+event that overlaps the truth most (median, and median absolute), and the kind of that event. --plots draws
+the motion signal, threshold, truth and events of every clip that was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# Fixed before any spotter was tuned on real clips; 101 clips of 10 subjects, 84 of 9.
+TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub18", "sub20", "sub25")
+EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
+SHEET = "annotations/davidnvq_me_recognition/CASME2-coding-20140508.xlsx"
+FRAMES = "casme2_cropped/CASME2_Cropped"
+CLIP_FPS = 200.0
+
+
+@dataclass
+class ClipVideo:
+    subject: str
+    clip: str
+    fps: float
+    protocol: str
+    truth: object  # Interval in the video's frames
+    faces: list
+
+
+def load_clips(assets: Path, subjects: tuple[str, ...]):
+    from trainer.data.casme2 import load_casme2
+
+    result = load_casme2(assets / FRAMES, assets / SHEET, "2014-05-08", "casme2-7class")
+    return [c for c in result.clips if c.subject in subjects]
+
+
+def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> ClipVideo:
+    """The clip's test video, tracked by the live track stage; cached as npz under `cache`."""
+    import cv2
+
+    from edge.spotting.metrics import Interval
+    from trainer.spotting.features import TrackedVideo, track_frames
+    from trainer.spotting.real_clips import ClipTruth, Protocol, compose
+
+    target = cache / f"{clip.subject}_{clip.name}_{protocol_name}_{fps:g}_{seed}.npz"
+    if target.is_file():
+        with np.load(target) as z:
+            video = TrackedVideo(target.stem, float(z["fps"]), z["found"], z["crops"], z["landmarks"], z["boxes"])
+            truth = Interval(*(int(v) for v in z["truth"][:2]), "micro", int(z["truth"][2]))
+    else:
+        frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in clip.frames]
+        # the clip's frames are onset..offset: positions are 1-based in clip.frames
+        truth_in_clip = ClipTruth(clip.onset - 1, clip.apex - 1, clip.offset - 1)
+        seed_here = seed * 100003 + hash_name(f"{clip.subject}_{clip.name}")
+        composed = compose(frames, truth_in_clip, Protocol(protocol_name, seed=seed_here), fps, CLIP_FPS)
+        video = track_frames(target.stem, composed.frames, fps)
+        truth = composed.truth
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp.npz")
+        np.savez(tmp, fps=video.fps, found=video.found, crops=video.crops, landmarks=video.landmarks,
+                 boxes=video.boxes, truth=np.array([truth.onset, truth.offset, truth.apex]))
+        os.replace(tmp, target)
+    return ClipVideo(clip.subject, clip.name, fps, protocol_name, truth, video.face_messages())
+
+
+def hash_name(text: str) -> int:
+    """A stable small number from a name (Python's hash() changes between runs)."""
+    return sum((i + 1) * ord(c) for i, c in enumerate(text)) % 100003
+
+
+def spot(stage, faces) -> tuple[list, list, float]:
+    """Intervals (with kinds), the stage's trace and its CPU ms per frame on these face messages."""
+    from edge.spotting.metrics import Interval
+    from edge.stages.base import drain, feed
+
+    stage.open()
+    try:
+        t0 = time.process_time()
+        out = feed([stage], list(faces)) + drain([stage])
+        cpu_ms = (time.process_time() - t0) * 1000.0 / max(1, len(faces))
+    finally:
+        stage.close()
+    events = [Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
+              for m in out if m.topic == "interval"]
+    return events, list(getattr(stage, "trace", None) or []), cpu_ms
+
+
+def score_clip(events: list, truth, fps: float) -> dict:
+    from edge.spotting.metrics import IOU_HIT, iou
+
+    ious = [iou(e, truth) for e in events]
+    best = int(np.argmax(ious)) if events else None
+    hit_any = best is not None and ious[best] >= IOU_HIT
+    hit_micro = any(v >= IOU_HIT and e.kind == "micro" for e, v in zip(events, ious))
+    row = {"hit": hit_micro, "hit_any": hit_any, "extra": len(events) - (1 if hit_any else 0),
+           "outside": sum(1 for v in ious if v == 0.0), "events": [[e.onset, e.offset, e.kind] for e in events],
+           "truth": [truth.onset, truth.offset], "kind": None, "onset_ms": None, "offset_ms": None}
+    if best is not None and ious[best] > 0:
+        e = events[best]
+        row.update(kind=e.kind, onset_ms=round((e.onset - truth.onset) * 1000.0 / fps, 1),
+                   offset_ms=round((e.offset - truth.offset) * 1000.0 / fps, 1), iou=round(ious[best], 3))
+    return row
+
+
+def summary(rows: list[dict]) -> dict:
+    n = len(rows)
+    on = [r["onset_ms"] for r in rows if r["onset_ms"] is not None]
+    off = [r["offset_ms"] for r in rows if r["offset_ms"] is not None]
+    kinds = [r["kind"] for r in rows if r["kind"] is not None]
+
+    def med(v):
+        return round(float(np.median(v)), 1) if v else None
+
+    return {"clips": n, "recall": round(sum(r["hit"] for r in rows) / max(n, 1), 3),
+            "recall_any": round(sum(r["hit_any"] for r in rows) / max(n, 1), 3),
+            "extra_per_clip": round(sum(r["extra"] for r in rows) / max(n, 1), 3),
+            "outside_per_clip": round(sum(r["outside"] for r in rows) / max(n, 1), 3),
+            "onset_ms": med(on), "onset_abs_ms": med(np.abs(on).tolist() if on else []),
+            "offset_ms": med(off), "offset_abs_ms": med(np.abs(off).tolist() if off else []),
+            "micro_share": round(kinds.count("micro") / len(kinds), 3) if kinds else None}
+
+
+def plot_failures(path: Path, failures: list[tuple[ClipVideo, dict, list]], title: str) -> None:
+    """One panel per missed clip: the spotter's signal and threshold, the truth and the events."""
+    if not failures:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from edge.plots import save_png
+
+    cols = 4
+    rows = (len(failures) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(failures):]:
+        ax.axis("off")
+    for ax, (video, row, trace) in zip(axes.ravel(), failures):
+        if trace:
+            seq, s, thr = (np.array(v, dtype=float) for v in zip(*trace))
+            t = seq / video.fps
+            ax.plot(t, s, lw=0.8, color="tab:blue")
+            ax.plot(t, np.where(np.isfinite(thr), thr, np.nan), lw=0.8, color="tab:red")
+        on, off = row["truth"]
+        ax.axvspan(on / video.fps, off / video.fps, color="tab:green", alpha=0.2)
+        for a, b, kind in row["events"]:
+            ax.axvspan(a / video.fps, b / video.fps, ymax=0.12, color="tab:orange" if kind == "micro" else "tab:purple")
+        ax.set_title(f"{video.subject} {video.clip}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title}: missed clips (blue signal, red threshold, green truth, orange micro / purple macro)",
+                 fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)
+    plt.close(fig)
+
+
+def main() -> int:
+    from spotting_tune import parse_variants
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
+    parser.add_argument("--work", type=Path, required=True, help="folder for the tracking cache")
+    parser.add_argument("--set", dest="sets", nargs="+", default=["eval"], choices=("tune", "eval"))
+    parser.add_argument("--fps", nargs="+", type=float, default=[200.0, 30.0])
+    parser.add_argument("--protocol", nargs="+", default=["still"], choices=("still", "drift"))
+    parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="at most this many clips per subject (quick looks)")
+    parser.add_argument("--per-subject", action="store_true", help="print a line per subject")
+    parser.add_argument("--plots", type=Path, default=None, help="folder for PNGs of the missed clips")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure and event as JSON")
+    args = parser.parse_args()
+    if args.assets is None or not (Path(args.assets) / FRAMES).is_dir():
+        raise SystemExit(f"give --assets or set MESTREAM_ASSETS to the shared assets folder (with {FRAMES})")
+    for fps in args.fps:
+        if not 0 < fps <= CLIP_FPS:
+            raise SystemExit(f"--fps {fps:g}; expected a rate in (0, {CLIP_FPS:g}], e.g. 200 or 30")
+    if args.plots is not None:
+        args.plots.mkdir(parents=True, exist_ok=True)
+
+    from edge.spotting.params import SpotParams
+    from edge.stages.apex_spotting import ApexSpotter
+
+    variants = parse_variants(args.variant)
+    subjects = {"tune": TUNE, "eval": EVAL}
+    results: dict = {}
+    print(f"{'variant':22s} {'set':4s} {'proto':5s} {'fps':>4s} {'clips':>5s} {'recall':>6s} {'any':>5s} {'extra':>5s} "
+          f"{'outside':>7s} {'onset ms':>9s} {'offset ms':>9s} {'micro':>5s} {'CPU ms':>6s}")
+    for set_name in args.sets:
+        clips = load_clips(Path(args.assets), subjects[set_name])
+        if args.limit:
+            clips = [c for s in dict.fromkeys(c.subject for c in clips) for c in [c for c in clips if c.subject == s][: args.limit]]
+        for protocol in args.protocol:
+            for fps in args.fps:
+                videos = [tracked(c, fps, protocol, args.seed, args.work / "cache") for c in clips]
+                for name, kw in variants.items():
+                    rows, cpu, failures = [], [], []
+                    for video in videos:
+                        stage = ApexSpotter(SpotParams(**kw), record_trace=args.plots is not None)
+                        events, trace, ms = spot(stage, video.faces)
+                        row = {"subject": video.subject, "clip": video.clip, **score_clip(events, video.truth, fps)}
+                        rows.append(row)
+                        cpu.append(ms)
+                        if not row["hit"]:
+                            failures.append((video, row, trace))
+                    pooled = summary(rows)
+                    per_subject = {s: summary([r for r in rows if r["subject"] == s]) for s in dict.fromkeys(r["subject"] for r in rows)}
+                    cpu_ms = round(float(np.mean(cpu)), 3)
+                    results.setdefault(name, {}).setdefault(set_name, {}).setdefault(protocol, {})[f"{fps:g}"] = {
+                        "pooled": pooled, "per_subject": per_subject, "cpu_ms": cpu_ms, "clips": rows}
+                    p = pooled
+                    print(f"{name:22s} {set_name:4s} {protocol:5s} {fps:4g} {p['clips']:5d} {p['recall']:6.3f} "
+                          f"{p['recall_any']:5.3f} {p['extra_per_clip']:5.2f} {p['outside_per_clip']:7.2f} "
+                          f"{str(p['onset_ms']):>9s} {str(p['offset_ms']):>9s} {str(p['micro_share']):>5s} {cpu_ms:6.2f}",
+                          flush=True)
+                    if args.per_subject:
+                        for s, q in per_subject.items():
+                            print(f"{'':22s} {s:>10s} {'':>4s} {q['clips']:5d} {q['recall']:6.3f} {q['recall_any']:5.3f} "
+                                  f"{q['extra_per_clip']:5.2f} {q['outside_per_clip']:7.2f} {str(q['onset_ms']):>9s} "
+                                  f"{str(q['offset_ms']):>9s} {str(q['micro_share']):>5s}")
+                    if args.plots is not None:
+                        plot_failures(args.plots / f"missed_{name}_{set_name}_{protocol}_{fps:g}.png", failures,
+                                      f"{name} {set_name} {protocol} {fps:g} fps")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"variants": variants, "split": {"tune": TUNE, "eval": EVAL}, "results": results},
+                                        indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
