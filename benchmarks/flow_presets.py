@@ -63,9 +63,9 @@ def growing_pairs(video: Path, step: int) -> list[tuple[str, np.ndarray, np.ndar
 
 
 def interval_pairs(video: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
 
-    spot = ApexSpotter()
+    spot = RegionalSpotter()
     spot.open()
     out = []
     for face in tracked_crops(video):

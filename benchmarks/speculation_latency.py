@@ -100,7 +100,7 @@ def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
 def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> dict:
     """Track once, then spot + classify in this process: hits, misses, unused candidates, lead frames."""
     from edge.spotting.params import SpotParams
-    from edge.stages import apex_spotting
+    from edge.spotting import regional
     from edge.stages.base import run_chain
     from edge.stages.capture import Capture, CaptureOptions
     from edge.stages.classify import Classify
@@ -129,7 +129,7 @@ def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> di
     faces = [m for m in run_chain(_Limit(capture, frames), [FaceTracking()]) if m.topic == "face"]
     out = {"frames": len(faces), "candidate_frac": {}}
     for frac in fracs:
-        spot = apex_spotting.ApexSpotter(SpotParams(candidate_frac=frac))
+        spot = regional.RegionalSpotter(SpotParams(candidate_frac=frac))
         spot.open()
         classify = Classify(default_artifact_path())
         classify.open()

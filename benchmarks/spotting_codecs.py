@@ -59,7 +59,7 @@ def main() -> int:
     from spotting_compare import EVAL, _name, replay, synth_video
 
     from edge.spotting.metrics import pool, score_video
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.synth import read_truth
     from trainer.spotting.features import track_video
 
@@ -72,7 +72,7 @@ def main() -> int:
         for face, span, seed in EVAL:
             out = synth_video(assets, face, span, seed, folder / f"{_name(face, seed, span)}{suffix}")
             faces = track_video(out, folder / "cache").face_messages()
-            predicted, _ = replay(ApexSpotter(), faces)
+            predicted, _ = replay(RegionalSpotter(), faces)
             counts = score_video(predicted, read_truth(out.with_suffix(".csv")))
             per_video.append(counts)
             rows[out.stem] = round(counts["micro"].f1, 3)

@@ -12,7 +12,7 @@
 2. Without --artifact, trains the learned spotter on the training videos only (`mestream train-spotter`,
    leave-one-video-out; its peak threshold is chosen on the training videos' held-out scores).
 3. Tracks every evaluation video once (capture -> track, the live stages; cached), replays the same face
-   messages into both spot stages (edge/stages/apex_spotting.py ApexSpotter with its defaults, and
+   messages into both spot stages (edge/spotting/regional.py RegionalSpotter with its defaults, and
    edge/spotting/learned.py LearnedSpotter with the artifact), and scores both with the standard metric
    (IoU >= 0.5; counts pooled over the videos; micro, macro, overall).
 The evaluation videos are never used to train or to choose anything. Synthetic expressions are cleaner
@@ -90,7 +90,7 @@ def main() -> int:
     from edge.spotting.learned import LearnedSpotter
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.synth import read_truth
     from trainer.spotting.features import track_video
 
@@ -115,7 +115,7 @@ def main() -> int:
         truth = read_truth(video.with_suffix(".csv"))
         tracked = track_video(video, cache)
         faces = tracked.face_messages()
-        got = {"regional": replay(ApexSpotter(), faces),
+        got = {"regional": replay(RegionalSpotter(), faces),
                "learned": replay(LearnedSpotter(SpotParams(method="learned", artifact=str(artifact))), faces)}
         row = {"video": name}
         for method, (predicted, ms) in got.items():

@@ -76,8 +76,8 @@ def respond(face: Path, span: str | None, amplitudes: list[float], overrides: di
         raise SystemExit(f"no face found in the middle frame of {face}; expected a face video")
     transform = align_transform(marks, CROP)
     params = SpotParams(**overrides)
-    meter = RegionMotion(params.flow_size, params.patch, finest_scale=params.trigger_scale,
-                         recompensate_px=params.recompensate_px, refine_iters=params.refine_iters)
+    meter = RegionMotion(params.flow_size, params.patch, recompensate_px=params.recompensate_px,
+                         refine_iters=params.refine_iters)
     grid_per_source = float(np.hypot(*transform[0, :2])) * params.flow_size / CROP
     eye = float(np.linalg.norm(marks[33] - marks[263]))
 

@@ -97,7 +97,7 @@ def main() -> int:
 
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.stages.face_tracking import TrackParams
     from edge.synth import read_truth
 
@@ -123,7 +123,7 @@ def main() -> int:
                     scores, cpu = [], []
                     for v in videos:
                         faces, track_ms = tracked[v]
-                        intervals, spot_ms = replay(ApexSpotter(SpotParams(**kw)), faces[j:])
+                        intervals, spot_ms = replay(RegionalSpotter(SpotParams(**kw)), faces[j:])
                         scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
                         cpu.append((track_ms, spot_ms))
                     runs.append((pool(scores), scores, cpu))

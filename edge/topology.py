@@ -23,7 +23,7 @@ from engines.errors import MestreamError
 STAGE_MODULES: dict[str, str] = {
     "capture": "edge.stages.capture",
     "track": "edge.stages.face_tracking",
-    "spot": "edge.stages.apex_spotting",
+    "spot": "edge.spotting",  # make_spotter picks the method
     "classify": "edge.stages.classify",
     "publish": "edge.stages.publish",
 }

@@ -52,7 +52,8 @@ class _FaceCount:
 def evaluate(source: str, truth_path: Path | None, progress: bool = False, artifact: Path | None = None) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
     from edge.spotting.metrics import Interval, score_video
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting import make_spotter
+    from edge.spotting.params import SpotParams
     from edge.stages.base import run_chain
     from edge.stages.capture import Capture
     from edge.stages.face_tracking import FaceTracking
@@ -60,13 +61,8 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False, artif
 
     truth = read_truth(truth_path) if truth_path is not None else None
     capture = Capture(source, fast=True)
-    if artifact is not None:
-        from edge.spotting.learned import LearnedSpotter
-        from edge.spotting.params import SpotParams
-
-        spotter = LearnedSpotter(SpotParams(method="learned", artifact=str(artifact)), record_trace=True)
-    else:
-        spotter = ApexSpotter(record_trace=True)
+    params = SpotParams(method="learned", artifact=str(artifact)) if artifact is not None else SpotParams()
+    spotter = make_spotter(params, record_trace=True)
     from edge.progress import ProgressSource, video_frame_count
 
     total = video_frame_count(source) if progress and "://" not in str(source) else None

@@ -1,6 +1,6 @@
 """Whether a spotter's sliding window still continues the frames before it, or must start again.
 
-Both spotters (edge/stages/apex_spotting.py and edge/spotting/learned.py) compare frames k apart, so a
+Both spotters (edge/spotting/regional.py and edge/spotting/learned.py) compare frames k apart, so a
 gap in the stream, a jump in sequence numbers or a changed frame rate would compare unrelated frames:
 they restart their window instead, and say why on me.status.
 """

@@ -22,7 +22,7 @@ Threshold, smoothing and merge gap are read from the artifact: the trainer chose
 leave-one-video-out scores of its training videos, never on evaluation videos.
 
     spotter = LearnedSpotter(SpotParams(method="learned", artifact="spotter.onnx"))
-    # a drop-in for edge.stages.apex_spotting.ApexSpotter: "face" messages in, "interval" messages out
+    # a drop-in for edge.stages.regional.RegionalSpotter: "face" messages in, "interval" messages out
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ class _Frame:
 
 
 class LearnedSpotter:
-    """spot stage with a softnet artifact: "face" messages in, "interval" messages (as ApexSpotter) out."""
+    """spot stage with a softnet artifact: "face" messages in, "interval" messages (as RegionalSpotter) out."""
 
     name = "spot"
 

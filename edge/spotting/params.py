@@ -9,8 +9,8 @@ chosen on 2026-11-23 on synthetic videos (40 s) of pyfeat_single_face frames 7:1
 casme2_sub01_EP02_01f (301-302), casme2_style_demo (301) and evm_face (301), by pooled micro F1
 (benchmarks/spotting_compare.py reports other seeds: 201-202). onset_rest_z was chosen the same way on
 2026-11-23 with benchmarks/spotting_tune.py (tune micro F1 0.780 -> 0.823, evaluation 0.745 unchanged;
-benchmarks/results/spotting_tune.md); coherent, persist_frames and region_level were measured there
-too and keep today's behaviour as their defaults (no gain).
+benchmarks/results/spotting_tune.md). Knobs measured there and not kept (coherent vectors, persistence, per-region
+thresholds, a coarser DIS level) are removed; their figures stay in that file.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ class SpotParams:
     # side of the grid the crop is shrunk to before dense flow: 48 costs about half of 64 per frame (DIS
     # at the finest level) for the same pooled F1 on the tuning videos
     flow_size: int = 48
-    # DIS pyramid level the one flow per frame stops at (0 = full grid, 1 = half): 1 is about 4x cheaper
-    # but misses the smallest MEs (pooled micro F1 0.51 -> 0.36 on the tuning videos at flow_size 64)
-    trigger_scale: int = 0
     # When the fitted head motion moves a corner of the face by more than this (flow-grid px), the frame
     # is warped back by it and its flow measured again (edge/spotting/signal.py RegionMotion.residual);
     # only moving heads pay for the second flow. 0 = never.
@@ -39,9 +36,6 @@ class SpotParams:
     # 0.745: no clear gain for 0.2-1 ms more per frame, so 3 stays.
     refine_iters: int = 3
     patch: int = 7  # box filter over the residual motion length: about an action unit's patch on the grid
-    # True: a region scores the length of the patch's mean motion VECTOR (u and v box-filtered, then the
-    # length) rather than the mean length: noise cancels in a vector mean, an action unit's coherent motion does not.
-    coherent: bool = False
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
     lag_s: float = 0.1
@@ -53,9 +47,6 @@ class SpotParams:
     # quarter of the flows, and the whole pipeline 438-482 -> 539-625 fps in 4 interleaved pairs
     # (benchmarks/results/spotting_fps.md, bench_solo_threads.md).
     max_rate_hz: float = 60.0
-    # The trigger (and the threshold's quiet history) sees the mean of the motion signal over this many
-    # frames, the current one included: 1 = the frame's own signal.
-    persist_frames: int = 1
     # At a trigger the reference frame is taken this long before the trigger's lag frame, and the frames
     # since are measured from it (a burst of flows, once per event): a slow onset that stayed under the
     # threshold is then inside the event rather than before its reference.
@@ -109,9 +100,6 @@ class SpotParams:
     # ... or when an eye region moves down (the upper lid closing) by more than this, and more than its brow
     blink_drop_px: float = 0.5
     blink_margin_s: float = 0.1  # eyes stay masked this long around a blink
-    # How a region's noise level (its weight, over the regions' median) is taken from its quiet scores:
-    # "p90" their 90th percentile, "threshold" the region's own median + z * sigma_MAD (a per-region threshold).
-    region_level: str = "p90"
     # "regional" is the training-free spotter above; "learned" scores windows with a softnet artifact
     # (edge/spotting/learned.py, made by `mestream train-spotter`), given as artifact = PATH.
     method: str = "regional"
@@ -124,11 +112,9 @@ class SpotParams:
             raise MestreamError(f"patch={self.patch} is out of range; expected 1..flow_size/4 pixels, e.g. 7")
         if self.method not in ("regional", "learned"):
             raise MestreamError(f'spot method {self.method!r} is unknown; expected "regional" or "learned"')
-        if self.region_level not in ("p90", "threshold"):
-            raise MestreamError(f'region_level={self.region_level!r} is unknown; expected "p90" or "threshold"')
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("method", "artifact", "region_level"):
+            if f.name in ("method", "artifact"):
                 continue
             if f.name != "flow_size" and not value >= 0:
                 raise MestreamError(f"{f.name}={value} is negative; expected a value >= 0")
@@ -138,8 +124,6 @@ class SpotParams:
             raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.return_frac < 1:
             raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
-        if self.persist_frames < 1:
-            raise MestreamError(f"persist_frames={self.persist_frames}; expected a whole number of frames >= 1, e.g. 2")
         if self.lag_s <= 0:
             raise MestreamError(f"lag_s={self.lag_s}; expected a positive number of seconds, e.g. 0.1")
         if self.history_s <= self.micro_max_s:

@@ -54,16 +54,6 @@ def is_lid_sweep(scores: np.ndarray, blink_px: float, drop: np.ndarray | None = 
     return False
 
 
-def coherent_motion(res: np.ndarray, patch: int) -> np.ndarray:
-    """Length of the local MEAN motion vector (box filter of side `patch` on u and v, then the magnitude).
-
-    Flow noise points every way and largely cancels in a vector mean, while it adds up in a mean of
-    lengths; an action unit moves its patch one way, so its mean vector keeps (nearly) its full length."""
-    u = cv2.blur(np.ascontiguousarray(res[..., 0]), (patch, patch))
-    v = cv2.blur(np.ascontiguousarray(res[..., 1]), (patch, patch))
-    return cv2.magnitude(u, v)
-
-
 def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a^-1 @ b for a 3x3 a, by its adjugate in plain floats: np.linalg.solve goes through LAPACK, whose
     call overhead (and, on a busy machine, its thread pool) costs more than the rest of a frame here."""
@@ -81,16 +71,14 @@ def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class RegionMotion:
     """Flow between two prepared crops -> per-region residual motion. One per stream (DIS keeps buffers)."""
 
-    def __init__(self, flow_size: int, patch: int = 9, finest_scale: int = 0, recompensate_px: float = 0.0,
-                 refine_iters: int = 3, coherent: bool = False) -> None:
+    def __init__(self, flow_size: int, patch: int = 9, recompensate_px: float = 0.0, refine_iters: int = 3) -> None:
         self.size = flow_size
         self.patch = patch
-        self.coherent = coherent
         self.recompensate_px = recompensate_px
         # DIS "ultrafast" with a few variational sweeps. finest_scale 0 (patches matched at full grid
         # resolution) sees the sub-pixel motion of an ME on a 64 px face best, at about 5x the cost of 1.
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        dis.setFinestScale(finest_scale)
+        dis.setFinestScale(0)
         dis.setPatchSize(8)
         dis.setPatchStride(4)
         dis.setVariationalRefinementIterations(refine_iters)
@@ -183,8 +171,5 @@ class RegionMotion:
 
     def field_scores(self, res: np.ndarray) -> np.ndarray:
         """The region scores of a residual flow field (or of a difference of two: the motion between them)."""
-        if self.coherent:
-            mag = coherent_motion(res, self.patch)
-        else:
-            mag = cv2.blur(cv2.magnitude(res[..., 0], res[..., 1]), (self.patch, self.patch))
+        mag = cv2.blur(cv2.magnitude(res[..., 0], res[..., 1]), (self.patch, self.patch))
         return np.array([mag[y : y + h, x : x + w].max() for x, y, w, h in self.boxes], dtype=np.float32)

@@ -55,7 +55,7 @@ def test_the_host_never_takes_its_own_bookkeeping_from_the_wire():
 def test_everything_the_real_stages_send_each_other_is_accepted(assets):
     from edge.process import RunOptions, build_stage
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.stages.base import run_chain
     from edge.stages.face_tracking import FaceTracking, TrackParams
 
@@ -78,6 +78,6 @@ def test_everything_the_real_stages_send_each_other_is_accepted(assets):
 
     checks = [Check(), Check(), Check()]
     capture = build_stage("capture", {}, RunOptions(source=str(assets / "videos" / "pyfeat_single_face.mp4"), fast=True))
-    run_chain(capture, [checks[0], FaceTracking(TrackParams(color_crop=True)), checks[1], ApexSpotter(SpotParams(warmup_s=0.1, z=2.0)), checks[2]])
+    run_chain(capture, [checks[0], FaceTracking(TrackParams(color_crop=True)), checks[1], RegionalSpotter(SpotParams(warmup_s=0.1, z=2.0)), checks[2]])
     assert checks[0].seen["frame"] == 72 and checks[1].seen["face"] == 72
     assert checks[2].seen.get("interval", 0) >= 1, checks[2].seen  # a smile: the spotter sends at least one interval

@@ -170,7 +170,7 @@ def test_frames_that_change_size_or_pixel_format_mid_stream_restart_downstream_c
     import cv2
 
     from edge.spotting.params import SpotParams
-    from edge.stages.apex_spotting import ApexSpotter
+    from edge.spotting.regional import RegionalSpotter
     from edge.stages.face_tracking import FaceTracking
 
     wide = _frames(camera["real"], assets / "videos" / "pyfeat_single_face.mp4", 20)  # 640x360 colour
@@ -180,7 +180,7 @@ def test_frames_that_change_size_or_pixel_format_mid_stream_restart_downstream_c
     camera["batches"] = [wide + tall[:20] + grey + alpha]
     cap = Capture("cam:0")
     tap = _Tap()
-    spot = ApexSpotter(SpotParams(warmup_s=0.1))
+    spot = RegionalSpotter(SpotParams(warmup_s=0.1))
     n_frames = 20 + 20 + 20 + 10
     out = run_chain(cap, [FaceTracking(), tap, spot], limit=n_frames + 3)  # + one status per change
 

@@ -4,13 +4,13 @@ scores it at once and publishes the interval's event from it; the event is the o
 import numpy as np
 import pytest
 from stand_ins import FakeEngine, ListSource, fake_flow, interval
-from test_apex_spotting import make_faces, spot
+from test_regional_spotter import make_faces, spot
 
 from edge.contents import content_problem
 from edge.messages import TOPICS, Message
 from edge.stages.base import run_chain
 from edge.spotting.params import SpotParams
-from edge.stages.apex_spotting import ApexSpotter
+from edge.spotting.regional import RegionalSpotter
 from edge.stages.classify import Classify, ClassifyOptions, Scores, SpeculativeResults
 from engines.errors import MestreamError
 
@@ -134,7 +134,7 @@ def test_a_higher_candidate_fraction_sends_the_same_candidate_earlier_after_the_
     faces = make_faces(400, fps=FPS, events=[EVENT])
 
     def candidate_sent_at(frac):
-        stage = ApexSpotter(SpotParams(candidate_frac=frac))
+        stage = RegionalSpotter(SpotParams(candidate_frac=frac))
         stage.open()
         sent = [(face.header["seq"], m) for face in faces for m in stage.process(face) if m.topic == "candidate"]
         stage.close()

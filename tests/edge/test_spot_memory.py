@@ -14,7 +14,7 @@ import pytest
 from edge.array_ring import ArrayRing
 from edge.messages import Message
 from edge.spotting.params import SpotParams
-from edge.stages.apex_spotting import ApexSpotter
+from edge.spotting.regional import RegionalSpotter
 
 S = 128
 FPS = 100.0  # a 4.1 s window of 412 frames: the whole test stays a few seconds
@@ -57,7 +57,7 @@ def test_array_ring_starts_a_new_block_when_the_shape_changes_and_old_views_stay
 def test_the_spotter_holds_no_reference_to_the_arrays_it_was_fed():
     # In a pipeline process the arrays are views of received ZeroMQ frames: held for the window's
     # seconds, their memory follows the window's fill. The spotter copies them and lets them go.
-    spotter = ApexSpotter()
+    spotter = RegionalSpotter()
     spotter.open()
     refs = []
     for msg in _faces(50, gap_every=0):
@@ -70,7 +70,7 @@ def test_the_spotter_holds_no_reference_to_the_arrays_it_was_fed():
 
 
 def test_the_spotter_memory_neither_grows_nor_follows_the_window_through_restarts():
-    spotter = ApexSpotter(EVERY_FRAME)
+    spotter = RegionalSpotter(EVERY_FRAME)
     spotter.open()
     cycle = 700  # each gap restarts the window: empty, then full again (412 frames)
     tracemalloc.start()

@@ -128,7 +128,9 @@ def compose(frames: list[np.ndarray], truth: ClipTruth, protocol: Protocol, fps:
     for i in picks:
         image = frame_in_canvas(frames[source[i]])
         if held[i] and noise > 0:
-            image = np.clip(image + rng.normal(0.0, noise, image.shape[:2])[..., None], 0, 255).astype(np.uint8)
+            grain = (rng.standard_normal(image.shape[:2], dtype=np.float32) * noise).round().astype(np.int16)
+            image = cv2.add(image.astype(np.int16), cv2.merge([grain] * 3), dtype=cv2.CV_16S)
+            image = np.clip(image, 0, 255).astype(np.uint8)
         dx, dy, roll = drift[i]
         if protocol.name == "drift":
             m = cv2.getRotationMatrix2D(centre, roll, 1.0)

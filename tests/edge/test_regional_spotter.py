@@ -10,8 +10,7 @@ from edge.perception.align import region_boxes
 from edge.spotting.intervals import kind_of
 from edge.spotting.metrics import Interval, iou
 from edge.spotting.params import SpotParams
-from edge.spotting.signal import coherent_motion
-from edge.stages.apex_spotting import ApexSpotter
+from edge.spotting.regional import RegionalSpotter
 from engines.errors import MestreamError
 
 S = 128
@@ -69,7 +68,7 @@ def make_faces(n, fps=30.0, events=(), head=(), seed=1, start_seq=0):
 
 
 def spot(messages, params=None):
-    stage = ApexSpotter(params)
+    stage = RegionalSpotter(params)
     stage.open()
     out = []
     for m in messages:
@@ -166,42 +165,21 @@ def test_bad_parameters_are_refused_with_the_value():
         SpotParams(flow_size=8)
     with pytest.raises(MestreamError, match="candidate_frac=1.2"):
         SpotParams(candidate_frac=1.2)
-    with pytest.raises(MestreamError, match="persist_frames=0"):
-        SpotParams(persist_frames=0)
-    with pytest.raises(MestreamError, match="region_level='p95'"):
-        SpotParams(region_level="p95")
+    with pytest.raises(MestreamError, match="hold_frac=1.0"):
+        SpotParams(hold_frac=1.0)
 
 
-def test_coherent_motion_cancels_flow_noise_and_keeps_a_patch_moving_one_way():
-    rng = np.random.default_rng(0)
-    noise = rng.normal(0, 0.3, (48, 48, 2)).astype(np.float32)
-    shift = np.zeros((48, 48, 2), np.float32)
-    shift[20:30, 20:30] = (0.3, -0.4)  # a 0.5 px motion of a 10 px patch
-    mean_length = cv2.blur(cv2.magnitude(noise[..., 0], noise[..., 1]), (7, 7))
-    assert coherent_motion(noise, 7).mean() < 0.3 * mean_length.mean()
-    assert coherent_motion(shift, 7)[25, 25] == pytest.approx(0.5, abs=1e-5)
-
-
-def test_every_motion_measure_still_finds_the_micro_expression():
+def test_an_onset_placed_at_a_higher_rest_level_still_finds_the_micro_expression():
     truth = Interval(45, 54, "micro", 49)
     faces = make_faces(100, events=[(45, 49, 49, 54, 2.5)])
-    for params in (SpotParams(coherent=True), SpotParams(persist_frames=2), SpotParams(region_level="threshold"),
-                   SpotParams(onset_rest_z=3.0)):
+    for params in (SpotParams(onset_rest_z=3.0),):
         found = intervals(spot(faces, params))
         assert len(found) == 1 and iou(found[0], truth) >= 0.5, params
 
 
-def test_the_benchmark_times_every_frame_of_the_stage():
-    from edge.stages.apex_spotting import bench_apex_spotting
-
-    b = bench_apex_spotting(make_faces(40))
-    assert b["frames"] == 40
-    assert 0 < b["p50_ms"] <= b["p95_ms"] <= b["max_ms"]
-
-
 def _flows_while_spotting(faces, params):
     """(messages out, dense flows computed, frames analysed while an event was followed after its trigger)."""
-    stage = ApexSpotter(params)
+    stage = RegionalSpotter(params)
     stage.open()
     calls, following = [], []
     real = stage._meter.residual
@@ -248,7 +226,7 @@ def test_the_analysis_stride_is_the_fewest_frames_that_keep_under_the_rate_cap()
     assert SpotParams(max_rate_hz=0.0).stride(200.0) == 1  # 0: every frame
     with pytest.raises(MestreamError, match="max_rate_hz=-1"):
         SpotParams(max_rate_hz=-1.0)
-    stage = ApexSpotter()  # the default cap, 60 a second
+    stage = RegionalSpotter()  # the default cap, 60 a second
     stage.open()
     stage.process(make_faces(1, fps=200.0)[0])
     assert stage.stride == 4

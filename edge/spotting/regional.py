@@ -1,4 +1,4 @@
-"""spot: the training-free apex spotter. Consumes "face" messages, emits "interval" messages.
+"""The training-free regional spotter (spot stage, method "regional"). Consumes "face" messages, emits "interval" messages.
 
 A ring buffer holds the aligned crops of the current window. Per frame the lagged motion signal s(t)
 (regional residual motion between t - k and t, k = lag_s at the stream's real fps) is compared with an
@@ -89,7 +89,7 @@ class _Event:
         return d.max(axis=1)
 
 
-class ApexSpotter:
+class RegionalSpotter:
     name = "spot"
 
     def __init__(self, params: SpotParams | None = None, record_trace: bool = False) -> None:
@@ -221,7 +221,7 @@ class ApexSpotter:
         eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
         w = self._weights if self._weights is not None else 1.0
         frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
-        s = self._persistent(n - k)
+        s = frame.signal
 
         if self._quiet is None:
             self._quiet = ValueWindow(history)
@@ -252,21 +252,9 @@ class ApexSpotter:
             ev.quiet_run = ev.quiet_run + 1 if s <= ev.noise else 0
         return self._follow_event(n, k, eyes_masked)
 
-    def _persistent(self, first: int) -> float:
-        """s(t) as the trigger sees it: the mean of the last persist_frames frames' signals (not before frame
-        `first`, the window's first with a lag frame). An ME rises over several frames, a flow error is often
-        one frame's; 1 = this frame's signal alone."""
-        recent: list[float] = []
-        for f in reversed(self._frames):
-            if len(recent) == self.params.persist_frames or f.n < first:
-                break
-            recent.append(f.signal)
-        return sum(recent) / len(recent)
-
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, finest_scale=p.trigger_scale, recompensate_px=p.recompensate_px,
-                                   refine_iters=p.refine_iters, coherent=p.coherent)
+        self._meter = RegionMotion(p.flow_size, p.patch, recompensate_px=p.recompensate_px, refine_iters=p.refine_iters)
 
     def _w(self) -> np.ndarray | float:
         return self._weights if self._weights is not None else 1.0
@@ -278,7 +266,7 @@ class ApexSpotter:
         q = self._quiet_regions
         if len(q) < max(10, self.params.frames(self.params.warmup_s, self._fps)):
             return
-        level = region_levels(q.values, self.params.region_level, self.params.z)
+        level = np.percentile(q.values, 90, axis=0)
         self._weights = np.clip(level / max(float(np.median(level)), 1e-6), 0.5, 4.0).astype(np.float32)
 
     def _frame(self, n: int) -> _Frame:
@@ -383,70 +371,3 @@ class ApexSpotter:
         if self._event is None or not self._event.d:
             return []
         return self._close_event(self._event.combined())
-
-
-def region_levels(quiet: np.ndarray, how: str, z: float) -> np.ndarray:
-    """Each region's noise level over its quiet lagged scores (frames, regions): "p90" its 90th percentile,
-    "threshold" its own robust threshold (median + z * sigma_MAD), so that the regions' weights scale each
-    one's own threshold, not only its typical level, to the others'."""
-    if how == "p90":
-        return np.percentile(quiet, 90, axis=0)
-    return np.array([robust_threshold(np.ascontiguousarray(column), z, 0.0) for column in quiet.T])
-
-
-# ---- benchmark -------------------------------------------------------------------------------------
-
-
-def bench_apex_spotting(faces: list[Message], params: SpotParams | None = None) -> dict[str, float]:
-    """Time the stage alone over "face" messages already in memory: wall ms per frame (mean, p50, p95, max)
-    and CPU ms per frame (process time, all threads: unlike wall time, hardly moved by other load)."""
-    import time
-
-    stage = ApexSpotter(params)
-    stage.open()
-    times = []
-    c0 = time.process_time()
-    try:
-        for msg in faces:
-            t0 = time.perf_counter()
-            stage.process(msg)
-            times.append(time.perf_counter() - t0)
-    finally:
-        stage.close()
-    cpu = time.process_time() - c0
-    ms = np.asarray(times) * 1e3
-    return {
-        "frames": len(ms),
-        "mean_ms": float(ms.mean()),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "max_ms": float(ms.max()),
-        "cpu_ms": 1e3 * cpu / max(1, len(ms)),
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Print the spotter's time per frame on a video (tracked first, outside the timing)."""
-    import argparse
-
-    from edge.stages.base import run_chain
-    from edge.stages.capture import Capture
-    from edge.stages.face_tracking import FaceTracking
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("video")
-    args = parser.parse_args(argv)
-
-    faces = [m for m in run_chain(Capture(args.video, fast=True), [FaceTracking()]) if m.topic == "face"]
-    variants = {"default": SpotParams(), "flow_size=64": SpotParams(flow_size=64, patch=9, floor_px=0.12),
-                "trigger_scale=1": SpotParams(trigger_scale=1)}
-    for label, params in variants.items():
-        b = bench_apex_spotting(faces, params)
-        print(
-            f"{label:16s} {b['frames']} frames  CPU {b['cpu_ms']:.3f} ms  wall mean {b['mean_ms']:.3f}"
-            f"  p50 {b['p50_ms']:.3f}  p95 {b['p95_ms']:.3f}  max {b['max_ms']:.3f} ms per frame"
-        )
-
-
-if __name__ == "__main__":
-    main()
