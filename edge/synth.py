@@ -4,10 +4,14 @@ Frames of a real face video (looped back and forth at the video's own frame rate
 the requested length) are warped with
 action-unit-like local motions placed on MediaPipe FaceMesh landmarks: smooth Gaussian displacement
 fields (cv2.remap) that rise from the onset to the apex and fall back by the offset (raised-cosine
-ramps). Micro-expressions last 0.2-0.5 s and move a few pixels; the distractors are blinks (upper lids
-swept down), small head motions (a global similarity transform that goes and comes back) and
-macro-expressions (longer than 0.5 s, larger, held at the apex). Sizes are fractions of the
-inter-ocular distance (outer eye corners), so they scale with the face.
+ramps). Micro-expressions are drawn from what real ones do (CASME II at 200 fps,
+benchmarks/real_motion.py): 0.2-0.48 s long, the apex a third to two thirds of the way in, a peak
+displacement of 0.007-0.042 eye distances (under a pixel to 4 px with the eyes 100 px apart). The
+distractors are blinks (upper lids swept down), small head motions (a global similarity transform that
+goes and comes back) and macro-expressions (longer than 0.5 s, larger, held at the apex). Sizes are
+fractions of the inter-ocular distance (outer eye corners), so they scale with the face. Every frame
+written gets fresh camera noise (Gaussian, at a real camera's level), held and looped frames too, then
+the container's codec.
 
 The source frames must hold a neutral face: whatever it does on its own would be motion the truth does
 not list, repeated every time the loop passes it. Before anything is written, the expression landmarks
@@ -75,8 +79,13 @@ class SynthParams:
     gap_s: tuple[float, float] = (0.8, 1.6)  # quiet time between events
     # what each event is: probabilities of micro, macro, blink, head
     mix: tuple[float, float, float, float] = (0.55, 0.15, 0.18, 0.12)
-    micro_s: tuple[float, float] = (0.2, 0.5)  # onset to offset
-    micro_amp: tuple[float, float] = (0.015, 0.03)  # peak displacement / eye distance
+    # Micro-expressions: the 10th-90th percentiles of real CASME II clips (benchmarks/results/real_motion.md).
+    micro_s: tuple[float, float] = (0.2, 0.475)  # onset to offset, log-uniform (real ones are mostly short)
+    # onset->apex / onset->offset, uniform: a fraction, not seconds, because real rises grow with the
+    # duration; drawn apart from it, too many apexes would come at the very end
+    micro_rise: tuple[float, float] = (0.31, 0.70)
+    # peak displacement / eye distance, log-uniform: the real peak flow converted to what synth plants
+    micro_amp: tuple[float, float] = (0.007, 0.042)
     macro_ramp_s: tuple[float, float] = (0.25, 0.5)  # onset->apex and apex->offset each
     macro_hold_s: tuple[float, float] = (0.4, 1.2)
     macro_amp: tuple[float, float] = (0.07, 0.12)
@@ -84,6 +93,9 @@ class SynthParams:
     head_s: tuple[float, float] = (0.4, 1.0)
     head_shift: float = 0.05  # largest head translation / eye distance (about 4 px on a 640x480 webcam face)
     head_deg: float = 1.5
+    # camera noise: Gaussian, its std in grey levels, the same on the three channels; CASME II's camera's
+    # median (benchmarks/results/real_motion.md). 0: none
+    noise_grey: float = 1.8
 
     def __post_init__(self) -> None:
         if self.fps <= 0:
@@ -95,6 +107,18 @@ class SynthParams:
                                 f"(a {self.lead_s:g} s still lead-in, then at least 1 s for events), e.g. 10")
         if abs(sum(self.mix) - 1.0) > 1e-6:
             raise MestreamError(f"event mix {self.mix} does not add up to 1; expected probabilities")
+        if not 0.0 <= self.noise_grey < 64.0:  # also refuses NaN
+            raise MestreamError(f"--noise {self.noise_grey:g}; expected a grey-level std from 0 (no noise) "
+                                "to 64, e.g. 1.8")
+        for name in ("micro_s", "micro_amp", "macro_ramp_s", "macro_amp", "blink_s", "head_s", "gap_s"):
+            low, high = getattr(self, name)
+            if not 0.0 < low <= high:
+                raise MestreamError(f"SynthParams.{name}={getattr(self, name)}; expected (low, high) "
+                                    "with 0 < low <= high")
+        low, high = self.micro_rise
+        if not 0.0 < low <= high < 1.0:
+            raise MestreamError(f"SynthParams.micro_rise={self.micro_rise}; expected fractions of the duration, "
+                                "0 < low <= high < 1")
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,11 @@ class SynthEvent:
         return 0.5 + 0.5 * np.cos(np.pi * (i - self.hold_end) / (self.offset - self.hold_end))
 
 
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    low, high = bounds
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def plan_events(params: SynthParams, n_frames: int) -> list[SynthEvent]:
     """Events laid one after another with quiet gaps, reproducible from the seed."""
     rng = np.random.default_rng(params.seed)
@@ -131,10 +160,10 @@ def plan_events(params: SynthParams, n_frames: int) -> list[SynthEvent]:
     while True:
         kind = kinds[rng.choice(4, p=params.mix)]
         if kind == "micro":
-            length = max(2, int(round(rng.uniform(*params.micro_s) * fps)))
-            rise = min(length - 1, max(1, int(round(length * rng.uniform(0.35, 0.6)))))
+            length = max(2, int(round(_log_uniform(rng, params.micro_s) * fps)))
+            rise = min(length - 1, max(1, int(round(length * rng.uniform(*params.micro_rise)))))
             ev = SynthEvent(kind, rng.choice(list(AU_MOTIONS)), t, t + rise, t + rise, t + length,
-                            rng.uniform(*params.micro_amp), float(rng.choice([1, 1, 1, 2, 3])))
+                            _log_uniform(rng, params.micro_amp), float(rng.choice([1, 1, 1, 2, 3])))
         elif kind == "macro":
             up = max(2, int(round(rng.uniform(*params.macro_ramp_s) * fps)))
             hold = int(round(rng.uniform(*params.macro_hold_s) * fps))
@@ -291,6 +320,19 @@ class _Warper:
         return out
 
 
+def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """`image` (uint8) plus Gaussian noise of std `sigma` grey levels, the same on every channel (so a grey
+    conversion sees exactly `sigma`), rounded and clipped."""
+    if sigma <= 0:
+        return image
+    noise = rng.standard_normal(image.shape[:2], dtype=np.float32)
+    noise *= np.float32(sigma)
+    steps = np.rint(noise).astype(np.int16)  # whole grey levels: the image is, so the sum is rounded
+    if image.ndim == 3:
+        steps = cv2.merge([steps] * image.shape[2])
+    return cv2.add(image, steps, dtype=cv2.CV_8U)  # saturates at 0 and 255
+
+
 def plant(image: np.ndarray, marks: np.ndarray, au: str, amplitude: float) -> np.ndarray:
     """`image` with one action unit of AU_MOTIONS held at its apex, on both sides, as synthesise() draws it:
     the spotter's response to a known motion on a still frame, with no idle motion in the way
@@ -386,6 +428,7 @@ def synthesise(
                 "face: pick a neutral part with --source-frames START:END"
             )
     events = plan_events(params, n_frames)
+    noise_rng = np.random.default_rng((params.seed, 1))  # its own stream: the plan stays the seed's
     h, w = frames[0].shape[:2]
     warper = _Warper((h, w))
     fourcc = cv2.VideoWriter_fourcc(*CONTAINERS[out.suffix.lower()])
@@ -401,7 +444,7 @@ def synthesise(
                 image = cv2.addWeighted(frames[a], 1.0 - w, frames[b], w, 0.0)
                 points = (1.0 - w) * marks[a] + w * marks[b]
             active = [(ev, ev.weight(i)) for ev in events if ev.onset < i < ev.offset]
-            writer.write(warper.render(image, points, active))
+            writer.write(add_noise(warper.render(image, points, active), params.noise_grey, noise_rng))
         writer.release()
         os.replace(tmp, out)
     except BaseException:

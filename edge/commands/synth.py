@@ -1,6 +1,6 @@
 """`mestream synth`: a spotting test video made from a real face video, plus its ground-truth CSV.
 
-    mestream synth --face face.mp4 --out synth.mp4 --truth synth.csv --fps 30 --seconds 20 --seed 3
+    mestream synth --face face.mp4 --out synth.mp4 --truth synth.csv --fps 30 --seconds 20 --seed 3 [--noise 0]
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, type=Path, help="ground-truth CSV to write")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the output video (default 30)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the output video (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the event plan (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the event plan and the noise (default 0)")
+    parser.add_argument("--noise", type=float, metavar="GREY",
+                        help="camera noise added to every frame: grey-level std (default 1.8, as CASME II's "
+                             "camera; 0 = none)")
     parser.add_argument("--source-frames", metavar="START:END",
                         help="use only these frames of the face video (END exclusive), e.g. its neutral part")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 7:16") from None
         span = (start, end)
-    params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed)
+    extra = {} if args.noise is None else {"noise_grey": args.noise}
+    params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed, **extra)
     from edge.progress import show_progress
 
     events = synthesise(args.face, args.out, args.truth, params, progress=show_progress(args), source_frames=span)

@@ -119,17 +119,108 @@ def test_a_source_that_starts_smiling_is_refused_with_the_frame_to_avoid(assets,
     assert not (tmp_path / "s.mp4").exists() and not (tmp_path / "s.csv").exists()
 
 
-def test_an_mkv_output_is_lossless_so_frames_without_an_event_are_the_source_exactly(assets, tmp_path):
-    params = SynthParams(seconds=3, seed=5, mix=(1, 0, 0, 0))
-    events = synthesise(assets / "videos" / "evm_face.mp4", tmp_path / "m.mkv", tmp_path / "m.csv", params,
-                        progress=False)
-    cap = cv2.VideoCapture(str(tmp_path / "m.mkv"))
-    src = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
-    quiet = [i for i in range(events[0].onset + 1)]  # the lead-in before the first event
-    for _ in quiet:
-        assert np.array_equal(cap.read()[1], src.read()[1])
+def _still_face(assets, path, frames=8):
+    """A lossless video of evm_face's first frame held still, and that frame."""
+    cap = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
+    image = cap.read()[1]
     cap.release()
-    src.release()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (image.shape[1], image.shape[0]))
+    for _ in range(frames):
+        writer.write(image)
+    writer.release()
+    return image
+
+
+def _frames(path):
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame)
+    cap.release()
+    return out
+
+
+def test_an_mkv_output_without_noise_is_lossless_so_frames_without_an_event_are_the_source_exactly(assets, tmp_path):
+    still = _still_face(assets, tmp_path / "still.mkv")
+    assert main(["synth", "--face", str(tmp_path / "still.mkv"), "--out", str(tmp_path / "m.mkv"), "--truth",
+                 str(tmp_path / "m.csv"), "--seconds", "2.5", "--noise", "0", "--no-progress"]) == 0
+    quiet = _frames(tmp_path / "m.mkv")[: min(r.onset for r in read_truth(tmp_path / "m.csv")) + 1]
+    assert len(quiet) >= 30  # the one-second lead-in
+    assert all(np.array_equal(frame, still) for frame in quiet)
+
+
+def test_every_frame_of_a_still_source_gets_fresh_camera_noise_at_the_set_level(assets, tmp_path):
+    # a face held still and played at twice its rate: without noise every quiet frame would be the same image
+    still = cv2.cvtColor(_still_face(assets, tmp_path / "still.mkv"), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    params = SynthParams(fps=60, seconds=2.5, seed=4)
+    assert 1.4 <= params.noise_grey <= 2.1  # by default, as CASME II's camera (benchmarks/results/real_motion.md)
+    events = synthesise(tmp_path / "still.mkv", tmp_path / "n.mkv", tmp_path / "n.csv", params, progress=False)
+    greys = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32) for f in _frames(tmp_path / "n.mkv")]
+    quiet = greys[: events[0].onset + 1]
+    unclipped = (still > 10) & (still < 245)
+    for frame in quiet:
+        diff = (frame - still)[unclipped]
+        assert float(diff.std()) == pytest.approx(params.noise_grey, rel=0.1)
+        assert abs(float(diff.mean())) < 0.2  # noise, not a brightness change
+    for a, b in zip(quiet, quiet[1:]):  # a new noise field each frame, not one pattern repeated
+        assert float((b - a)[unclipped].std()) == pytest.approx(params.noise_grey * np.sqrt(2), rel=0.1)
+
+
+def test_micro_expressions_are_as_small_as_real_ones_log_uniform_over_the_measured_range():
+    low, high = SynthParams().micro_amp
+    assert low < 0.01 and high > 0.03  # CASME II's 10th..90th percentile, not the old 0.015..0.03
+    amps = [e.amplitude for seed in range(30) for e in plan_events(SynthParams(seconds=60, seed=seed), 1800)
+            if e.kind == "micro"]
+    assert len(amps) > 300 and low <= min(amps) and max(amps) <= high
+    # log-uniform: half of them below the geometric mean (uniform draws would put 29% there)
+    below = np.mean(np.asarray(amps) < np.sqrt(low * high))
+    assert 0.43 < below < 0.57
+
+
+def test_the_truth_file_gives_each_planted_micro_expression_its_drawn_amplitude_in_source_pixels(assets, tmp_path):
+    import csv
+
+    from edge.perception.landmarks import FaceLandmarks
+
+    face = assets / "videos" / "evm_face.mp4"
+    params = SynthParams(seconds=4, seed=9, mix=(1, 0, 0, 0))
+    events = synthesise(face, tmp_path / "t.avi", tmp_path / "t.csv", params, progress=False)
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with FaceLandmarks() as finder:
+        marks = finder.find(_frames(face)[0])
+    eye = float(np.linalg.norm(marks[33] - marks[263]))
+    assert len(rows) == len(events) >= 2
+    for row, e in zip(rows, events):
+        assert row["kind"] == "micro" and params.micro_amp[0] <= e.amplitude <= params.micro_amp[1]
+        assert float(row["amplitude_px"]) == pytest.approx(e.amplitude * eye, rel=0.03)
+
+
+def test_the_rise_to_the_apex_is_drawn_for_each_micro_expression_and_grows_with_its_duration():
+    events = [e for seed in range(10) for e in plan_events(SynthParams(fps=200, seconds=60, seed=seed), 12000)
+              if e.kind == "micro"]
+    rise = np.array([e.apex - e.onset for e in events], np.float64)
+    length = np.array([e.offset - e.onset for e in events], np.float64)
+    low, high = SynthParams().micro_rise
+    frac = rise / length
+    assert low - 0.01 <= frac.min() < low + 0.05 and high - 0.05 < frac.max() <= high + 0.01  # not always the middle
+    assert np.corrcoef(rise, length)[0, 1] > 0.4  # as real rises do
+
+
+def test_bad_noise_or_ranges_are_refused_in_one_line(assets, tmp_path, capsys):
+    code = main(["synth", "--face", str(assets / "videos" / "evm_face.mp4"), "--out", str(tmp_path / "o.avi"),
+                 "--truth", str(tmp_path / "o.csv"), "--noise", "-1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--noise -1" in err[0]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(MestreamError, match=r"micro_amp=\(0\.03, 0\.01\)"):
+        SynthParams(micro_amp=(0.03, 0.01))
+    with pytest.raises(MestreamError, match="micro_rise"):
+        SynthParams(micro_rise=(0.5, 1.0))
 
 
 def test_an_unknown_video_suffix_is_refused_naming_the_ones_it_writes(assets, tmp_path, capsys):
