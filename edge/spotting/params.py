@@ -56,7 +56,7 @@ class SpotParams:
     # Threshold T = max(median + z * 1.4826 * MAD, floor_px): a robust "mean + p * spread" that stays
     # above sensor and landmark noise on a still face (the floor) and adapts to noisier streams (the MAD).
     z: float = 5.0
-    floor_px: float = 0.09
+    floor_px: float = 0.06
     # An event ends when the displacement from the pre-event reference falls back below this fraction
     # of its peak; its onset is the last frame before the apex still below that fraction.
     return_frac: float = 0.3
@@ -70,7 +70,7 @@ class SpotParams:
     # pre-onset state). Its offset is put offset_lag lag windows before the last moving frame, whose lagged
     # signal still saw the motion of that much time before it.
     settle_s: float = 0.1
-    offset_lag: float = 0.5
+    offset_lag: float = 1.0
     # ... unless the face is held away from the reference by at least hold_px (flow-grid px) and hold_frac of
     # the peak: a held expression, followed on until it comes back (as macro). Real micro-expressions end
     # up to 0.9 px away (CASME II tuning subjects, benchmarks/results/spotting_real.md); macro-expressions
@@ -100,6 +100,11 @@ class SpotParams:
     # ... or when an eye region moves down (the upper lid closing) by more than this, and more than its brow
     blink_drop_px: float = 0.5
     blink_margin_s: float = 0.1  # eyes stay masked this long around a blink
+    # An event fired by an eye or brow region and then masked as a blink is the blink's leak through the flow
+    # unless the regions a blink does not mask moved at least blink_keep x T: then it is a micro-expression
+    # with a blink inside, as many real ones have (CASME II tuning subjects: 10 of 14 such clips kept, 4 of 5
+    # synthetic blinks over T dropped; benchmarks/results/spotting_real.md).
+    blink_keep: float = 1.5
     # "regional" is the training-free spotter above; "learned" scores windows with a softnet artifact
     # (edge/spotting/learned.py, made by `mestream train-spotter`), given as artifact = PATH.
     method: str = "regional"

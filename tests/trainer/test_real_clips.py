@@ -1,0 +1,52 @@
+"""Real clips made into spotting test videos: framed, held still with the clip's own noise, resampled, truth kept."""
+
+import numpy as np
+import pytest
+
+from trainer.spotting.real_clips import CANVAS, ClipTruth, Protocol, compose, frame_noise
+from engines.errors import MestreamError
+
+
+def _clip(n=60, noise=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    face = rng.integers(40, 200, (300, 260, 3)).astype(np.float32)
+    return [np.clip(face + rng.normal(0, noise, face.shape[:2])[..., None], 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+def test_the_camera_noise_of_a_clip_is_read_from_its_consecutive_frames():
+    grey = [f[..., 0] for f in _clip(noise=2.0)]
+    assert frame_noise(grey) == pytest.approx(2.0, rel=0.15)
+
+
+def test_a_clip_is_held_still_a_second_before_and_after_at_its_own_rate_with_the_truth_in_video_frames():
+    video = compose(_clip(60), ClipTruth(0, 20, 59), Protocol("still", hold_s=1.0, seed=1), fps=200.0)
+    assert len(video.frames) == 200 + 60 + 200
+    assert video.frames[0].shape == (CANVAS[1], CANVAS[0], 3)
+    assert (video.truth.onset, video.truth.apex, video.truth.offset) == (200, 220, 259)
+    # held frames differ from one another by fresh noise at the clip's level, not by a frozen picture
+    a, b = (f.astype(np.int16)[100:380, 200:440, 0] for f in video.frames[10:12])
+    assert 1.5 < np.std(a - b) / np.sqrt(2) < 2.6
+
+
+def test_resampled_to_30_fps_the_truth_covers_the_frames_shown_during_the_clip():
+    video = compose(_clip(60), ClipTruth(0, 20, 59), Protocol("still", hold_s=1.0), fps=30.0)
+    # 460 source frames at 200 fps are 2.3 s: 69 frames at 30 fps; the clip is 200..259 -> 30..38
+    assert len(video.frames) == 69
+    assert (video.truth.onset, video.truth.offset) == (30, 38)
+    assert video.truth.onset <= video.truth.apex <= video.truth.offset
+
+
+def test_the_drift_protocol_moves_the_whole_picture_slowly():
+    still = compose(_clip(20), ClipTruth(0, 5, 19), Protocol("still", hold_s=0.5, seed=2), fps=200.0)
+    drift = compose(_clip(20), ClipTruth(0, 5, 19), Protocol("drift", hold_s=0.5, seed=2), fps=200.0)
+    first, last = drift.frames[0].astype(np.float32), drift.frames[-1].astype(np.float32)
+    assert np.abs(first - last).mean() > np.abs(still.frames[0].astype(np.float32) - still.frames[-1]).mean() + 1.0
+
+
+def test_bad_clips_and_rates_are_refused_in_one_line():
+    with pytest.raises(MestreamError, match="does not fit its 10 frames"):
+        compose(_clip(10), ClipTruth(0, 5, 12), Protocol(), fps=30.0)
+    with pytest.raises(MestreamError, match="fps=300"):
+        compose(_clip(10), ClipTruth(0, 5, 9), Protocol(), fps=300.0)
+    with pytest.raises(MestreamError, match="protocol 'wobble' is unknown"):
+        Protocol("wobble")
