@@ -363,7 +363,10 @@ class RegionalSpotter:
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
-        kind = "macro" if ev.held else kind_of(self._seconds(onset.n, offset.n), self._seconds(onset.n, apex.n),
+        # the rise that decides the kind ends where the displacement first reaches rise_frac of its peak: after
+        # its apex a real face drifts on slowly, and the argmax then comes late
+        risen = ev.ref + 1 + int(np.flatnonzero(d >= p.rise_frac * peak)[0])
+        kind = "macro" if ev.held else kind_of(self._seconds(onset.n, offset.n), self._seconds(onset.n, max(risen, onset.n)),
                                                p.micro_max_s, p.micro_rise_s)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
