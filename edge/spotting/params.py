@@ -10,7 +10,10 @@ casme2_sub01_EP02_01f (301-302), casme2_style_demo (301) and evm_face (301), by 
 (benchmarks/spotting_compare.py reports other seeds: 201-202). onset_rest_z was chosen the same way on
 2026-11-23 with benchmarks/spotting_tune.py (tune micro F1 0.780 -> 0.823, evaluation 0.745 unchanged;
 benchmarks/results/spotting_tune.md). Knobs measured there and not kept (coherent vectors, persistence, per-region
-thresholds, a coarser DIS level) are removed; their figures stay in that file.
+thresholds, a coarser DIS level) are removed; their figures stay in that file. Since 2026-12-06 real clips come
+first: settle_s, offset_lag, hold_px, floor_px, blink_keep and rise_frac were chosen on real CASME II micro-expressions
+of the tuning subjects (benchmarks/spotting_real.py TUNE) and are reported on the evaluation subjects
+(benchmarks/results/spotting_real.md).
 """
 
 from __future__ import annotations
