@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,18 +98,9 @@ def hash_name(text: str) -> int:
 
 def spot(stage, faces) -> tuple[list, list, float]:
     """Intervals (with kinds), the stage's trace and its CPU ms per frame on these face messages."""
-    from edge.spotting.metrics import Interval
-    from edge.stages.base import drain, feed
+    from spotting_compare import replay
 
-    stage.open()
-    try:
-        t0 = time.process_time()
-        out = feed([stage], list(faces)) + drain([stage])
-        cpu_ms = (time.process_time() - t0) * 1000.0 / max(1, len(faces))
-    finally:
-        stage.close()
-    events = [Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
-              for m in out if m.topic == "interval"]
+    events, cpu_ms = replay(stage, faces)
     return events, list(getattr(stage, "trace", None) or []), cpu_ms
 
 
