@@ -35,7 +35,8 @@ COMMANDS: dict[str, str] = {
 }
 # jobs that start MediaPipe (in process or in their stages), whose native start-up chatter is filtered
 # off stderr unless -vv asks for everything (edge/native_logs.py)
-FACE_TRACKING_JOBS = frozenset({"run", "bench", "synth", "spot-eval", "prep", "train-spotter"})
+# (train starts the tracker in its prep workers for raw datasets; the filter costs nothing on the composite)
+FACE_TRACKING_JOBS = frozenset({"run", "bench", "synth", "spot-eval", "prep", "train", "train-spotter"})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,3 +94,28 @@ def test_mestream_synth_prints_no_mediapipe_chatter_and_minus_vv_shows_it(assets
     assert "XNNPACK" not in quiet.stderr and "inference_feedback_manager" not in quiet.stderr
     loud = subprocess.run([sys.executable, "-m", "edge.cli", "-vv", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert loud.returncode == 0 and "XNNPACK" in loud.stderr
+
+
+def test_mestream_train_filters_the_chatter_its_prep_workers_print():
+    # train --dataset casme2 starts the face tracker in its prep worker processes, which inherit fd 2
+    result = _child("""
+        import subprocess, sys
+        import trainer.commands.train as train
+        def fake_run(args):
+            subprocess.run([sys.executable, "-c", "import os; os.write(2, b'W0000 00:00:1.5 7 inference_feedback_manager.cc:114] chatter\\\\nworker line\\\\n')"])
+            return 0
+        train.run = fake_run
+        from edge.cli import main
+        sys.exit(main(["train", "--model", "ststnorm", "--dataset", "casme2", "--data", ".", "--labels", "x", "--out", "o"]))
+    """)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "worker line" in err and "inference_feedback_manager" not in err
+
+
+def test_train_skip_warning_counts_clips_for_raw_datasets():
+    from trainer.commands.train import skip_warning
+
+    raw = skip_warning("casme2", ["sub01_EP01: missing frames", "sub02_EP03: no face"])
+    assert raw.startswith("2 clips skipped") and "file(s)" not in raw and "sub01_EP01" in raw
+    assert "file(s)" in skip_warning("megc2019", ["a.png"])

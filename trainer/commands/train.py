@@ -80,6 +80,13 @@ def selection_text(family_name: str, recipe, epochs_overridden: bool) -> str:
     return text
 
 
+def skip_warning(dataset: str, skipped: list[str]) -> str:
+    """The composite skips sample files; a raw dataset skips whole clips (not on disk, or prep could not make them)."""
+    if dataset == "megc2019":
+        return f"{len(skipped)} file(s) missing or unreadable; their samples were skipped"
+    return f"{len(skipped)} clips skipped (frames missing, or prep could not make them; listed in report.json), first: {skipped[0]}"
+
+
 def run(args) -> int:
     _check_args(args)
     import logging
@@ -115,7 +122,7 @@ def run(args) -> int:
                                         args.prep_dir or args.out.parent / ".mestream-prep" / args.dataset,
                                         args.class_map, args.loader_option, workers=args.workers)
     if samples.skipped:
-        log.warning("%d file(s) missing or unreadable; their samples were skipped", len(samples.skipped))
+        log.warning("%s", skip_warning(args.dataset, samples.skipped))
 
     assets = args.assets or (Path(os.environ["MESTREAM_ASSETS"]) if os.environ.get("MESTREAM_ASSETS") else None)
     cache = args.cache or args.out.parent / ".mestream-cache"
