@@ -94,7 +94,7 @@ class SpotParams:
     micro_max_s: float = 0.5
     micro_rise_s: float = 0.25
     # ... the onset to apex phase ending where the displacement first reaches rise_frac of its peak
-    rise_frac: float = 0.9
+    rise_frac: float = 0.7
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
     refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
     # Blinks: a frame is a blink when the eyes' aspect ratio drops below this fraction of its median,
@@ -133,7 +133,7 @@ class SpotParams:
         if not 0 < self.hold_frac < 1:
             raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.rise_frac <= 1:
-            raise MestreamError(f"rise_frac={self.rise_frac} is out of range; expected a value in (0, 1], e.g. 0.9")
+            raise MestreamError(f"rise_frac={self.rise_frac} is out of range; expected a value in (0, 1], e.g. 0.7")
         if not 0 < self.return_frac < 1:
             raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
         if self.lag_s <= 0:
