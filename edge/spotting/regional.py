@@ -4,18 +4,19 @@ A ring buffer holds the aligned crops of the current window. Per frame the lagge
 (regional residual motion between t - k and t, k = lag_s at the stream's real fps) is compared with an
 adaptive threshold over the quiet part of the window. When it crosses, the spotter takes the frame just
 before the motion as a reference and follows every frame's displacement from it: the apex is where that
-displacement peaks, the offset where it has come back (an interval is emitted right then, so latency
-after the offset is one frame), the onset the last frame before the apex still at rest. Up to 0.5 s
-long it is a micro-expression, longer a macro-expression (held longer than max_event_s it is closed).
+displacement peaks, the onset the last frame before the apex still at rest. The event ends when the face
+has stopped moving for settle_s (s back at the noise level), whatever state it is then in: after a real
+micro-expression the face seldom returns exactly to where it started (benchmarks/results/spotting_real.md);
+or earlier, when the displacement has come back to rest. A face held far away from the reference (a smile)
+is followed on as a macro-expression until it comes back (or max_event_s). Micro or macro follows the
+datasets' rule: at most 0.5 s long, or rising to its apex within 0.25 s.
 
-One dense flow per frame: while quiet it is the lagged flow (t - k -> t); during an event it is the flow
-from the event's reference to t, and the lagged signal is the difference of that field and the one k
-frames earlier (both measured from the reference, so their difference is the motion between them). When
-an event starts, its reference is taken lookback_s before the trigger's lag frame (a slow onset stays
-under the threshold), the frames up to k after the reference keep the lagged scores they already had
-(their lag frame lies before the reference, where nothing moved) and the rest are measured from the
-reference once: a burst of lookback_s worth of flows per event. A moving head costs a second flow on
-the frames where it moved (edge/spotting/signal.py RegionMotion.residual).
+Quiet frames cost one dense flow (t - k -> t); frames inside an event two, the lagged one and one from the
+event's reference. When an event starts, its reference is taken lookback_s before the trigger's lag frame (a
+slow onset stays under the threshold), the frames up to k after the reference keep the lagged scores they
+already had (their lag frame lies before the reference, where nothing moved) and the rest are measured from
+the reference once: a burst of lookback_s worth of flows per event. A moving head costs a second flow on the
+frames where it moved (edge/spotting/signal.py RegionMotion.residual).
 
 Above SpotParams.max_rate_hz (a 200 fps camera) only every stride-th frame is analysed, and the window
 runs at the source's rate over the stride: intervals still name source frames, now analysed ones. A 5 ms
@@ -23,7 +24,8 @@ step resolves no expression better than a 17 ms one, while every analysed frame 
 maximum of a noisy displacement over 6.7 times more frames is higher (benchmarks/results/spotting_fps.md).
 
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
-the eye regions leave the signal. A lost face, a gap in the frame sequence or a change of fps restarts
+the eye and brow regions leave the signal; an event a blink fired is kept only when the other regions moved
+well over the threshold (a micro-expression with a blink inside, SpotParams.blink_keep). A lost face, a gap in the frame sequence or a change of fps restarts
 the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
 message gets header fields "spot_signal" and "spot_threshold" (None while warming up) for the preview.
 """
@@ -78,8 +80,7 @@ class _Event:
     def blink_onset(self) -> bool:
         """A lid sweep's first frames: fired by an eye or brow region, then masked as a blink. The sweep is
         not yet large enough to be called a blink when it fires (at 200 fps 10-30 ms into it), and what the
-        unmasked regions then show is the blink's leak through the flow; an ME there would be reported
-        without the regions it moved anyway."""
+        unmasked regions then show is mostly the blink's leak through the flow (_only_a_blink)."""
         return self.by_eye and self.eyes_masked
 
     def combined(self) -> np.ndarray:
