@@ -1,0 +1,91 @@
+"""benchmarks/cross_form_loso.py: each fold's three models never see the held-out subject, in either form."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="torch comes with the [train] extra")
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cross_form_loso.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("cross_form_loso", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _samples(subjects, datasets, offset):
+    from trainer.data.samples import Samples
+
+    n = len(subjects)
+    flow = (np.arange(n, dtype=np.float32) + offset)[:, None, None, None] * np.ones((n, 3, 28, 28), np.float32)
+    return Samples(names=[f"{s}_{i}" for i, s in enumerate(subjects)], subjects=list(subjects),
+                   datasets=list(datasets), labels=np.arange(n) % 3, flow=flow,
+                   apex=np.zeros((n, 2, 2, 3), np.uint8), au_text=[""] * n)
+
+
+def test_fold_jobs_hold_the_subject_out_of_every_training_set_and_test_it_in_its_forms():
+    cf = _module()
+    comp = _samples(["sub01", "sub01", "sub02", "s01", "006", "sub03"],
+                    ["casme2", "casme2", "casme2", "smic", "samm", "casme2"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=2)
+    tag = lambda a: sorted(set(a["flow"][:, 0, 0, 0].astype(int).tolist()))  # noqa: E731 (sample id per row)
+    assert tag(jobs["A"].train) == [2, 3, 4, 5]  # composite without sub01
+    assert tag(jobs["A"].tests["a"]) == [0, 1] and tag(jobs["A"].tests["c"]) == [101, 102]
+    assert tag(jobs["B"].train) == [100, 103] and tag(jobs["B"].tests["b"]) == [101, 102]
+    assert tag(jobs["D"].train) == [3, 4, 100, 103]  # live others + composite SMIC and SAMM, no composite CASME II
+    assert len(jobs["D"].labels) == 4
+    # sub01 is the second live subject: the fold seed `mestream train --dataset casme2` gives it
+    assert {job.seed for job in jobs.values()} == {2 * 1000 + 1}
+
+
+def test_summary_is_mean_and_spread_over_seeds():
+    cf = _module()
+    entry = {"uf1": 0.8, "uar": 0.9, "n": 5}
+    by_seed = {s: {k: dict(entry, uf1=0.8 + 0.02 * s) for k in ("a", "b", "c", "d", "a_matched", "c_matched",
+                                                              "d_matched")} for s in (0, 1)}
+    summary = cf.summarise(by_seed)
+    assert summary["c"]["uf1"]["mean"] == pytest.approx(0.81) and summary["c"]["uf1"]["std"] == pytest.approx(0.01)
+    assert summary["a"]["n"] == 5
+
+
+def test_settings_e_and_f_add_the_composite_where_there_are_no_frames_or_all_of_it():
+    cf = _module()
+    comp = _samples(["sub01", "sub01", "sub02", "s01", "006", "sub03"],
+                    ["casme2", "casme2", "casme2", "smic", "samm", "casme2"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("e", "f"), shared=("sub01", "sub02"))
+    tag = lambda a: sorted(set(a["flow"][:, 0, 0, 0].astype(int).tolist()))  # noqa: E731
+    assert sorted(jobs) == ["E", "F"]
+    assert tag(jobs["E"].train) == [3, 4, 5, 100, 103]  # sub02 has frames: its composite images are left out
+    assert tag(jobs["F"].train) == [2, 3, 4, 5, 100, 103]
+
+
+def test_run_seed_pools_each_setting_on_its_own_form(monkeypatch):
+    cf = _module()
+    comp = _samples(["sub01", "sub01", "sub02", "s01"], ["casme2", "casme2", "casme2", "smic"], offset=0)
+    live = _samples(["sub01", "sub02", "sub02"], ["casme2"] * 3, offset=100)
+    live.names = ["sub01_0", "sub02_2", "sub02_x"]  # two clips in both forms, one only live
+    live.labels = np.array([0, 2, 1])  # the shared clips' labels agree with the composite's
+
+    def perfect(job):  # logits that pick each test sample's label, recovered from the sample id
+        out = {}
+        for key, arrays in job.tests.items():
+            ids = arrays["flow"][:, 0, 0, 0].astype(int)
+            labels = np.where(ids >= 100, live.labels[ids % 100 % len(live)], comp.labels[ids % len(comp)])
+            out[key] = np.eye(3, dtype=np.float32)[labels]
+        return out
+
+    monkeypatch.setattr(cf, "run_job", perfect)
+    out = cf.run_seed("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, ["sub01", "sub02"], 0,
+                      workers=1, settings=("a", "b", "c", "d", "e", "f"))
+    assert out["a"]["n"] == 3 and out["c"]["n"] == 3 and out["a"]["acc"] == 1.0 and out["f"]["acc"] == 1.0
+    assert out["matched_clips"] == 2 and out["c_matched"]["n"] == 2
+    assert out["per_subject"]["sub02"] == {"n_composite": 1, "n_live": 2, **{f"acc_{k}": 1.0 for k in "abcdef"}}
