@@ -3,12 +3,17 @@
     mestream prep --dataset casme2 --frames CASME2_RAW_selected --sheet CASME2-coding-20190701.xlsx \\
         --loader-option version=2019-07-01 --out prep/casme2
     mestream prep --clips clips.csv --out prep/mine --workers 2
+    mestream prep --form megc2019 --dataset casme2 --frames CASME2_Cropped --sheet ... --out prep/casme2-megc2019
 
 Clips come from a raw-dataset loader (trainer/data: casme2, samm, smic, mmew, casme3; the official sheet
 as distributed) or from a CSV (name, subject, frames_dir, onset, apex, offset). Per clip: aligned
 onset/apex crops, the 28x28 u/v/strain flow form, an aligned RGB apex crop and a resampled aligned clip,
 in OUT/<subject>/<name>.npz (see trainer/prep.py). Re-running resumes; clips that cannot be made are
 listed with the reason and counted.
+
+--form megc2019 instead reproduces the MEGC2019 composite's flow images (trainer/megc2019_form.py: no
+tracker, a face box, OpenCV DualTVL1 with the published settings), one OUT/<subject>/<name>.png per clip
+whose cv2 channels are (strain, v, u), the order the composite loader reads.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 HELP = "prepare training inputs from dataset frames (alignment, TV-L1 flow form, apex crops), cached and resumable"
 
 DATASETS = ("casme2", "samm", "smic", "mmew", "casme3")  # trainer.data.clips.LOADERS, named here to stay light
+FORMS = ("live", "megc2019")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=128, help="aligned crop side S the flow is computed on (default 128, as the live tracker)")
     parser.add_argument("--apex-size", type=int, default=224, help="side of the aligned RGB apex crop (default 224)")
     parser.add_argument("--clip-frames", type=int, default=8, help="frames of the resampled aligned clip, onset to offset (0 = none; default 8)")
+    parser.add_argument("--form", default="live", help="live (default: the live tracker's crops and flow, as infer "
+                        "sees them) or megc2019 (the MEGC2019 composite's flow PNGs)")
+    parser.add_argument("--face-box", default="whole", help="--form megc2019: whole (the frame is the face crop, as in "
+                        "the Cropped releases; default) or eyes (the eye-distance box from FaceMesh)")
+    parser.add_argument("--flow-size", type=int, default=224, help="--form megc2019: side the flow runs at before "
+                        "the 28x28 resize (default 224; 28 = the published recipe, further from the composite)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips of the list")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -59,16 +71,31 @@ def _dataset_clips(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engines.errors import MestreamError
+
+    form = getattr(args, "form", "live")
+    if form not in FORMS:
+        raise MestreamError(f"--form {form!r} is unknown; expected one of: {', '.join(FORMS)}")
     from edge.stages.face_tracking import TrackParams
     from trainer.prep import PrepParams, csv_clips, prep_clips
 
+    if form == "megc2019":
+        from trainer.megc2019_form import Megc2019Params
+
+        form_params = Megc2019Params(box=args.face_box, flow_size=args.flow_size)  # checked before clips are read
     clips = _dataset_clips(args) if args.dataset is not None else csv_clips(args.clips)
     if args.limit is not None:
         clips = clips[: args.limit]
-    params = PrepParams(track=TrackParams(size=args.size, detect_every=1), apex_size=args.apex_size, clip_frames=args.clip_frames)
     from edge.progress import show_progress
 
-    report = prep_clips(clips, args.out, params, workers=args.workers, progress=show_progress(args))
+    if form == "megc2019":
+        from trainer.megc2019_form import prep_megc2019
+
+        report = prep_megc2019(clips, args.out, form_params, progress=show_progress(args))
+    else:
+        params = PrepParams(track=TrackParams(size=args.size, detect_every=1), apex_size=args.apex_size,
+                            clip_frames=args.clip_frames)
+        report = prep_clips(clips, args.out, params, workers=args.workers, progress=show_progress(args))
     for name, why in sorted(report.skipped.items()):
         print(f"skipped {name}: {why}")
     print(f"{args.out}: {report.summary()} of {len(clips)} clips")
