@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.errors import MestreamError
 from trainer.data.casme2 import load_casme2
 from trainer.data.clips import clip_spec
 from trainer.megc2019_form import EyeBoxes, as_flow, megc2019_image, whole_box
@@ -73,7 +74,7 @@ def measure(assets: Path, variants: list[str]) -> tuple[dict[str, list], list[st
         if finder is not None:
             try:
                 boxes["eyes"] = (finder.box(onset), finder.box(apex))
-            except Exception as exc:  # no face for the eye box: counted, not fatal
+            except MestreamError as exc:  # no face for the eye box: counted, not fatal
                 failed.append(f"eyes {spec.name}: {exc}")
         for variant in variants:
             box, size = variant.split("/")
@@ -84,8 +85,8 @@ def measure(assets: Path, variants: list[str]) -> tuple[dict[str, list], list[st
 
 
 def table(rows: dict[str, list], keep: set[str] | None = None) -> str:
-    lines = ["| face box / flow size | clips | u median (min..max) | v median (min..max) | strain median (min..max) | "
-             "clips >= 0.95 u / v / strain |", "|---|---|---|---|---|---|"]
+    lines = [("| face box / flow size | clips | u median (min..max) | v median (min..max) | strain median (min..max) | "
+              "clips >= 0.95 u / v / strain |"), "|---|---|---|---|---|---|"]
     for b, got in rows.items():
         got = [r for name, r in got if keep is None or name in keep]
         if not got:

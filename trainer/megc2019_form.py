@@ -34,8 +34,8 @@ BOXES = ("whole", "eyes")  # face box modes (see the module docstring, step 1)
 # side the flow runs at: 28 is the recipe as published; 224 (the composite's apex crop side) matches its images better
 FLOW_SIZE = 224
 # cv2.optflow.DualTVL1OpticalFlow_create keywords of the recipe (lambda left at OpenCV's 0.15)
-MEGC2019_TVL1 = dict(tau=0.25, theta=0.3, nscales=5, warps=5, epsilon=0.01, innnerIterations=30,
-                     outerIterations=10, scaleStep=0.5, gamma=0.1, medianFiltering=5, useInitialFlow=False)
+MEGC2019_TVL1 = {"tau": 0.25, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01, "innnerIterations": 30,
+                 "outerIterations": 10, "scaleStep": 0.5, "gamma": 0.1, "medianFiltering": 5, "useInitialFlow": False}
 # FaceMesh points: the eye corners (image left eye = subject's right), the chin
 _LEFT_EYE, _RIGHT_EYE, _CHIN = (33, 133), (362, 263), 152
 
@@ -129,10 +129,7 @@ class EyeBoxes:
         self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                                      min_detection_confidence=0.5)
 
-    def __enter__(self) -> "EyeBoxes":
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         self._mesh.close()
 
     def box(self, image: np.ndarray) -> Box:
@@ -196,7 +193,7 @@ def prep_megc2019(clips: list, out_dir, params: Megc2019Params, progress: bool =
             _record(report, spec.name, None)
     finally:
         if finder is not None:
-            finder.__exit__()
+            finder.close()
     return report
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from engines.errors import MestreamError
 from trainer.data.megc2019 import _read_flow
-from trainer.megc2019_form import Megc2019Params, as_flow, megc2019_image, optical_strain, scale_channel
+from trainer.megc2019_form import (
+    Megc2019Params,
+    as_flow,
+    megc2019_image,
+    optical_strain,
+    scale_channel,
+)
 
 # a real clip in both casme2_cropped and the composite (benchmarks/results/prep_megc2019_form.md)
 CLIP = ("sub24", "EP01_08")
@@ -20,7 +26,7 @@ def _texture(h=120, w=100, seed=0) -> np.ndarray:
 
 
 def test_strain_is_forward_differences_with_the_last_row_and_column_repeated():
-    y, x = np.mgrid[0:6, 0:5].astype(np.float64)
+    _, x = np.mgrid[0:6, 0:5].astype(np.float64)
     strain = optical_strain(2.0 * x, np.zeros_like(x))  # u_x = -2 by u[x] - u[x+1]: strain 2 everywhere
     assert strain.shape == (6, 5) and np.allclose(strain, 2.0)
     u = x ** 2
