@@ -90,7 +90,7 @@ def test_a_real_clip_reproduces_its_composite_image(assets, tmp_path, capsys):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "subject", "frames_dir", "onset", "apex", "offset"])
-        w.writerow([f"{CLIP[0]}_{CLIP[1]}", CLIP[0], str(frames_dir), onset, apex, offset])  # read in place
+        w.writerow([f"{CLIP[0]}_{CLIP[1]}", CLIP[0], str(frames_dir.resolve()), onset, apex, offset])  # read in place
         w.writerow(["ghost", "sub99", str(tmp_path / "nowhere"), 1, 2, 3])
     out_dir = tmp_path / "out"
     code = main(["prep", "--form", "megc2019", "--clips", str(path), "--out", str(out_dir), "--no-progress"])
