@@ -63,14 +63,13 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
     import cv2
 
     from edge.spotting.metrics import Interval
-    from trainer.spotting.features import TrackedVideo, track_frames
+    from trainer.spotting.features import load_tracked, save_tracked, track_frames
     from trainer.spotting.real_clips import ClipTruth, Protocol, compose
 
     target = cache / f"{clip.subject}_{clip.name}_{protocol_name}_{fps:g}_{seed}.npz"
     if target.is_file():
-        with np.load(target) as z:
-            video = TrackedVideo(target.stem, float(z["fps"]), z["found"], z["crops"], z["landmarks"], z["boxes"])
-            truth = Interval(*(int(v) for v in z["truth"][:2]), "micro", int(z["truth"][2]))
+        video, extra = load_tracked(target, target.stem)
+        truth = Interval(*(int(v) for v in extra["truth"][:2]), "micro", int(extra["truth"][2]))
     else:
         frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in clip.frames]
         # the clip's frames are onset..offset: positions are 1-based in clip.frames
@@ -80,10 +79,7 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
         video = track_frames(target.stem, composed.frames, fps)
         truth = composed.truth
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp.npz")
-        np.savez(tmp, fps=video.fps, found=video.found, crops=video.crops, landmarks=video.landmarks,
-                 boxes=video.boxes, truth=np.array([truth.onset, truth.offset, truth.apex]))
-        os.replace(tmp, target)
+        save_tracked(target, video, truth=np.array([truth.onset, truth.offset, truth.apex]))
     return ClipVideo(clip.subject, clip.name, fps, protocol_name, truth, video.face_messages())
 
 

@@ -22,7 +22,7 @@ Threshold, smoothing and merge gap are read from the artifact: the trainer chose
 leave-one-video-out scores of its training videos, never on evaluation videos.
 
     spotter = LearnedSpotter(SpotParams(method="learned", artifact="spotter.onnx"))
-    # a drop-in for edge.stages.regional.RegionalSpotter: "face" messages in, "interval" messages out
+    # a drop-in for edge.spotting.regional.RegionalSpotter: "face" messages in, "interval" messages out
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ maximum of a noisy displacement over 6.7 times more frames is higher (benchmarks
 
 Blinks are masked: while an eye's aspect ratio (from the landmarks) drops or an eye region sweeps far,
 the eye and brow regions leave the signal; an event a blink fired is kept only when the other regions moved
-well over the threshold (a micro-expression with a blink inside, SpotParams.blink_keep). A lost face, a gap in the frame sequence or a change of fps restarts
-the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
+well over the threshold (a micro-expression with a blink inside, SpotParams.blink_keep). A lost face, a gap in
+the frame sequence or a change of fps restarts the window. `trace` (when asked for) keeps (seq, s, threshold) per frame for plots; every consumed face
 message gets header fields "spot_signal" and "spot_threshold" (None while warming up) for the preview.
 """
 
@@ -221,8 +221,7 @@ class RegionalSpotter:
             self._last_blink = n
         eyes_masked = n - self._last_blink <= k + p.frames(p.blink_margin_s, fps)
         w = self._weights if self._weights is not None else 1.0
-        frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
-        s = frame.signal
+        s = frame.signal = float(((lagged / w)[~BLINK_MASK] if eyes_masked else lagged / w).max())
 
         if self._quiet is None:
             self._quiet = ValueWindow(history)

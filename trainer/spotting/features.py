@@ -53,10 +53,40 @@ class TrackedVideo:
         return out
 
 
-class FrameFolder:
-    """A source stage over a folder of frame images (SAMM-LV, CAS(ME)^2 rawpic), read in natural order."""
+class FrameList:
+    """A source stage over frames numbered from 0 at a fixed rate: images in memory (composed test videos)."""
 
     name = "capture"
+
+    def __init__(self, frames: list[np.ndarray], fps: float, source: str = "memory") -> None:
+        self.frames = frames
+        self.fps = fps
+        self.source = source
+        self._i = 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def image(self, i: int) -> np.ndarray:
+        return self.frames[i]
+
+    def open(self) -> None:
+        self._i = 0
+
+    def read(self) -> Message | None:
+        if self._i >= len(self):
+            return None
+        msg = Message("frame", {"seq": self._i, "t_capture_ns": int(self._i * 1e9 / self.fps), "fps": self.fps,
+                                "source": self.source, "gap": 0}, {"image": self.image(self._i)})
+        self._i += 1
+        return msg
+
+    def close(self) -> None:
+        pass
+
+
+class FrameFolder(FrameList):
+    """A source stage over a folder of frame images (SAMM-LV, CAS(ME)^2 rawpic), read in natural order."""
 
     def __init__(self, folder: Path, fps: float) -> None:
         files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -68,27 +98,18 @@ class FrameFolder:
             return (int(digits[-1]) if digits else -1, p.name)
 
         self.files = sorted(files, key=number)
-        self.fps = fps
-        self._i = 0
+        super().__init__([], fps, str(folder))
 
-    def open(self) -> None:
-        self._i = 0
+    def __len__(self) -> int:
+        return len(self.files)
 
-    def read(self) -> Message | None:
+    def image(self, i: int) -> np.ndarray:
         import cv2
 
-        if self._i >= len(self.files):
-            return None
-        image = cv2.imread(str(self.files[self._i]), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
         if image is None:
-            raise MestreamError(f"cannot decode frame {self.files[self._i]}; expected a readable image")
-        msg = Message("frame", {"seq": self._i, "t_capture_ns": int(self._i * 1e9 / self.fps), "fps": self.fps,
-                                "source": str(self.files[0].parent), "gap": 0}, {"image": image})
-        self._i += 1
-        return msg
-
-    def close(self) -> None:
-        pass
+            raise MestreamError(f"cannot decode frame {self.files[i]}; expected a readable image")
+        return image
 
 
 def _cache_key(path: Path) -> str:
@@ -109,46 +130,32 @@ def track_video(path: Path, cache: Path | None = None, fps: float | None = None)
         cache.mkdir(parents=True, exist_ok=True)
         target = cache / f"{path.resolve().stem}-{_cache_key(path)}.npz"
         if target.is_file():
-            with np.load(target) as z:
-                return TrackedVideo(path.stem, float(z["fps"]), z["found"], z["crops"], z["landmarks"], z["boxes"])
+            return load_tracked(target, path.stem)[0]
     video = _track(path, fps)
     if target is not None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, fps=video.fps, found=video.found, crops=video.crops, landmarks=video.landmarks,
-                     boxes=video.boxes)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_tracked(target, video)
     return video
 
 
-class FrameList:
-    """A source stage over frames already in memory (composed test videos), numbered from 0."""
+def save_tracked(target: Path, video: TrackedVideo, **extra: np.ndarray) -> None:
+    """A tracked video (and any extra arrays) as npz, written to a temporary name and renamed into place."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, fps=video.fps, found=video.found, crops=video.crops, landmarks=video.landmarks,
+                 boxes=video.boxes, **extra)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
-    name = "capture"
 
-    def __init__(self, frames: list[np.ndarray], fps: float, source: str = "memory") -> None:
-        self.frames = frames
-        self.fps = fps
-        self.source = source
-        self._i = 0
-
-    def open(self) -> None:
-        self._i = 0
-
-    def read(self) -> Message | None:
-        if self._i >= len(self.frames):
-            return None
-        msg = Message("frame", {"seq": self._i, "t_capture_ns": int(self._i * 1e9 / self.fps), "fps": self.fps,
-                                "source": self.source, "gap": 0}, {"image": self.frames[self._i]})
-        self._i += 1
-        return msg
-
-    def close(self) -> None:
-        pass
+def load_tracked(target: Path, name: str) -> tuple[TrackedVideo, dict[str, np.ndarray]]:
+    """What save_tracked wrote: the video, and the extra arrays by name."""
+    with np.load(target) as z:
+        video = TrackedVideo(name, float(z["fps"]), z["found"], z["crops"], z["landmarks"], z["boxes"])
+        extra = {k: z[k] for k in z.files if k not in ("fps", "found", "crops", "landmarks", "boxes")}
+    return video, extra
 
 
 def track_frames(name: str, frames: list[np.ndarray], fps: float) -> TrackedVideo:
@@ -160,16 +167,16 @@ def _track(path: Path, fps: float | None) -> TrackedVideo:
     from edge.stages.capture import Capture
 
     source = FrameFolder(path, fps) if path.is_dir() else Capture(str(path), fast=True)
-    return _track_source(source, path, fps)
+    return _track_source(source, path.stem, fps)
 
 
-def _track_source(source, path, fps: float | None) -> TrackedVideo:
+def _track_source(source, name: str, fps: float | None) -> TrackedVideo:
     from edge.stages.base import run_chain
     from edge.stages.face_tracking import FaceTracking
 
     faces = [m for m in run_chain(source, [FaceTracking()]) if m.topic == "face"]
     if not faces:
-        raise MestreamError(f"no frames tracked in {path}; expected a readable video")
+        raise MestreamError(f"no frames tracked in {name}; expected a readable video")
     rate = float(fps or faces[0].header.get("fps") or 0.0) or 30.0
     n = int(faces[-1].header["seq"]) + 1
     size = next((m.arrays["crop"].shape[0] for m in faces if "crop" in m.arrays), 128)
@@ -188,7 +195,7 @@ def _track_source(source, path, fps: float | None) -> TrackedVideo:
                 marks[i] = lm[:478, :2]
             box = m.header.get("box") or [0, 0, 0, 0]
             boxes[i] = box[:4]
-    return TrackedVideo(Path(str(path)).stem, rate, found, crops, marks, boxes)
+    return TrackedVideo(name, rate, found, crops, marks, boxes)
 
 
 def window_features(video: TrackedVideo, spec: FeatureSpec) -> list[tuple[np.ndarray, np.ndarray]]:
