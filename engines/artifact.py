@@ -10,6 +10,11 @@ All metadata lives in ONE JSON blob under the ONNX `metadata_props` key "mestrea
      "training": {"dataset", "samples", "subjects", ...}, "protocol", "scores", "selection",
      "versions": {"mestream", "torch", "onnx", "opset"}, "created": "<UTC ISO 8601>"}
 
+An action-unit artifact adds "task": "action_units" (its "probs" are independent sigmoid probabilities,
+one per class, and the classes are FACS names "AU4") and "thresholds": {"AU4": 0.45, ...}, the probability
+at or above which each AU is reported active. Without "task" an artifact is a classifier ("classes":
+softmax probabilities, one label).
+
 Reading needs neither torch nor onnx: `read_artifact` asks ONNX Runtime (which the edge runtime has)
 for the model's custom metadata. Writing happens on the trainer side (trainer/export.py, with onnx).
 TensorRT plans carry the same blob in a JSON sidecar (engines/trt_build.py), never inside the plan.
@@ -29,6 +34,7 @@ SCHEMA_VERSION = 1
 METADATA_KEY = "mestream"
 
 _REQUIRED = ("schema", "v", "model", "inputs", "outputs", "classes")
+TASKS = ("classes", "action_units")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class Artifact:
     versions: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     path: Path | None = None
+    task: str = "classes"  # "classes": softmax over exclusive classes; "action_units": one sigmoid per class
+    thresholds: dict[str, float] = field(default_factory=dict)  # action_units: class -> active at or above
 
     @property
     def short_id(self) -> str:
@@ -92,7 +100,10 @@ class Artifact:
         )
 
     def to_json(self) -> dict[str, Any]:
+        # a classifier's blob stays exactly as before the action-unit task existed
+        extra = {} if self.task == "classes" else {"task": self.task, "thresholds": dict(self.thresholds)}
         return {
+            **extra,
             "schema": SCHEMA,
             "v": SCHEMA_VERSION,
             "model": {"family": self.family, "id": self.model_id, "short": self.short_id},
@@ -124,6 +135,8 @@ class Artifact:
             )
         if data["schema"] != SCHEMA:
             raise MestreamError(f"{where}: metadata schema is {data['schema']!r}, expected {SCHEMA!r}")
+        if data.get("task", "classes") not in TASKS:
+            raise MestreamError(f"{where}: artifact task {data['task']!r} is unknown; expected one of {', '.join(TASKS)}")
         if int(data["v"]) != SCHEMA_VERSION:
             raise MestreamError(
                 f"{where}: artifact schema version {data['v']} is not supported (this mestream reads "
@@ -145,6 +158,8 @@ class Artifact:
                 versions=dict(data.get("versions") or {}),
                 created=str(data.get("created", "")),
                 path=Path(path) if path is not None else None,
+                task=str(data.get("task", "classes")),
+                thresholds={str(k): float(v) for k, v in (data.get("thresholds") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MestreamError(
@@ -171,6 +186,9 @@ class Artifact:
         for spec in self.outputs:
             lines.append(f"output   {spec.name} {list(spec.shape)} {spec.dtype}")
         lines.append(f"classes  {', '.join(self.classes)}")
+        if self.task != "classes":
+            lines.append(f"task     {self.task}, thresholds "
+                         + ", ".join(f"{c} {self.thresholds.get(c, 0.5):.2f}" for c in self.classes))
         if self.flow:
             lines.append(f"flow     {self.flow.get('algorithm', '?')}: {self.flow.get('form', '')}")
         if self.training:
