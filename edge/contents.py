@@ -124,9 +124,11 @@ def content_problem(msg: Message) -> str:
             return problem
         return _colour_crop_problem("apex_color", arrays.get("apex_color"), onset.shape[0])
     if msg.topic == "event":
-        for key in ("onset", "apex", "offset", "latency_ms", "probabilities"):
+        for key in ("onset", "apex", "offset", "latency_ms", "probabilities", "action_units"):
             if key in h and not isinstance(h[key], dict):
                 return f"{key} = {h[key]!r}, expected an object"
+        if "action_units_active" in h and not isinstance(h["action_units_active"], list):
+            return f"action_units_active = {h['action_units_active']!r}, expected a list"
         return ""
     if msg.topic == "status":
         for key in ("stage", "event", "detail"):

@@ -417,22 +417,23 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
         if not artifact.is_file():
             raise MestreamError(f"artifact {artifact} does not exist; pass --artifact PATH to a .onnx made by `mestream export`")
         read_artifact(artifact)  # refuses anything that is not a mestream artifact, in one line
-        colour = _check_engine_fits(artifact)
+        colour = _check_engine_fits(artifact, topo.stage_options.get("classify", {}).get("action_units", "default"))
         # Colour crops are 48 KB more per frame between track and spot, and about 40 MB more memory in spot's
         # ring: sent only when the artifact reads the apex in colour or the preview shows the face.
         run = replace(run, artifact=str(artifact), color_crops=colour or bool(run.publish.preview))
     return run
 
 
-def _check_engine_fits(artifact: Path) -> bool:
+def _check_engine_fits(artifact: Path, action_units: str = "default") -> bool:
     """Open the engine once on the CPU and plan its inputs: an artifact this runtime cannot feed (inputs it
     does not know, flow parameters of another version, metadata that contradicts the graph) is refused
     here in one line, not by the infer process after the other stages have started. Returns whether it
     reads the apex in colour."""
-    from edge.stages.classify import Classify
+    from edge.stages.classify import Classify, ClassifyOptions
     from engines.base import open_engine
 
-    stage = Classify(artifact, engine_factory=lambda path: open_engine(path, backend="ort"))
+    stage = Classify(artifact, options=ClassifyOptions(action_units=str(action_units)),
+                     engine_factory=lambda path: open_engine(path, backend="ort"))
     stage.open()
     try:
         return stage.wants_colour

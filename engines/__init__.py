@@ -12,6 +12,7 @@ from engines.base import Engine, open_engine
 from engines.errors import MestreamError
 
 DEFAULT_ARTIFACT = "mestream-default.onnx"
+DEFAULT_AU_ARTIFACT = "mestream-au.onnx"  # action units, run beside the classifier (engines/default/AU_CARD.md)
 
 
 def default_artifact_path() -> Path:
@@ -24,12 +25,24 @@ def default_artifact_path() -> Path:
     return path
 
 
+def default_au_artifact_path() -> Path:
+    """The action-unit artifact shipped inside the package (see engines/default/AU_CARD.md)."""
+    path = Path(__file__).resolve().parent / "default" / DEFAULT_AU_ARTIFACT
+    if not path.is_file():
+        raise MestreamError(
+            f"the default action-unit artifact {path} is missing from this install; reinstall mestream, point "
+            "action_units to another AU artifact, or set it to \"off\""
+        )
+    return path
+
+
 __all__ = [
     "Artifact",
     "Engine",
     "MestreamError",
     "TensorInfo",
     "default_artifact_path",
+    "default_au_artifact_path",
     "open_engine",
     "read_artifact",
 ]

@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640, help="frames are scaled to this width at capture (0 = as recorded)")
     parser.add_argument("--artifact", type=Path, default=None, help="model artifact (default: the packaged one)")
     parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged one)")
+    parser.add_argument("--action-units", default=None, metavar="default|off|PATH",
+                        help="the action-unit model infer runs beside the classifier (overrides [stages.classify] action_units)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     parser.add_argument("--png", type=Path, default=None, help="bar chart of per-stage fps (default: the --json path with .png)")
     parser.add_argument("--soak", action="store_true", help="instead: run the pipeline PACED at the source's own fps for --seconds and "
@@ -489,7 +491,9 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and not out.parent.is_dir():
             raise MestreamError(f"{out}: folder {out.parent} does not exist; create it first")
     source = args.source or _default_source()
-    topo = load_topology(args.topology)
+    from edge.stages.action_units import with_action_units
+
+    topo = with_action_units(load_topology(args.topology), getattr(args, "action_units", None))
     capture_opts = dict(topo.stage_options.get("capture", {}), max_width=args.width, repeat=100000)
     topo = replace(topo, stage_options={**topo.stage_options, "capture": capture_opts})
     import socket

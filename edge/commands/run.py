@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline")
     parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged edge/topology.toml)")
     parser.add_argument("--artifact", type=Path, default=None, help="model artifact .onnx (default: the packaged default model)")
+    parser.add_argument("--action-units", default=None, metavar="default|off|PATH",
+                        help="action units in every event: the packaged AU model (default), off, or another AU artifact "
+                             "(overrides [stages.classify] action_units)")
     parser.add_argument("--record", type=Path, default=None, help="also write every published message to this JSONL file")
     parser.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at their frame rate")
     parser.add_argument("--publish", default=None, metavar="ENDPOINT", help="PUB endpoint (default from the topology: tcp://127.0.0.1:5560)")
@@ -35,7 +38,9 @@ def build_run_options(args: argparse.Namespace):
     from edge.process import RunOptions
     from edge.topology import load_topology
 
-    topo = load_topology(args.topology)
+    from edge.stages.action_units import with_action_units
+
+    topo = with_action_units(load_topology(args.topology), getattr(args, "action_units", None))
     publish = topo.publish
     if args.publish:
         publish = replace(publish, endpoint=args.publish)

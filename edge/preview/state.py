@@ -111,6 +111,9 @@ def _event_row(e: dict[str, Any]) -> dict[str, Any]:
         "kind": e.get("kind"),
         "label": label,
         "confidence": _finite(probs.get(label)),
+        # the active action units with their probabilities, in FACS order
+        "action_units": [{"name": str(name), "p": _finite((e.get("action_units") or {}).get(name))}
+                         for name in (e.get("action_units_active") or []) if isinstance(name, str)],
         "spot_score": _finite(e.get("spot_score")),
         "onset": (e.get("onset") or {}).get("frame"),
         "apex": (e.get("apex") or {}).get("frame"),

@@ -37,6 +37,9 @@ class ClassifyOptions:
     # part, is then off the offset->result path. false: candidates are dropped on arrival.
     speculate: bool = True
     speculate_cache: int = 8  # candidate results kept at most (oldest dropped first)
+    # action units in every event (edge/stages/action_units.py): "default" = the packaged AU model, "off", or
+    # the path of another AU artifact
+    action_units: str = "default"
 
     def __post_init__(self) -> None:
         if not isinstance(self.speculate_cache, int) or self.speculate_cache < 1:
@@ -51,6 +54,8 @@ class Scores:
     flow_ms: float
     prep_ms: float
     classify_ms: float
+    action_units: np.ndarray | None = None  # AU probabilities, when an AU model runs
+    action_units_ms: float = 0.0
 
 
 def _point_key(h: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -126,6 +131,13 @@ def score_message(msg: Message, options: ClassifyOptions, cache: SpeculativeResu
     return found if found is not None else score(msg, *crops)
 
 
+def open_au_engine(path: Path):
+    """The AU model runs on ONNX Runtime whatever runs the classifier: it is a few multiply-adds."""
+    from engines.base import open_engine
+
+    return open_engine(path, backend="ort")
+
+
 def _default_flow_fn() -> Callable[[np.ndarray, np.ndarray, Any, int], np.ndarray]:
     from edge.perception.flow import flow_input
 
@@ -194,13 +206,16 @@ class Classify:
         engine_factory: Callable[[Path], Any] | None = None,
         flow_fn: Callable[..., np.ndarray] | None = None,
         flow_params: Any = None,
+        au_engine_factory: Callable[[Path], Any] | None = None,
     ) -> None:
         self.artifact = Path(artifact)
+        self._au_engine_factory = au_engine_factory or open_au_engine
         self.options = options
         self._engine_factory = engine_factory
         self._flow_fn = flow_fn
         self._engine = None
         self._flow_params = flow_params
+        self._au = None
         self.classified = 0
         self.speculated = SpeculativeResults(options.speculate_cache)
 
@@ -217,6 +232,11 @@ class Classify:
             self._flow_fn = _default_flow_fn()
             self._flow_params = _flow_params(meta.flow)
         self._classes = list(meta.classes)
+        from edge.stages.action_units import open_action_units
+
+        flow_sides = [flow_side(tuple(spec.shape)) for kind, spec in self._plan if kind == "flow"]
+        self._au = open_action_units(self.options.action_units, self._au_engine_factory, meta.flow,
+                                     flow_sides[0] if flow_sides else None, self._flow_fn if flow_sides else None)
 
     @staticmethod
     def _input_plan(spec) -> tuple[str, Any]:
@@ -228,6 +248,9 @@ class Classify:
         raise MestreamError(f"artifact input {spec.name!r} ({spec.meaning or 'no meaning given'}) is neither a flow nor an apex input; this runtime cannot feed it")
 
     def close(self) -> None:
+        if self._au is not None:
+            self._au.close()
+            self._au = None
         if self._engine is not None:
             log.info("classify: %d events; speculation %s", self.classified, self.speculated.summary())
             self._engine.close()
@@ -243,12 +266,14 @@ class Classify:
             return []
         self.classified += 1
         return [Message("event", build_event(msg.header, scores.probs, self._classes, self._engine.meta, flow_ms=scores.flow_ms,
-                                             prep_ms=scores.prep_ms, classify_ms=scores.classify_ms))]
+                                             prep_ms=scores.prep_ms, classify_ms=scores.classify_ms,
+                                             action_units=au_fields(self._au, scores)))]
 
     def _score(self, msg: Message, onset: np.ndarray, apex: np.ndarray) -> Scores:
         t0 = time.perf_counter_ns()
         inputs: dict[str, np.ndarray] = {}
         t_flow = 0
+        flow = None
         for kind, spec in self._plan:
             shape = tuple(spec.shape)
             if kind == "flow":
@@ -263,7 +288,9 @@ class Classify:
         t2 = time.perf_counter_ns()
         if probs.size != len(self._classes):
             raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
-        return Scores(probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6)
+        au_probs, au_ms = self._au.score(onset, apex, flow) if self._au is not None else (None, 0.0)
+        return Scores(probs, flow_ms=t_flow / 1e6, prep_ms=(t1 - t0 - t_flow) / 1e6, classify_ms=(t2 - t1) / 1e6,
+                      action_units=au_probs, action_units_ms=au_ms)
 
     @property
     def wants_colour(self) -> bool:
@@ -285,14 +312,25 @@ class Classify:
         return _as_input(image.astype(np.float32) / 255.0, shape, name)
 
 
+def au_fields(au: Any, scores: Scores) -> dict[str, Any] | None:
+    """The event's AU fields and their cost, or None without an AU model (shared by the CPU and GPU paths)."""
+    if au is None or scores.action_units is None:
+        return None
+    return {**au.fields(scores.action_units), "ms": scores.action_units_ms}
+
+
 def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: Any, *, flow_ms: float, prep_ms: float,
-                classify_ms: float) -> dict[str, Any]:
-    """The published event for an "interval" header and the engine's probabilities (shared by the CPU and GPU paths)."""
+                classify_ms: float, action_units: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The published event for an "interval" header and the engine's probabilities (shared by the CPU and GPU paths).
+
+    `action_units` ({"action_units", "action_units_active", "ms"}, from `au_fields`) adds the AU fields."""
     best = int(np.argmax(probs))
     latency: dict[str, float] = {}
     for name, t_in, t_out in h.get("stamps", []):
         latency[str(name)] = round((int(t_out) - int(t_in)) / 1e6, 3)
     latency.update(flow=round(flow_ms, 3), prepare=round(prep_ms, 3), classify=round(classify_ms, 3))
+    if action_units is not None:
+        latency["action_units"] = round(float(action_units["ms"]), 3)
 
     def point(key: str) -> dict[str, int]:
         p = h.get(key) or {}
@@ -322,6 +360,9 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
         "model": {"id": meta.model_id, "family": meta.family},
         "latency_ms": latency,
     }
+    if action_units is not None:
+        event["action_units"] = action_units["action_units"]
+        event["action_units_active"] = action_units["action_units_active"]
     if "source" in h:
         event["source"] = str(h["source"])
     return event

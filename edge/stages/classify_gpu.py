@@ -29,8 +29,8 @@ import numpy as np
 
 from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_process_gpu, probe_gpu
 from edge.messages import Message
-from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, build_event,
-                                  flow_side, score_message)
+from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, au_fields,
+                                  build_event, flow_side, open_au_engine, score_message)
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ class ClassifyGpu:
     def __init__(self, artifact: Path | str, *, options: ClassifyOptions = ClassifyOptions(), engine: str = "trt",
                  precision: str = "fp32", device_index: int = 0, gpu_factory: Callable[[int], Any] | None = None,
                  engine_factory: Callable[[Path], Any] | None = None, flow_factory: Callable[..., Any] | None = None,
-                 flow_params: Any = None, crop_side: int = DEFAULT_CROP) -> None:
+                 flow_params: Any = None, crop_side: int = DEFAULT_CROP,
+                 au_engine_factory: Callable[[Path], Any] | None = None) -> None:
         if engine not in ("trt", "ort"):
             raise MestreamError(f"ClassifyGpu engine={engine!r}: expected 'trt' or 'ort'")
         self.artifact = Path(artifact)
@@ -154,6 +155,8 @@ class ClassifyGpu:
         self._flow_factory = flow_factory or _cuda_flow_factory
         self._flow_params = flow_params
         self.crop_side = crop_side
+        self._au_engine_factory = au_engine_factory or open_au_engine
+        self._au = None  # the AU model (edge/stages/action_units.py): ONNX Runtime on the downloaded flow
         self._gpu = None
         self._engine = None
         self._flows: dict[tuple[int, int, int], Any] = {}
@@ -189,6 +192,10 @@ class ClassifyGpu:
                         self._apex_buffers[spec.name] = (driver.mem_alloc(host.nbytes), host)
             for side in sorted({flow_side(tuple(spec.shape)) for spec in flow_specs}):
                 self._flow_for(self.crop_side, self.crop_side, side)  # compile and allocate now, not on the first event
+            from edge.stages.action_units import open_action_units
+
+            self._au = open_action_units(self.options.action_units, self._au_engine_factory, meta.flow,
+                                         flow_side(tuple(flow_specs[0].shape)))
             log.info("GPU infer: %s on %s, flow input %s", self.engine_kind, getattr(self._gpu, "name", "GPU"),
                      "by device pointer" if self.device_inputs else "through a host copy")
         except BaseException:
@@ -216,6 +223,9 @@ class ClassifyGpu:
     def close(self) -> None:
         if self._gpu is None:
             return
+        if self._au is not None:
+            self._au.close()
+            self._au = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
@@ -241,7 +251,7 @@ class ClassifyGpu:
             return []
         self.classified += 1
         event = build_event(msg.header, scores.probs, self._classes, self._engine.meta, flow_ms=scores.flow_ms,
-                            prep_ms=scores.prep_ms, classify_ms=scores.classify_ms)
+                            prep_ms=scores.prep_ms, classify_ms=scores.classify_ms, action_units=au_fields(self._au, scores))
         return [Message("event", event)]
 
     def _score(self, msg: Message, onset: np.ndarray, apex: np.ndarray) -> Scores:
@@ -291,4 +301,10 @@ class ClassifyGpu:
         probs = np.asarray(out["probs"], dtype=np.float64).reshape(-1)
         if probs.size != len(self._classes):
             raise MestreamError(f"engine gave {probs.size} probabilities for {len(self._classes)} classes; the artifact is inconsistent")
-        return Scores(probs, flow_ms=flow_ms, prep_ms=max(0.0, wall_ms - flow_ms - classify_ms), classify_ms=classify_ms)
+        au_probs, au_ms = None, 0.0
+        if self._au is not None:
+            # the AU model reads the classifier's flow, copied down once (3 x S x S floats), or makes its own
+            shared = flows[self._au.side].download_input(1)[0] if self._au.shares_flow and self._au.side in flows else None
+            au_probs, au_ms = self._au.score(onset, apex, shared)
+        return Scores(probs, flow_ms=flow_ms, prep_ms=max(0.0, wall_ms - flow_ms - classify_ms), classify_ms=classify_ms,
+                      action_units=au_probs, action_units_ms=au_ms)

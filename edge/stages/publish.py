@@ -48,8 +48,11 @@ def _log_line(topic: str, payload: dict[str, Any]) -> None:
     if topic == PUBLISHED_EVENT_TOPIC:
         label = payload.get("label")
         p = (payload.get("probabilities") or {}).get(label)
-        log.info("event: %s %s%s, frames %s..%s, published %.0f ms after the offset", payload.get("kind"), label,
-                 f" ({p:.2f})" if isinstance(p, (int, float)) else "", (payload.get("onset") or {}).get("frame"),
+        active = payload.get("action_units_active")
+        log.info("event: %s %s%s%s, frames %s..%s, published %.0f ms after the offset", payload.get("kind"), label,
+                 f" ({p:.2f})" if isinstance(p, (int, float)) else "",
+                 f" [{' '.join(map(str, active)) or 'no AU'}]" if isinstance(active, list) else "",
+                 (payload.get("onset") or {}).get("frame"),
                  (payload.get("offset") or {}).get("frame"), payload["latency_ms"].get("offset_to_result", 0.0))
     elif payload.get("event") == "metrics":
         log.debug("metrics: %s", payload.get("detail"))

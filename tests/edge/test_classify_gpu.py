@@ -16,7 +16,7 @@ from edge.commands.bench_flow import centre_squares
 from edge.messages import Message
 from edge.process import RunOptions, build_stage
 from edge.stages.base import run_chain
-from edge.stages.classify import Classify
+from edge.stages.classify import Classify, ClassifyOptions
 from edge.stages.classify_gpu import ClassifyGpu, InferOnDevice
 from engines.errors import MestreamError
 from stand_ins import FakeEngine, ListSource, artifact_for_tests, fake_flow, interval
@@ -120,7 +120,7 @@ class DeviceFakeEngine(FakeEngine):
         return self.infer({name: self.driver.memory[ptr] for name, ptr in pointers.items()})
 
 
-def _gpu_stage(engine_cls=DeviceFakeEngine, **engine_kwargs):
+def _gpu_stage(engine_cls=DeviceFakeEngine, action_units="off", **engine_kwargs):
     gpu = FakeGpu()
     flows = []
     engine = engine_cls(gpu.driver, **engine_kwargs) if engine_cls is DeviceFakeEngine else engine_cls(**engine_kwargs)
@@ -129,8 +129,8 @@ def _gpu_stage(engine_cls=DeviceFakeEngine, **engine_kwargs):
         flows.append(FakeCudaFlow(gpu.driver, *args))
         return flows[-1]
 
-    stage = ClassifyGpu("fake.onnx", gpu_factory=lambda index: gpu, engine_factory=lambda path: engine,
-                        flow_factory=flow_factory, crop_side=64)
+    stage = ClassifyGpu("fake.onnx", options=ClassifyOptions(action_units=action_units), gpu_factory=lambda index: gpu,
+                        engine_factory=lambda path: engine, flow_factory=flow_factory, crop_side=64)
     return stage, gpu, engine, flows
 
 
@@ -138,8 +138,9 @@ def _without_latency(event):
     return {k: v for k, v in event.header.items() if k != "latency_ms"}
 
 
-def _cpu_events(messages, **engine_kwargs):
-    stage = Classify("fake.onnx", engine_factory=lambda path: FakeEngine(**engine_kwargs), flow_fn=fake_flow)
+def _cpu_events(messages, action_units="off", engine_factory=None, **engine_kwargs):
+    stage = Classify("fake.onnx", options=ClassifyOptions(action_units=action_units),
+                     engine_factory=engine_factory or (lambda path: FakeEngine(**engine_kwargs)), flow_fn=fake_flow)
     return run_chain(ListSource(messages), [stage])
 
 
@@ -188,9 +189,25 @@ def test_a_crop_of_another_size_gets_its_own_flow_buffers_once():
     assert [f.shape for f in flows] == [(64, 64), (96, 96)]
 
 
-def test_intervals_below_min_score_other_topics_and_missing_crops_behave_as_on_the_cpu_path():
-    from edge.stages.classify import ClassifyOptions
+def test_the_au_model_reads_the_classifiers_flow_copied_down_once_and_publishes_what_the_cpu_path_does():
+    from dataclasses import replace
 
+    from engines import default_au_artifact_path
+    from engines.artifact import read_artifact
+
+    alike = read_artifact(default_au_artifact_path()).flow  # the classifier's flow made as the AU model's
+    messages = [interval(10), interval(40, brighter=-40)]
+    stage, gpu, engine, flows = _gpu_stage(action_units="default")
+    engine.meta = replace(engine.meta, flow=alike)
+    gpu_events = run_chain(ListSource(messages), [stage])
+    cpu_engine = FakeEngine()
+    cpu_engine.meta = replace(cpu_engine.meta, flow=alike)
+    cpu_events = _cpu_events(messages, action_units="default", engine_factory=lambda path: cpu_engine)
+    assert [_without_latency(e) for e in gpu_events] == [_without_latency(e) for e in cpu_events]
+    assert "AU4" in gpu_events[0].header["action_units"] and flows[0].downloads == 2 and stage.downloads == 0
+
+
+def test_intervals_below_min_score_other_topics_and_missing_crops_behave_as_on_the_cpu_path():
     stage, gpu, engine, flows = _gpu_stage()
     stage.options = ClassifyOptions(min_score=3.0)
     status = Message("status", {"stage": "track", "event": "face_lost"})
@@ -301,8 +318,12 @@ def _assert_same_events(gpu_events, cpu_events, atol=0.02):
     for g, c in zip(gpu_events, cpu_events):
         gh, ch = _without_latency(g), _without_latency(c)
         gp, cp = gh.pop("probabilities"), ch.pop("probabilities")
+        # action units: the same units, probabilities as close as the classes' (one near its threshold may flip)
+        ga, ca = gh.pop("action_units", {}), ch.pop("action_units", {})
+        gh.pop("action_units_active", None), ch.pop("action_units_active", None)
         assert gh == ch  # label, frames, box, model: identical
         assert gp.keys() == cp.keys() and max(abs(gp[k] - cp[k]) for k in gp) <= atol, (gp, cp)
+        assert ga.keys() == ca.keys() and all(abs(ga[k] - ca[k]) <= atol for k in ga), (ga, ca)
 
 
 @pytest.fixture

@@ -85,3 +85,21 @@ def test_malformed_tensor_entries_are_reported_not_crashed():
     data["inputs"] = [{"name": "flow"}]  # no shape
     with pytest.raises(MestreamError, match="malformed mestream metadata"):
         Artifact.from_json(data, Path("x.onnx"))
+
+
+def test_an_action_unit_artifact_round_trips_its_task_and_thresholds_and_a_classifier_stays_as_it_was():
+    from dataclasses import replace
+
+    classifier = tiny_artifact_meta()
+    assert "task" not in classifier.to_json() and "thresholds" not in classifier.to_json()
+    au = replace(classifier, classes=("AU4", "AU12"), task="action_units", thresholds={"AU4": 0.6, "AU12": 0.25})
+    back = Artifact.from_text(au.to_text())
+    assert back.task == "action_units" and back.thresholds == {"AU4": 0.6, "AU12": 0.25}
+    assert "thresholds AU4 0.60, AU12 0.25" in back.summary()
+
+
+def test_an_unknown_artifact_task_is_refused_in_one_line():
+    data = tiny_artifact_meta().to_json()
+    data["task"] = "regression"
+    with pytest.raises(MestreamError, match="task 'regression' is unknown"):
+        Artifact.from_json(data)
