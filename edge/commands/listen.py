@@ -2,8 +2,10 @@
 
     mestream listen                                  # everything under "me." on tcp://127.0.0.1:5560
     mestream listen --topics me.event --count 5 --timeout 30
-Each message is printed as one line: the topic, a space, the JSON. Exits 0 after --count messages, 1 when
---timeout seconds pass with nothing received.
+Each message is printed as one line: the topic, a space, the JSON. An event carries its label and
+probabilities and, unless the AU model is off, "action_units" (AU -> probability) and "action_units_active"
+(edge/schema/event.schema.json). Exits 0 after --count messages, 1 when --timeout seconds pass with nothing
+received.
 """
 
 from __future__ import annotations
