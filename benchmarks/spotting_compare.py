@@ -30,9 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-TRAIN = [("evm_face.mp4", None, s) for s in (101, 102, 103, 104)] + [("casme2_style_demo.avi", None, s) for s in (101, 102)]
-EVAL = [("pyfeat_single_face.mp4", "7:16", s) for s in (201, 202)] + [("casme2_sub01_EP02_01f.avi", None, s) for s in (201, 202)]
+from still_faces import STILL_SPANS  # noqa: E402
+
+TRAIN = ([(f, STILL_SPANS[f], s) for f, seeds in (("evm_face.mp4", (101, 102, 103, 104)), ("casme2_style_demo.avi", (101, 102)))
+          for s in seeds])
+EVAL = [(f, STILL_SPANS[f], s) for f in ("pyfeat_single_face.mp4", "casme2_sub01_EP02_01f.avi") for s in (201, 202)]
 SECONDS = 40
 
 

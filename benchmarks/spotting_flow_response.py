@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-FACES = (("pyfeat_single_face.mp4", "7:16"), ("casme2_sub01_EP02_01f.avi", None), ("casme2_style_demo.avi", None),
-         ("evm_face.mp4", None))
+from still_faces import STILL_SPANS  # noqa: E402
+
+FACES = tuple(STILL_SPANS.items())
 CROP = 128  # the track stage's crop size (edge/stages/face_tracking.py TrackParams.size)
 
 

@@ -26,8 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-FACES = (("pyfeat_single_face.mp4", "7:16"), ("casme2_sub01_EP02_01f.avi", None))
+from still_faces import STILL_SPANS  # noqa: E402
+
+FACES = tuple((f, STILL_SPANS[f]) for f in ("pyfeat_single_face.mp4", "casme2_sub01_EP02_01f.avi"))
 
 
 def synth(assets: Path, face: str, span: str | None, seed: int, fps: float, seconds: float, out: Path) -> Path:
@@ -90,7 +93,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
         raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import cv2
     from spotting_compare import replay
     from spotting_tune import parse_variants

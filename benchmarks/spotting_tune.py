@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-TUNE = ([("pyfeat_single_face.mp4", "7:16", s) for s in (301, 302)] + [("casme2_sub01_EP02_01f.avi", None, s) for s in (301, 302)]
-        + [("casme2_style_demo.avi", None, 301), ("evm_face.mp4", None, 301)])
+from still_faces import STILL_SPANS  # noqa: E402
+
+TUNE = ([(f, STILL_SPANS[f], s) for f in ("pyfeat_single_face.mp4", "casme2_sub01_EP02_01f.avi") for s in (301, 302)]
+        + [(f, STILL_SPANS[f], 301) for f in ("casme2_style_demo.avi", "evm_face.mp4")])
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

