@@ -43,18 +43,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.perception.expression_motion import PATCH_EYE, face_mask, peak_displacement
+
 FPS = 200.0  # CASME II
 SHEET = "annotations/davidnvq_me_recognition/CASME2-coding-20140508.xlsx"
 FRAMES = "casme2_cropped/CASME2_Cropped"
-PATCH_EYE = 0.1  # box filter side / eye distance: about one action unit
 FLOOR_STEP = 2  # frames after the onset for the noise floor (10 ms)
 NOISE_PAIRS = 4  # consecutive frame pairs from the onset for the camera noise
 CHECK_AMP = 0.01  # / eye distance, near the real median
-# FaceMesh eye contours (image-left eye, then image-right eye): their insides are masked out
-EYE_CONTOURS = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-    (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
-)
 # face parts by FaceMesh landmarks, to say where each clip's peak is (the nearest landmark's part)
 PARTS = {
     "brow": (70, 63, 105, 66, 107, 336, 296, 334, 293, 300),
@@ -126,45 +122,6 @@ def face_landmarks(mesh, image: np.ndarray) -> np.ndarray | None:
         return None
     h, w = image.shape[:2]
     return np.array([(p.x * w, p.y * h) for p in res.multi_face_landmarks[0].landmark], np.float32)
-
-
-def face_mask(marks: np.ndarray, shape: tuple[int, int], inset: int) -> np.ndarray:
-    """The face (hull of the landmarks) shrunk by `inset` px, without the eye openings."""
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(marks[:468].astype(np.int32)), 1)
-    if inset > 0:
-        mask = cv2.erode(mask, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8))
-    for contour in EYE_CONTOURS:
-        cv2.fillPoly(mask, [marks[list(contour)].astype(np.int32)], 0)
-    return mask.astype(bool)
-
-
-def residual_flow(flow: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The flow minus the head's affine motion, fitted over the face robustly (a second fit leaves out the
-    pixels that moved most after the first, where an expression is)."""
-    h, w = mask.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    design = np.stack([np.ones(h * w), xx.ravel(), yy.ravel()], axis=1)
-    target = flow.reshape(-1, 2).astype(np.float64)
-    face = mask.ravel()
-    use = face
-    for _ in range(2):
-        coef, *_ = np.linalg.lstsq(design[use], target[use], rcond=None)
-        resid = target - design @ coef
-        size = np.linalg.norm(resid, axis=1)
-        use = face & (size <= 2.0 * np.median(size[face]) + 1e-6)
-    return resid.reshape(h, w, 2).astype(np.float32)
-
-
-def peak_displacement(a: np.ndarray, b: np.ndarray, mask: np.ndarray, box: int) -> tuple[float, tuple[int, int]]:
-    """Largest box-filtered residual displacement (px) inside the mask from grey frame a to b, and where."""
-    from edge.perception.flow import TVL1Params, tvl1_flow
-
-    resid = residual_flow(tvl1_flow(a, b, TVL1Params()), mask)
-    size = np.linalg.norm(cv2.blur(resid, (box, box), borderType=cv2.BORDER_REPLICATE), axis=2)
-    size[~mask] = 0.0
-    y, x = np.unravel_index(int(np.argmax(size)), size.shape)
-    return float(size[y, x]), (int(x), int(y))
 
 
 def part_at(marks: np.ndarray, xy: tuple[int, int]) -> str:
