@@ -95,6 +95,17 @@ class SpotParams:
     micro_rise_s: float = 0.25
     # ... the onset to apex phase ending where the displacement first reaches rise_frac of its peak
     rise_frac: float = 0.7
+    # An event that ended with the face still displaced (at least release_frac of its peak away from its
+    # reference) may be the rise of a held expression. When the next event, within release_s of it, brings the
+    # face back to rest (under return_frac of that peak from the old reference), it is that expression's
+    # release: published as one macro-expression from the first onset to the release's offset, not as a new
+    # micro one.
+    # An event during which the head moved (the lagged flow's affine model reached) more than head_ratio x its
+    # peak is dropped: alignment and flow leave a residual of a head motion that looks like an action unit.
+    # 0 = keep every event.
+    head_ratio: float = 0.0
+    release_s: float = 2.0
+    release_frac: float = 0.5
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
     refractory_s: float = 0.2  # after an event, frames whose lag reaches back into it cannot trigger a new one
     # Blinks: a frame is a blink when the eyes' aspect ratio drops below this fraction of its median,
@@ -134,6 +145,8 @@ class SpotParams:
             raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.rise_frac <= 1:
             raise MestreamError(f"rise_frac={self.rise_frac} is out of range; expected a value in (0, 1], e.g. 0.7")
+        if not 0 < self.release_frac <= 1:
+            raise MestreamError(f"release_frac={self.release_frac} is out of range; expected a value in (0, 1], e.g. 0.5")
         if not 0 < self.return_frac < 1:
             raise MestreamError(f"return_frac={self.return_frac} is out of range; expected a value in (0, 1)")
         if self.lag_s <= 0:

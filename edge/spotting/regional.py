@@ -60,6 +60,7 @@ class _Frame:
     blink: bool = False
     motion: np.ndarray | None = None  # region scores of this frame's flow: lagged when quiet, from ref in an event
     signal: float = 0.0  # s(t) this frame gave (weighted, eyes masked as they were)
+    head: float = 0.0  # how far the head moved in the lagged flow (affine model's reach, flow-grid px)
 
 
 @dataclass
@@ -88,6 +89,16 @@ class _Event:
         if self.eyes_masked:
             d = d[:, ~BLINK_MASK]
         return d.max(axis=1)
+
+
+@dataclass(frozen=True)
+class _Displaced:
+    """An event that ended away from its reference: its release may follow (SpotParams.release_s)."""
+    ref: int
+    onset: int
+    apex: int
+    end: int
+    peak: float
 
 
 class RegionalSpotter:
@@ -134,6 +145,7 @@ class RegionalSpotter:
         self._last_blink = -(10**9)
         self._last_end = -(10**9)
         self._event: _Event | None = None
+        self._displaced: _Displaced | None = None
 
     def _restart(self, reason: str) -> list[Message]:
         had_window = self._n >= 0
@@ -207,6 +219,7 @@ class RegionalSpotter:
             return []
         ev = self._event
         lag_field = self._meter.residual(self._frame(n - k).small, frame.small)
+        frame.head = self._meter.last_reach
         lagged = self._meter.field_scores(lag_field)
         if ev is None:
             frame.motion = lagged
@@ -360,6 +373,8 @@ class RegionalSpotter:
             return []  # the trigger was noise or a masked blink: nothing moved away from the reference
         if self._only_a_blink(ev, confirm):
             return []
+        if p.head_ratio > 0 and max(self._frame(j).head for j in range(ev.ref + 1, end + 1)) > p.head_ratio * peak:
+            return []  # the head moved far more than the face did: what is left is the head motion's leak
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
         offset = self._frame(end)
@@ -368,11 +383,27 @@ class RegionalSpotter:
         risen = ev.ref + 1 + int(np.flatnonzero(d >= p.rise_frac * peak)[0])
         kind = "macro" if ev.held else kind_of(self._seconds(onset.n, offset.n), self._seconds(onset.n, max(risen, onset.n)),
                                                p.micro_max_s, p.micro_rise_s)
-        log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
+        released = self._released_from(ev, end)
+        self._displaced = None
+        if released is not None:
+            kind, onset, apex = "macro", self._frame(released.onset), self._frame(released.apex)
+        elif not ev.held and float(d[-1]) >= p.release_frac * peak:
+            self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak)
+        log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
         return [out]
+
+    def _released_from(self, ev: _Event, end: int) -> _Displaced | None:
+        """The displaced event this one brought the face back from, if any: one flow from its reference."""
+        p, old = self.params, self._displaced
+        if old is None or old.ref < self._frames[0].n or self._seconds(old.end, ev.ref) > p.release_s:
+            return None
+        back = self._meter.field_scores(self._meter.residual(self._frame(old.ref).small, self._frame(end).small)) / self._w()
+        if ev.eyes_masked:
+            back = back[~BLINK_MASK]
+        return old if float(back.max()) <= p.return_frac * old.peak else None
 
     def flush(self) -> list[Message]:
         """End of stream: an expression still under way is closed at the last frame."""

@@ -83,6 +83,7 @@ class RegionMotion:
         dis.setPatchStride(4)
         dis.setVariationalRefinementIterations(refine_iters)
         self._dis = dis
+        self.last_reach = 0.0  # the head motion residual() last found (flow-grid px), before any recompensation
         boxes = region_boxes(flow_size)
         # brows stop where the eye boxes start and the nose starts below them (half a patch away), so a
         # blink's lid sweep, which masks the eye regions, does not leak into its neighbours through the
@@ -142,7 +143,8 @@ class RegionMotion:
         otherwise remain after the subtraction and look like an action unit. Still heads cost one flow."""
         flow = self._dis.calc(a, b, None)
         coef = self._head_model(flow)
-        if self.recompensate_px > 0 and self._model_reach(coef) > self.recompensate_px:
+        self.last_reach = self._model_reach(coef)
+        if self.recompensate_px > 0 and self.last_reach > self.recompensate_px:
             c = self.size / 2.0
             (ax, bx, cx), (ay, by, cy) = coef[:, 0].tolist(), coef[:, 1].tolist()
             back = np.array([[1.0 + ax, bx, cx - (ax + bx) * c], [ay, 1.0 + by, cy - (ay + by) * c]])

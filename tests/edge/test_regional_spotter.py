@@ -129,6 +129,24 @@ def test_an_expression_that_stops_moving_slightly_away_from_rest_ends_when_the_m
     assert iou(found[0], Interval(40, 46, "micro", 44)) >= 0.5
 
 
+def test_an_expression_held_under_the_hold_bar_and_then_released_ends_as_one_macro_expression():
+    # rises in 0.3 s, held 0.8 s at less than hold_px, released in 0.3 s: the rise is published as micro when
+    # the face stops moving (live, it cannot know yet); the release brings the face back to where it was before
+    # the rise, and closes the whole as one macro-expression instead of a second micro one
+    faces = make_faces(150, events=[(30, 39, 63, 72, 2.5)])
+    found = intervals(spot(faces))
+    assert [f.kind for f in found] == ["micro", "macro"]
+    assert iou(found[1], Interval(30, 72, "macro")) >= 0.5
+    assert found[1].onset == found[0].onset and found[1].apex == found[0].apex
+    without = intervals(spot(faces, SpotParams(release_s=0.0)))
+    assert [f.kind for f in without] == ["micro", "micro"]
+
+
+def test_a_release_long_after_the_rise_is_a_new_event_not_the_end_of_a_macro_expression():
+    faces = make_faces(200, events=[(30, 39, 120, 129, 2.5)])  # held 2.7 s, more than release_s
+    assert [f.kind for f in intervals(spot(faces))] == ["micro", "micro"]
+
+
 def test_an_event_is_micro_when_it_is_short_or_when_it_rises_fast():
     assert kind_of(0.4, 0.3, 0.5, 0.25) == "micro"
     assert kind_of(0.6, 0.2, 0.5, 0.25) == "micro"  # CASME II and SAMM: onset to apex within 0.25 s
@@ -138,6 +156,16 @@ def test_an_event_is_micro_when_it_is_short_or_when_it_rises_fast():
 
 def test_a_head_shift_of_two_pixels_is_not_an_expression():
     assert intervals(spot(make_faces(120, head=[(40, 46, 46, 52, 2.0)]))) == []
+
+
+def test_an_expression_under_a_head_motion_much_larger_than_it_is_dropped_only_with_head_ratio():
+    # a 3 px mouth-corner motion while the whole crop moves 2 px and back: the head moves the flow grid
+    # several times more than the residual shows
+    faces = make_faces(120, events=[(40, 44, 44, 49, 3.0)], head=[(38, 44, 44, 50, 2.0)])
+    assert [f.kind for f in intervals(spot(faces, SpotParams(head_ratio=0.0)))] == ["micro"]
+    assert intervals(spot(faces, SpotParams(head_ratio=2.0))) == []
+    alone = make_faces(120, events=[(40, 44, 44, 49, 1.5)])
+    assert [f.kind for f in intervals(spot(alone, SpotParams(head_ratio=2.0)))] == ["micro"]
 
 
 def test_a_gap_in_the_frame_sequence_restarts_the_window():
