@@ -320,6 +320,12 @@ class RegionalSpotter:
         if has_returned(d, p.return_frac, ev.noise) or self._seconds(ev.ref, n) > p.max_event_s:
             return self._close_event(d)
         settled = ev.quiet_run >= max(1, p.frames(p.settle_s, self._fps))
+        if settled and self._released_from(ev, n) is not None:
+            # the face is back where it was before the last event, which it had left displaced: the release of
+            # that expression, however far it is from this event's own reference (a plateau)
+            last_moving = n - ev.quiet_run
+            end = max(last_moving - int(round(p.offset_lag * k)), ev.ref + 1 + int(np.argmax(d[: last_moving - ev.ref])) + 1)
+            return self._close_event(d[: end - ev.ref])
         if settled and d[-1] >= p.hold_px and d[-1] >= p.hold_frac * float(d.max()):
             ev.held = True  # held far away from the reference (a smile): followed on until it comes back
         elif settled:
