@@ -71,7 +71,8 @@ def check_au_meta(meta: Any, where: Path) -> None:
 
 
 def _same_flow(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return dict(a.get("params") or {}) == dict(b.get("params") or {})
+    """Both artifacts' flow blocks (algorithm, parameters, form) are the same, so is the flow they read."""
+    return bool(a) and {k: a.get(k) for k in ("algorithm", "params", "form")} == {k: b.get(k) for k in ("algorithm", "params", "form")}
 
 
 class ActionUnits:
