@@ -13,7 +13,7 @@ folds, AUC from the pooled probabilities. The target: macro F1 >= 0.6 over the A
 positive clips.
 
 --export also fits the model on every clip (chosen the same way on all subjects) and writes the artifact
-that engines/default/ ships. Writes the markdown results file and a JSON beside it.
+that engines/default/ ships, with AU_CARD.md beside it (made from the artifact's metadata). Writes the markdown results file and a JSON beside it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main() -> int:
                + (f" --folds {args.folds}" if args.folds else "") + (f" --export {args.export}" if args.export else ""))
     exported = None
     if args.export is not None:
-        from trainer.action_units import export_au_model, fit_au_model
+        from trainer.action_units import export_au_model, fit_au_model, write_au_card
 
         start = time.perf_counter()
         fitted = fit_au_model(flow, targets, subjects, aus)
@@ -105,6 +105,7 @@ def main() -> int:
                              | {"positives": counts[a]} for a in aus},
                     "macro_f1": round(macro, 4), "macro_f1_aus": reported},
             selection=recipe_text(AU_RECIPE) + f"; the shipped model chosen the same way on all {len(set(subjects))} subjects")
+        write_au_card(args.export, args.export.with_name("AU_CARD.md"), command=command)
         print(f"exported {args.export} ({time.perf_counter() - start:.0f} s): pool {fitted.choice.config.pool}, "
               f"l2 {fitted.choice.config.l2}, thresholds {exported.thresholds}", flush=True)
 

@@ -455,3 +455,98 @@ def recipe_text(recipe: AURecipe = AU_RECIPE) -> str:
             f"per-AU F1) and every AU's threshold (grid 0.05..0.95, best F1) on out-of-fold probabilities of an "
             f"inner {INNER_SPLITS}-group split of its own training subjects, then fits on all of them and predicts "
             "the held-out subject once; nothing is chosen by looking at a test subject")
+
+
+AU_LICENCE_NOTE = (
+    "Trained on CASME II clips, which are licensed for non-commercial research only, and so is this model: "
+    "internal research use only, no redistribution outside the project, no commercial use. The frames are not "
+    "part of this package."
+)
+
+
+def render_au_card(artifact, *, command: str, size_bytes: int) -> str:
+    """AU_CARD.md for a shipped AU artifact, from its own metadata (nothing typed by hand can drift)."""
+    import json
+
+    training, scores = artifact.training or {}, artifact.scores or {}
+    loso = scores.get("loso", {})
+    flow = artifact.flow or {}
+    lines = [
+        "# mestream action-unit model",
+        "",
+        f"`{artifact.path.name if artifact.path else 'artifact.onnx'}`: family **{artifact.family}**, task "
+        f"`{artifact.task}`, model id `{artifact.model_id}`, {size_bytes / 1024:.0f} KiB, created {artifact.created}.",
+        "",
+        "## What it does",
+        "",
+        f"Gives, for one spotted expression, the probability of each of {len(artifact.classes)} FACS action units: "
+        + ", ".join(artifact.classes) + " (sides merged: L12 and R12 are AU12). Each is a probability on its own; "
+        f"they do not sum to 1. Output `probs` (1, {len(artifact.classes)}). An AU is reported active at or above "
+        "its threshold, which the artifact records: "
+        + ", ".join(f"{c} {artifact.thresholds[c]:.2f}" for c in artifact.classes) + ".",
+        "",
+        "| input | shape | dtype | meaning | normalisation |",
+        "|---|---|---|---|---|",
+        *(f"| `{s.name}` | {list(s.shape)} | {s.dtype} | {s.meaning} | {s.normalisation} |" for s in artifact.inputs),
+        "",
+        f"Flow: `{flow.get('algorithm', '?')}` with parameters `{json.dumps(flow.get('params', {}), sort_keys=True)}`. "
+        "When the classifier's artifact records the same flow block, the classify stage gives this model the "
+        "classifier's flow (edge/stages/action_units.py): no second TV-L1. The model: each map standardised (minus "
+        f"its mean, over its spread), average-pooled by {training.get('pool', '?')}, one logistic unit per AU "
+        f"(L2 {training.get('l2', '?')}), averaged over the flow and its mirror image (trainer/action_units.py).",
+        "",
+        "## Data",
+        "",
+        f"{training.get('dataset', '?')}: {training.get('samples', '?')} clips of {training.get('subjects', '?')} "
+        f"subjects, AU codes of the {training.get('sheet', '?')}. Positive clips: "
+        + ", ".join(f"{c} {training.get('positives', {}).get(c, '?')}" for c in artifact.classes)
+        + ". The shipped weights are fitted on every clip; pooling, L2 and thresholds were chosen by the recipe "
+        "on an inner split of all subjects.",
+        "",
+        "## Evaluation",
+        "",
+        f"Protocol: `{artifact.protocol}` (leave-one-subject-out); F1 from counts pooled over the folds, AUC from "
+        "the pooled probabilities. The scores are those of the same recipe under that protocol, not of the shipped "
+        "weights (which saw every subject). `benchmarks/results/action_units.md` has the per-subject figures.",
+        "",
+        "| AU | positive clips | F1 | AUC | precision | recall |",
+        "|---|---|---|---|---|---|",
+        *(f"| {c} | {loso[c]['positives']} | {loso[c]['f1']:.3f} | {loso[c]['auc']:.3f} | {loso[c]['precision']:.3f} | "
+          f"{loso[c]['recall']:.3f} |" for c in artifact.classes if c in loso),
+        "",
+        f"Macro F1 over the AUs with at least {REPORT_MIN_POSITIVES} positive clips "
+        f"({', '.join(scores.get('macro_f1_aus', []))}): {scores.get('macro_f1', float('nan')):.4f}.",
+        "",
+        f"How it was chosen: {artifact.selection}.",
+        "",
+        "## Limitations",
+        "",
+        "- One dataset: 19 subjects, young adults, a 200 fps camera under studio light; not validated on other "
+        "populations, cameras or lighting, and must not be used to judge people.",
+        "- AUs with a low F1 above (a few dozen positives or fewer) are hints, not codes.",
+        "",
+        "## Licence",
+        "",
+        AU_LICENCE_NOTE,
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(artifact.versions.items()))}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_au_card(artifact_path: Path | str, out: Path | str, *, command: str) -> Path:
+    """Render AU_CARD.md next to a shipped AU artifact (atomically)."""
+    from engines.artifact import read_artifact
+    from engines.files import atomic_write
+
+    artifact_path = Path(artifact_path)
+    text = render_au_card(read_artifact(artifact_path), command=command, size_bytes=artifact_path.stat().st_size)
+    atomic_write(Path(out), text.encode())
+    return Path(out)

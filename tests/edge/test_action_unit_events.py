@@ -34,6 +34,8 @@ def test_the_shipped_au_artifact_describes_action_units_with_thresholds_and_the_
     assert set(au.thresholds) == set(au.classes) and all(0 < t < 1 for t in au.thresholds.values())
     assert au.inputs[0].shape == classifier.input("flow").shape and au.flow == classifier.flow
     assert au.training["samples"] == 185 and au.scores["macro_f1"] >= 0.6
+    card = (default_au_artifact_path().parent / "AU_CARD.md").read_text()
+    assert au.model_id in card and "research" in card and "leave-one-subject-out" in card  # the card of this file
 
 
 def test_every_published_event_carries_au_probabilities_and_the_active_ones_and_validates():

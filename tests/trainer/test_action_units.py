@@ -126,11 +126,17 @@ def test_the_exported_artifact_is_an_action_unit_model_the_runtime_reads(tmp_pat
     flow, codes, subjects = planted(subjects=4)
     aus = ["AU4", "AU12"]
     fitted = fit_au_model(flow, au_targets(codes, aus), subjects, aus, QUICK)
-    meta = export_au_model(fitted, tmp_path / "au.onnx", training={"samples": len(flow)}, scores={}, selection="test")
+    scores = {"loso": {a: {"f1": 0.5, "auc": 0.9, "precision": 0.5, "recall": 0.5, "positives": 30} for a in aus},
+              "macro_f1": 0.5, "macro_f1_aus": aus}
+    meta = export_au_model(fitted, tmp_path / "au.onnx", training={"samples": len(flow)}, scores=scores, selection="test")
     read = read_artifact(tmp_path / "au.onnx")
     assert read.task == "action_units" and read.classes == ("AU4", "AU12") and set(read.thresholds) == set(aus)
     assert read.inputs[0].shape == (1, 3, 28, 28) and read.outputs[0].name == "probs" and read.flow["params"]
     assert meta.model_id == read.model_id
+    from trainer.action_units import write_au_card
+
+    card = write_au_card(tmp_path / "au.onnx", tmp_path / "AU_CARD.md", command="make it").read_text()
+    assert read.model_id in card and "make it" in card and f"AU12 {read.thresholds['AU12']:.2f}" in card
     with open_engine(tmp_path / "au.onnx") as engine:
         got = engine.infer({"flow": flow[:1]})["probs"]
     assert np.allclose(got, predict_au(fitted.model, flow[:1]), atol=1e-5)
