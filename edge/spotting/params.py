@@ -102,8 +102,9 @@ class SpotParams:
     # micro one.
     # An event during which the head moved (the lagged flow's affine model reached) more than head_ratio x its
     # peak is dropped: alignment and flow leave a residual of a head motion that looks like an action unit.
-    # 0 = keep every event.
-    head_ratio: float = 0.0
+    # 0 = keep every event. Chosen on the real tuning subjects and the synth tuning videos
+    # (benchmarks/results/spotting_real.md): 2 and 3 drop real micro-expressions of heads that move a little.
+    head_ratio: float = 5.0
     release_s: float = 2.0
     release_frac: float = 0.5
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on
