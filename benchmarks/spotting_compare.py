@@ -64,9 +64,10 @@ def make_videos(assets: Path, folder: Path, plan, suffix: str = ".mp4") -> list[
     return [synth_video(assets, face, span, seed, folder / f"{_name(face, seed, span)}{suffix}") for face, span, seed in plan]
 
 
-def replay(stage, faces) -> tuple[list, float]:
-    """Intervals the stage spots on these face messages, and its CPU time per frame (ms)."""
-    from edge.spotting.metrics import Interval
+def replay(stage, faces, revised: bool = True) -> tuple[list, float]:
+    """Intervals the stage spots on these face messages (those a later one revises left out, unless
+    revised=False: edge.spotting.metrics.intervals_of), and its CPU time per frame (ms)."""
+    from edge.spotting.metrics import intervals_of
     from edge.stages.base import drain, feed
 
     stage.open()
@@ -76,8 +77,7 @@ def replay(stage, faces) -> tuple[list, float]:
         cpu_ms = (time.process_time() - t0) * 1000.0 / max(1, len(faces))
     finally:
         stage.close()
-    return [Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
-            for m in out if m.topic == "interval"], cpu_ms
+    return intervals_of(out, revised), cpu_ms
 
 
 def main() -> int:

@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
     parser.add_argument("--phases", action="store_true", help="above the rate cap, score every start frame and print the mean")
+    parser.add_argument("--as-published", action="store_true",
+                        help="score every interval as the spotter published it, micro events a later macro revises included")
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
         raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
@@ -125,7 +127,7 @@ def main() -> int:
                     scores, cpu = [], []
                     for v in videos:
                         faces, track_ms = tracked[v]
-                        intervals, spot_ms = replay(RegionalSpotter(SpotParams(**kw)), faces[j:])
+                        intervals, spot_ms = replay(RegionalSpotter(SpotParams(**kw)), faces[j:], not args.as_published)
                         scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
                         cpu.append((track_ms, spot_ms))
                     runs.append((pool(scores), scores, cpu))

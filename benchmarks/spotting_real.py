@@ -92,11 +92,11 @@ def hash_name(text: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(text)) % 100003
 
 
-def spot(stage, faces) -> tuple[list, list, float]:
+def spot(stage, faces, revised: bool = True) -> tuple[list, list, float]:
     """Intervals (with kinds), the stage's trace and its CPU ms per frame on these face messages."""
     from spotting_compare import replay
 
-    events, cpu_ms = replay(stage, faces)
+    events, cpu_ms = replay(stage, faces, revised)
     return events, list(getattr(stage, "trace", None) or []), cpu_ms
 
 
@@ -186,6 +186,8 @@ def main() -> int:
     parser.add_argument("--per-subject", action="store_true", help="print a line per subject")
     parser.add_argument("--plots", type=Path, default=None, help="folder for PNGs of the missed clips")
     parser.add_argument("--json", type=Path, default=None, help="write every figure and event as JSON")
+    parser.add_argument("--as-published", action="store_true",
+                        help="score every interval as the spotter published it, micro events a later macro revises included")
     args = parser.parse_args()
     if args.assets is None or not (Path(args.assets) / FRAMES).is_dir():
         raise SystemExit(f"give --assets or set MESTREAM_ASSETS to the shared assets folder (with {FRAMES})")
@@ -220,7 +222,7 @@ def main() -> int:
                     rows, cpu, failures = [], [], []
                     for video in videos:
                         stage = RegionalSpotter(SpotParams(**kw), record_trace=args.plots is not None)
-                        events, trace, ms = spot(stage, video.faces)
+                        events, trace, ms = spot(stage, video.faces, not args.as_published)
                         row = {"subject": video.subject, "clip": video.clip, **score_clip(events, video.truth, fps)}
                         rows.append(row)
                         cpu.append(ms)

@@ -70,6 +70,8 @@ def main() -> int:
     parser.add_argument("--suffix", default=".avi", choices=(".avi", ".mkv", ".mp4"))
     parser.add_argument("--sets", nargs="+", default=["tune", "eval"], choices=("tune", "eval"))
     parser.add_argument("--json", type=Path, default=None, help="write figures and every spotted interval as JSON")
+    parser.add_argument("--as-published", action="store_true",
+                        help="score every interval as the spotter published it, micro events a later macro revises included")
     args = parser.parse_args()
     if args.assets is None or not Path(args.assets).is_dir():
         raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder")
@@ -92,7 +94,7 @@ def main() -> int:
         for name, kw in variants.items():
             per_video, cpu, rows = [], [], {}
             for path, faces, truth in videos:
-                predicted, ms = replay(RegionalSpotter(SpotParams(**kw)), faces)
+                predicted, ms = replay(RegionalSpotter(SpotParams(**kw)), faces, not args.as_published)
                 counts = score_video(predicted, truth)
                 per_video.append(counts)
                 cpu.append(ms)

@@ -51,7 +51,7 @@ class _FaceCount:
 
 def evaluate(source: str, truth_path: Path | None, progress: bool = False, artifact: Path | None = None) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
-    from edge.spotting.metrics import Interval, score_video
+    from edge.spotting.metrics import intervals_of, score_video
     from edge.spotting import make_spotter
     from edge.spotting.params import SpotParams
     from edge.stages.base import run_chain
@@ -68,11 +68,7 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False, artif
     total = video_frame_count(source) if progress and "://" not in str(source) else None
     faces = _FaceCount()
     out = run_chain(ProgressSource(capture, "spot-eval", total, enabled=progress), [FaceTracking(), faces, spotter])
-    predicted = [
-        Interval(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["kind"], m.header["apex"]["seq"])
-        for m in out
-        if m.topic == "interval"
-    ]
+    predicted = intervals_of(out)
     statuses = [
         {"stage": m.header.get("stage"), "event": m.header.get("event"), "seq": m.header.get("seq"),
          "detail": m.header.get("detail")}

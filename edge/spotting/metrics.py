@@ -38,6 +38,22 @@ class Interval:
         return self.offset - self.onset + 1
 
 
+def intervals_of(messages, revised: bool = True) -> list[Interval]:
+    """The spotted intervals in these messages, in order. A spotter publishes a held expression's rise as
+    micro when the face stops moving, and its release as a macro-expression that revises it (header
+    "revises": the earlier interval's onset and offset seq): with revised=True the revised one is left out,
+    as a consumer keeping a record would; revised=False gives every interval as published."""
+    out, gone = [], set()
+    for m in messages:
+        if m.topic != "interval":
+            continue
+        h = m.header
+        out.append(Interval(h["onset"]["seq"], h["offset"]["seq"], h["kind"], h["apex"]["seq"]))
+        if revised and h.get("revises"):
+            gone.add((int(h["revises"]["onset"]), int(h["revises"]["offset"])))
+    return [i for i in out if (i.onset, i.offset) not in gone or i.kind != "micro"]
+
+
 def iou(a: Interval, b: Interval) -> float:
     inter = max(0, min(a.offset, b.offset) - max(a.onset, b.onset) + 1)
     union = a.frames + b.frames - inter

@@ -398,6 +398,8 @@ class RegionalSpotter:
             self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
+        if released is not None:
+            out.header["revises"] = {"onset": self._frame(released.onset).seq, "offset": self._frame(released.end).seq}
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
         return [out]
 

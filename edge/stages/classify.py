@@ -363,6 +363,8 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
     if action_units is not None:
         event["action_units"] = action_units["action_units"]
         event["action_units_active"] = action_units["action_units_active"]
+    if h.get("revises"):
+        event["revises"] = {"onset": int(h["revises"]["onset"]), "offset": int(h["revises"]["offset"])}
     if "source" in h:
         event["source"] = str(h["source"])
     return event

@@ -69,6 +69,17 @@ def test_published_events_validate_against_the_json_schema(tmp_path):
     assert len(record.read_text().splitlines()) == 2
 
 
+def test_a_macro_expression_that_revises_an_earlier_micro_event_says_which_and_validates():
+    stage, _ = _stage()
+    release = interval(40, kind="macro")
+    release.header["revises"] = {"onset": 40, "offset": 44}
+    [m] = run_chain(ListSource([release]), [stage, Publish("tcp://127.0.0.1:0")])
+    assert m.header["revises"] == {"onset": 40, "offset": 44}
+    jsonschema.validate(m.header, event_schema())
+    [plain] = run_chain(ListSource([interval(0)]), [_stage()[0]])
+    assert "revises" not in plain.header
+
+
 def test_the_schema_rejects_an_event_missing_its_label():
     stage, _ = _stage()
     [m] = run_chain(ListSource([interval(0)]), [stage, Publish("tcp://127.0.0.1:0")])

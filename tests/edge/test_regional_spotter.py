@@ -8,7 +8,7 @@ import pytest
 from edge.messages import Message
 from edge.perception.align import region_boxes
 from edge.spotting.intervals import kind_of
-from edge.spotting.metrics import Interval, iou
+from edge.spotting.metrics import Interval, intervals_of, iou
 from edge.spotting.params import SpotParams
 from edge.spotting.regional import RegionalSpotter
 from engines.errors import MestreamError
@@ -134,10 +134,15 @@ def test_an_expression_held_under_the_hold_bar_and_then_released_ends_as_one_mac
     # the face stops moving (live, it cannot know yet); the release brings the face back to where it was before
     # the rise, and closes the whole as one macro-expression instead of a second micro one
     faces = make_faces(150, events=[(30, 39, 63, 72, 2.5)])
-    found = intervals(spot(faces))
+    out = spot(faces)
+    found = intervals(out)
     assert [f.kind for f in found] == ["micro", "macro"]
     assert iou(found[1], Interval(30, 72, "macro")) >= 0.5
     assert found[1].onset == found[0].onset and found[1].apex == found[0].apex
+    macro = [m for m in out if m.topic == "interval"][1]
+    assert macro.header["revises"] == {"onset": found[0].onset, "offset": found[0].offset}
+    assert intervals_of(out) == [found[1]]  # a record keeps the macro-expression alone
+    assert intervals_of(out, revised=False) == found
     without = intervals(spot(faces, SpotParams(release_s=0.0)))
     assert [f.kind for f in without] == ["micro", "micro"]
 
