@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             start, end = (int(v) for v in args.source_frames.split(":"))
         except ValueError:
-            raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 7:16") from None
+            raise MestreamError(f"--source-frames {args.source_frames!r}; expected START:END frame numbers, e.g. 7:15") from None
         span = (start, end)
     extra = {} if args.noise is None else {"noise_grey": args.noise}
     params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed, **extra)
