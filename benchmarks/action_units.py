@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 FRAMES = "casme2_cropped/CASME2_Cropped"
 SHEET = "annotations/MouathAb_AnalyseMiE/CASME2-coding-20190701.xlsx"
 SHEET_VERSION = "2019-07-01"
-LATENCY_HEADING = "## Latency"
+KEPT_FROM = "\n## "  # the sections measured by other commands (run, bench, action_units_cost.py) are kept
 CLASS_MAP = "casme2-7class"  # every emotion, so every clip: the AU labels need no class map
 
 
@@ -155,9 +155,9 @@ def main() -> int:
                   f"pool {fitted.choice.config.pool}, L2 {fitted.choice.config.l2:g} (chosen on all subjects' inner split), "
                   "thresholds " + ", ".join(f"{a} {t:.2f}" for a, t in exported.thresholds.items()) + "."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""  # the latency section is measured by other commands (mestream bench, action_units_cost.py): kept
-    if args.out.exists() and LATENCY_HEADING in args.out.read_text(encoding="utf-8"):
-        kept = "\n" + LATENCY_HEADING + args.out.read_text(encoding="utf-8").split(LATENCY_HEADING, 1)[1]
+    kept = ""
+    if args.out.exists() and KEPT_FROM in args.out.read_text(encoding="utf-8"):
+        kept = KEPT_FROM + args.out.read_text(encoding="utf-8").split(KEPT_FROM, 1)[1]
     args.out.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
     record = {"command": command, "aus": aus, "reported": reported, "counts": counts, "scores": scores,
               "macro_f1": macro, "macro_f1_all": macro_all, "folds": dict(zip(loso.fold_subjects, loso.fold_choices)),
