@@ -105,7 +105,6 @@ class SpotParams:
     # 0 = keep every event. Chosen on the real tuning subjects and the synth tuning videos
     # (benchmarks/results/spotting_real.md): 2 and 3 drop real micro-expressions of heads that move a little.
     head_ratio: float = 5.0
-    head_px: float = 0.0  # ... and more than this (flow-grid px)
     release_s: float = 2.0
     release_frac: float = 0.5
     max_event_s: float = 4.0  # an expression held longer than this is closed (as macro) and the window moves on

@@ -379,8 +379,7 @@ class RegionalSpotter:
             return []  # the trigger was noise or a masked blink: nothing moved away from the reference
         if self._only_a_blink(ev, confirm):
             return []
-        head = max(self._frame(j).head for j in range(ev.ref + 1, end + 1))
-        if p.head_ratio > 0 and head > p.head_ratio * peak and head > p.head_px:
+        if p.head_ratio > 0 and max(self._frame(j).head for j in range(ev.ref + 1, end + 1)) > p.head_ratio * peak:
             return []  # the head moved far more than the face did: what is left is the head motion's leak
         onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
         apex = self._frame(ev.ref + 1 + apex_i)
