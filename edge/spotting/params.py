@@ -98,8 +98,8 @@ class SpotParams:
     # An event that ended with the face still displaced (at least release_frac of its peak away from its
     # reference) may be the rise of a held expression. When the next event, within release_s of it, brings the
     # face back to rest (under return_frac of that peak from the old reference), it is that expression's
-    # release: published as one macro-expression from the first onset to the release's offset, not as a new
-    # micro one.
+    # release: published as one expression from the first onset to the release's offset (macro unless the
+    # whole lasted at most micro_max_s), revising the first event, not as a new micro one.
     # An event during which the head moved (the lagged flow's affine model reached) more than head_ratio x its
     # peak is dropped: alignment and flow leave a residual of a head motion that looks like an action unit.
     # 0 = keep every event. Chosen on the real tuning subjects and the synth tuning videos

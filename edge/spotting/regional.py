@@ -393,7 +393,9 @@ class RegionalSpotter:
         released = self._released_from(ev, end)
         self._displaced = None
         if released is not None:
-            kind, onset, apex = "macro", self._frame(released.onset), self._frame(released.apex)
+            # one expression from the first onset: held, so micro only if the whole of it was short
+            onset, apex = self._frame(released.onset), self._frame(released.apex)
+            kind = "micro" if self._seconds(onset.n, offset.n) <= p.micro_max_s else "macro"
         elif not ev.held and float(d[-1]) >= p.release_frac * peak:
             self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
