@@ -9,7 +9,10 @@ has stopped moving for settle_s (s back at the noise level), whatever state it i
 micro-expression the face seldom returns exactly to where it started (benchmarks/results/spotting_real.md);
 or earlier, when the displacement has come back to rest. A face held far away from the reference (a smile)
 is followed on as a macro-expression until it comes back (or max_event_s). Micro or macro follows the
-datasets' rule: at most 0.5 s long, or rising to its apex within 0.25 s.
+datasets' rule: at most 0.5 s long, or rising to its apex within 0.25 s. An event that ended still displaced is
+remembered for release_s: when the next one brings the face back to where it was before it, the two are one held
+expression, published again from the first onset with "revises" naming the first event. An event during which
+the head moved far more than the face (head_ratio) is the leak of that head motion and is dropped.
 
 Quiet frames cost one dense flow (t - k -> t); frames inside an event two, the lagged one and one from the
 event's reference. When an event starts, its reference is taken lookback_s before the trigger's lag frame (a
