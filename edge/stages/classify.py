@@ -2,7 +2,8 @@
 
 The recognition input is made by the shared perception code (`edge.perception.flow.flow_input`, the same
 function the trainer uses), with the flow parameters the artifact's metadata records and on the crops cut as
-it declares (edge/stages/classify_input.py), and laid out as the artifact's input spec says. The engine is opened once, in `open()`, in the process that runs it.
+it declares (edge/stages/classify_input.py), and laid out as the artifact's input spec says. The engine is
+opened once, in `open()`, in the process that runs it.
 The event built here is the header of an "event" message; the publish stage sends it as JSON
 (edge/schema/event.schema.json).
 
