@@ -14,6 +14,14 @@ subject, three models from scratch:
     D  live-form CASME II of the other subjects
        + the composite's SAMM and SMIC          -> (d) the live-form inputs (real frames where we have them)
 
+    A                                           -> (g) the live-form inputs of crops re-cut to the composite's
+                                                       framing (edge/perception/composite_framing.py; what the
+                                                       classify stage feeds an artifact declaring crop_window)
+    H  re-cut live-form CASME II of the others  -> (h) re-cut live form
+    I  re-cut live-form CASME II of the others
+       + the composite without the subject      -> (i) re-cut live form
+(e) to (i) on request (--settings); `--shipped` scores the shipped weights instead.
+
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
 and parameters the classify stage runs (trainer/clips.py samples_from_clips). Scores are UF1/UAR pooled over
 the folds of one seed, then mean ± std over seeds. "matched" rows score (a) and (c) on the clips present
@@ -45,7 +53,11 @@ MEANING = {
     "d": "train live-form CASME II (others) + composite SAMM and SMIC, test live form",
     "e": "train live-form CASME II (others) + composite without the shared CASME II subjects, test live form",
     "f": "train live-form CASME II (others) + composite w/o subject (both forms), test live form",
+    "g": "cross-form, composite framing: train composite w/o subject, test live form of crops re-cut to COMPOSITE_WINDOW",
+    "h": "live-form LOSO, composite framing: train and test live form of re-cut crops",
+    "i": "train re-cut live-form CASME II (others) + composite w/o subject, test re-cut live form",
 }
+FRAMED = ("g", "h", "i")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
 
 
 @dataclass
@@ -79,7 +91,8 @@ def joined(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
-              settings: tuple[str, ...] = SETTINGS, shared: tuple[str, ...] = ()) -> dict[str, Job]:
+              settings: tuple[str, ...] = SETTINGS, shared: tuple[str, ...] = (),
+              framed_x: dict[str, np.ndarray] | None = None) -> dict[str, Job]:
     """The models of one fold, one per training set; fold seed as `mestream train --dataset casme2` gives
     this subject. `shared`: the subjects that have frames (setting e drops their composite images)."""
     from trainer.train import fold_seed
@@ -98,8 +111,9 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
             [live.labels[l_train], comp.labels[index]])
 
     jobs = {}
-    if {"a", "c"} & set(settings):
-        tests = {"a": take(comp_x, c_test), "c": live_test}
+    framed_test = take(framed_x, l_test) if framed_x is not None else None
+    if {"a", "c", "g"} & set(settings):
+        tests = {"a": take(comp_x, c_test), "c": live_test, "g": framed_test}
         jobs["A"] = Job(family, take(comp_x, c_train), comp.labels[c_train],
                         {k: v for k, v in tests.items() if k in settings}, s, 3)
     if "b" in settings:
@@ -107,6 +121,11 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
     for key, index in (("d", other_parts), ("e", no_frames), ("f", c_train)):
         if key in settings:
             jobs[key.upper()] = Job(family, *with_live(index), {key: live_test}, s, 3)
+    if "h" in settings:
+        jobs["H"] = Job(family, take(framed_x, l_train), live.labels[l_train], {"h": framed_test}, s, 3)
+    if "i" in settings:
+        jobs["I"] = Job(family, joined(take(framed_x, l_train), take(comp_x, c_train)),
+                        np.concatenate([live.labels[l_train], comp.labels[c_train]]), {"i": framed_test}, s, 3)
     return jobs
 
 
@@ -118,10 +137,11 @@ def scores(labels: np.ndarray, logits: np.ndarray) -> dict:
 
 
 def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed: int, workers: int,
-             settings: tuple[str, ...] = SETTINGS) -> dict:
+             settings: tuple[str, ...] = SETTINGS, framed_x: dict[str, np.ndarray] | None = None) -> dict:
     """Pooled logits of every setting for one seed, then its scores."""
     jobs = {(subj, m): job for subj in subjects
-            for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects)).items()}
+            for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects),
+                                      framed_x).items()}
     results: dict[tuple[str, str], dict] = {}
     if workers <= 1:
         results = {key: run_job(job) for key, job in jobs.items()}
@@ -197,19 +217,36 @@ def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], comma
     return "\n".join(lines) + "\n"
 
 
-def shipped_scores(comp, live, subjects: list[str]) -> dict:
+def shipped_scores(comp, live, subjects: list[str], framed=None) -> dict:
     """The shipped artifact's own weights on both forms of the shared subjects' clips. Not LOSO: it was
     fitted on every composite sample, these subjects included, so only the gap between the forms means much."""
     from engines import default_artifact_path, open_engine
 
     out = {}
     with open_engine(default_artifact_path(), threads=1) as engine:
-        for key, samples in (("composite form", comp), ("live form", live)):
+        forms = (("composite form", comp), ("live form", live), ("live form, re-cut crops", framed))
+        for key, samples in [(k, v) for k, v in forms if v is not None]:
             idx = np.flatnonzero(np.isin(samples.subjects, subjects))
             logits = np.stack([np.asarray(engine.infer({"flow": samples.flow[i][None]})["logits"]).reshape(-1)
                                for i in idx])
             out[key] = scores(samples.labels[idx], logits)
     return out
+
+
+def framed_samples(live, prep_dir: Path):
+    """The live samples with their flow remade from the prepared aligned crops re-cut to the composite's
+    framing: what the classify stage computes for an artifact whose metadata names COMPOSITE_WINDOW."""
+    from dataclasses import replace
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
+    from trainer.prep import PrepParams
+
+    params = PrepParams().flow
+    flows = []
+    for name, subject in zip(live.names, live.subjects):
+        with np.load(prep_dir / subject / f"{name}.npz") as d:
+            flows.append(composite_flow_input(d["onset_crop"], d["apex_crop"], params, 28, COMPOSITE_WINDOW))
+    return replace(live, flow=np.stack(flows).astype(np.float32))
 
 
 def load(assets: Path, prep_dir: Path, workers: int):
@@ -238,14 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.train import prepare_inputs
 
     start = time.perf_counter()
-    comp, live = load(args.assets, args.prep_dir or args.out.parent / ".mestream-prep" / "casme2", args.workers)
+    prep_dir = args.prep_dir or args.out.parent / ".mestream-prep" / "casme2"
+    comp, live = load(args.assets, prep_dir, args.workers)
     family = get_family(args.model)
     comp_x, live_x = prepare_inputs(family, comp), prepare_inputs(family, live)
+    framed = framed_samples(live, prep_dir) if set(FRAMED) & set(args.settings) or args.shipped else None
+    framed_x = prepare_inputs(family, framed) if framed is not None else None
     composite_casme2 = {s for s, d in zip(comp.subjects, comp.datasets) if d == "casme2"}
     subjects = [s for s in dict.fromkeys(live.subjects) if s in composite_casme2]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.shipped:
-        result = shipped_scores(comp, live, subjects)
+        result = shipped_scores(comp, live, subjects, framed)
         (args.out / "shipped.json").write_text(json.dumps(result, indent=2))
         for key, s in result.items():
             print(f"shipped artifact, {key}: UF1 {s['uf1']:.4f} UAR {s['uar']:.4f} (n={s['n']})")
@@ -253,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     by_seed = {}
     for seed in args.seeds:
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 tuple(args.settings))
+                                 tuple(args.settings), framed_x)
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in args.settings),
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished

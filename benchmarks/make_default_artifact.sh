@@ -37,13 +37,17 @@ echo "+ ${EXPORT[*]}"
 
 "$PY" - "$OUT" "$MODEL" "$SEED" "$CARD" <<'PY'
 import sys
-from trainer.export import write_model_card
+from trainer.export import framed_for_composite, write_model_card
 
 out, model, seed, card = sys.argv[1:5]
+# fitted on the composite's images: declare the composite's framing, which the classify stage then cuts the
+# live crops to (benchmarks/results/cross_form_loso.md, setting g against c)
+framed_for_composite(out, out)
 command = (
     f"benchmarks/make_default_artifact.sh {model} {seed}\n"
     f"# = mestream train --model {model} --dataset megc2019 --data DATA --labels CSV --protocol loso --seed {seed} --out WORK --fit-all\n"
-    f"#   mestream export --checkpoint WORK/model.pt --out {out}"
+    f"#   mestream export --checkpoint WORK/model.pt --out {out}\n"
+    f"#   trainer.export.framed_for_composite (the same weights, declared to take crops re-cut to the composite's framing)"
 )
 print("wrote", write_model_card(out, card, command=command))
 PY

@@ -8,10 +8,12 @@ module repeats step by step so that users with raw datasets can train on the sta
    left = left eye x - 0.9 d, right = right eye x + 0.9 d, top = left eye y - 1.4 d, bottom = the face's
    bottom (MTCNN's box there, the chin here; MediaPipe FaceMesh finds the eyes). The box is anisotropic;
 2. onset and apex crops resized to 28x28 (bilinear) *before* the flow, then grey (flow_size 28); measured
-   against the composite, running the flow on 224x224 squares and area-resizing u and v to 28 comes closer
+   against the composite, running the flow on 224x224 squares and area-resizing the result to 28 comes closer
    (u 0.40 -> 0.86 median correlation on 109 CASME II clips), so that is the default (flow_size 224);
 3. OpenCV's DualTVL1 with the recipe's settings (MEGC2019_TVL1), onset -> apex;
-4. optical strain on the 28x28 u, v by forward differences, the last row and column repeated (pandas shift + ffill there);
+4. optical strain by forward differences, the last row and column repeated (pandas shift + ffill there), on
+   the flow at the side it was computed at; with flow_size 224, u, v and strain are then area-resized to 28
+   (strain at 224 correlates 0.78 with the composite's, strain of the resized u, v 0.71);
 5. each channel min-max scaled to 0..255 and truncated to uint8;
 6. stored with cv2.imwrite as the array (strain, v, u), so the PNG's RGB is (u, v, strain): exactly what
    trainer/data/megc2019.py reads (BGR flipped to RGB = u, v, strain).
@@ -102,7 +104,7 @@ def megc2019_image(onset: np.ndarray, apex: np.ndarray, onset_box: Box | None = 
     """(28, 28, 3) uint8 in cv2's order (strain, v, u) from BGR (or grey) onset and apex frames: cv2.imwrite it.
 
     flow_size 28 is the recipe as published (crops resized to 28 before the flow); a larger side runs the
-    flow on flow_size squares and area-resizes u and v to 28 before the strain, which matches the
+    flow and the strain on flow_size squares and area-resizes u, v and strain to 28, which matches the
     composite's images better (benchmarks/results/prep_megc2019_form.md)."""
     if flow_size < SIZE:
         raise MestreamError(f"flow_size {flow_size} is under the {SIZE}x{SIZE} form; expected >= {SIZE}")
@@ -110,9 +112,10 @@ def megc2019_image(onset: np.ndarray, apex: np.ndarray, onset_box: Box | None = 
     b = _square_grey(apex, apex_box or whole_box(apex), flow_size)
     flow = cv2.optflow.DualTVL1OpticalFlow_create(**MEGC2019_TVL1).calc(a, b, None)
     u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    strain = optical_strain(u, v)
     if flow_size != SIZE:
-        u, v = (cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in (u, v))
-    return np.dstack([scale_channel(optical_strain(u, v)), scale_channel(v), scale_channel(u)])
+        u, v, strain = (cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in (u, v, strain))
+    return np.dstack([scale_channel(strain), scale_channel(v), scale_channel(u)])
 
 
 def as_flow(image: np.ndarray) -> np.ndarray:
@@ -158,7 +161,9 @@ class Megc2019Params:
             raise MestreamError(f"flow size {self.flow_size} is out of range; expected {SIZE}..1024, e.g. {FLOW_SIZE}")
 
     def as_json(self) -> dict:  # the cache key trainer/prep.py _check_params compares
-        return {"form": "megc2019", "box": self.box, "flow_size": self.flow_size, "tvl1": MEGC2019_TVL1}
+        # strain_at: caches made when the strain came from the resized u, v are refused, not mixed in
+        return {"form": "megc2019", "box": self.box, "flow_size": self.flow_size, "tvl1": MEGC2019_TVL1,
+                "strain_at": "flow_size"}
 
 
 def image_path(out_dir, spec):

@@ -72,7 +72,8 @@ def check_au_meta(meta: Any, where: Path) -> None:
 
 def _same_flow(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Both artifacts' flow blocks (algorithm, parameters, form) are the same, so is the flow they read."""
-    return bool(a) and {k: a.get(k) for k in ("algorithm", "params", "form")} == {k: b.get(k) for k in ("algorithm", "params", "form")}
+    keys = ("algorithm", "params", "form", "crop_window")
+    return bool(a) and {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
 
 
 class ActionUnits:
@@ -92,11 +93,12 @@ class ActionUnits:
         # the classifier's flow is reused when it is made the same way at the same side
         self.shares_flow = classifier_side == self.side and _same_flow(meta.flow, classifier_flow)
         self._flow_params = _flow_params(meta.flow)
-        self._flow_fn = flow_fn
-        if not self.shares_flow and self._flow_fn is None:
-            from edge.perception.flow import flow_input
+        from edge.stages.classify_input import crop_window, flow_function
 
-            self._flow_fn = flow_input
+        # the classifier's flow function (a test may hand in its own) when both cut the crops alike, else the
+        # one the AU artifact's own metadata asks for
+        same_cut = crop_window(meta.flow) == crop_window(classifier_flow)
+        self._flow_fn = flow_fn if flow_fn is not None and same_cut else flow_function(meta.flow)
         log.info("action units %s (%s)", ", ".join(self.names),
                  "on the classifier's flow" if self.shares_flow else "on a flow of their own: another TV-L1 per event")
 

@@ -1,8 +1,9 @@
 """infer: an "interval" (onset and apex crops) -> flow input -> engine -> the event published to subscribers.
 
 The recognition input is made by the shared perception code (`edge.perception.flow.flow_input`, the same
-function the trainer uses), with the flow parameters the artifact's metadata records, and laid out as
-the artifact's input spec says. The engine is opened once, in `open()`, in the process that runs it.
+function the trainer uses), with the flow parameters the artifact's metadata records and on the crops cut as
+it declares (edge/stages/classify_input.py), and laid out as the artifact's input spec says. The engine is
+opened once, in `open()`, in the process that runs it.
 The event built here is the header of an "event" message; the publish stage sends it as JSON
 (edge/schema/event.schema.json).
 
@@ -138,10 +139,10 @@ def open_au_engine(path: Path):
     return open_engine(path, backend="ort")
 
 
-def _default_flow_fn() -> Callable[[np.ndarray, np.ndarray, Any, int], np.ndarray]:
-    from edge.perception.flow import flow_input
+def _default_flow_fn(flow_meta: dict[str, Any]) -> Callable[..., np.ndarray]:
+    from edge.stages.classify_input import flow_function
 
-    return flow_input
+    return flow_function(flow_meta)
 
 
 def _flow_params(flow_meta: dict[str, Any]):
@@ -229,7 +230,7 @@ class Classify:
         self._plan = [self._input_plan(spec) for spec in self._engine.input_spec()]
         if any(kind == "flow" for kind, _ in self._plan) and self._flow_fn is None:
             # The shared perception code, with the parameters the model was trained with.
-            self._flow_fn = _default_flow_fn()
+            self._flow_fn = _default_flow_fn(meta.flow)
             self._flow_params = _flow_params(meta.flow)
         self._classes = list(meta.classes)
         from edge.stages.action_units import open_action_units

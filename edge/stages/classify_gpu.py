@@ -31,6 +31,7 @@ from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_
 from edge.messages import Message
 from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, au_fields,
                                   build_event, flow_side, open_au_engine, score_message)
+from edge.stages.classify_input import crops_for_flow
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class ClassifyGpu:
                 side = flow_side(tuple(spec.shape))
                 if side not in flows:
                     flows[side] = flow = self._flow_for(onset.shape[0], onset.shape[1], side)
-                    flow.upload(onset[None], apex[None])
+                    flow.upload(*(c[None] for c in crops_for_flow(self._engine.meta.flow, onset, apex)))
                     flow.run(1)
         flow_done.record(stream)
         if self.device_inputs:

@@ -167,6 +167,19 @@ def test_the_gpu_path_publishes_the_same_event_as_the_cpu_path():
         assert event.header["latency_ms"]["flow"] == 0.25  # CUDA-event time, not host time
 
 
+def test_an_artifact_declaring_a_crop_window_gets_the_re_cut_crops_on_the_gpu_path_too():
+    from dataclasses import replace
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, reframe
+
+    stage, gpu, engine, flows = _gpu_stage()
+    engine.meta = replace(engine.meta, flow={"params": {}, "crop_window": list(COMPOSITE_WINDOW)})
+    message = interval(10)
+    run_chain(ListSource([message]), [stage])
+    assert np.array_equal(flows[0].pair[0], reframe(message.arrays["onset"]))
+    assert np.array_equal(flows[0].pair[1], reframe(message.arrays["apex"]))
+
+
 def test_an_engine_that_only_reads_host_memory_gets_one_host_copy_of_the_input():
     stage, gpu, engine, flows = _gpu_stage(FakeEngine)
     [event] = run_chain(ListSource([interval(10)]), [stage])

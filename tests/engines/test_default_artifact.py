@@ -24,7 +24,13 @@ def test_the_default_artifact_describes_its_inputs_classes_and_scores():
     full = meta.scores.get("parts", meta.scores)["full"]
     assert 0.0 < full["uf1"] <= 1.0 and 0.0 < full["uar"] <= 1.0
     assert meta.training["samples"] == 442 and meta.training["subjects"] == 68
-    assert meta.flow["params"] and meta.flow["form"]
+    assert meta.flow["params"] and meta.flow["form"] and meta.flow["crop_window"]  # fitted on the composite's framing
+
+
+def test_the_model_card_says_which_input_the_default_is_fed_and_what_it_costs():
+    card = (default_artifact_path().parent / "MODEL_CARD.md").read_text()
+    assert "re-cut to the composite's framing" in card and "crop_window" in card
+    assert "cross_form_loso.md" in card  # the measured live-input figure
 
 
 def test_the_default_artifact_recognises_the_composite_it_was_fitted_on(assets):

@@ -1,33 +1,65 @@
 """The shipped artifact's input form is the one the live pipeline feeds it (issue 18).
 
-The classify stage rebuilds the flow from the artifact's metadata (edge/stages/classify.py) and `mestream
-prep` makes live-form training inputs with PrepParams().flow; if the three drifted apart, the model would be
-scored on one input and fed another, silently.
+The default model was fitted on the MEGC2019 composite's flow images, so its metadata declares the composite's
+framing (flow.crop_window = COMPOSITE_WINDOW): the classify stage re-cuts the aligned crops to that window and
+runs the live TV-L1 preset on them (edge/stages/classify_input.py). If the metadata, the stage and the
+perception code drifted apart, the model would be scored on one input (benchmarks/cross_form_loso.py, setting g)
+and fed another, silently.
 """
 
+import numpy as np
+
+from edge.messages import Message
 from edge.perception import flow
+from edge.perception.composite_framing import COMPOSITE_WINDOW, FRAMED_FLOW_FORM, composite_flow_input
 from edge.stages import classify
+from edge.stages.classify_input import FramedFlowInput
 from engines import default_artifact_path, read_artifact
 from trainer.prep import PrepParams
 
 
-def test_the_shipped_flow_metadata_is_the_live_flow_preset_and_form():
+def test_the_shipped_flow_metadata_is_the_live_flow_preset_on_crops_cut_to_the_composites_framing():
     meta = read_artifact(default_artifact_path())
-    live = flow.params_dict()
-    assert meta.flow["algorithm"] == live["algorithm"]
-    assert meta.flow["form"] == flow.FLOW_FORM
+    assert meta.flow["algorithm"] == flow.params_dict()["algorithm"]
+    assert meta.flow["crop_window"] == list(COMPOSITE_WINDOW)
+    assert meta.flow["form"] == FRAMED_FLOW_FORM
     assert classify._flow_params(meta.flow) == flow.TVL1Params() == PrepParams().flow
     (spec,) = meta.inputs
-    assert spec.normalisation == flow.FLOW_FORM
+    assert spec.normalisation == FRAMED_FLOW_FORM
     assert classify.flow_side(spec.shape) == 28
 
 
-def test_the_classify_stage_feeds_the_shipped_artifact_the_live_flow():
-    stage = classify.Classify(default_artifact_path())
+def test_the_classify_stage_feeds_the_shipped_artifact_the_re_cut_live_flow():
+    rng = np.random.default_rng(0)
+    onset = (rng.random((128, 128)) * 255).astype(np.uint8)
+    apex = np.roll(onset, 2, axis=1)
+    seen = []
+
+    class Recording:  # the real engine, with its input kept
+        def __init__(self, engine):
+            self.engine, self.meta = engine, engine.meta
+
+        def input_spec(self):
+            return self.engine.input_spec()
+
+        def infer(self, inputs):
+            seen.append(inputs["flow"])
+            return self.engine.infer(inputs)
+
+        def close(self):
+            self.engine.close()
+
+    from engines.base import open_engine
+
+    stage = classify.Classify(default_artifact_path(), engine_factory=lambda p: Recording(open_engine(p)))
     stage.open()
     try:
         assert [kind for kind, _ in stage._plan] == ["flow"]
-        assert stage._flow_fn is flow.flow_input  # the function trainer.prep makes training inputs with
+        assert stage._flow_fn == FramedFlowInput(COMPOSITE_WINDOW)
         assert stage._flow_params == flow.TVL1Params()
+        header = {"onset": {"seq": 1}, "apex": {"seq": 5}, "offset": {"seq": 9}, "score": 1.0}
+        (event,) = stage.process(Message("interval", header, {"onset": onset, "apex": apex}))
     finally:
         stage.close()
+    assert event.topic == "event"
+    np.testing.assert_array_equal(seen[0][0], composite_flow_input(onset, apex, flow.TVL1Params()))

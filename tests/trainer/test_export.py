@@ -298,3 +298,35 @@ def test_the_written_artifact_is_readable_by_others_like_any_file(tmp_path, tiny
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # what open() would give, not mkstemp's 0600
+
+
+
+def test_an_artifact_re_declared_for_the_composite_framing_keeps_its_graph_and_id(tmp_path):
+    from dataclasses import replace
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, FRAMED_FLOW_FORM
+    from tests.engines.tiny_artifacts import make_linear_onnx, tiny_artifact_meta
+    from trainer.export import framed_for_composite
+
+    bare = make_linear_onnx(tmp_path / "bare.onnx")
+    model_id = graph_sha256(onnx.load(str(bare)))
+    plain = make_linear_onnx(tmp_path / "plain.onnx", replace(tiny_artifact_meta(), model_id=model_id))
+    framed = framed_for_composite(plain, tmp_path / "framed.onnx")
+    again = read_artifact(tmp_path / "framed.onnx")
+    assert again.model_id == model_id == graph_sha256(onnx.load(str(tmp_path / "framed.onnx")))
+    assert again.flow["crop_window"] == list(COMPOSITE_WINDOW) and again.flow["form"] == FRAMED_FLOW_FORM
+    assert again.input("flow").normalisation == FRAMED_FLOW_FORM and again.flow["params"] == {"tau": 0.25}
+    assert framed.path == tmp_path / "framed.onnx"
+    x = np.random.default_rng(0).random((1, 3, 28, 28), dtype=np.float32)
+    with OrtEngine(plain) as a, OrtEngine(tmp_path / "framed.onnx") as b:
+        assert np.array_equal(a.infer({"flow": x})["probs"], b.infer({"flow": x})["probs"])
+
+
+def test_a_graph_that_does_not_match_its_id_is_not_re_declared(tmp_path):
+    from tests.engines.tiny_artifacts import make_linear_onnx, tiny_artifact_meta
+    from trainer.export import framed_for_composite
+
+    plain = make_linear_onnx(tmp_path / "plain.onnx", tiny_artifact_meta())  # id "000..."
+    with pytest.raises(MestreamError, match="does not hash to its model id"):
+        framed_for_composite(plain, tmp_path / "framed.onnx")
+    assert not (tmp_path / "framed.onnx").exists()

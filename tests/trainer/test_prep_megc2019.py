@@ -9,6 +9,7 @@ import pytest
 from engines.errors import MestreamError
 from trainer.data.megc2019 import _read_flow
 from trainer.megc2019_form import (
+    MEGC2019_TVL1,
     Megc2019Params,
     as_flow,
     megc2019_image,
@@ -100,9 +101,18 @@ def test_a_real_clip_reproduces_its_composite_image(assets, tmp_path, capsys):
     ours = _read_flow(out_dir / CLIP[0] / f"{CLIP[0]}_{CLIP[1]}.png")
     theirs = _read_flow(assets / "preprocessed" / "HTNet_MEGC2019_composite" / "STSNet_whole_norm_u_v_os" / f"{CLIP[0]}_{CLIP[1]} .png")
     r = [np.corrcoef(ours[c].ravel(), theirs[c].ravel())[0, 1] for c in range(3)]
-    assert r[0] > 0.9 and r[1] > 0.9 and r[2] > 0.65, r  # measured 0.94 / 0.98 / 0.76 (u, v, strain)
+    assert r[0] > 0.9 and r[1] > 0.9 and r[2] > 0.7, r  # measured 0.94 / 0.98 / 0.79 (u, v, strain)
     # a second run keeps what is there; other parameters into the same folder are refused
     assert main(["prep", "--form", "megc2019", "--clips", str(path), "--out", str(out_dir), "--no-progress"]) == 0
     assert "0 prepared, 1 already cached" in capsys.readouterr().out
     assert main(["prep", "--form", "megc2019", "--flow-size", "28", "--clips", str(path), "--out", str(out_dir)]) == 2
     assert "other parameters (flow_size differ)" in capsys.readouterr().err
+
+
+def test_with_a_larger_flow_side_the_strain_is_taken_before_the_resize():
+    onset = _texture(224, 224)
+    apex = onset.copy()
+    apex[:, 112:] = np.roll(onset[:, 112:], 4, axis=1)
+    flow = cv2.optflow.DualTVL1OpticalFlow_create(**MEGC2019_TVL1).calc(onset, apex, None).astype(np.float64)
+    strain = cv2.resize(optical_strain(flow[..., 0], flow[..., 1]), (28, 28), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(megc2019_image(onset, apex, flow_size=224)[:, :, 0], scale_channel(strain))

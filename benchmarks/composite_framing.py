@@ -1,0 +1,127 @@
+"""Where the MEGC2019 composite's face sits in the tracker's aligned crop, and how close the re-cut live input comes.
+
+    MESTREAM_ASSETS=../shared/assets python benchmarks/composite_framing.py --prep-dir PREP [--per-clip F.csv]
+
+PREP is a `mestream prep` cache of casme2_cropped (2019-07-01 sheet; e.g. the one benchmarks/cross_form_loso.py
+makes). For every CASME II clip there that is also in the composite:
+
+1. the aligned apex crop (128, grey) is registered to the composite's apex image
+   (`combined_datasets_whole/<name>.jpg`, area-resized to 128) by an affine ECC; the warp maps composite
+   pixels into the crop, so its diagonal and translation give the composite's window as fractions of the
+   crop. The median over clips is what edge/perception/composite_framing.py's COMPOSITE_WINDOW records
+   (compared here; leave-one-subject-out range printed too);
+2. Pearson per channel (u, v, strain) over the 28x28 pixels between the composite's flow image and
+   (live) the prepared live input, flow_input of the aligned crops, and (re-cut) composite_flow_input,
+   the same crops cut to COMPOSITE_WINDOW first. Median (min..max) over clips; again over the clips whose
+   apex crop registers to the composite's apex image at >= 0.99 after the warp (the others were cut from
+   other frames for the composite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input  # noqa: E402
+from edge.perception.flow import flow_input  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prep_megc2019_form import corr, shared_clips  # noqa: E402
+from trainer.megc2019_form import as_flow  # noqa: E402
+
+REGISTERED = 0.99
+FORMS = ("live", "re-cut")
+
+
+def register(crop: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray]:
+    """ECC affine from reference pixels to crop pixels, and the correlation it reaches (nan if it fails)."""
+    warp = np.eye(2, 3, dtype=np.float32)
+    try:
+        cc, warp = cv2.findTransformECC(reference.astype(np.float32), crop.astype(np.float32), warp,
+                                        cv2.MOTION_AFFINE,
+                                        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-5), None, 5)
+    except cv2.error:
+        return float("nan"), warp
+    return float(cc), warp
+
+
+def window_of(warp: np.ndarray, side: int) -> np.ndarray:
+    x0, y0 = warp[0, 2] / side, warp[1, 2] / side
+    return np.array([x0, y0, x0 + warp[0, 0], y0 + warp[1, 1]])
+
+
+def measure(assets: Path, prep_dir: Path) -> list[dict]:
+    rows = []
+    whole = assets / "preprocessed" / "HTNet_MEGC2019_composite" / "combined_datasets_whole"
+    for spec, png in shared_clips(assets):
+        npz = prep_dir / spec.subject / f"{spec.name}.npz"
+        if not npz.exists():
+            continue
+        with np.load(npz) as d:
+            onset, apex, live = d["onset_crop"], d["apex_crop"], d["flow"]
+        side = apex.shape[0]
+        jpg = cv2.imread(str(whole / f"{spec.name}.jpg"), cv2.IMREAD_GRAYSCALE)
+        cc, warp = register(apex, cv2.resize(jpg, (side, side), interpolation=cv2.INTER_AREA))
+        reference = as_flow(cv2.imread(str(png)))
+        rows.append({"clip": spec.name, "subject": spec.subject, "registered": cc, "window": window_of(warp, side),
+                     "live": corr(live, reference),
+                     "re-cut": corr(composite_flow_input(onset, apex), reference),
+                     "check": float(np.abs(flow_input(onset, apex) - live).max())})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| input | clips | u median (min..max) | v median (min..max) | strain median (min..max) | clips >= 0.95 u / v / strain |",
+             "|---|---|---|---|---|---|"]
+    for form in FORMS:
+        m = np.array([r[form] for r in rows])
+        cells = [f"{np.median(m[:, c]):.3f} ({m[:, c].min():.3f}..{m[:, c].max():.3f})" for c in range(3)]
+        lines.append(f"| {form} | {len(m)} | {' | '.join(cells)} | {' / '.join(str(int((m[:, c] >= 0.95).sum())) for c in range(3))} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=Path, default=Path(os.environ.get("MESTREAM_ASSETS", "../shared/assets")))
+    parser.add_argument("--prep-dir", type=Path, required=True, help="a `mestream prep` cache of casme2_cropped")
+    parser.add_argument("--per-clip", type=Path, default=None, help="also write per-clip figures to this CSV")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    rows = measure(args.assets, args.prep_dir)
+    if not rows:
+        print(f"no prepared shared clip in {args.prep_dir}; run `mestream prep` (or cross_form_loso.py) first")
+        return 1
+    windows = np.array([r["window"] for r in rows])
+    subjects = sorted({r["subject"] for r in rows})
+    loso = np.array([np.median(np.array([r["window"] for r in rows if r["subject"] != s]), axis=0) for s in subjects])
+    fmt = lambda w: "(" + ", ".join(f"{v:.4f}" for v in w) + ")"
+    print(f"{len(rows)} clips; registered apex correlation median {np.nanmedian([r['registered'] for r in rows]):.4f}")
+    print(f"composite window in the aligned crop (x0, y0, x1, y1): median {fmt(np.median(windows, axis=0))}, "
+          f"IQR {fmt(np.percentile(windows, 75, axis=0) - np.percentile(windows, 25, axis=0))}; "
+          f"leave-one-subject-out {fmt(loso.min(axis=0))}..{fmt(loso.max(axis=0))}; COMPOSITE_WINDOW {fmt(COMPOSITE_WINDOW)}")
+    print(f"prepared live flow re-made by flow_input: max abs difference {max(r['check'] for r in rows):.2e}")
+    print(f"\nall clips:\n{table(rows)}\n")
+    kept = [r for r in rows if r["registered"] >= REGISTERED]
+    print(f"clips whose apex crop registers to the composite's apex image at >= {REGISTERED} ({len(kept)} of {len(rows)}):")
+    print(table(kept))
+    print(f"{time.perf_counter() - start:.0f} s")
+    if args.per_clip:
+        with open(args.per_clip, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["clip", "registered", *(f"{form} {c}" for form in FORMS for c in ("u", "v", "strain"))])
+            for r in rows:
+                w.writerow([r["clip"], f"{r['registered']:.4f}", *(f"{x:.4f}" for form in FORMS for x in r[form])])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
