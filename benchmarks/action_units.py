@@ -47,6 +47,20 @@ def load_clips(assets: Path, prep_dir: Path, workers: int):
     return samples.flow, [codes[name] for name in samples.names], samples.subjects, samples.names
 
 
+def framed_flow(prep_dir: Path, subjects: list[str], names: list[str], window) -> np.ndarray:
+    """The clips' flow remade from the prepared aligned crops re-cut to `window`: what the classify stage
+    computes for an artifact whose metadata names that crop window."""
+    from edge.perception.composite_framing import composite_flow_input
+    from trainer.prep import PrepParams
+
+    params = PrepParams().flow
+    flows = []
+    for name, subject in zip(names, subjects):
+        with np.load(prep_dir / subject / f"{name}.npz") as d:
+            flows.append(composite_flow_input(d["onset_crop"], d["apex_crop"], params, 28, window))
+    return np.stack(flows).astype(np.float32)
+
+
 def per_subject_rows(loso, targets: np.ndarray, subjects: list[str]) -> list[tuple[str, int, int, int, float]]:
     """(subject, clips, AU positives, true positives, micro F1) over the modelled AUs."""
     rows = []
@@ -69,12 +83,22 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/action_units.md"))
     parser.add_argument("--export", type=Path, default=None, help="also fit on every clip and write this artifact")
     parser.add_argument("--folds", type=int, default=None, help="first K subjects only (quick checks; not a result)")
+    parser.add_argument("--framing", choices=("composite", "crop"), default="composite",
+                        help="composite: the aligned crops re-cut to the MEGC2019 composite's window before the flow, "
+                             "as the shipped classifier declares (flow.crop_window), so both models read one flow; "
+                             "crop: the aligned crops as they come")
     args = parser.parse_args()
 
     from trainer.action_units import (AU_RECIPE, REPORT_MIN_POSITIVES, au_scores, au_targets, macro_f1, modelled_aus,
                                       positive_counts, recipe_text, run_au_loso)
 
     flow, codes, subjects, names = load_clips(args.assets, args.prep_dir, args.workers)
+    window = None
+    if args.framing == "composite":
+        from edge.perception.composite_framing import COMPOSITE_WINDOW
+
+        window = COMPOSITE_WINDOW
+        flow = framed_flow(args.prep_dir, subjects, names, window)
     counts = positive_counts(codes)
     aus = modelled_aus(codes)
     reported = [a for a in aus if counts[a] >= REPORT_MIN_POSITIVES]
@@ -88,7 +112,8 @@ def main() -> int:
     print(f"LOSO ({loso.seconds:.0f} s): macro F1 over {reported} {macro:.4f}; "
           + ", ".join(f"{a} F1 {scores[a]['f1']:.3f} AUC {scores[a]['auc']:.3f}" for a in aus), flush=True)
     command = (f"python benchmarks/action_units.py --assets $MESTREAM_ASSETS --workers {args.workers}"
-               + (f" --folds {args.folds}" if args.folds else "") + (f" --export {args.export}" if args.export else ""))
+               + (f" --folds {args.folds}" if args.folds else "") + (f" --export {args.export}" if args.export else "")
+               + f" --framing {args.framing}")
     exported = None
     if args.export is not None:
         from trainer.action_units import export_au_model, fit_au_model, write_au_card
@@ -97,6 +122,7 @@ def main() -> int:
         fitted = fit_au_model(flow, targets, subjects, aus)
         exported = export_au_model(
             fitted, args.export,
+            crop_window=window,
             training={"dataset": "casme2 (casme2_cropped, live form: mestream prep)", "samples": len(names),
                       "subjects": len(set(subjects)), "sheet": f"CASME II coding sheet {SHEET_VERSION}",
                       "positives": {a: counts[a] for a in aus}, "pool": fitted.choice.config.pool,
@@ -116,7 +142,10 @@ def main() -> int:
         "",
         f"Data: {len(names)} real CASME II clips of {len(set(subjects))} subjects (`{FRAMES}`), AU codes of the "
         f"{SHEET_VERSION} sheet with sides merged (L12, R12 -> AU12), flow in the live form (`mestream prep`: edge "
-        "tracker, aligned crop, the live TV-L1 preset), the classifier's very input. Model (trainer/action_units.py): "
+        "tracker, aligned crop, the live TV-L1 preset"
+        + (", the crops re-cut to the MEGC2019 composite's window as the shipped classifier declares"
+           if window is not None else "")
+        + "), the classifier's very input. Model (trainer/action_units.py): "
         "each u, v, strain map standardised as in ststnorm, average-pooled to a 14x14 or 7x7 grid, one logistic unit "
         f"per AU ({len(aus)} AUs with >= 10 positive clips), weighted logistic loss + L2, trained on the clips and "
         "their mirror images, probabilities averaged over the two views.",

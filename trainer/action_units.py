@@ -383,7 +383,7 @@ def fit_au_model(flow: np.ndarray, targets: np.ndarray, subjects: list[str], aus
 
 
 def export_au_model(fitted: FittedAU, out: Path | str, *, training: dict[str, Any], scores: dict[str, Any],
-                    selection: str, atol: float = 1e-4):
+                    selection: str, crop_window: tuple[float, float, float, float] | None = None, atol: float = 1e-4):
     """The AU model as a self-describing ONNX artifact: input "flow" exactly as the classifier's (same form
     and flow parameters), output "probs" (1, K) sigmoid probabilities, classes = the AU names, task
     "action_units" and the per-AU thresholds in the metadata. Checked like every export (ONNX checker,
@@ -403,7 +403,12 @@ def export_au_model(fitted: FittedAU, out: Path | str, *, training: dict[str, An
     torch = _torch()
     onnx = _onnx()
     out = Path(out)
+    # crop_window: the aligned crops re-cut before the flow, as the classifier it runs beside (classify_input.py)
     flow_block = flow_description()
+    if crop_window is not None:  # declared as trainer.export.framed_for_composite declares the classifier's
+        from edge.perception.composite_framing import FRAMED_FLOW_FORM
+
+        flow_block = {**flow_block, "crop_window": list(crop_window), "form": FRAMED_FLOW_FORM}
     shape = (1, *FLOW.shape)
     model = fitted.model.eval()
     buffer = io.BytesIO()
