@@ -36,6 +36,7 @@ import zmq
 from edge import bus, shared_frames
 from edge.messages import Message, status
 from edge.process import ProcessPlan, RunOptions
+from edge.stages.capture import source_kind
 from edge.topology import Topology
 from engines.errors import MestreamError
 
@@ -282,7 +283,8 @@ class Supervisor:
         if child is self.children[0] and self.shm_prefix:
             shared_frames.remove_segments(self.shm_prefix)  # its ring died with it; the next one makes a new one
         child.next_start = now + delay
-        if child is self.children[0] and self.run_options.source and "://" not in self.run_options.source and not self.run_options.source.startswith("cam:"):
+        if child is self.children[0] and source_kind(self.run_options.source) == "file":
+            # a file resumes after its last reported frame; a live source starts afresh and the next hop marks the gap
             child.plan = replace(child.plan, resume_seq=int(child.metrics.get("last_seq", -1)) + 1)
         log.warning("%s %s; restart %d in %.2f s", child.name, reason, child.restarts, delay)
         self.publish_status(status("supervisor", "restart", f"{child.name} {reason}; restarting in {delay:.2f} s",

@@ -127,6 +127,28 @@ def test_a_stage_crashing_in_a_loop_is_backed_off():
     assert child.next_start - now == pytest.approx(0.2)
 
 
+CSI_PIPELINE = ("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=60/1 "
+                "! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
+
+
+@pytest.mark.parametrize("source, resumes_at", [
+    ("clip.mp4", 42),  # a file continues after the last frame it reported
+    (CSI_PIPELINE, 0),  # a GStreamer pipeline is live: numbering starts afresh, and the next hop marks the gap
+    ("cam:0", 0),
+    ("rtsp://10.0.0.2/stream", 0),
+])
+def test_a_restarted_source_resumes_its_numbering_only_when_it_is_a_file(source, resumes_at):
+    topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
+        {"name": "capture", "stages": ["capture"]}, {"name": "out", "stages": ["publish"]}]})
+    run = RunOptions(source=source)
+    sup = Supervisor(topo, run)
+    sup.children = [Child(p) for p in plan_processes(topo, run, Path("/nonexistent"), "ipc:///nonexistent/control")]
+    source_child = sup.children[0]
+    source_child.metrics = {"last_seq": 41}
+    sup._restart(source_child, 100.0, "exited with code 1")
+    assert source_child.plan.resume_seq == resumes_at
+
+
 def test_a_real_stage_that_dies_at_every_start_is_restarted_ever_more_slowly_then_runs_again(running):
     sup, sub = running
     victim = sup.children[1]  # the publisher
