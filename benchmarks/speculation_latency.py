@@ -61,7 +61,7 @@ def breakdown(record: Path) -> dict:
 def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
     import socket
 
-    from edge.commands.bench import multi_process
+    from edge.tools.bench import multi_process
     from edge.process import RunOptions
     from edge.supervisor import preflight
     from edge.topology import load_topology

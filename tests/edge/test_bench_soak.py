@@ -3,7 +3,7 @@
 import math
 import tracemalloc
 
-from edge.commands.bench import SoakRecord, memory_growth
+from edge.tools.soak import SoakRecord, memory_growth
 
 
 def test_growth_compares_the_medians_of_the_first_and_last_tenths_so_one_sample_cannot_decide_it():

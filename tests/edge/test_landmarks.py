@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams
-from edge.stages.face_tracking import read_frames
+from edge.tools.track_bench import read_frames
 from engines.errors import MestreamError
 
 

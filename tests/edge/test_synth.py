@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
+from edge.tools.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
 from engines.errors import MestreamError
 
 

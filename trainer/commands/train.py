@@ -129,7 +129,7 @@ def run(args) -> int:
     with staged_dir(args.out) as tmp:
         folds_total = len(dict.fromkeys(samples.subjects))
         folds_run = min(args.folds or folds_total, folds_total)
-        from edge.progress import show_progress
+        from edge.tools.progress import show_progress
 
         with tqdm(total=folds_run, desc=f"{family.name} LOSO", unit="fold", disable=not show_progress(args)) as bar:
             result = run_loso(family, samples, args.seed, recipe, fold_limit=args.folds, work_dir=cache,

@@ -147,7 +147,7 @@ def load_spotting_set(path: Path, fmt: str, dataset: str, frame_step: int = 1,
 
 
 def write_truth_csv(video: SpottingVideo, path: Path, first_frame: int = 1) -> None:
-    """One video's intervals as a `mestream spot-eval --truth` CSV (edge.synth's columns).
+    """One video's intervals as a `mestream spot-eval --truth` CSV (edge.tools.synth's columns).
 
     spot-eval counts frames from 0 (the capture's seq), the CSVs from the recording's first image number
     (img1.jpg -> 1), so seq = frame number - first_frame. Written to a temporary file, then renamed.
@@ -156,7 +156,7 @@ def write_truth_csv(video: SpottingVideo, path: Path, first_frame: int = 1) -> N
     import os
     import tempfile
 
-    from edge.synth import TRUTH_COLUMNS
+    from edge.tools.synth import TRUTH_COLUMNS
 
     path = Path(path)
     if not path.parent.is_dir():

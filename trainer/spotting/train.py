@@ -91,7 +91,7 @@ def load_synth_videos(folder: Path, spec: FeatureSpec, cache: Path | None = None
 
     The subject (for loso) is the name without its last "_" part: face_seed -> face.
     """
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
 
     folder = Path(folder)
     if not folder.is_dir():
