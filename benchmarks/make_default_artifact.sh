@@ -37,7 +37,7 @@ echo "+ ${EXPORT[*]}"
 
 "$PY" - "$OUT" "$MODEL" "$SEED" "$CARD" <<'PY'
 import sys
-from trainer.export import write_model_card
+from trainer.cards import write_model_card
 
 out, model, seed, card = sys.argv[1:5]
 command = (
