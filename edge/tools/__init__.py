@@ -16,7 +16,7 @@ what to install instead of failing half-way with an ImportError.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from engines.errors import missing_extra
 
@@ -27,5 +27,7 @@ TOOLS_EXTRA_MODULES = ("matplotlib", "tqdm")
 def require_tools() -> None:
     """Raise the one-line MestreamError naming the [tools] extra when one of its packages is missing."""
     for name in TOOLS_EXTRA_MODULES:
-        if importlib.util.find_spec(name) is None:
-            raise missing_extra(name, "tools")
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise missing_extra(name, "tools") from None
