@@ -14,7 +14,6 @@ from engines.artifact import Artifact, TensorInfo, read_artifact  # noqa: E402
 from engines.errors import MestreamError  # noqa: E402
 from engines.onnx_ops import unsupported_ops  # noqa: E402
 from engines.ort import OrtEngine  # noqa: E402
-from trainer import export as export_module  # noqa: E402
 from trainer.export import export_checkpoint, export_model, graph_sha256  # noqa: E402
 from trainer.models.base import Family, InputSpec, Recipe  # noqa: E402
 from trainer.models.registry import FAMILIES, get_family  # noqa: E402

@@ -9,10 +9,19 @@ from edge.cli import main  # noqa: E402
 from edge.spotting.learned import FeatureSpec, PeakParams, spotter_from_artifact  # noqa: E402
 from edge.spotting.metrics import Interval  # noqa: E402
 from engines.base import open_engine  # noqa: E402
-from trainer.spotting.features import TrackedVideo, pseudo_labels, window_features  # noqa: E402
 from trainer.cards import write_model_card  # noqa: E402
-from trainer.spotting.train import (SpotterRecipe, SpotVideo, choose_peaks, cross_validate, export_spotter,  # noqa: E402
-                                    fit, mirror, predict, spot)
+from trainer.spotting.features import TrackedVideo, pseudo_labels, window_features  # noqa: E402
+from trainer.spotting.train import (  # noqa: E402
+    SpotterRecipe,
+    SpotVideo,
+    choose_peaks,
+    cross_validate,
+    export_spotter,
+    fit,
+    mirror,
+    predict,
+    spot,
+)
 
 SPEC = FeatureSpec(flow_size=32, roi=12, lag_s=0.1)  # k = 3 at 30 fps: tiny and fast
 

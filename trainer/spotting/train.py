@@ -22,8 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from edge.spotting.learned import (FAMILY, FEATURE_FORM, FLOW_ALGORITHM, INPUT_NAME, OUTPUT_NAME, FeatureSpec,
-                                   PeakParams, adaptive_levels, runs_to_intervals, smooth_scores)
+from edge.spotting.learned import (
+    FAMILY,
+    FEATURE_FORM,
+    FLOW_ALGORITHM,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    FeatureSpec,
+    PeakParams,
+    adaptive_levels,
+    runs_to_intervals,
+    smooth_scores,
+)
 from edge.spotting.metrics import Counts, Interval, pool, score_video
 from engines.errors import MestreamError
 from engines.optional import require
