@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from engines.files import atomic_write
+
 HELP = "benchmark the pipeline: per-stage fps, one-process chain, multi-process fps, latency, CPU, memory"
 
 
@@ -77,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
             result = {"source": source, "width": args.width, **soak(topo, run_opts, args.seconds)}
         print(soak_report(result))
         if args.json is not None:
-            tmp = args.json.with_name(args.json.name + ".partial")
-            tmp.write_text(json.dumps(result, indent=2))
-            os.replace(tmp, args.json)
+            atomic_write(args.json, json.dumps(result, indent=2))
         png = args.png or (args.json.with_suffix(".png") if args.json is not None else None)
         if png is not None:
             soak_chart(result, png)
@@ -111,9 +111,7 @@ def run(args: argparse.Namespace) -> int:
     }
     print(table(result))
     if args.json is not None:
-        tmp = args.json.with_name(args.json.name + ".partial")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, args.json)
+        atomic_write(args.json, json.dumps(result, indent=2))
     png = args.png or (args.json.with_suffix(".png") if args.json is not None else None)
     if png is not None:
         chart(result, png)

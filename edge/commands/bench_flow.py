@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from engines.errors import MestreamError
+from engines.files import atomic_write
 
 HELP = "benchmark TV-L1 flow: Middlebury EPE and 128x128 speed of ours (CPU), OpenCV DualTVL1 and CUDA"
 
@@ -61,8 +62,5 @@ def run(args: argparse.Namespace) -> int:
     result = measure(root, args)
     print_table(result)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(args.json)
+        atomic_write(args.json, json.dumps(result, indent=2))
     return 0

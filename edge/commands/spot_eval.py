@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     require_tools()
     from edge.tools.progress import show_progress
-    from edge.tools.spot_eval import atomic, evaluate, plot
+    from edge.tools.spot_eval import evaluate, plot
+    from engines.files import atomic_write
 
     result = evaluate(args.source, args.truth, progress=show_progress(args), artifact=args.artifact)
     lost = sum(s["event"] == "face_lost" for s in result["statuses"])
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{c['precision']:6.3f} {c['recall']:6.3f} {c['f1']:6.3f}")
     if args.json is not None:
         doc = {k: v for k, v in result.items() if k != "trace"}
-        atomic(args.json, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+        if not args.json.parent.is_dir():
+            raise MestreamError(f"folder {args.json.parent} does not exist; create it first or choose another path")
+        atomic_write(args.json, json.dumps(doc, indent=1))
     plot_path = args.plot or (args.json.with_suffix(".png") if args.json is not None else None)
     if plot_path is not None:  # the timeline goes next to the JSON unless --plot says where
         plot(result, plot_path)

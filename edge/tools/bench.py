@@ -259,6 +259,8 @@ def chart(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edge.tools.plots import save_png
+
     names, values = [], []
     for name in ("capture", "track", "spot"):
         if name in result["solo"]:
@@ -275,10 +277,8 @@ def chart(result: dict, path: Path) -> None:
     ax.set_title(f"mestream bench: {Path(result['source']).name}, {result['width']} px")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

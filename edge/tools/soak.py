@@ -157,6 +157,8 @@ def soak_chart(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edge.tools.plots import save_png
+
     fig, ax = plt.subplots(figsize=(8, 4))
     for name in result["processes"]:
         pts = [(s["t_s"], s[name]["rss_mb"]) for s in result["series"] if s.get(name, {}).get("rss_mb")]
@@ -168,10 +170,8 @@ def soak_chart(result: dict, path: Path) -> None:
     ax.set_title("mestream bench --soak: memory of every process")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def soak_report(result: dict) -> str:

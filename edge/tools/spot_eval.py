@@ -4,11 +4,8 @@ the work of `mestream spot-eval` (edge/commands/spot_eval.py).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from engines.errors import MestreamError
 
 class _FaceCount:
     """A pass-through stage counting the frames the tracker found a face in."""
@@ -32,8 +29,8 @@ class _FaceCount:
 
 def evaluate(source: str, truth_path: Path | None, progress: bool = False, artifact: Path | None = None) -> dict:
     """Run the three stages over `source`; returns intervals, statuses, trace and (with truth) scores."""
-    from edge.spotting.metrics import Interval, score_video
     from edge.spotting import make_spotter
+    from edge.spotting.metrics import Interval, score_video
     from edge.spotting.params import SpotParams
     from edge.stages.base import run_chain
     from edge.stages.capture import Capture
@@ -76,25 +73,14 @@ def evaluate(source: str, truth_path: Path | None, progress: bool = False, artif
     return result
 
 
-def atomic(path: Path, write) -> None:
-    if not path.parent.is_dir():
-        raise MestreamError(f"folder {path.parent} does not exist; create it first or choose another path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from edge.tools.plots import save_png
 
     trace = np.array(result["trace"] or [[0, 0, 0]], dtype=np.float64)
     seq, s, thr = trace[:, 0], trace[:, 1], trace[:, 2]
@@ -118,5 +104,5 @@ def plot(result: dict, path: Path) -> None:
         title += "   " + "   ".join(f"{k} F1 {sc[k]['f1']:.3f}" for k in ("micro", "macro", "overall"))
     ax.set_title(title)
     fig.tight_layout()
-    atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    save_png(fig, path, dpi=110)
     plt.close(fig)
