@@ -16,9 +16,7 @@ what to install instead of failing half-way with an ImportError.
 
 from __future__ import annotations
 
-import importlib
-
-from engines.errors import missing_extra
+from engines.optional import require
 
 # the [tools] extra of pyproject.toml, by import name
 TOOLS_EXTRA_MODULES = ("matplotlib", "tqdm")
@@ -27,7 +25,4 @@ TOOLS_EXTRA_MODULES = ("matplotlib", "tqdm")
 def require_tools() -> None:
     """Raise the one-line MestreamError naming the [tools] extra when one of its packages is missing."""
     for name in TOOLS_EXTRA_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise missing_extra(name, "tools") from None
+        require(name, "tools")
