@@ -244,29 +244,6 @@ def test_the_calibration_set_holds_the_trainers_own_inputs_for_the_engine_builde
     assert flow.dtype == np.float32 and 0.0 <= float(flow.min()) and float(flow.max()) <= 1.0
 
 
-def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tmp_path, tiny_family):
-    from trainer.cards import LICENCE_NOTE, write_model_card
-
-    export_checkpoint(_checkpoint(tmp_path / "model.pt"), tmp_path / "tiny.onnx")
-    card = write_model_card(tmp_path / "tiny.onnx", tmp_path / "MODEL_CARD.md", command="make it").read_text()
-    assert "family **tiny**" in card and "`negative`, `positive`, `surprise`" in card
-    assert "| full | 0.7100 | 0.7200 | 0.7300 |" in card
-    assert "Protocol: `loso`" in card and "fixed recipe, no epoch selection" in card
-    assert "442 samples from 68 subjects" in card
-    assert LICENCE_NOTE in card and "research" in card
-    assert "make it" in card
-
-
-def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path, tiny_family):
-    from trainer.cards import write_model_card
-
-    scores = {"full": {"uf1": 0.74, "uar": 0.75, "acc": 0.76, "n": 442}, "samm": {"uf1": 0.6, "uar": 0.61, "acc": 0.62}}
-    artifact = export_checkpoint(_checkpoint(tmp_path / "model.pt", scores=scores), tmp_path / "t.onnx")
-    assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
-    card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
-    assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
-
-
 def test_the_written_artifact_is_readable_by_others_like_any_file(tmp_path, tiny_family):
     out = tmp_path / "perm.onnx"
     export_checkpoint(_checkpoint(tmp_path / "model.pt"), out)

@@ -92,7 +92,6 @@ def run(args) -> int:
     import logging
     import os
     import platform
-    import time
     from dataclasses import asdict
 
     from tqdm import tqdm
