@@ -35,7 +35,7 @@ import zmq
 
 from edge import bus, shared_frames
 from edge.messages import Message, status
-from edge.process import ProcessPlan, RunOptions
+from edge.process import EXIT_USER_ERROR, ProcessPlan, RunOptions
 from edge.stages.capture import source_kind
 from edge.topology import Topology
 from engines.errors import MestreamError
@@ -264,7 +264,7 @@ class Supervisor:
         if code == 0 and child.state == "done":
             child.done = True
             return
-        if code == 3 or child.state == "fatal":
+        if code == EXIT_USER_ERROR or child.state == "fatal":
             self._read_heartbeats(timeout_ms=300)  # the fatal line may still be on its way
             raise MestreamError(f"process {child.name} stopped on a user error (exit {code}); run with -v for details")
         reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -384,7 +384,7 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     Stage options are validated by building every stage; the artifact is read; the source is opened and
     closed; the publish endpoint is bound once and released. Each failure is one MestreamError line.
     """
-    from edge.process import build_stage
+    from edge.stages.registry import build_stage
 
     names = topo.stage_names()
     if run.record:

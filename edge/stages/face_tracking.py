@@ -25,7 +25,9 @@ maps onto it directly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -33,7 +35,11 @@ import numpy as np
 from edge.messages import Message
 from edge.perception.align import AlignParams, SteadyAligner, apply_transform, warp_crop
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams
+from edge.topology import stage_options_of
 from engines.errors import MestreamError
+
+if TYPE_CHECKING:
+    from edge.process import RunOptions
 
 _THUMB = 32  # side of the aligned-crop thumbnail the motion gate compares, pixels (S=128: 4x4 blocks)
 
@@ -102,6 +108,15 @@ def _box(points: np.ndarray) -> tuple[int, int, int, int]:
     x0, y0 = np.floor(points.min(0)).astype(int)
     x1, y1 = np.ceil(points.max(0)).astype(int)
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> FaceTracking:
+    """The track stage from its [stages.track] table. Colour crops go out only when something downstream
+    reads them (run.color_crops, decided by preflight), unless the table says color_crop itself."""
+    params = stage_options_of("track", options, TrackParams)
+    if "color_crop" not in options and not run.color_crops:
+        params = dataclasses.replace(params, color_crop=False)
+    return FaceTracking(params)
 
 
 class FaceTracking:
