@@ -125,15 +125,8 @@ FAMILY = Family(
     summary="ensemble of 3 STSTNets in one module (one wide convolution), softmax averaged over the members "
     "and the exact mirror view",
     inputs=(FLOW,),
-    # Chosen by validation on TRAINING subjects only, before any full LOSO of this family was run:
-    # python -m trainer.inner_select --family ststens --variant epochs=100 --variant epochs=50 --seeds 0 1
-    # (first LOSO fold of each part: sub01, s01, 006 held out and never seen; their other subjects split 2/3
-    # fit, 1/3 validation; 452 validation predictions per seed). Candidates: epochs 100 or 50 (lr 1e-3,
-    # batch 64, weight decay 1e-4: STSTNet's recipe) x 1-5 members x mirror averaging on/off. Highest mean
-    # validation UF1: 50 epochs, 3 members, mirror on (0.7623; a single member at 100 epochs without mirror,
-    # i.e. STSTNet, 0.7365). A cheaper-within-0.01 tie-break would have kept one 50-epoch member (0.7523,
-    # 0.0100 below); the argmax was kept because 3 members x 50 epochs costs the same CPU as STSTNet's
-    # 1 x 100. Nothing was changed after the full LOSO.
+    # Chosen by inner validation on training subjects only, before its full LOSO; the candidates, figures and
+    # command: benchmarks/results/loso_megc2019.md, "Best family so far: ststens".
     recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
                   extra={"provenance": "epochs, member count and mirror averaging chosen by inner validation on "
                                        "training subjects of three LOSO folds (trainer/inner_select.py), before "

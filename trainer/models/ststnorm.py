@@ -29,15 +29,8 @@ FAMILY = Family(
     name="ststnorm",
     summary="ststens on per-map standardised flow (each u, v, strain map minus its mean, over its std)",
     inputs=(FLOW,),
-    # Chosen by validation on TRAINING subjects only (python -m trainer.inner_select --family ststens --variant
-    # epochs=50[,center=median|mean|standard] --seeds 0 1, then run through the since-removed ststreg family's
-    # view=whole, which was ststens exactly: ststens's outer folds sub01, s01, 006 held out and never seen, 452
-    # validation predictions per seed), before any full LOSO of this family.
-    # Validation UF1, 3 members + mirror: none (= ststens) 0.7558, median 0.7488, mean 0.7588, standard
-    # 0.7725 (per seed 0.7674 / 0.7776 against 0.7577 / 0.7539). ststens's recipe unchanged: a second round on
-    # top (5 members, 100 epochs, dropout 0.3, HTNet's regions) found nothing beyond the 0.01 noise.
-    # Full LOSO afterwards (benchmarks/results/loso_megc2019.md): 0.7311 ± 0.0036 Full UF1 over seeds 0-2,
-    # against ststens's 0.7263 ± 0.0040.
+    # The standardisation was chosen by inner validation on training subjects only, before its full LOSO; the
+    # candidates, figures and commands: benchmarks/results/loso_megc2019.md, "Best family now: ststnorm".
     recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
                   extra={"provenance": "ststens's recipe; the per-map standardisation chosen over none, median "
                                        "and mean centring by inner validation on training subjects of three "
