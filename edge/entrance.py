@@ -82,6 +82,15 @@ class Entrance:
         self._dropping = False
         self._dropped = 0  # per-frame messages dropped since the last one accepted
 
+    @classmethod
+    def bind(cls, ctx: zmq.Context, endpoint: str, *, hwm: int, **kwargs) -> Entrance:
+        """An entrance on a PULL socket bound at endpoint, with the wire's default limits."""
+        limits = bus.WireLimits()
+        return cls(bus.open_socket(ctx, zmq.PULL, bind=endpoint, hwm=hwm, limits=limits), limits=limits, **kwargs)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
     def next(self) -> tuple[Message, Envelope] | None:
         """The next message, waiting poll_ms at most; None when none came."""
         self.receive()

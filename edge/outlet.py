@@ -34,6 +34,11 @@ class Outlet:
         self.poll_ms = poll_ms
         self._dropped = 0  # per-frame messages dropped here since the last one sent
 
+    @classmethod
+    def connect(cls, ctx: zmq.Context, endpoint: str, *, hwm: int, **kwargs) -> Outlet:
+        """An outlet on a PUSH socket connected to the next process's endpoint."""
+        return cls(bus.open_socket(ctx, zmq.PUSH, connect=endpoint, hwm=hwm), **kwargs)
+
     def send(self, msg: Message, must: bool = False) -> None:
         """To the next process. Towards a "drop" entrance a full pipe drops (counted); "block" waits."""
         if self.ring is not None:

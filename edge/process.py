@@ -93,7 +93,7 @@ class ProcessPlan:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ProcessPlan":
+    def from_json(cls, text: str) -> ProcessPlan:
         data = json.loads(text)
         run = data.pop("run")
         run["publish"] = PublishConfig(**run["publish"])
@@ -143,14 +143,11 @@ class StageProcess:
             self.source.out_buffer = self.ring_out.slot_for
         poll_ms = int(plan.heartbeat_s * 1000)
         if self.source is None:
-            limits = bus.WireLimits()
-            sock = bus.open_socket(self.ctx, zmq.PULL, bind=plan.input, hwm=plan.hwm, limits=limits)
-            self.entrance = Entrance(sock, capacity=plan.queue, policy=plan.policy, limits=limits, drops=self.drops,
-                                     ring=self.ring_in, poll_ms=poll_ms)
+            self.entrance = Entrance.bind(self.ctx, plan.input, hwm=plan.hwm, capacity=plan.queue, policy=plan.policy,
+                                          drops=self.drops, ring=self.ring_in, poll_ms=poll_ms)
         if plan.output:
-            sock = bus.open_socket(self.ctx, zmq.PUSH, connect=plan.output, hwm=plan.output_hwm)
-            self.outlet = Outlet(sock, policy=plan.output_policy, drops=self.drops, wait=self.keep_waiting,
-                                 ring=self.ring_out, poll_ms=poll_ms)
+            self.outlet = Outlet.connect(self.ctx, plan.output, hwm=plan.output_hwm, policy=plan.output_policy, drops=self.drops,
+                                         wait=self.keep_waiting, ring=self.ring_out, poll_ms=poll_ms)
         if plan.preview:
             from edge.preview.tap import PreviewTap
 
@@ -163,11 +160,9 @@ class StageProcess:
                 stage.close()
             except Exception:  # one stage failing to close must not keep the others (the record) open
                 log.exception("%s: closing stage %s failed", self.plan.name, getattr(stage, "name", stage))
-        for part in (self.source, self.preview, self.ring_in):
+        for part in (self.source, self.preview, self.entrance, self.ring_in):
             if part is not None:
                 part.close()
-        if self.entrance is not None:
-            self.entrance.sock.close(0)
         if self.outlet is not None:
             self.outlet.close(linger_ms=2000 if self.finished else 0)  # after eos: let the last messages go out
         elif self.ring_out is not None:
