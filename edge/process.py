@@ -30,8 +30,8 @@ from edge import bus
 from edge.entrance import Entrance, Envelope, Numbering
 from edge.messages import PER_FRAME_TOPICS, Message, end_of_stream
 from edge.meter import Heartbeat, Meter
-from edge.meter import rss_bytes as _rss_bytes  # noqa: F401 - edge/commands/bench.py reads it here
-from edge.outlet import FINISH_WAIT_S, Outlet  # noqa: F401 - FINISH_WAIT_S: the end-of-stream wait, named where it was
+from edge.meter import rss_bytes as _rss_bytes  # noqa: F401 - edge/tools/soak.py reads it here until it imports edge.meter
+from edge.outlet import Outlet
 from edge.ring_adapters import RingIn, RingOut
 from edge.stages.base import DecodesIntoSlots, drain, feed, takes_status
 from edge.stages.registry import SOURCE_STAGES, build_stage

@@ -293,7 +293,7 @@ def _autogroup_nice(pid: int) -> int:
 
 def test_track_sends_colour_crops_only_when_the_artifact_or_the_preview_reads_them(tmp_path):
     # A flow-only artifact never looks at colour: the 48 KB colour crop per frame would be sent and kept for nothing.
-    from edge.process import build_stage
+    from edge.stages.registry import build_stage
     from edge.supervisor import preflight
 
     topo = load_topology()
