@@ -55,6 +55,13 @@ class SoakRecord:
     def column(self, name: str):
         return self.data[: self.rows, self.columns.index(name)]
 
+    def last_count(self, name: str) -> int:
+        """The last tick's value of a count column (drops, lost, restarts); 0 before any tick or when unknown."""
+        import numpy as np
+
+        value = self.data[self.rows - 1, self.columns.index(name)] if self.rows else np.nan
+        return 0 if np.isnan(value) else int(value)
+
     def series(self) -> list[dict]:
         """The rows as JSON-ready dicts (built once, at the end)."""
         out = []
@@ -119,15 +126,12 @@ def soak(topo, run, seconds: float) -> dict:
     warm = int(np.searchsorted(t_s, max(30.0, 0.1 * seconds, (first_event_s or 0.0) + 10.0))) if record.rows else 0
     report = {}
     for name in names:
-        last = record.data[record.rows - 1] if record.rows else None
-        value = lambda f: (0 if last is None or np.isnan(last[record.columns.index(f"{name}.{f}")])  # noqa: E731
-                           else int(last[record.columns.index(f"{name}.{f}")]))
         fps = record.column(f"{name}.fps")[warm:]
         report[name] = {
             **memory_growth(record.column(f"{name}.rss_mb")[warm:]),
             "rss_growth_pct_after_10pct": memory_growth(record.column(f"{name}.rss_mb")[plain:])["rss_growth_pct"],
             "fps_mean": round(float(np.nanmean(fps)), 1) if fps.size and not np.isnan(fps).all() else 0.0,
-            "drops": value("drops"), "lost": value("lost"), "restarts": value("restarts"),
+            **{count: record.last_count(f"{name}.{count}") for count in ("drops", "lost", "restarts")},
             "busy_p95_ms_median": _median([v for v in record.column(f"{name}.busy_p95_ms")[warm:].tolist() if v == v]),
         }
     report["supervisor"] = {**memory_growth(record.column("supervisor.rss_mb")[warm:]),
