@@ -45,9 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.tools import require_tools
-
-    require_tools()
+    # no require_tools(): bench-flow draws no chart and shows no bar, so it runs without the [tools] extra
+    # (benchmarks/gpu_flow.sh runs it on a GPU image that has neither)
     from edge.tools.bench_flow import batch_sizes, measure, print_table
 
     batch_sizes(args.batch)

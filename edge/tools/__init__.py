@@ -9,9 +9,9 @@
     plots.py        pictures next to the JSON (per-subject bars of the trainer)
     progress.py     progress bars of long jobs
 
-They need the [tools] extra (matplotlib, tqdm); the runtime (`mestream run` and its stages) never imports
-this package. Each tool job calls require_tools() first, so that a runtime-only install says in one line
-what to install instead of failing half-way with an ImportError.
+Charts and progress bars need the [tools] extra (matplotlib, tqdm); the runtime (`mestream run` and its
+stages) never imports this package. Each tool job that draws or shows them calls require_tools() first, so
+that a runtime-only install says in one line what to install instead of failing half-way with an ImportError.
 """
 
 from __future__ import annotations

@@ -70,7 +70,6 @@ def test_a_tool_job_without_the_tools_extra_says_in_one_line_which_extra_to_inst
     code = BLOCKER + "from edge.cli import main\nsys.exit(main(sys.argv[2:]))"
     jobs = [
         ["bench", "--source", str(tmp_path / "none.avi")],
-        ["bench-flow", "--assets", str(tmp_path)],
         ["synth", "--face", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "s.mp4"), "--truth", str(tmp_path / "s.csv")],
         ["spot-eval", "--source", str(tmp_path / "none.mp4")],
     ]
@@ -81,3 +80,10 @@ def test_a_tool_job_without_the_tools_extra_says_in_one_line_which_extra_to_inst
         err = [line for line in run.stderr.splitlines() if line.strip()]
         assert err == [f"mestream {job[0]}: error: matplotlib is not installed; it comes with the [tools] extra: "
                        "pip install 'mestream[tools]'"], (job, run.stderr)
+
+
+def test_bench_flow_draws_nothing_and_so_runs_without_the_tools_extra(tmp_path):
+    code = BLOCKER + "from edge.cli import main\nsys.exit(main(sys.argv[2:]))"
+    run = _python(code, "matplotlib,tqdm", "bench-flow", "--assets", str(tmp_path))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith(f"mestream bench-flow: error: no Middlebury data under {tmp_path}/flow")
