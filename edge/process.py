@@ -244,8 +244,7 @@ class StageProcess:
         at most): its periodic ticks may all have come before any subscriber, or not at all in a short run."""
         self.heartbeat("finishing", force=True)
         deadline = time.monotonic() + FINAL_STATUS_WAIT_S
-        while not self.stop and time.monotonic() < deadline:
-            self.heartbeat("finishing")
+        while time.monotonic() < deadline and self.keep_waiting("finishing"):
             self.entrance.receive()
             while self.entrance.queue:
                 msg, env = self.entrance.queue.popleft()
