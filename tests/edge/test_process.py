@@ -160,6 +160,7 @@ def test_frames_the_outlet_could_not_send_arrive_as_drops_of_the_sender_not_loss
     push = bus.open_socket(zmq_ctx, zmq.PUSH, connect=f"ipc://{tmp_path}/next.in", hwm=1)
     drops = bus.DropLog("track")
     outlet = Outlet(push, policy="drop", drops=drops, wait=lambda state: True)
+    time.sleep(0.2)  # connected: a PUSH socket without a peer refuses everything
     for seq in range(50):
         outlet.send(_face(seq))
     door = Entrance(pull, capacity=100, policy="drop", limits=limits, drops=bus.DropLog("spot"), poll_ms=200)
