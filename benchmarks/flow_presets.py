@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<22}{m['cpu_ms_p50']:>11.1f}{m['cpu_ms_p95']:>8.1f}{m['mad_mean']:>10.4f}{m['mad_p95']:>9.4f}"
                   f"{m['label_changes'] if m['label_changes'] is not None else '-':>10}/{len(pairs):<5}{m['max_prob_change'] or 0:>11.3f}")
     if args.json is not None:
-        tmp = args.json.with_name(args.json.name + ".partial")
-        tmp.write_text(json.dumps(result, indent=2, default=list))
-        os.replace(tmp, args.json)
+        from engines.files import atomic_write
+
+        atomic_write(args.json, json.dumps(result, indent=2, default=list))
     return 0
 
 

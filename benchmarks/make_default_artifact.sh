@@ -37,7 +37,8 @@ echo "+ ${EXPORT[*]}"
 
 "$PY" - "$OUT" "$MODEL" "$SEED" "$CARD" <<'PY'
 import sys
-from trainer.export import framed_for_composite, write_model_card
+from trainer.cards import write_model_card
+from trainer.export import framed_for_composite
 
 out, model, seed, card = sys.argv[1:5]
 # fitted on the composite's images: declare the composite's framing, which the classify stage then cuts the

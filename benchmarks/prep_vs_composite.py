@@ -26,7 +26,8 @@ from edge.messages import Message
 from edge.perception.align import apply_transform
 from edge.perception.flow import flow_input
 from edge.perception.landmarks import FaceLandmarks
-from edge.stages.face_tracking import FaceTracking, TrackParams, read_frames
+from edge.stages.face_tracking import FaceTracking, TrackParams
+from edge.tools.track_bench import read_frames
 
 
 def fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

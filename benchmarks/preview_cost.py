@@ -30,7 +30,8 @@ def main() -> None:
 
     from edge.messages import Message
     from edge.preview.tap import PreviewTap
-    from edge.stages.face_tracking import FaceTracking, read_frames
+    from edge.stages.face_tracking import FaceTracking
+    from edge.tools.track_bench import read_frames
 
     frames = read_frames(args.video, args.frames)
     track = FaceTracking()

@@ -4,7 +4,7 @@ For each shared CASME II clip (onset..offset frames of the Cropped release, labe
 sheet) this measures:
 
 - amplitude: the peak local displacement from the onset frame to the apex frame, divided by the distance of
-  the outer eye corners (FaceMesh 33 and 263 on the onset frame, as edge/synth.py sizes its motions).
+  the outer eye corners (FaceMesh 33 and 263 on the onset frame, as edge/tools/synth.py sizes its motions).
   Dense flow at the crop's full resolution (the project's TV-L1, edge/perception/flow.py, live preset);
   the head's motion removed by a robust affine fit over the face; the flow box-filtered over PATCH_EYE
   eye distances (about an action unit; the vector, so that the flow's pixel noise averages out where
@@ -18,7 +18,7 @@ sheet) this measures:
 - camera noise: the robust std of the grey-level difference of consecutive frames, / sqrt 2, per clip
   (median over the first NOISE_PAIRS pairs).
 
-A check in synth's own units: an action unit of synth (edge.synth.plant, the AUs taken in turn) planted at
+A check in synth's own units: an action unit of synth (edge.tools.synth.plant, the AUs taken in turn) planted at
 CHECK_AMP on the onset+FLOOR_STEP frame of every clip (real noise included) is measured against the onset
 frame the same way. measured / planted (`check`) says how much of a synth amplitude this measure reports;
 amplitude / the median check is the amplitude synth would have to plant to be measured like the real
@@ -147,7 +147,7 @@ def camera_noise(greys: list[np.ndarray], mask: np.ndarray) -> float:
 
 
 def measure_clip(mesh, clip: SharedClip, check_au: str) -> ClipMotion | str:
-    from edge.synth import plant
+    from edge.tools.synth import plant
 
     images = {}
 
@@ -191,7 +191,7 @@ def pooled(rows: list[ClipMotion]) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge.synth import AU_MOTIONS
+    from edge.tools.synth import AU_MOTIONS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"),

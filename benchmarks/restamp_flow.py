@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from engines.artifact import METADATA_KEY, Artifact
     from engines.files import atomic_write
-    from trainer.export import flow_description, graph_sha256, write_model_card
+    from trainer.cards import write_model_card
+    from trainer.export import flow_description, graph_sha256
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("artifact", type=Path)
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = onnx.load(str(args.artifact))
     entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
     old = Artifact.from_text(entry.value, args.artifact)
-    new = dataclasses.replace(old, flow=flow_description(old.flow), path=None)
+    new = dataclasses.replace(old, flow=flow_description(), path=None)
     if new.flow == old.flow:
         print(f"{args.artifact}: flow already {new.flow['params']}; nothing to do")
         return 0

@@ -61,7 +61,7 @@ def breakdown(record: Path) -> dict:
 def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
     import socket
 
-    from edge.commands.bench import multi_process
+    from edge.tools.bench import multi_process
     from edge.process import RunOptions
     from edge.supervisor import preflight
     from edge.topology import load_topology
@@ -180,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pooled offset->result latency, speculation on : {pooled['on']}")
     print(f"pooled offset->result latency, speculation off: {pooled['off']}")
     if args.json is not None:
-        tmp = args.json.with_name(args.json.name + ".partial")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, args.json)
+        from engines.files import atomic_write
+
+        atomic_write(args.json, json.dumps(result, indent=2))
     return 0
 
 

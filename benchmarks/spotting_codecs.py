@@ -28,8 +28,8 @@ def codec_error(face: Path, span: tuple[int, int], suffix: str, folder: Path) ->
     import cv2
     import numpy as np
 
-    from edge.synth import CONTAINERS as CODECS
-    from edge.synth import ping_pong
+    from edge.tools.synth import CONTAINERS as CODECS
+    from edge.tools.synth import ping_pong
 
     cap = cv2.VideoCapture(str(face))
     frames = [cap.read()[1] for _ in range(span[1])][span[0]:]
@@ -60,7 +60,7 @@ def main() -> int:
 
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.regional import RegionalSpotter
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
     from trainer.spotting.features import track_video
 
     assets = Path(args.assets)
@@ -80,7 +80,7 @@ def main() -> int:
         err = codec_error(assets / "videos" / "pyfeat_single_face.mp4", (7, 16), suffix, folder)
         results[suffix] = {"pixel_error": round(err, 3), "pooled": pooled, "micro_f1_per_video": rows}
     print(f"\n{'container':10s} {'codec':6s} {'px err':>6s} {'micro F1':>8s} {'P':>5s} {'R':>5s} {'macro F1':>8s}  per video (micro F1)")
-    from edge.synth import CONTAINERS as CODECS
+    from edge.tools.synth import CONTAINERS as CODECS
 
     for suffix, r in results.items():
         m, a = r["pooled"]["micro"], r["pooled"]["macro"]

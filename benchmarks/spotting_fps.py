@@ -12,7 +12,7 @@ micro F1, and the CPU ms per frame of track and spot. With the default N (4) the
 WORK/cache (trainer/spotting/features.py track_video), so further variants only replay the spotter; a variant is
 "name:key=value,..." of SpotParams, as in spotting_tune.py. `--phases` scores a variant from every start frame
 that changes which frames it analyses (above SpotParams.max_rate_hz) and prints the mean. Since 2026-11-24 synth
-plays the source face at its own frame rate (edge/synth.py source_position); videos cached in a WORK made before
+plays the source face at its own frame rate (edge/tools/synth.py source_position); videos cached in a WORK made before
 then played it at the output's rate: use a new WORK.
 """
 
@@ -103,7 +103,7 @@ def main() -> int:
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
     from edge.stages.face_tracking import TrackParams
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
 
     variants = parse_variants(args.variant)
 

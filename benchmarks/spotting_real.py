@@ -144,7 +144,7 @@ def plot_failures(path: Path, failures: list[tuple[ClipVideo, dict, list]], titl
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from edge.plots import save_png
+    from edge.tools.plots import save_png
 
     cols = 4
     rows = (len(failures) + cols - 1) // cols

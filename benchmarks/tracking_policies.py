@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.perception.align import ANCHOR_INDICES, apply_transform, warp_crop  # noqa: E402
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams  # noqa: E402
-from edge.stages.face_tracking import TrackBench, TrackParams, bench_face_tracking, read_frames  # noqa: E402
-from edge.stages.face_tracking import _JITTER_SKIP as JITTER_SKIP  # noqa: E402
+from edge.stages.face_tracking import TrackParams  # noqa: E402
+from edge.tools.track_bench import JITTER_SKIP, TrackBench, bench_face_tracking, read_frames  # noqa: E402
 
 
 def fixed_crop_jitter(frames: list[np.ndarray], transform: np.ndarray, size: int) -> float:

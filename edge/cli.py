@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
     "train-spotter": "trainer.commands.train_spotter",
     "build-engine": "engines.commands.build_engine",
     "bench-flow": "edge.commands.bench_flow",
-    "bench-engine": "engines.commands.bench_engine",
+    "bench-engine": "trainer.commands.bench_engine",  # latency in engines, accuracy mode in the trainer
 }
 # jobs that start MediaPipe (in process or in their stages), whose native start-up chatter is filtered
 # off stderr unless -vv asks for everything (edge/native_logs.py)

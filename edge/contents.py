@@ -62,9 +62,8 @@ def _colour_crop_problem(name: str, a: np.ndarray | None, side: int) -> str:
 
 
 def _common_problem(h: dict[str, Any]) -> str:
-    for key in ("gap", "sender_dropped"):
-        if key in h and not (_is_int(h[key]) and h[key] >= 0):
-            return f"{key} = {h[key]!r}, expected an integer >= 0"
+    if "gap" in h and not (_is_int(h["gap"]) and h["gap"] >= 0):
+        return f"gap = {h['gap']!r}, expected an integer >= 0"
     if "t_capture_ns" in h and not _is_int(h["t_capture_ns"]):
         return f"t_capture_ns = {h['t_capture_ns']!r}, expected an integer"
     if "fps" in h and not (_is_number(h["fps"]) and h["fps"] >= 0):
@@ -85,7 +84,6 @@ def _point_problem(h: dict[str, Any], key: str) -> str:
 def content_problem(msg: Message) -> str:
     """Why this message cannot go to a stage, or "" when it can."""
     h, arrays = msg.header, msg.arrays
-    h.pop("_dropped_here", None)  # the host's own bookkeeping: never taken from the wire
     problem = _common_problem(h)
     if problem:
         return problem

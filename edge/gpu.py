@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.topology import DEVICES
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from engines.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,6 @@ def open_process_gpu(device_index: int = 0, *, driver: Any = None) -> GpuContext
             _process_gpu.users += 1
             return _process_gpu
         if driver is None:
-            try:
-                import pycuda.driver as driver
-            except ImportError:
-                raise missing_extra("pycuda", "gpu") from None
+            driver = require("pycuda.driver", "gpu", package="pycuda")
         _process_gpu = GpuContext(driver, device_index)
         return _process_gpu

@@ -11,14 +11,13 @@ key (give it to the other side), NAME.key_secret holds both keys (keep it on thi
 from __future__ import annotations
 
 import datetime
-import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import MestreamError
+from engines.files import atomic_write
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 Z85_KEY_LENGTH = 40  # a 32-byte Curve25519 key in Z85 text
@@ -53,17 +52,8 @@ def _certificate(banner: str, public: bytes, secret: bytes | None) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write text to path as 0600 from the first byte: temp file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path as 0600 from the first byte (the temporary file is private too), flushed to disk."""
+    atomic_write(path, text.encode("ascii"), mode=0o600, sync=True)
 
 
 def write_keypair(out_dir: Path, name: str, *, force: bool = False) -> KeyFiles:

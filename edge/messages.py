@@ -24,7 +24,10 @@ Topics and their fields (header keys; arrays):
 - "eos"      end of stream, sent by a process after its last message; every process flushes its stages,
              forwards "eos" and exits 0. Never published.
 Every process host also adds "stamps": [[process, t_in_ns, t_out_ns], ...] (monotonic clock, which is
-system-wide on Linux, so it compares across processes) and sets "gap" when it sees a hole in seq.
+system-wide on Linux, so it compares across processes) and sets "gap" when it sees a hole in seq. A
+per-frame message may carry "sender_dropped" (frames its sending process dropped right before it). The
+receiving entrance (edge/entrance.py) takes "shm" and "sender_dropped" off the header into its envelope:
+stages never see them.
 Published results go out on topics "me.event" and "me.status" as plain JSON (edge/schema/event.schema.json).
 """
 

@@ -35,7 +35,8 @@ import zmq
 
 from edge import bus, shared_frames
 from edge.messages import Message, status
-from edge.process import ProcessPlan, RunOptions
+from edge.process import EXIT_USER_ERROR, ProcessPlan, RunOptions
+from edge.stages.capture import source_kind
 from edge.topology import Topology
 from engines.errors import MestreamError
 
@@ -263,7 +264,7 @@ class Supervisor:
         if code == 0 and child.state == "done":
             child.done = True
             return
-        if code == 3 or child.state == "fatal":
+        if code == EXIT_USER_ERROR or child.state == "fatal":
             self._read_heartbeats(timeout_ms=300)  # the fatal line may still be on its way
             raise MestreamError(f"process {child.name} stopped on a user error (exit {code}); run with -v for details")
         reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -282,7 +283,8 @@ class Supervisor:
         if child is self.children[0] and self.shm_prefix:
             shared_frames.remove_segments(self.shm_prefix)  # its ring died with it; the next one makes a new one
         child.next_start = now + delay
-        if child is self.children[0] and self.run_options.source and "://" not in self.run_options.source and not self.run_options.source.startswith("cam:"):
+        if child is self.children[0] and source_kind(self.run_options.source) == "file":
+            # a file resumes after its last reported frame; a live source starts afresh and the next hop marks the gap
             child.plan = replace(child.plan, resume_seq=int(child.metrics.get("last_seq", -1)) + 1)
         log.warning("%s %s; restart %d in %.2f s", child.name, reason, child.restarts, delay)
         self.publish_status(status("supervisor", "restart", f"{child.name} {reason}; restarting in {delay:.2f} s",
@@ -382,7 +384,7 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     Stage options are validated by building every stage; the artifact is read; the source is opened and
     closed; the publish endpoint is bound once and released. Each failure is one MestreamError line.
     """
-    from edge.process import build_stage
+    from edge.stages.registry import build_stage
 
     names = topo.stage_names()
     if run.record:

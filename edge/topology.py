@@ -17,17 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge.stages.registry import SOURCE_STAGES, STAGES
 from engines.errors import MestreamError
 
-# Stage name -> the module that implements it. Names only, so loading a topology imports nothing heavy.
-STAGE_MODULES: dict[str, str] = {
-    "capture": "edge.stages.capture",
-    "track": "edge.stages.face_tracking",
-    "spot": "edge.spotting",  # make_spotter picks the method
-    "classify": "edge.stages.classify",
-    "publish": "edge.stages.publish",
-}
-SOURCE_STAGES = frozenset({"capture"})
 POLICIES = ("drop", "block")
 DEVICES = ("auto", "gpu", "cpu")  # [stages.classify] device: where infer runs (edge/gpu.py chooses for "auto")
 DEVICE_STAGES = frozenset({"classify"})  # the stages that have a GPU path
@@ -140,10 +132,10 @@ def _check(topo: Topology, where: str) -> None:
             raise MestreamError(f"{label}: the name appears twice; give every process its own name")
         names.add(p.name)
         if not p.stages:
-            raise MestreamError(f"{label}: stages is empty; list at least one of {sorted(STAGE_MODULES)}")
+            raise MestreamError(f"{label}: stages is empty; list at least one of {sorted(STAGES)}")
         for s in p.stages:
-            if s not in STAGE_MODULES:
-                raise MestreamError(f"{label}: unknown stage {s!r}; expected one of {sorted(STAGE_MODULES)}")
+            if s not in STAGES:
+                raise MestreamError(f"{label}: unknown stage {s!r}; expected one of {sorted(STAGES)}")
             if s in seen_stages:
                 raise MestreamError(f"{label}: stage {s!r} appears twice; each stage runs once")
             seen_stages.add(s)

@@ -33,8 +33,9 @@ from typing import Any, Callable
 import numpy as np
 
 from engines.artifact import Artifact, read_artifact
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
 from engines.files import atomic_write, utc_stamp
+from engines.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,14 @@ WORKSPACE_BYTES = 1 << 30  # plenty for these small classifiers; TensorRT takes 
 
 
 def import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise missing_extra("tensorrt", "gpu") from None
+    trt = require("tensorrt", "gpu")
     if int(trt.__version__.split(".")[0]) < 10:
         raise MestreamError(f"tensorrt {trt.__version__} is installed; mestream needs TensorRT 10: pip install 'tensorrt>=10,<11'")
     return trt
 
 
 def import_cuda_driver():
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        raise missing_extra("pycuda", "gpu") from None
-    return cuda
+    return require("pycuda.driver", "gpu", package="pycuda")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from engines.optional import require
 
 TASK = "action_units"  # the artifact's task: independent sigmoid probabilities, one per AU
 MODEL_MIN_POSITIVES = 10  # an AU is modelled when at least this many training clips have it
@@ -177,19 +178,11 @@ def best_thresholds(targets: np.ndarray, probs: np.ndarray, grid: tuple[float, .
 # ---- model -------------------------------------------------------------------------------------------
 
 
-def _torch():
-    try:
-        import torch
-    except ModuleNotFoundError as exc:
-        raise missing_extra("torch", "train") from exc
-    return torch
-
-
 def build_au_net(num_aus: int, pool: int):
     """forward(flow (B, 3, 28, 28)) -> (B, K) probabilities: each u, v, strain map standardised (minus its mean,
     over its spread, as ststnorm), average-pooled to a (28 / pool)^2 grid, one logistic unit per AU, averaged
     over the flow and its exact mirror image (u -> 1 - u, columns reversed)."""
-    torch = _torch()
+    torch = require("torch", "train")
     from torch import nn
 
     from trainer.models.ststens import centred, mirror_flow
@@ -238,7 +231,7 @@ def candidate_configs(recipe: AURecipe = AU_RECIPE) -> list[AUConfig]:
 def train_au_model(flow: np.ndarray, targets: np.ndarray, config: AUConfig, recipe: AURecipe = AU_RECIPE):
     """The AU model fitted on (flow, targets) and their mirror images: weighted logistic loss + L2, full batch
     L-BFGS from zero weights (deterministic: no seed, no epoch)."""
-    torch = _torch()
+    torch = require("torch", "train")
     from torch.nn import functional as F
 
     from trainer.train import NUM_THREADS
@@ -266,7 +259,7 @@ def train_au_model(flow: np.ndarray, targets: np.ndarray, config: AUConfig, reci
 
 
 def predict_au(model, flow: np.ndarray) -> np.ndarray:
-    torch = _torch()
+    torch = require("torch", "train")
     with torch.no_grad():
         return model(torch.from_numpy(np.ascontiguousarray(flow, np.float32))).numpy().astype(np.float32)
 
@@ -397,11 +390,11 @@ def export_au_model(fitted: FittedAU, out: Path | str, *, training: dict[str, An
     from engines.artifact import Artifact, TensorInfo
     from engines.files import atomic_write, utc_stamp
     from engines.onnx_ops import check_trt_ops
-    from trainer.export import OPSET, _onnx, _versions, flow_description, graph_sha256, serialize_with_metadata
+    from trainer.export import OPSET, flow_description, graph_sha256, serialize_with_metadata, versions
     from trainer.models.ststnet import FLOW
 
-    torch = _torch()
-    onnx = _onnx()
+    torch = require("torch", "train")
+    onnx = require("onnx", "train")
     out = Path(out)
     # crop_window: the aligned crops re-cut before the flow, as the classifier it runs beside (classify_input.py)
     flow_block = flow_description()
@@ -433,7 +426,7 @@ def export_au_model(fitted: FittedAU, out: Path | str, *, training: dict[str, An
         protocol="loso",
         scores=scores,
         selection=selection,
-        versions=_versions(),
+        versions=versions(),
         created=utc_stamp(),
         task=TASK,
         thresholds={name: round(float(t), 4) for name, t in zip(fitted.aus, fitted.choice.thresholds)},

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import MestreamError
+from engines.files import atomic_write
 
 
 def parse_variant(text: str) -> dict:
@@ -169,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     result["command"] = "python -m trainer.inner_select " + " ".join(sys.argv[1:] if argv is None else argv)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(args.out)
+    atomic_write(args.out, json.dumps(result, indent=2))
     for row in sorted(result["rows"], key=lambda r: -r["uf1"]):
         print(f"{json.dumps(row['variant']):32s} {row['scoring']:22s} UF1 {row['uf1']:.4f} UAR {row['uar']:.4f} "
               f"per seed {row['uf1_per_seed']}")

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from engines.errors import MestreamError
+from engines.files import atomic_path
 
 SIZE = 28
 BOXES = ("whole", "eyes")  # face box modes (see the module docstring, step 1)
@@ -190,11 +191,9 @@ def prep_megc2019(clips: list, out_dir, params: Megc2019Params, progress: bool =
             except MestreamError as exc:  # ClipError included: named, counted, and the run goes on
                 _record(report, spec.name, f"clip {spec.name}: {exc}")
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.tmp.png")  # written whole, then renamed: no half file on a stop
-            if not cv2.imwrite(str(tmp), image):
-                raise MestreamError(f"cannot write {tmp}; check the output folder")
-            tmp.replace(path)
+            with atomic_path(path) as tmp:  # written whole, then renamed: no half file on a stop
+                if not cv2.imwrite(str(tmp), image):
+                    raise MestreamError(f"cannot write {path}; check the output folder")
             _record(report, spec.name, None)
     finally:
         if finder is not None:

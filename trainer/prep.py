@@ -28,9 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from edge.perception.align import warp_crop
 from edge.perception.flow import TVL1Params, flow_input, params_dict
 from edge.stages.face_tracking import FaceTracking, TrackParams
 from engines.errors import MestreamError
+from engines.files import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -249,15 +248,8 @@ def clip_path(out_dir: Path, spec: ClipSpec) -> Path:
 
 
 def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _work(job: tuple[ClipSpec, PrepParams, Path]) -> tuple[str, str | None]:
@@ -285,11 +277,7 @@ def _check_params(out_dir: Path, params: PrepParams) -> None:
                 "use a new output folder or delete that one"
             )
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".prep.", suffix=".json.tmp", dir=out_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(wanted, f, indent=1)
-    os.replace(tmp, record)
+    atomic_write(record, json.dumps(wanted, indent=1))
 
 
 def prep_clips(

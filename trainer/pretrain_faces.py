@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import MestreamError
+from engines.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,7 @@ def load_unlabelled_pairs(assets: Path | str | None, work_dir: Path | str) -> Un
         raise MestreamError(f"{videos_dir} does not exist; expected the assets folder with the face videos in videos/")
     pairs = build_unlabelled_pairs(videos_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.stem + ".partial.npz")
-    np.savez_compressed(partial, flow=pairs.flow, texture=pairs.texture, au_intensity=pairs.au_intensity,
-                        video=np.asarray(pairs.video), candidates=np.asarray(pairs.candidates))
-    partial.replace(cache)  # never leave half a cache behind
+    with atomic_path(cache) as tmp:  # never leave half a cache behind
+        np.savez_compressed(tmp, flow=pairs.flow, texture=pairs.texture, au_intensity=pairs.au_intensity,
+                            video=np.asarray(pairs.video), candidates=np.asarray(pairs.candidates))
     return pairs

@@ -145,6 +145,6 @@ def write_report_files(folder: Path, report: dict, samples, logits, fold_of, cur
     plot_confusion(folder / "confusion.png", report["confusion"]["full"], samples.classes,
                    f"{report['model']} LOSO seed {report['seed']}: UF1 {full['uf1']:.4f} UAR {full['uar']:.4f}")
     plot_curves(folder / "curves.png", curves, f"{report['model']}: training curves, mean over folds")
-    from edge.plots import per_subject_bars
+    from edge.tools.plots import per_subject_bars
 
     per_subject_bars(folder / "per_subject.png", subjects, f"{report['model']} LOSO seed {report['seed']}: accuracy per held-out subject")

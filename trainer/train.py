@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from engines.optional import require
 from trainer.data.samples import Samples
 from trainer.loso import Fold, loso_folds
 from trainer.models.base import Family, Recipe
@@ -31,14 +32,6 @@ log = logging.getLogger(__name__)
 # One intra-op thread: these models are tiny, so a second thread buys nothing on an idle 2-core CPU and
 # costs 3x on a busy one (spinning threads); a fixed count also keeps float reductions reproducible.
 NUM_THREADS = 1
-
-
-def _torch():
-    try:
-        import torch
-    except ModuleNotFoundError as exc:
-        raise missing_extra("torch", "train") from exc
-    return torch
 
 
 def prepare_inputs(family: Family, samples: Samples) -> dict[str, np.ndarray]:
@@ -109,7 +102,7 @@ class Trained:
 
 
 def _seed_everything(seed: int) -> None:
-    torch = _torch()
+    torch = require("torch", "train")
     torch.manual_seed(seed)
     torch.set_num_threads(NUM_THREADS)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -117,7 +110,7 @@ def _seed_everything(seed: int) -> None:
 
 def _batch(arrays: dict[str, np.ndarray], index: np.ndarray, au_text: list[str] | None, rng=None,
            device: str = "cpu") -> dict:
-    torch = _torch()
+    torch = require("torch", "train")
     picked = {name: a[index] for name, a in arrays.items()}
     if rng is not None:
         picked = augment(picked, rng)
@@ -139,7 +132,7 @@ def train_model(
     device: str = "cpu",
 ) -> Trained:
     """Train a fresh model of `family` on all the given samples for exactly `recipe.epochs` epochs."""
-    torch = _torch()
+    torch = require("torch", "train")
     _seed_everything(seed)
     rng = np.random.default_rng(seed)
     model = family.build(num_classes)
@@ -180,7 +173,7 @@ def train_model(
 def predict(model, arrays: dict[str, np.ndarray], names: list[str], batch_size: int = 256,
             device: str = "cpu") -> np.ndarray:
     """Logits (N, C) in eval mode, inputs passed to forward() in the family's input order."""
-    torch = _torch()
+    torch = require("torch", "train")
     model.eval()
     count = len(next(iter(arrays.values())))
     out = []

@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.synth import SynthParams, synthesise
+    from edge.tools import require_tools
+
+    require_tools()
+    from edge.tools.progress import show_progress
+    from edge.tools.synth import SynthParams, synthesise
 
     if not args.face.is_file():
         raise MestreamError(f"--face {args.face} does not exist; expected a face video file")
@@ -42,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
         span = (start, end)
     extra = {} if args.noise is None else {"noise_grey": args.noise}
     params = SynthParams(fps=args.fps, seconds=args.seconds, seed=args.seed, **extra)
-    from edge.progress import show_progress
-
     events = synthesise(args.face, args.out, args.truth, params, progress=show_progress(args), source_frames=span)
     counts = {k: sum(e.kind == k for e in events) for k in ("micro", "macro", "blink", "head")}
     print(f"wrote {args.out} ({args.seconds:g} s at {args.fps:g} fps) and {args.truth}: "

@@ -16,7 +16,7 @@ EYE_CONTOURS = (
     (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
     (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
 )
-# What this measure reports of a motion that synth plants (edge.synth.plant, the seven AUs at 0.01 eye
+# What this measure reports of a motion that synth plants (edge.tools.synth.plant, the seven AUs at 0.01 eye
 # distances on real CASME II frames, median over 184 clips; benchmarks/results/real_motion.md): the box
 # filter and TV-L1's smoothing take about a quarter off a peak.
 MEASURED_PER_PLANTED = 0.768

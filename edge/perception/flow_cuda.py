@@ -25,7 +25,8 @@ from importlib import resources
 import numpy as np
 
 from edge.perception import flow as ref
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from engines.optional import require
 
 BLOCK = (32, 8, 1)  # 256 threads; 32 wide so that a warp reads one coalesced row segment
 # Levels this small run a whole warp's iterations in one block from shared memory (6 floats per pixel,
@@ -37,11 +38,7 @@ NVCC_OPTIONS = ["-fmad=false", "--std=c++14"]
 
 
 def _cuda():
-    try:
-        import pycuda.driver as cuda
-    except ImportError as exc:
-        raise missing_extra("pycuda", "gpu") from exc
-    return cuda
+    return require("pycuda.driver", "gpu", package="pycuda")
 
 
 def kernel_source() -> str:

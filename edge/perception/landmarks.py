@@ -103,6 +103,12 @@ class FaceLandmarks:
         try:
             import mediapipe as mp
         except ImportError as exc:  # a base dependency, but a hand-made slim install may lack it
+            missing = (exc.name or "mediapipe").split(".")[0]
+            if missing != "mediapipe":  # mediapipe is there; a package it loads is not
+                raise MestreamError(
+                    f"mediapipe cannot start: {missing} is not installed, and `import mediapipe` loads it "
+                    f"(a requirement of mediapipe itself): pip install {missing}"
+                ) from exc
             raise MestreamError(
                 "mediapipe is not installed; the face tracker needs it (a base dependency of mestream): "
                 "pip install 'mediapipe==0.10.21'"

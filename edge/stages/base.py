@@ -3,15 +3,20 @@
 A stage is opened once, fed messages one at a time, and closed. `process` returns the messages to pass
 downstream (possibly none: a frame with no face, a window with no event yet). A source stage (capture) has
 `read()` instead of being fed. Stages never know about sockets or addresses: edge/process.py hosts them.
+Stages are built by name through the one registry, edge/stages/registry.py.
 
-A stage that holds messages back (a sliding window) may also define `flush() -> list[Message]`: it is
-called once at the end of the stream, before close, so that events for the last frames still come out.
-It is optional; `flush_stage` treats a stage without it as having nothing to flush.
+Optional abilities are the protocols below; the host asks `isinstance(stage, Flushes)` and the like:
+- Flushes: a stage that holds messages back (a sliding window) is flushed once at the end of the stream,
+  before close, so that events for the last frames still come out.
+- StatusSink: a stage that is fed status messages (the publisher); they go around every other stage.
+- DecodesIntoSlots: a source that decodes its next frame straight into a buffer the host lends it (a
+  slot of a shared-memory ring, edge/shared_frames.py).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from edge.messages import Message
 
@@ -37,19 +42,38 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Flushes(Protocol):
+    def flush(self) -> list[Message]: ...
+
+
+@runtime_checkable
+class StatusSink(Protocol):
+    consumes_status: bool  # declared True by the stage that takes status messages
+
+
+@runtime_checkable
+class DecodesIntoSlots(Protocol):
+    # (shape, dtype) -> a buffer to decode the next frame into, or None (the source's own); None: no lender
+    out_buffer: Callable[[tuple, str], Any] | None
+
+
 def flush_stage(stage: Stage) -> list[Message]:
-    flush = getattr(stage, "flush", None)
-    return list(flush()) if flush is not None else []
+    return list(stage.flush()) if isinstance(stage, Flushes) else []
+
+
+def takes_status(stage: Stage) -> bool:
+    return isinstance(stage, StatusSink) and stage.consumes_status
 
 
 def feed(stages: list[Stage], batch: list[Message], start: int = 0) -> list[Message]:
-    """Pass messages through stages[start:]. Status messages go around stages, except those that set
-    `consumes_status = True` (the publisher), so a face_lost from the tracker reaches subscribers."""
+    """Pass messages through stages[start:]. Status messages go around stages, except a StatusSink (the
+    publisher), so a face_lost from the tracker reaches subscribers."""
     for stage in stages[start:]:
-        takes_status = getattr(stage, "consumes_status", False)
+        sink = takes_status(stage)
         passed: list[Message] = []
         for m in batch:
-            if m.topic == "status" and not takes_status:
+            if m.topic == "status" and not sink:
                 passed.append(m)
                 continue
             passed.extend(stage.process(m))

@@ -24,11 +24,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge.messages import Message, status
+from edge.topology import stage_options_of
 from engines.errors import MestreamError
+
+if TYPE_CHECKING:
+    from edge.process import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,11 @@ def source_kind(uri: str) -> str:
     if " ! " in uri:
         return "gstreamer"
     return "file"
+
+
+def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> Capture:
+    """The capture stage from its [stages.capture] table, reading the run's source from resume_seq on."""
+    return Capture(run.source, fast=run.fast, options=stage_options_of("capture", options, CaptureOptions), start_seq=resume_seq)
 
 
 class Capture:

@@ -12,7 +12,7 @@ The topology chooses the path per stage with `device` in [stages.classify] (edge
     device = "auto"      # GPU + pycuda + TensorRT -> GPU path; else the CPU path (said once in the log)
     precision = "fp16"   # TensorRT plan precision on the GPU path: fp32 | fp16 | int8
 
-`build_classify` (called by edge/process.py for the "classify" stage, in the supervisor's preflight too)
+`build` (the registry's factory, edge/stages/registry.py; called in the supervisor's preflight too)
 refuses `device = "gpu"` where no GPU can be used, before any process starts.
 """
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from edge.stages.classify import (Classify, ClassifyOptions, Scores, Speculative
                                   build_event, flow_side, open_au_engine, score_message)
 from edge.stages.classify_input import crops_for_flow
 from engines.errors import MestreamError
+
+if TYPE_CHECKING:
+    from edge.process import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ DEFAULT_CROP = 128  # TrackParams.size: the flow buffers for this crop side are 
 class DeviceOptions:
     device: str = "auto"  # "auto" | "gpu" | "cpu"
     precision: str = "fp32"  # the TensorRT plan's precision on the GPU path
+
+
+def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0):
+    """The classify stage from its [stages.classify] table, on the run's artifact (device: see build_classify)."""
+    return build_classify(run.artifact, options)
 
 
 def build_classify(artifact: Path | str, table: dict[str, Any], *, probe_fn: Callable[[], GpuProbe] = probe_gpu):

@@ -22,14 +22,19 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from edge.bus import MAX_SUBSCRIPTION_BYTES, open_socket
 from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
+from edge.topology import stage_options_of
 from engines.errors import MestreamError
+
+if TYPE_CHECKING:
+    from edge.process import RunOptions
 
 STATUS_SCHEMA = "mestream.status"
 
@@ -58,6 +63,19 @@ def _log_line(topic: str, payload: dict[str, Any]) -> None:
         log.debug("metrics: %s", payload.get("detail"))
     else:
         log.info("%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """[stages.publish] takes no options: where and how results go out is the topology's [publish] table."""
+
+
+def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> Publish:
+    """The publish stage: the run's [publish] settings and --record; any [stages.publish] key is refused."""
+    stage_options_of("publish", options, PublishOptions)
+    pub = run.publish
+    return Publish(pub.endpoint, record=run.record or None, allow_public=pub.allow_public, hwm=pub.hwm,
+                   curve_secret_key=pub.curve_secret_key or None, curve_clients=pub.curve_clients or None)
 
 
 class Publish:

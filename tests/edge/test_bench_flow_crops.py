@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge.commands.bench_flow import centre_squares, face_pairs
+from edge.tools.bench_flow import centre_squares, face_pairs
 from engines.errors import MestreamError
 
 VIDEO = "videos/casme2_sub01_EP02_01f.avi"  # 44 frames

@@ -3,7 +3,7 @@
 import math
 import tracemalloc
 
-from edge.commands.bench import SoakRecord, memory_growth
+from edge.tools.soak import SoakRecord, memory_growth
 
 
 def test_growth_compares_the_medians_of_the_first_and_last_tenths_so_one_sample_cannot_decide_it():
@@ -43,3 +43,11 @@ def test_the_soak_record_takes_no_more_memory_as_ticks_come_and_halves_itself_wh
     assert series[-1]["t_s"] == 1000.0 and series[0]["spot"] == {
         "state": "running", "rss_mb": 80.0, "fps": 200.0, "n_in": 1.0, "drops": 2.0, "lost": 0.0, "restarts": 0.0, "busy_p95_ms": 3.0}
     assert series[0]["supervisor"]["rss_mb"] == 110.0
+
+
+def test_the_soak_reports_the_last_ticks_counts_and_zero_before_any_tick_or_when_a_count_is_unknown():
+    record = SoakRecord(["spot"], ticks=16)
+    assert record.last_count("spot.drops") == 0
+    record.add(0.0, 1.0, 110.0, {"spot": {"drops": {"behind": 2}, "restarts": 1}})
+    record.add(1.0, 1.0, 110.0, {"spot": {"drops": {"behind": 3, "full": 4}, "restarts": 1}})
+    assert (record.last_count("spot.drops"), record.last_count("spot.restarts"), record.last_count("spot.lost")) == (7, 1, 0)

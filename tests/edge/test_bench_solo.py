@@ -2,7 +2,7 @@
 
 import cv2
 
-from edge.commands import bench
+from edge.tools import bench
 from edge.process import RunOptions
 from edge.topology import load_topology
 from stand_ins import tiny_video

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from cuda_here import cuda_or_skip
 
-from edge.commands.bench_flow import centre_squares
+from edge.tools.bench_flow import centre_squares
 from edge.messages import Message
-from edge.process import RunOptions, build_stage
+from edge.process import RunOptions
+from edge.stages.registry import build_stage
 from edge.stages.base import run_chain
 from edge.stages.classify import Classify, ClassifyOptions
 from edge.stages.classify_gpu import ClassifyGpu, InferOnDevice

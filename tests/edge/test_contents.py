@@ -47,17 +47,13 @@ def test_a_well_formed_message_that_makes_no_sense_to_its_stage_is_refused_with_
     assert words in content_problem(msg)
 
 
-def test_the_host_never_takes_its_own_bookkeeping_from_the_wire():
-    msg = Message("face", {"seq": 1, "found": False, "_dropped_here": "x"})
-    assert content_problem(msg) == "" and "_dropped_here" not in msg.header
-
-
 def test_everything_the_real_stages_send_each_other_is_accepted(assets):
-    from edge.process import RunOptions, build_stage
+    from edge.process import RunOptions
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
     from edge.stages.base import run_chain
     from edge.stages.face_tracking import FaceTracking, TrackParams
+    from edge.stages.registry import build_stage
 
     class Check:
         name = "check"

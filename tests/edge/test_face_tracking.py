@@ -6,7 +6,8 @@ import pytest
 
 from edge.messages import Message
 from edge.perception.align import warp_crop
-from edge.stages.face_tracking import FaceTracking, TrackParams, bench_face_tracking, read_frames
+from edge.stages.face_tracking import FaceTracking, TrackParams
+from edge.tools.track_bench import bench_face_tracking, read_frames
 from engines.errors import MestreamError
 
 

@@ -38,7 +38,7 @@ def test_identical_frames_give_zero_flow(assets):
 
 
 def test_middlebury_rubberwhale_epe_is_low_and_no_worse_than_opencv_dualtvl1(assets):
-    from edge.commands.bench_flow import average_epe, opencv_tvl1, read_flo
+    from edge.tools.bench_flow import average_epe, opencv_tvl1, read_flo
 
     folder = assets / "flow" / "RubberWhale"
     a = cv2.imread(str(folder / "frame10.png"), cv2.IMREAD_GRAYSCALE)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from cuda_here import cuda_or_skip
 
-from edge.commands.bench_flow import face_pairs
+from edge.tools.bench_flow import face_pairs
 from edge.perception import flow
 from engines.errors import MestreamError
 
@@ -95,7 +95,7 @@ def test_gpu_flow_matches_the_cpu_reference_on_real_face_crops(assets, gpu):
 
 @pytest.mark.gpu
 def test_gpu_middlebury_epe_equals_the_cpu_reference(assets, gpu):
-    from edge.commands.bench_flow import average_epe, read_flo
+    from edge.tools.bench_flow import average_epe, read_flo
 
     flow_cuda, context, stream = gpu
     folder = assets / "flow" / "RubberWhale"

@@ -6,7 +6,6 @@ import os
 import re
 import socket
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import zmq
 from edge import bus
 from edge.messages import Message
 from edge.process import RunOptions
-from edge.supervisor import Supervisor
 from edge.topology import PublishConfig, parse_topology
 from stand_ins import free_port
 
@@ -84,7 +82,7 @@ def test_a_frame_that_declares_more_than_the_limit_is_refused_from_its_header_be
         ctx.term()
 
 
-def test_garbage_on_the_result_stream_the_preview_relay_and_the_control_socket_changes_nothing(tmp_path):
+def test_garbage_on_the_result_stream_the_preview_relay_and_the_control_socket_changes_nothing(tmp_path, supervise, zmq_ctx):
     import cv2
 
     video = tmp_path / "v.avi"
@@ -97,16 +95,12 @@ def test_garbage_on_the_result_stream_the_preview_relay_and_the_control_socket_c
         {"name": "capture", "stages": ["capture"]}, {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(video), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{pub_port}",
                                                              preview=f"tcp://127.0.0.1:{preview_port}"))
-    sup = Supervisor(topo, run)
-    ctx = zmq.Context()
+    ctx = zmq_ctx
     sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
     sub.connect(f"tcp://127.0.0.1:{pub_port}")
-    sup.start()
-    result = {}
-    runner = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
-    runner.start()
+    watched = supervise(topo, run)
+    sup = watched.sup
     rng = np.random.default_rng(11)
     sent = 0
     try:
@@ -160,16 +154,13 @@ def test_garbage_on_the_result_stream_the_preview_relay_and_the_control_socket_c
                 statuses.append(json.loads(sub.recv_multipart()[1]))
         metrics = sup.metrics()
     finally:
-        sup.stopping = True
-        runner.join(5)
-        sub.close(0)
-        ctx.term()
+        watched.stop()
     assert sent == 10_000
-    assert "code" not in result or result["code"] == 130, result  # the forged "fatal" did not stop the run
+    assert watched.code == 130, watched.code  # the forged "fatal" did not stop the run
     assert any(s["event"] == "metrics" for s in statuses)  # the honest subscriber is still served
     assert all(m["restarts"] == 0 and m["state"] == "running" for m in metrics.values()), metrics
     assert metrics["infer"]["rss_mb"] - rss_before < 30, (rss_before, metrics["infer"]["rss_mb"])
-    assert not runner.is_alive() and sup.workdir is None
+    assert sup.workdir is None
 
 
 # What would let bytes from a socket run code or build arbitrary objects.

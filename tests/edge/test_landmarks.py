@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams
-from edge.stages.face_tracking import read_frames
+from edge.tools.track_bench import read_frames
 from engines.errors import MestreamError
 
 
@@ -93,3 +93,18 @@ def test_a_zoomed_face_that_grows_returns_to_the_main_mesh(assets):
         big = cv2.resize(image, None, fx=4.0, fy=4.0)[1000:2000, 1800:2800]  # the same face, 4x larger
         assert finder.find(big) is not None
         assert not finder.zoomed
+
+
+def test_a_package_mediapipe_loads_but_that_is_missing_is_named_instead_of_mediapipe():
+    import subprocess
+    import sys
+
+    # mediapipe 0.10.21 imports matplotlib.pyplot at `import mediapipe`; None in sys.modules makes it missing
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from edge.perception.landmarks import FaceLandmarks\n"
+            "FaceLandmarks()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.endswith("mediapipe cannot start: matplotlib is not installed, and `import mediapipe` loads it "
+                         "(a requirement of mediapipe itself): pip install matplotlib"), run.stderr

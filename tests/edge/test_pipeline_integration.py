@@ -24,8 +24,9 @@ def artifact(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference_events(assets, artifact):
     """The events of the same stages chained in ONE process, no sockets: what the processes must reproduce."""
-    from edge.process import RunOptions, build_stage
+    from edge.process import RunOptions
     from edge.stages.base import run_chain
+    from edge.stages.registry import build_stage
     from edge.topology import PublishConfig, load_topology
 
     topo = load_topology()

@@ -1,10 +1,10 @@
-"""edge/plots.py: per-subject bars as a PNG next to the report, written atomically, with one-line errors."""
+"""edge/tools/plots.py: per-subject bars as a PNG next to the report, written atomically, with one-line errors."""
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.plots import dataset_colours, per_subject_bars
+from edge.tools.plots import dataset_colours, per_subject_bars
 from engines.errors import MestreamError
 
 

@@ -1,9 +1,9 @@
-"""edge/progress.py: bars on stderr for long jobs, off with -q / --no-progress, never changing what a job computes."""
+"""edge/tools/progress.py: bars on stderr for long jobs, off with -q / --no-progress, never changing what a job computes."""
 
 import argparse
 import time
 
-from edge.progress import ProgressSource, TimedProgress, show_progress, video_frame_count
+from edge.tools.progress import ProgressSource, TimedProgress, show_progress, video_frame_count
 
 
 def test_quiet_or_no_progress_turns_the_bars_off():

@@ -4,7 +4,6 @@ references are counted drops, and no segment outlives the run."""
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import zmq
 
 from edge import bus, shared_frames
 from edge.messages import Message
+from edge.entrance import Envelope
 from edge.process import ProcessPlan, RunOptions, StageProcess
-from edge.supervisor import Supervisor
 from edge.topology import PublishConfig, parse_topology
 from stand_ins import FAST_RUNTIME, free_port, tiny_video, wait_until
 
@@ -25,7 +24,7 @@ def _segments(sup) -> list[Path]:
     return list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*")) if sup.shm_prefix else []
 
 
-def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True, middle: tuple = ()):
+def _supervise(supervise, tmp_path, *, frames: int, fast: bool, shared: bool = True, middle: tuple = ()):
     """capture | *middle | infer (publish) on a tiny video, supervised in a thread."""
     topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": shared}, "process": [
         {"name": "capture", "stages": ["capture"]},
@@ -33,50 +32,42 @@ def _supervise(tmp_path, *, frames: int, fast: bool, shared: bool = True, middle
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", frames)), fast=fast,
                      publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
-    sup = Supervisor(topo, run)
-    sup.start()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
-    thread.start()
-    return sup, thread, result
+    return supervise(topo, run)
 
 
-def _stop(sup, thread):
-    sup.stopping = True
-    thread.join(5)
-    assert not thread.is_alive()
-
-
-def test_a_fast_file_goes_through_the_ring_whole_and_leaves_no_segment(tmp_path):
-    sup, thread, result = _supervise(tmp_path, frames=400, fast=True)
+def test_a_fast_file_goes_through_the_ring_whole_and_leaves_no_segment(tmp_path, supervise):
+    watched = _supervise(supervise, tmp_path, frames=400, fast=True)
+    sup = watched.sup
     try:
         assert sup.children[0].plan.shm_out and sup.children[1].plan.shm_in
         seen = []
         assert wait_until(lambda: seen.extend(_segments(sup)) or all(c.done for c in sup.children), 30), sup.metrics()
-        thread.join(5)
-        assert result.get("code") == 0
+        watched.thread.join(5)
+        assert watched.code == 0
         reader = sup.metrics()["infer"]
         assert reader["last_seq"] == 399 and not reader["drops"] and not reader["lost"], reader
         assert reader["shm_frames"] == sup.metrics()["capture"]["shm_frames"] == 400
     finally:
-        _stop(sup, thread)
+        watched.stop()
     assert not list(shared_frames.SHM_DIR.glob(sup.shm_prefix + "*"))
 
 
-def test_with_shared_frames_off_no_segment_is_made(tmp_path):
+def test_with_shared_frames_off_no_segment_is_made(tmp_path, supervise):
     # paced and stopped while running (the run-to-the-end case of this inline path is the test below)
-    sup, thread, result = _supervise(tmp_path, frames=300, fast=False, shared=False)
+    watched = _supervise(supervise, tmp_path, frames=300, fast=False, shared=False)
+    sup = watched.sup
     try:
         assert not sup.shm_prefix and not sup.children[0].plan.shm_out
         reader = sup.children[1]
         assert wait_until(lambda: reader.metrics.get("last_seq", -1) >= 10, 30), sup.metrics()
         assert reader.metrics["shm_frames"] == 0 and sup.children[0].metrics["shm_frames"] == 0
     finally:
-        _stop(sup, thread)
+        watched.stop()
 
 
-def test_a_killed_capture_leaves_no_segment_and_its_successor_is_read(tmp_path):
-    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
+def test_a_killed_capture_leaves_no_segment_and_its_successor_is_read(tmp_path, supervise):
+    watched = _supervise(supervise, tmp_path, frames=900, fast=False)
+    sup = watched.sup
     try:
         capture, reader = sup.children
         assert wait_until(lambda: capture.state == "running" and _segments(sup), 30), sup.metrics()
@@ -88,12 +79,13 @@ def test_a_killed_capture_leaves_no_segment_and_its_successor_is_read(tmp_path):
         assert wait_until(lambda: reader.metrics.get("n_in", 0) > n + 10, 5), "the reader did not follow the new segment"
         prefix = sup.shm_prefix
     finally:
-        _stop(sup, thread)
+        watched.stop()
     assert not list(shared_frames.SHM_DIR.glob(prefix + "*"))
 
 
-def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots(tmp_path):
-    sup, thread, _ = _supervise(tmp_path, frames=3000, fast=True)
+def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots(tmp_path, supervise):
+    watched = _supervise(supervise, tmp_path, frames=3000, fast=True)
+    sup = watched.sup
     try:
         capture, reader = sup.children
         # Frozen before a fast stream can end, the reader holds slots and the capture blocks on them; only
@@ -107,25 +99,25 @@ def test_a_killed_reader_does_not_leave_a_blocking_capture_waiting_for_its_slots
         assert wait_until(lambda: reader.restarts == 1 and reader.metrics.get("pid") == reader.popen.pid
                           and reader.metrics.get("n_in", 0) > 50, 10), sup.metrics()
     finally:
-        _stop(sup, thread)
+        watched.stop()
 
 
-def test_a_sigterm_stop_removes_every_segment(tmp_path):
-    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
+def test_a_sigterm_stop_removes_every_segment(tmp_path, supervise):
+    watched = _supervise(supervise, tmp_path, frames=900, fast=False)
+    sup = watched.sup
     prefix = sup.shm_prefix
     try:
         assert wait_until(lambda: _segments(sup), 30), sup.metrics()
         os.kill(sup.children[0].popen.pid, signal.SIGSTOP)  # a writer that cannot even unlink its own
     finally:
-        _stop(sup, thread)
+        watched.stop()
     assert not list(shared_frames.SHM_DIR.glob(prefix + "*"))
 
 
-def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_running(tmp_path):
-    sup, thread, _ = _supervise(tmp_path, frames=900, fast=False)
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
+def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_running(tmp_path, supervise, zmq_ctx):
+    watched = _supervise(supervise, tmp_path, frames=900, fast=False)
+    sup = watched.sup
+    push = zmq_ctx.socket(zmq.PUSH)
     try:
         reader = sup.children[1]
         assert wait_until(lambda: reader.state == "running" and _segments(sup), 30), sup.metrics()
@@ -139,9 +131,7 @@ def test_bad_references_on_the_socket_are_counted_drops_and_the_reader_keeps_run
         assert wait_until(lambda: (reader.metrics.get("drops") or {}).get("malformed", 0) >= 60, 5), reader.metrics
         assert reader.restarts == 0 and reader.alive
     finally:
-        push.close(0)
-        ctx.term()
-        _stop(sup, thread)
+        watched.stop()
 
 
 class _Overwriter:
@@ -174,18 +164,18 @@ def test_a_frame_overwritten_while_the_stage_used_it_is_a_counted_drop_and_the_n
         stage = _Overwriter(ring, overwrite_at={2})
         proc.stages = [stage]
         emitted = []
-        proc.emit = lambda out, stamps, t_in: emitted.extend(out)
+        proc.emit = lambda out, env: emitted.extend(out)
         for seq in range(5):
             ref = ring.commit(np.full((4, 6, 3), seq, np.uint8))
-            msg = Message("frame", {"seq": seq, "t_capture_ns": 1, "shm": ref})
-            assert proc._resolve(msg) == ""
-            proc.handle(msg, 1)
+            msg = Message("frame", {"seq": seq, "t_capture_ns": 1})
+            assert proc.ring_in.resolve(msg, ref) == ""
+            proc.handle(msg, Envelope(1, ref=ref))
         assert [m.header["seq"] for m in emitted] == [0, 1, 3, 4]  # what the stage made of seq 2 is not trusted
         assert proc.drops.counts == {"overwritten": 1}
-        assert proc.meter.lost == 0
+        assert proc.numbering.lost == 0
         assert dict(stage.seen)[3] == 1  # the frame after it carries the gap
     finally:
-        proc.reader.close()
+        proc.ring_in.close()
         proc.control.close(0)
         ctx.term()
         ring.close()
@@ -205,18 +195,19 @@ def test_frames_go_by_reference_only_on_the_supervisors_own_link_to_the_next_pro
     assert not over_tcp[0].shm_out and not over_tcp[1].shm_in
 
 
-def test_with_shared_frames_off_a_fast_file_still_arrives_whole_with_its_end_of_stream(tmp_path):
+def test_with_shared_frames_off_a_fast_file_still_arrives_whole_with_its_end_of_stream(tmp_path, supervise):
     # capture | track | publish, inline: capture used to exit at once after "eos" and lose the tail still
     # waiting in track's socket (track is slow on its first frames), so the run never ended. Now each
     # writer stays until its reader hangs up (edge/process.py StageProcess.finish).
     for attempt in range(3):
         folder = tmp_path / str(attempt)
         folder.mkdir()
-        sup, thread, result = _supervise(folder, frames=20, fast=True, shared=False, middle=("track",))
+        watched = _supervise(supervise, folder, frames=20, fast=True, shared=False, middle=("track",))
+        sup = watched.sup
         try:
             assert wait_until(lambda: all(c.done for c in sup.children), 30), (attempt, sup.metrics())
-            thread.join(5)
-            assert result.get("code") == 0
+            watched.thread.join(5)
+            assert watched.code == 0
             assert sup.metrics()["track"]["last_seq"] == 19
         finally:
-            _stop(sup, thread)
+            watched.stop()

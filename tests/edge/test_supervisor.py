@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from stand_ins import FAST_RUNTIME, free_port, stage_processes_of, tiny_video, w
 
 
 @pytest.fixture
-def running(tmp_path):
+def running(tmp_path, supervise, zmq_ctx):
     """capture | publish on a paced 20 s synthetic video, supervised in a thread, with a subscriber."""
     port = free_port()
     topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
@@ -29,25 +28,12 @@ def running(tmp_path):
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"),
                      record=str(tmp_path / "r.jsonl"))
-    sup = Supervisor(topo, run)
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
+    sub = zmq_ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
     sub.connect(f"tcp://127.0.0.1:{port}")
-    sup.start()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
-    thread.start()
+    sup = supervise(topo, run).sup
     assert wait_until(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
-    yield sup, sub
-    sup.stopping = True
-    thread.join(5)
-    sub.close(0)
-    ctx.term()
-    assert not thread.is_alive()
-    assert not any(c.alive for c in sup.children)
-    assert sup.workdir is None
+    return sup, sub
 
 
 def _statuses(sub, seconds: float) -> list[dict]:
@@ -86,26 +72,20 @@ def test_a_hung_stage_is_killed_and_restarted(running):
     assert victim.restarts == 1
 
 
-def test_malformed_messages_are_counted_and_dropped_while_the_stage_keeps_running(running):
+def test_malformed_messages_are_counted_and_dropped_while_the_stage_keeps_running(running, zmq_ctx):
     sup, _ = running
     victim = sup.children[1]
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
+    push = zmq_ctx.socket(zmq.PUSH)
     push.connect(victim.plan.input)
     rng = np.random.default_rng(1)
     garbage = [[b"frame"], [b"frame", b"{nope"], [b"face", b'{"v":99,"arrays":[]}'],
                [b"frame", b'{"v":1,"arrays":[{"name":"image","dtype":"uint8","shape":[9999,9999,3]}]}', b"x"],
                [b"face", b'{"v":1,"arrays":[],"seq":"x"}']]
-    try:
-        for i in range(3000):
-            parts = garbage[i % len(garbage)] if i % 7 else [rng.bytes(int(rng.integers(1, 64)))]
-            push.send_multipart(parts)
-        assert wait_until(lambda: sum((victim.metrics.get("drops") or {}).values()) >= 2500, 10.0), victim.metrics
-        assert victim.restarts == 0 and victim.alive
-    finally:
-        push.close(0)
-        ctx.term()
+    for i in range(3000):
+        parts = garbage[i % len(garbage)] if i % 7 else [rng.bytes(int(rng.integers(1, 64)))]
+        push.send_multipart(parts)
+    assert wait_until(lambda: sum((victim.metrics.get("drops") or {}).values()) >= 2500, 10.0), victim.metrics
+    assert victim.restarts == 0 and victim.alive
 
 
 def test_a_stage_crashing_in_a_loop_is_backed_off():
@@ -125,6 +105,28 @@ def test_a_stage_crashing_in_a_loop_is_backed_off():
     child.started = now - 60  # ran a minute: healthy again
     sup._restart(child, now, "exited with code 1")
     assert child.next_start - now == pytest.approx(0.2)
+
+
+CSI_PIPELINE = ("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=60/1 "
+                "! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
+
+
+@pytest.mark.parametrize("source, resumes_at", [
+    ("clip.mp4", 42),  # a file continues after the last frame it reported
+    (CSI_PIPELINE, 0),  # a GStreamer pipeline is live: numbering starts afresh, and the next hop marks the gap
+    ("cam:0", 0),
+    ("rtsp://10.0.0.2/stream", 0),
+])
+def test_a_restarted_source_resumes_its_numbering_only_when_it_is_a_file(source, resumes_at):
+    topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
+        {"name": "capture", "stages": ["capture"]}, {"name": "out", "stages": ["publish"]}]})
+    run = RunOptions(source=source)
+    sup = Supervisor(topo, run)
+    sup.children = [Child(p) for p in plan_processes(topo, run, Path("/nonexistent"), "ipc:///nonexistent/control")]
+    source_child = sup.children[0]
+    source_child.metrics = {"last_seq": 41}
+    sup._restart(source_child, 100.0, "exited with code 1")
+    assert source_child.plan.resume_seq == resumes_at
 
 
 def test_a_real_stage_that_dies_at_every_start_is_restarted_ever_more_slowly_then_runs_again(running):
@@ -219,153 +221,6 @@ def test_a_public_publish_address_needs_allow_public(tmp_path):
     assert result.returncode != 0 and "--allow-public" in result.stderr
 
 
-def _entrance(tmp_path, policy: str, queue: int = 4):
-    from edge.process import ProcessPlan, StageProcess
-
-    ctx = zmq.Context()
-    control = ctx.socket(zmq.PULL)
-    control.bind(f"ipc://{tmp_path}/control")
-    plan = ProcessPlan(name="spot", stages=("spot",), stage_options={}, input=f"ipc://{tmp_path}/spot.in", output="",
-                       control=f"ipc://{tmp_path}/control", queue=queue, hwm=1000, policy=policy, output_policy="block", output_hwm=1,
-                       heartbeat_s=0.2, run=RunOptions(source="x.mp4"))
-    proc = StageProcess(plan, ctx)
-    proc.inp = bus.open_socket(ctx, zmq.PULL, bind=plan.input, hwm=1000, limits=proc.limits)
-    push = bus.open_socket(ctx, zmq.PUSH, connect=plan.input, hwm=1000)
-    return ctx, control, proc, push
-
-
-def _face(seq):
-    from edge.messages import Message
-
-    return Message("face", {"seq": seq, "found": False})
-
-
-def test_a_stage_that_falls_behind_drops_a_whole_run_and_marks_the_gap(tmp_path):
-    ctx, control, proc, push = _entrance(tmp_path, "drop")
-    try:
-        for seq in range(20):
-            bus.send(push, _face(seq))
-        time.sleep(0.3)
-        proc.receive()
-        assert [m.header["seq"] for m, _ in proc.queue] == [0, 1, 2, 3]
-        assert proc.drops.counts == {"behind": 16}
-        bus.send(push, _face(20))  # still dropping: the queue has not emptied yet
-        time.sleep(0.1)
-        proc.receive()
-        seen = []
-        while proc.queue:
-            msg, _ = proc.next_message()
-            proc.check_sequence(msg)
-            seen.append(msg.header["seq"])
-        bus.send(push, _face(21))
-        time.sleep(0.1)
-        msg, _ = proc.next_message()
-        proc.check_sequence(msg)
-        assert seen == [0, 1, 2, 3] and msg.header["seq"] == 21
-        assert msg.header["gap"] == 17 and proc.drops.counts == {"behind": 17}
-        assert proc.meter.lost == 0  # every missing frame is accounted for by this entrance's own drops
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
-def test_a_blocking_entrance_reads_no_more_than_its_queue(tmp_path):
-    ctx, control, proc, push = _entrance(tmp_path, "block")
-    try:
-        for seq in range(10):
-            bus.send(push, _face(seq))
-        time.sleep(0.3)
-        proc.receive()
-        assert len(proc.queue) == 4 and not proc.drops.counts
-        proc.queue.clear()
-        proc.receive()
-        assert [m.header["seq"] for m, _ in proc.queue] == [4, 5, 6, 7]
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
-def test_holes_in_the_sequence_are_counted_and_marked(tmp_path):
-    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
-    try:
-        for seq in (0, 1, 5, 6, 2):
-            bus.send(push, _face(seq))
-        time.sleep(0.2)
-        gaps = []
-        for _ in range(5):
-            msg, _ = proc.next_message()
-            proc.check_sequence(msg)
-            gaps.append(msg.header.get("gap", 0))
-        assert gaps == [0, 0, 3, 0, 1]  # 3 frames lost upstream; going back means a new stream
-        assert proc.meter.lost == 4
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
-def test_frames_the_sender_dropped_are_counted_as_drops_not_losses(tmp_path):
-    from edge.messages import Message
-
-    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
-    try:
-        bus.send(push, _face(0))
-        bus.send(push, Message("face", {"seq": 4, "found": False, "sender_dropped": 3}))
-        time.sleep(0.2)
-        for _ in range(2):
-            msg, _ = proc.next_message()
-            proc.check_sequence(msg)
-        assert msg.header["gap"] == 3 and proc.meter.lost == 0 and "sender_dropped" not in msg.header
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
-def test_a_message_dropped_at_the_entrance_passes_on_the_drops_of_its_sender(tmp_path):
-    from edge.messages import Message
-
-    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=1)
-    try:
-        bus.send(push, _face(0))
-        bus.send(push, Message("face", {"seq": 4, "found": False, "sender_dropped": 3}))  # dropped here: queue full
-        time.sleep(0.2)
-        proc.receive()
-        msg, _ = proc.next_message()
-        proc.check_sequence(msg)
-        bus.send(push, _face(5))
-        time.sleep(0.2)
-        msg, _ = proc.next_message()
-        proc.check_sequence(msg)
-        # seq 1..3 dropped by the sender, 4 by this entrance: a hole of 4, all of it drops, none lost
-        assert msg.header["seq"] == 5 and msg.header["gap"] == 4 and proc.meter.lost == 0
-        assert proc.drops.counts == {"behind": 1}
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
-def test_a_hole_an_earlier_hop_already_marked_is_not_counted_again(tmp_path):
-    from edge.messages import Message
-
-    ctx, control, proc, push = _entrance(tmp_path, "drop", queue=100)
-    try:
-        bus.send(push, _face(0))
-        bus.send(push, Message("face", {"seq": 6, "found": False, "gap": 5}))  # track copied the gap it was given
-        time.sleep(0.2)
-        for _ in range(2):
-            msg, _ = proc.next_message()
-            proc.check_sequence(msg)
-        assert msg.header["gap"] == 5 and proc.meter.lost == 0
-    finally:
-        for s in (push, proc.inp, proc.control, control):
-            s.close(0)
-        ctx.term()
-
-
 def test_per_frame_processes_run_their_libraries_on_one_thread_unless_the_user_says_otherwise():
     topo = load_topology()  # the default: capture | track | spot | infer
     plans = {p.name: p for p in plan_processes(topo, RunOptions(source="x.mp4"), Path("/nonexistent"), "ipc:///nonexistent/control")}
@@ -387,27 +242,19 @@ def test_under_fast_the_per_frame_processes_yield_to_infer_and_a_live_source_cha
     assert niceness(False) == {"capture": 0, "track": 0, "spot": 0, "infer": 0}
 
 
-def test_a_process_runs_at_the_niceness_its_topology_gives_it(tmp_path):
+def test_a_process_runs_at_the_niceness_its_topology_gives_it(tmp_path, supervise):
     topo = parse_topology({"runtime": FAST_RUNTIME, "process": [
         {"name": "capture", "stages": ["capture"], "nice": 7},
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 600)), publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{free_port()}"))
-    sup = Supervisor(topo, run)
-    sup.start()
-    thread = threading.Thread(target=sup.run, daemon=True)
-    thread.start()
-    try:
-        assert wait_until(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        niceness = {c.plan.name: os.getpriority(os.PRIO_PROCESS, c.popen.pid) - mine for c in sup.children}
-        assert niceness == {"capture": 7, "infer": 0}
-        if Path("/proc/self/autogroup").exists():  # each process leads its own scheduler group: its nice is the group's
-            groups = {c.plan.name: _autogroup_nice(c.popen.pid) for c in sup.children}
-            assert groups == {"capture": 7, "infer": 0}
-    finally:
-        sup.stopping = True
-        thread.join(5)
-    assert not any(c.alive for c in sup.children)
+    sup = supervise(topo, run).sup
+    assert wait_until(lambda: all(c.state == "running" for c in sup.children), 30), sup.metrics()
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    niceness = {c.plan.name: os.getpriority(os.PRIO_PROCESS, c.popen.pid) - mine for c in sup.children}
+    assert niceness == {"capture": 7, "infer": 0}
+    if Path("/proc/self/autogroup").exists():  # each process leads its own scheduler group: its nice is the group's
+        groups = {c.plan.name: _autogroup_nice(c.popen.pid) for c in sup.children}
+        assert groups == {"capture": 7, "infer": 0}
 
 
 def test_only_the_last_process_waits_for_the_final_metrics():
@@ -415,7 +262,7 @@ def test_only_the_last_process_waits_for_the_final_metrics():
     assert {p.name: p.final_status for p in plans} == {"capture": False, "track": False, "spot": False, "infer": True}
 
 
-def test_a_run_shorter_than_one_status_period_still_ends_with_final_metrics_for_its_subscribers(tmp_path):
+def test_a_run_shorter_than_one_status_period_still_ends_with_final_metrics_for_its_subscribers(tmp_path, supervise, zmq_ctx):
     # A status period longer than the run: only the tick at start (before any subscriber hears the
     # publisher) and the final one can be published; the final one must arrive, last, with the whole count.
     port = free_port()
@@ -424,26 +271,14 @@ def test_a_run_shorter_than_one_status_period_still_ends_with_final_metrics_for_
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
     run = RunOptions(source=str(tiny_video(tmp_path / "v.avi", 12)), fast=True,
                      publish=PublishConfig(endpoint=f"tcp://127.0.0.1:{port}"))
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
+    sub = zmq_ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RECONNECT_IVL, 20)
     sub.setsockopt(zmq.SUBSCRIBE, b"me.status")
     sub.connect(f"tcp://127.0.0.1:{port}")
-    sup = Supervisor(topo, run)
-    sup.start()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("code", sup.run()), daemon=True)
-    thread.start()
-    try:
-        thread.join(60)
-        got = _statuses(sub, 0.5)
-    finally:
-        sup.stopping = True
-        thread.join(5)
-        sub.close(0)
-        ctx.term()
-    assert result.get("code") == 0
+    watched = supervise(topo, run)
+    watched.thread.join(60)
+    got = _statuses(sub, 0.5)
+    assert watched.code == 0
     metrics = [s for s in got if s["event"] == "metrics"]
     assert metrics and metrics[-1]["final"] is True, [(s["event"], s.get("final")) for s in got]
     assert got[-1] is metrics[-1]
@@ -456,49 +291,9 @@ def _autogroup_nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/autogroup").read_text().rsplit("nice", 1)[1])
 
 
-@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="this kernel has no scheduler autogroups")
-def test_a_process_that_shares_its_session_leaves_the_session_group_alone():
-    # It would nice the user's shell and everything started from it. The group is compared as the
-    # kernel prints it: a session under a container's init has no group of its own and prints nothing.
-    code = ("import os; from edge.process import add_niceness; add_niceness(3); "
-            "print(os.getpriority(os.PRIO_PROCESS, 0)); print(open('/proc/self/autogroup').read().strip())")
-    group = Path(f"/proc/{os.getpid()}/autogroup")
-    before = group.read_text().strip()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert int(out[0]) == os.getpriority(os.PRIO_PROCESS, 0) + 3
-    assert out[1] == before == group.read_text().strip()
-
-
-def test_a_process_in_the_root_group_has_no_autogroup_to_set_and_runs_on(tmp_path, monkeypatch):
-    # The kernel prints nothing for a task whose session never got a group (under a container's init).
-    import edge.process as process
-
-    empty = tmp_path / "autogroup"
-    empty.write_text("")
-    monkeypatch.setattr(process, "AUTOGROUP", empty)
-    monkeypatch.setattr(process.os, "nice", lambda n: 0)
-    monkeypatch.setattr(process.os, "getsid", lambda pid: os.getpid())
-    process.add_niceness(3)
-    assert empty.read_text() == ""
-
-
-def test_an_autogroup_file_in_an_unknown_format_is_an_oserror_that_names_it(tmp_path, monkeypatch):
-    # main() logs an OSError as a warning and runs on; anything else would crash-loop the stage
-    import edge.process as process
-
-    odd = tmp_path / "autogroup"
-    odd.write_text("no such format\n")
-    monkeypatch.setattr(process, "AUTOGROUP", odd)
-    monkeypatch.setattr(process.os, "nice", lambda n: 0)  # the test process keeps its own niceness
-    monkeypatch.setattr(process.os, "getsid", lambda pid: os.getpid())
-    with pytest.raises(OSError, match="reads 'no such format'"):
-        process.add_niceness(3)
-    assert odd.read_text() == "no such format\n"
-
-
 def test_track_sends_colour_crops_only_when_the_artifact_or_the_preview_reads_them(tmp_path):
     # A flow-only artifact never looks at colour: the 48 KB colour crop per frame would be sent and kept for nothing.
-    from edge.process import build_stage
+    from edge.stages.registry import build_stage
     from edge.supervisor import preflight
 
     topo = load_topology()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
+from edge.tools.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
 from engines.errors import MestreamError
 
 
@@ -132,7 +132,7 @@ def test_a_micro_expression_clip_played_as_a_source_is_refused_as_not_still(asse
 
 
 def test_the_still_first_frames_of_a_micro_expression_clip_move_less_than_the_smallest_planted_one(assets):
-    from edge.synth import SynthParams, find_landmarks, read_video, source_motion
+    from edge.tools.synth import SynthParams, find_landmarks, read_video, source_motion
 
     path = assets / "videos" / "casme2_style_demo.avi"
     frames, fps = read_video(path)

@@ -105,12 +105,6 @@ def test_bench_engine_refuses_negative_threads_and_a_precision_onnx_runtime_woul
     assert "--backend trt" in capsys.readouterr().err
 
 
-def test_bench_engine_wants_data_and_labels_together(tiny_onnx, tmp_path):
-    from edge.cli import main
-
-    assert main(["bench-engine", "--artifact", str(tiny_onnx), "--data", str(tmp_path)]) == 2
-
-
 
 def test_by_default_the_engine_leaves_no_thread_spinning_after_a_run():
     # ONNX Runtime's own pool (threads=None) spins about 35 ms after every run: a core the other stages

@@ -14,7 +14,6 @@ from engines.artifact import Artifact, TensorInfo, read_artifact  # noqa: E402
 from engines.errors import MestreamError  # noqa: E402
 from engines.onnx_ops import unsupported_ops  # noqa: E402
 from engines.ort import OrtEngine  # noqa: E402
-from trainer import export as export_module  # noqa: E402
 from trainer.export import export_checkpoint, export_model, graph_sha256  # noqa: E402
 from trainer.models.base import Family, InputSpec, Recipe  # noqa: E402
 from trainer.models.registry import FAMILIES, get_family  # noqa: E402
@@ -140,18 +139,9 @@ def test_the_model_id_ignores_metadata_but_not_weights(tmp_path, tiny_family):
     assert c.model_id != a.model_id
 
 
-def test_flow_parameters_recorded_in_the_checkpoint_reach_the_metadata(tmp_path, tiny_family, monkeypatch):
-    import edge.perception
-
-    monkeypatch.setitem(sys.modules, "edge.perception.flow", None)  # as if the edge flow module were absent
-    monkeypatch.delattr(edge.perception, "flow", raising=False)
-    training = {"dataset": "megc2019", "flow": {"algorithm": "tvl1", "params": {"tau": 0.25, "lambda": 0.15}}}
-    export_checkpoint(_checkpoint(tmp_path / "model.pt", training=training), tmp_path / "t.onnx")
-    assert read_artifact(tmp_path / "t.onnx").flow["params"] == {"tau": 0.25, "lambda": 0.15}
-
-
 def test_flow_parameters_come_from_the_runtime_flow_module_and_rebuild_its_params(tmp_path, tiny_family):
-    flow = pytest.importorskip("edge.perception.flow")
+    from edge.perception import flow
+
     export_checkpoint(_checkpoint(tmp_path / "model.pt"), tmp_path / "t.onnx")
     meta = read_artifact(tmp_path / "t.onnx")
     assert flow.TVL1Params(**meta.flow["params"]) == flow.TVL1Params()  # what the classify stage does
@@ -229,19 +219,7 @@ def test_the_export_command_reports_a_bad_checkpoint_in_one_line(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def _registered_families():
-    names = []
-    for name in FAMILIES:
-        try:
-            get_family(name)
-        except ImportError as exc:  # a family whose module has not landed yet
-            names.append(pytest.param(name, marks=pytest.mark.skip(reason=f"family module not importable: {exc}")))
-            continue
-        names.append(name)
-    return names
-
-
-@pytest.mark.parametrize("name", _registered_families())
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_every_registered_family_exports_with_only_tensorrt_supported_operators(tmp_path, name):
     family = get_family(name)
     torch.manual_seed(0)
@@ -254,7 +232,6 @@ def test_every_registered_family_exports_with_only_tensorrt_supported_operators(
 
 
 def test_the_calibration_set_holds_the_trainers_own_inputs_for_the_engine_builder(tmp_path, assets):
-    pytest.importorskip("trainer.train", reason="the trainer's preparation (trainer/train.py) has not landed")
     from engines.trt_build import load_calibration_set
     from trainer.export import write_calibration_set
 
@@ -265,29 +242,6 @@ def test_the_calibration_set_holds_the_trainers_own_inputs_for_the_engine_builde
     meta = Artifact("ststnet", "0" * 64, (TensorInfo("flow", (1, 3, 28, 28), "float32"),), (), ())
     flow = load_calibration_set(tmp_path / "calib", meta)["flow"]
     assert flow.dtype == np.float32 and 0.0 <= float(flow.min()) and float(flow.max()) <= 1.0
-
-
-def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tmp_path, tiny_family):
-    from trainer.export import LICENCE_NOTE, write_model_card
-
-    export_checkpoint(_checkpoint(tmp_path / "model.pt"), tmp_path / "tiny.onnx")
-    card = write_model_card(tmp_path / "tiny.onnx", tmp_path / "MODEL_CARD.md", command="make it").read_text()
-    assert "family **tiny**" in card and "`negative`, `positive`, `surprise`" in card
-    assert "| full | 0.7100 | 0.7200 | 0.7300 |" in card
-    assert "Protocol: `loso`" in card and "fixed recipe, no epoch selection" in card
-    assert "442 samples from 68 subjects" in card
-    assert LICENCE_NOTE in card and "research" in card
-    assert "make it" in card
-
-
-def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path, tiny_family):
-    from trainer.export import write_model_card
-
-    scores = {"full": {"uf1": 0.74, "uar": 0.75, "acc": 0.76, "n": 442}, "samm": {"uf1": 0.6, "uar": 0.61, "acc": 0.62}}
-    artifact = export_checkpoint(_checkpoint(tmp_path / "model.pt", scores=scores), tmp_path / "t.onnx")
-    assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
-    card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
-    assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
 
 
 def test_the_written_artifact_is_readable_by_others_like_any_file(tmp_path, tiny_family):

@@ -55,8 +55,8 @@ def test_a_variant_the_family_cannot_build_is_one_line_before_any_training():
     pytest.importorskip("torch", reason="torch comes with the [train] extra")
     from trainer.inner_select import select
 
-    with pytest.raises(MestreamError, match="'eyes'.*pass view="):
-        select("ststreg", _samples(), [{"epochs": 1, "view": "eyes"}], seeds=[0])
+    with pytest.raises(MestreamError, match="'eyes'.*pass center="):
+        select("ststens", _samples(), [{"epochs": 1, "center": "eyes"}], seeds=[0])
     with pytest.raises(MestreamError, match="does not fit ststens.*keyword of ststens's build"):
         select("ststens", _samples(), [{"epochs": 1, "heads": 4}], seeds=[0])
 

@@ -87,7 +87,6 @@ def test_an_unknown_dataset_or_label_in_the_csv_is_rejected_with_its_line(tmp_pa
 
 
 def test_au_sheets_fill_the_action_unit_text_where_the_official_sheets_code_it(assets):
-    pytest.importorskip("trainer.data.au_codes", reason="the AU sheet reader is not in this checkout")
     samples = load_megc2019(assets / DATA, assets / CSV, au_sheets=assets / "annotations")
     coded = {d: sum(bool(t) for t, dd in zip(samples.au_text, samples.datasets) if dd == d) for d in ("casme2", "samm")}
     assert coded["casme2"] > 100 and coded["samm"] > 100

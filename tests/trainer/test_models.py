@@ -1,5 +1,7 @@
 """Every registered family: forward, backward and no NaN on tiny inputs; msmt exports with TensorRT ops only."""
 
+import dataclasses
+import importlib
 import io
 
 import numpy as np
@@ -35,6 +37,21 @@ def test_every_family_trains_one_step_without_nan_and_predicts_one_logit_per_cla
     with torch.no_grad():
         out = model(*[batch[spec.name] for spec in family.inputs])
     assert out.shape == (4, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_builds_a_module_level_class_from_a_frozen_config(name):
+    model = get_family(name).build(3, dropout=0.0)
+    module = importlib.import_module(FAMILIES[name])
+    assert getattr(module, type(model).__name__) is type(model)  # importable and testable on its own
+    assert model.config.dropout == 0.0 and model.config.num_classes == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.config.num_classes = 5
+
+
+def test_an_option_a_family_does_not_have_is_refused():
+    with pytest.raises(TypeError, match="heads"):
+        get_family("ststnet").build(3, heads=4)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

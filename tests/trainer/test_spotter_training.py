@@ -9,9 +9,19 @@ from edge.cli import main  # noqa: E402
 from edge.spotting.learned import FeatureSpec, PeakParams, spotter_from_artifact  # noqa: E402
 from edge.spotting.metrics import Interval  # noqa: E402
 from engines.base import open_engine  # noqa: E402
+from trainer.cards import write_model_card  # noqa: E402
 from trainer.spotting.features import TrackedVideo, pseudo_labels, window_features  # noqa: E402
-from trainer.spotting.train import (SpotterRecipe, SpotVideo, choose_peaks, cross_validate, export_spotter,  # noqa: E402
-                                    fit, mirror, predict, render_spotter_card, spot)
+from trainer.spotting.train import (  # noqa: E402
+    SpotterRecipe,
+    SpotVideo,
+    choose_peaks,
+    cross_validate,
+    export_spotter,
+    fit,
+    mirror,
+    predict,
+    spot,
+)
 
 SPEC = FeatureSpec(flow_size=32, roi=12, lag_s=0.1)  # k = 3 at 30 fps: tiny and fast
 
@@ -107,9 +117,10 @@ def test_export_matches_torch_within_1e4_on_onnx_runtime_and_describes_its_featu
                 want = model(torch.from_numpy(row[None])).numpy()
             assert have.shape == (1, 1)
             assert float(np.max(np.abs(have - want))) <= 1e-4
-    card = render_spotter_card(meta, size_bytes=out.stat().st_size, command="mestream train-spotter ...",
-                               comparison={"pooled": {m: {k: {"f1": 0.5} for k in ("micro", "macro", "overall")}
-                                                      for m in ("regional", "learned")}, "videos": [{"video": "x_1"}]})
+    comparison = {"pooled": {m: {k: {"f1": 0.5} for k in ("micro", "macro", "overall")} for m in ("regional", "learned")},
+                  "videos": [{"video": "x_1"}]}
+    card = write_model_card(out, tmp_path / "SPOTTER_CARD.md", command="mestream train-spotter ...",
+                            comparison=comparison).read_text()
     assert "SYNTHETIC" in card and '"threshold": 0.4' in card and "| overall | 0.500 | 0.500 |" in card
 
 

@@ -94,7 +94,7 @@ def test_wrong_formats_datasets_steps_and_columns_are_user_errors(assets, tmp_pa
 
 
 def test_a_video_is_written_as_a_spot_eval_truth_file_counting_frames_from_zero(assets, tmp_path):
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
 
     truth = load_spotting_set(assets / CASME2_AUWGCN, "auwgcn", "cas(me)2")
     video = truth.videos["s15_0401"]

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     clips = _dataset_clips(args) if args.dataset is not None else csv_clips(args.clips)
     if args.limit is not None:
         clips = clips[: args.limit]
-    from edge.progress import show_progress
+    from edge.tools.progress import show_progress
 
     if form == "megc2019":
         from trainer.megc2019_form import prep_megc2019

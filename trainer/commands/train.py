@@ -92,20 +92,21 @@ def run(args) -> int:
     import logging
     import os
     import platform
-    import time
     from dataclasses import asdict
 
     from tqdm import tqdm
 
+    from engines.optional import require
+    from trainer.checkpoint import save_checkpoint
     from trainer.data.megc2019 import load_megc2019
     from trainer.data.samples import PARTS as COMPOSITE_PARTS
     from trainer.models.registry import get_family
     from trainer.report import build_report, staged_dir, write_report_files
-    from trainer.train import NUM_THREADS, _torch, fit_all, run_loso, run_pretrain, with_epochs
+    from trainer.train import NUM_THREADS, fit_all, run_loso, run_pretrain, with_epochs
 
     log = logging.getLogger("mestream.train")
     family = get_family(args.model)
-    torch = _torch()
+    torch = require("torch", "train")
     device = getattr(args, "device", "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         from engines.errors import MestreamError
@@ -129,7 +130,7 @@ def run(args) -> int:
     with staged_dir(args.out) as tmp:
         folds_total = len(dict.fromkeys(samples.subjects))
         folds_run = min(args.folds or folds_total, folds_total)
-        from edge.progress import show_progress
+        from edge.tools.progress import show_progress
 
         with tqdm(total=folds_run, desc=f"{family.name} LOSO", unit="fold", disable=not show_progress(args)) as bar:
             result = run_loso(family, samples, args.seed, recipe, fold_limit=args.folds, work_dir=cache,
@@ -166,20 +167,9 @@ def run(args) -> int:
         if args.fit_all:
             initial_state = run_pretrain(family, args.seed, cache, assets)
             trained = fit_all(family, samples, args.seed, recipe, initial_state, device)
-            checkpoint = {
-                "family": family.name,
-                "num_classes": len(samples.classes),
-                "state_dict": trained.model.state_dict(),
-                "classes": samples.classes,
-                "inputs": [asdict(spec) for spec in family.inputs],
-                "recipe": asdict(recipe),
-                "seed": args.seed,
-                "training": {"dataset": args.dataset, "samples": len(samples), "subjects": folds_total},
-                "protocol": "loso",
-                "scores": report["parts"],
-                "selection": report["selection"],
-            }
-            torch.save(checkpoint, tmp / "model.pt")
+            save_checkpoint(tmp / "model.pt", family, trained.model, classes=samples.classes, recipe=recipe,
+                            seed=args.seed, protocol="loso", scores=report["parts"], selection=report["selection"],
+                            training={"dataset": args.dataset, "samples": len(samples), "subjects": folds_total})
             report["fit_all"] = {"file": "model.pt", "final_training_loss": trained.loss[-1],
                                  "final_training_acc": trained.acc[-1]}
         write_report_files(tmp, report, samples, result.logits, result.fold_of, result.curves)

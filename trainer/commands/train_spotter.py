@@ -45,11 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
-    import shutil
-    import tempfile
 
     from edge.spotting.learned import FeatureSpec
+    from trainer.report import staged_dir
     from trainer.spotting.train import SpotterRecipe, load_long_videos, load_synth_videos, train_spotter
 
     if args.dataset != "synth" and args.labels is None:
@@ -65,18 +63,11 @@ def run(args: argparse.Namespace) -> int:
         videos = load_synth_videos(args.videos, spec, cache)
     else:
         videos = load_long_videos(args.dataset, args.videos, args.labels, spec, cache, args.labels_format, args.frame_step)
-    tmp = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}."))
-    try:
+    with staged_dir(args.out) as tmp:
         command = "mestream " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("mestream") else ""
         report = train_spotter(videos, spec, recipe, args.protocol, tmp / "spotter.onnx", args.dataset, command)
         report["artifact"] = str(args.out / "spotter.onnx")
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        os.replace(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     cv = report["cross_validation"]["pooled"]
     print(f"{len(videos)} videos, {report['training']['samples']} windows; {args.protocol} held-out (peaks chosen per fold "
           "on its training videos):")

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import MestreamError, missing_extra
+from engines.errors import MestreamError
+from engines.optional import require
 
 HEADER_SEARCH_ROWS = 40  # SAMM's header is on line 14; nothing official puts it lower
 
@@ -42,10 +43,7 @@ class Table:
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> tuple[str, list[tuple]]:
-    try:
-        import openpyxl
-    except ImportError as exc:
-        raise missing_extra("openpyxl", "train") from exc
+    openpyxl = require("openpyxl", "train")
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile / KeyError / ValueError kinds for a damaged file

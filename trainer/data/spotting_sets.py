@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edge.spotting.metrics import Interval
 from engines.errors import MestreamError
+from engines.files import atomic_write
 from trainer.data.sheets import cell_int, cell_text, read_table
 
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -147,30 +148,23 @@ def load_spotting_set(path: Path, fmt: str, dataset: str, frame_step: int = 1,
 
 
 def write_truth_csv(video: SpottingVideo, path: Path, first_frame: int = 1) -> None:
-    """One video's intervals as a `mestream spot-eval --truth` CSV (edge.synth's columns).
+    """One video's intervals as a `mestream spot-eval --truth` CSV (edge.tools.synth's columns).
 
     spot-eval counts frames from 0 (the capture's seq), the CSVs from the recording's first image number
     (img1.jpg -> 1), so seq = frame number - first_frame. Written to a temporary file, then renamed.
     """
     import csv
-    import os
-    import tempfile
+    import io
 
-    from edge.synth import TRUTH_COLUMNS
+    from edge.tools.synth import TRUTH_COLUMNS
 
     path = Path(path)
     if not path.parent.is_dir():
         raise MestreamError(f"truth folder {path.parent} does not exist; create it or pass another path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(TRUTH_COLUMNS)
-            for interval, au in zip(video.intervals, video.action_units or ("",) * len(video.intervals)):
-                apex = "" if interval.apex is None else interval.apex - first_frame
-                writer.writerow([interval.onset - first_frame, apex, interval.offset - first_frame, interval.kind,
-                                 au, ""])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(TRUTH_COLUMNS)
+    for interval, au in zip(video.intervals, video.action_units or ("",) * len(video.intervals)):
+        apex = "" if interval.apex is None else interval.apex - first_frame
+        writer.writerow([interval.onset - first_frame, apex, interval.offset - first_frame, interval.kind, au, ""])
+    atomic_write(path, text.getvalue())

@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trainer.models.base import Family, InputSpec, Recipe
-from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as the reference family
+from engines.files import atomic_path
+from engines.optional import require
+from trainer.models.base import FLOW, Family, InputSpec, Recipe
+from trainer.models.layers import conv_bn_relu, info_nce, nt_xent, standardise_image
+
+torch = require("torch", "train")
+nn, F = torch.nn, torch.nn.functional
 
 log = logging.getLogger(__name__)
 
@@ -41,67 +47,67 @@ PRETRAIN_LR = 2e-3
 TEMPERATURE = 0.1
 
 
-def build(
-    num_classes: int = 3,
-    width: int = 16,
-    projection_dim: int = 64,
-    dropout: float = 0.3,
-    contrastive_weight: float = 0.1,
-    temperature: float = TEMPERATURE,
-):
-    """The dvscl network; `contrastive_weight` scales the cross-view InfoNCE added in training_loss."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
+@dataclass(frozen=True)
+class DVSCLConfig:
+    num_classes: int = 3
+    width: int = 16
+    projection_dim: int = 64
+    dropout: float = 0.3
+    contrastive_weight: float = 0.1  # scales the cross-view InfoNCE added in training_loss
+    temperature: float = TEMPERATURE
 
-    from trainer.models.layers import conv_bn_relu, info_nce, standardise_image
 
-    def encoder(in_channels: int, first_stride: int) -> nn.Sequential:
-        # one conv per level, kept small: pre-training and 68 fine-tuning folds must fit a shared 2-core CPU
-        return nn.Sequential(
-            conv_bn_relu(in_channels, width, 3, stride=first_stride),  # texture 56 -> 28, flow stays 28
-            conv_bn_relu(width, width, 3),
-            nn.MaxPool2d(2),  # -> 14
-            conv_bn_relu(width, 2 * width, 3),
-            nn.MaxPool2d(2),  # -> 7
-            conv_bn_relu(2 * width, 4 * width, 3),
-        )
+def encoder(in_channels: int, first_stride: int, width: int) -> nn.Sequential:
+    """One conv per level, kept small: pre-training and 68 fine-tuning folds must fit a shared 2-core CPU."""
+    return nn.Sequential(
+        conv_bn_relu(in_channels, width, 3, stride=first_stride),  # texture 56 -> 28, flow stays 28
+        conv_bn_relu(width, width, 3),
+        nn.MaxPool2d(2),  # -> 14
+        conv_bn_relu(width, 2 * width, 3),
+        nn.MaxPool2d(2),  # -> 7
+        conv_bn_relu(2 * width, 4 * width, 3),
+    )
 
-    def projection(dim: int) -> nn.Sequential:
-        return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, projection_dim))
 
-    feature = 4 * width
+def projection(dim: int, projection_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, projection_dim))
 
-    class DVSCL(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.flow_encoder = encoder(3, first_stride=1)  # (3, 28, 28) -> (4w, 7, 7)
-            self.texture_encoder = encoder(1, first_stride=2)  # (1, 56, 56) -> (4w, 7, 7)
-            self.flow_projection = projection(feature)
-            self.texture_projection = projection(feature)
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * feature, num_classes))
 
-        def encode(self, flow, apex):
-            f = self.flow_encoder(flow - 0.5).mean(dim=(2, 3))  # (B, 4w)
-            t = self.texture_encoder(standardise_image(apex)).mean(dim=(2, 3))  # (B, 4w)
-            return f, t
+class DVSCL(nn.Module):
+    def __init__(self, config: DVSCLConfig) -> None:
+        super().__init__()
+        self.config = config
+        feature = 4 * config.width
+        self.flow_encoder = encoder(3, first_stride=1, width=config.width)  # (3, 28, 28) -> (4w, 7, 7)
+        self.texture_encoder = encoder(1, first_stride=2, width=config.width)  # (1, 56, 56) -> (4w, 7, 7)
+        self.flow_projection = projection(feature, config.projection_dim)
+        self.texture_projection = projection(feature, config.projection_dim)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * feature, config.num_classes))
 
-        def forward(self, flow, apex):  # flow (B, 3, 28, 28), apex (B, 1, 56, 56) -> logits (B, K)
-            f, t = self.encode(flow, apex)
-            return self.head(torch.cat([f, t], dim=1))
+    def encode(self, flow, apex):
+        f = self.flow_encoder(flow - 0.5).mean(dim=(2, 3))  # (B, 4w)
+        t = self.texture_encoder(standardise_image(apex)).mean(dim=(2, 3))  # (B, 4w)
+        return f, t
 
-        def cross_view_loss(self, f, t):
-            return info_nce(self.flow_projection(f), self.texture_projection(t), temperature)
+    def forward(self, flow, apex):  # flow (B, 3, 28, 28), apex (B, 1, 56, 56) -> logits (B, K)
+        f, t = self.encode(flow, apex)
+        return self.head(torch.cat([f, t], dim=1))
 
-        def training_loss(self, batch, labels):
-            f, t = self.encode(batch["flow"], batch["apex"])
-            logits = self.head(torch.cat([f, t], dim=1))
-            loss = F.cross_entropy(logits, labels)
-            if contrastive_weight > 0 and labels.shape[0] > 1:
-                loss = loss + contrastive_weight * self.cross_view_loss(f, t)
-            return loss, logits
+    def cross_view_loss(self, f, t):
+        return info_nce(self.flow_projection(f), self.texture_projection(t), self.config.temperature)
 
-    return DVSCL()
+    def training_loss(self, batch, labels):
+        f, t = self.encode(batch["flow"], batch["apex"])
+        logits = self.head(torch.cat([f, t], dim=1))
+        loss = F.cross_entropy(logits, labels)
+        if self.config.contrastive_weight > 0 and labels.shape[0] > 1:
+            loss = loss + self.config.contrastive_weight * self.cross_view_loss(f, t)
+        return loss, logits
+
+
+def build(num_classes: int = 3, **options) -> DVSCL:
+    """DVSCL; `options` override DVSCLConfig's fields."""
+    return DVSCL(DVSCLConfig(num_classes=num_classes, **options))
 
 
 def _augment_flow(flow: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -136,10 +142,6 @@ def pretrain_on_pairs(flow: np.ndarray, texture: np.ndarray, seed: int, epochs: 
 
     The state_dict holds the encoders and projections only: every fold gets its own fresh classifier.
     """
-    import torch
-
-    from trainer.models.layers import nt_xent
-
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build(3)
@@ -173,8 +175,6 @@ def pretrain_on_pairs(flow: np.ndarray, texture: np.ndarray, seed: int, epochs: 
 
 def pretrain(seed: int, work_dir: Path, assets: Path | None, epochs: int = PRETRAIN_EPOCHS) -> dict:
     """Pre-train both encoders once on the AU-filtered unlabelled pairs; cached per seed in `work_dir`."""
-    import torch
-
     from trainer.pretrain_faces import AU_MAX, AU_MIN, CACHE_VERSION, load_unlabelled_pairs
 
     work_dir = Path(work_dir)
@@ -187,10 +187,8 @@ def pretrain(seed: int, work_dir: Path, assets: Path | None, epochs: int = PRETR
              "[%.2f, %.2f) px", len(pairs), pairs.candidates, AU_MIN, AU_MAX)
     state, curve = pretrain_on_pairs(pairs.flow, pairs.texture, seed, epochs)
     log.info("dvscl pre-training: loss %.3f -> %.3f in %.0f s", curve[0], curve[-1], time.perf_counter() - start)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.name + ".partial")
-    torch.save(state, partial)
-    partial.replace(cache)
+    with atomic_path(cache) as tmp:
+        torch.save(state, tmp)
     return state
 
 

@@ -17,9 +17,16 @@ as a one-frame clip, made by `prepare`). `build(frames=8)` gives the same design
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from engines.optional import require
 from trainer.models.base import Family, InputSpec, Recipe
+from trainer.models.layers import conv3d_bn_relu, info_nce, standardise_image
+
+torch = require("torch", "train")
+nn, F = torch.nn, torch.nn.functional
 
 SIZE = 56  # apex crop side fed to the RGB stream; 224 -> 56 keeps 3D convs cheap on a 2-core CPU
 FRAMES = 1  # the composite has only the apex frame
@@ -51,93 +58,90 @@ def flow_spec(flow_frames: int = 0) -> InputSpec:
     )
 
 
-def build(
-    num_classes: int = 3,
-    frames: int = FRAMES,
-    size: int = SIZE,
-    flow_frames: int = 0,
-    width: int = 8,  # small on purpose: 68 LOSO folds on a shared 2-core CPU
-    embed_dim: int = 64,
-    dropout: float = 0.3,
-    contrastive_weight: float = 0.2,
-    temperature: float = 0.1,
-    text_encoder=None,
-):
-    """The fusion3d network.
+@dataclass(frozen=True)
+class Fusion3DConfig:
+    num_classes: int = 3
+    frames: int = FRAMES  # T of the RGB clip input (1 on the composite)
+    size: int = SIZE
+    flow_frames: int = 0  # 0 for one (3, 28, 28) flow map, else T of a (3, T, 28, 28) flow clip
+    width: int = 8  # small on purpose: 68 LOSO folds on a shared 2-core CPU
+    embed_dim: int = 64
+    dropout: float = 0.3
+    contrastive_weight: float = 0.2  # weight of the video-text InfoNCE added in training_loss (0 turns it off)
+    temperature: float = 0.1
 
-    Args:
-        frames: T of the RGB clip input (1 on the composite).
-        flow_frames: 0 for one (3, 28, 28) flow map, else T of a (3, T, 28, 28) flow clip.
-        contrastive_weight: weight of the video-text InfoNCE added in training_loss (0 turns it off).
-        text_encoder: texts -> (N, 384) float32 embeddings; defaults to the frozen MiniLM of trainer.text_encoder.
-    """
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
 
-    from trainer.models.layers import conv3d_bn_relu, info_nce, standardise_image
+def stream(in_channels: int, t: int, spatial_pools: int, width: int) -> nn.Sequential:
+    """Three conv3d levels (width, 2 width, 4 width); temporal kernels and pooling only where there is time."""
+    kt = 3 if t >= 3 else 1  # T=1 stays a cheap 1xkxk conv
+    layers, channels, remaining_t = [], in_channels, t
+    for level in range(3):
+        out = width * 2**level
+        layers.append(conv3d_bn_relu(channels, out, (kt, 3, 3)))
+        pool_t = 2 if (level > 0 and remaining_t >= 2) else 1
+        remaining_t //= pool_t
+        if level < spatial_pools:
+            layers.append(nn.MaxPool3d((pool_t, 2, 2)))
+        elif pool_t > 1:
+            layers.append(nn.MaxPool3d((pool_t, 1, 1)))
+        channels = out
+    return nn.Sequential(*layers)
 
-    def stream(in_channels: int, t: int, spatial_pools: int) -> nn.Sequential:
-        # Temporal kernels and pooling only where there is time to convolve: T=1 stays a cheap 1xkxk conv.
-        kt = 3 if t >= 3 else 1
-        layers, channels, remaining_t = [], in_channels, t
-        for level in range(3):
-            out = width * 2**level
-            layers.append(conv3d_bn_relu(channels, out, (kt, 3, 3)))
-            pool_t = 2 if (level > 0 and remaining_t >= 2) else 1
-            remaining_t //= pool_t
-            if level < spatial_pools:
-                layers.append(nn.MaxPool3d((pool_t, 2, 2)))
-            elif pool_t > 1:
-                layers.append(nn.MaxPool3d((pool_t, 1, 1)))
-            channels = out
-        return nn.Sequential(*layers)
 
-    class Fusion3D(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rgb = stream(3, frames, spatial_pools=3)  # 56 -> 7
-            self.flow = stream(3, max(flow_frames, 1), spatial_pools=2)  # 28 -> 7
-            self.fuse = nn.Sequential(nn.Linear(2 * 4 * width, embed_dim), nn.ReLU(inplace=True))
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, num_classes))
-            # training-only: projections of the video and the frozen text embeddings into one space
-            self.video_proj = nn.Linear(embed_dim, embed_dim)
-            self.text_proj = nn.Linear(384, embed_dim)
-            self._text_encoder = text_encoder
+class Fusion3D(nn.Module):
+    """`text_encoder`: texts -> (N, 384) float32 embeddings; defaults to the frozen MiniLM of trainer.text_encoder."""
 
-        def embed(self, clip, flow):
-            rgb = self.rgb(standardise_image(clip)).mean(dim=(2, 3, 4))  # (B, 4w)
-            if flow.dim() == 4:  # one flow map: a clip of one frame
-                flow = flow.unsqueeze(2)
-            motion = self.flow(flow - 0.5).mean(dim=(2, 3, 4))  # (B, 4w)
-            return self.fuse(torch.cat([rgb, motion], dim=1))  # (B, E)
+    def __init__(self, config: Fusion3DConfig, text_encoder=None) -> None:
+        super().__init__()
+        self.config = config
+        width, embed_dim = config.width, config.embed_dim
+        self.rgb = stream(3, config.frames, spatial_pools=3, width=width)  # 56 -> 7
+        self.flow = stream(3, max(config.flow_frames, 1), spatial_pools=2, width=width)  # 28 -> 7
+        self.fuse = nn.Sequential(nn.Linear(2 * 4 * width, embed_dim), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(embed_dim, config.num_classes))
+        # training-only: projections of the video and the frozen text embeddings into one space
+        self.video_proj = nn.Linear(embed_dim, embed_dim)
+        self.text_proj = nn.Linear(384, embed_dim)
+        self._text_encoder = text_encoder
 
-        def forward(self, clip, flow):  # clip (B, 3, T, S, S), flow (B, 3, 28, 28) or (B, 3, Tf, 28, 28)
-            return self.head(self.embed(clip, flow))
+    def embed(self, clip, flow):
+        rgb = self.rgb(standardise_image(clip)).mean(dim=(2, 3, 4))  # (B, 4w)
+        if flow.dim() == 4:  # one flow map: a clip of one frame
+            flow = flow.unsqueeze(2)
+        motion = self.flow(flow - 0.5).mean(dim=(2, 3, 4))  # (B, 4w)
+        return self.fuse(torch.cat([rgb, motion], dim=1))  # (B, E)
 
-        def encode_text(self, texts):
-            if self._text_encoder is None:
-                from trainer.text_encoder import encode_texts
+    def forward(self, clip, flow):  # clip (B, 3, T, S, S), flow (B, 3, 28, 28) or (B, 3, Tf, 28, 28)
+        return self.head(self.embed(clip, flow))
 
-                self._text_encoder = encode_texts
-            return torch.from_numpy(np.asarray(self._text_encoder(list(texts)), dtype=np.float32))
+    def encode_text(self, texts):
+        if self._text_encoder is None:
+            from trainer.text_encoder import encode_texts
 
-        def training_loss(self, batch, labels):
-            video = self.embed(batch["clip"], batch["flow"])
-            logits = self.head(video)
-            loss = F.cross_entropy(logits, labels)
-            texts = batch.get("au_text")
-            if contrastive_weight > 0 and texts is not None:
-                known = [i for i, t in enumerate(texts) if t]
-                if len(known) >= 2:  # InfoNCE needs at least one negative
-                    index = torch.tensor(known, device=video.device)
-                    text = self.text_proj(self.encode_text([texts[i] for i in known]).to(video.device))
-                    same = np.array([[texts[i] == texts[j] for j in known] for i in known])
-                    nce = info_nce(self.video_proj(video[index]), text, temperature, torch.from_numpy(same).to(video.device))
-                    loss = loss + contrastive_weight * nce
-            return loss, logits
+            self._text_encoder = encode_texts
+        return torch.from_numpy(np.asarray(self._text_encoder(list(texts)), dtype=np.float32))
 
-    return Fusion3D()
+    def training_loss(self, batch, labels):
+        config = self.config
+        video = self.embed(batch["clip"], batch["flow"])
+        logits = self.head(video)
+        loss = F.cross_entropy(logits, labels)
+        texts = batch.get("au_text")
+        if config.contrastive_weight > 0 and texts is not None:
+            known = [i for i, t in enumerate(texts) if t]
+            if len(known) >= 2:  # InfoNCE needs at least one negative
+                index = torch.tensor(known, device=video.device)
+                text = self.text_proj(self.encode_text([texts[i] for i in known]).to(video.device))
+                same = np.array([[texts[i] == texts[j] for j in known] for i in known])
+                nce = info_nce(self.video_proj(video[index]), text, config.temperature,
+                               torch.from_numpy(same).to(video.device))
+                loss = loss + config.contrastive_weight * nce
+        return loss, logits
+
+
+def build(num_classes: int = 3, text_encoder=None, **options) -> Fusion3D:
+    """Fusion3D; `options` override Fusion3DConfig's fields."""
+    return Fusion3D(Fusion3DConfig(num_classes=num_classes, **options), text_encoder)
 
 
 def prepare(samples) -> dict[str, np.ndarray]:

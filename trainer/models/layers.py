@@ -1,4 +1,4 @@
-"""Blocks and losses shared by the model families (imports torch: import it inside a family's build()).
+"""Blocks and losses shared by the model families.
 
 Everything here exports to ONNX opset 17 with static shapes and TensorRT-parseable operators only
 (Conv/Conv3d, MatMul, ReduceMean, Relu, BatchNormalization folded into Conv, Concat, Reshape).
@@ -8,9 +8,10 @@ Add new blocks freely; never change an existing signature (other families use th
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.nn import functional as F
+from engines.optional import require
+
+torch = require("torch", "train")
+nn, F = torch.nn, torch.nn.functional
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:

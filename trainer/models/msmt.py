@@ -14,8 +14,13 @@ operators TensorRT's parser supports (Conv, MatMul, Softmax, LayerNormalization,
 
 from __future__ import annotations
 
-from trainer.models.base import Family, InputSpec, Recipe
-from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as the reference family
+from dataclasses import dataclass
+
+from engines.optional import require
+from trainer.models.base import FLOW, Family, InputSpec, Recipe
+
+torch = require("torch", "train")
+nn, F = torch.nn, torch.nn.functional
 
 APEX = InputSpec(
     name="apex",
@@ -24,127 +29,140 @@ APEX = InputSpec(
 )
 
 
-def build(
-    num_classes: int = 3,
-    dim: int = 32,
-    depth: int = 2,
-    heads: int = 4,
+@dataclass(frozen=True)
+class MSMTConfig:
+    num_classes: int = 3
+    dim: int = 32
+    depth: int = 2
+    heads: int = 4
     # patch sizes: 7 and 14 px on the 28x28 flow (4x4 + 2x2 patches), 14 and 28 px on the 56x56 apex; finer
-    # scales cost 3x the time for a full 68-fold LOSO on a 2-core CPU (measured, see the report)
-    motion_patches: tuple[int, ...] = (7, 14),
-    texture_patches: tuple[int, ...] = (14, 28),  # multiples of 7
-    stem: int = 16,
-    dropout: float = 0.2,
-    label_smoothing: float = 0.1,
-    temperature: float = 0.2,
-    contrastive_weight: float = 0.1,
-):
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
+    # scales cost 3x the time of a full 68-fold LOSO on a 2-core CPU
+    motion_patches: tuple[int, ...] = (7, 14)
+    texture_patches: tuple[int, ...] = (14, 28)  # multiples of 7
+    stem: int = 16  # channels of each modality's 3x3 conv stem
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    temperature: float = 0.2
+    contrastive_weight: float = 0.1
 
-    class Attention(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.heads = heads
-            self.scale = (dim // heads) ** -0.5
-            self.qkv = nn.Linear(dim, 3 * dim)
-            self.out = nn.Linear(dim, dim)
 
-        def forward(self, x):  # x (B, N, D)
-            b, n, d = x.shape
-            qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, d/H)
-            attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)  # (B, H, N, N)
-            y = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d)
-            return self.out(y), attn
+class Attention(nn.Module):
+    """Multi-head self-attention written with matmul/softmax; returns the attention weights too."""
 
-    class Block(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.norm1 = nn.LayerNorm(dim)
-            self.attn = Attention()
-            self.norm2 = nn.LayerNorm(dim)
-            self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
-            self.drop = nn.Dropout(dropout)
+    def __init__(self, config: MSMTConfig) -> None:
+        super().__init__()
+        self.heads = config.heads
+        self.scale = (config.dim // config.heads) ** -0.5
+        self.qkv = nn.Linear(config.dim, 3 * config.dim)
+        self.out = nn.Linear(config.dim, config.dim)
 
-        def forward(self, x):
-            y, attn = self.attn(self.norm1(x))
-            x = x + self.drop(y)
-            x = x + self.drop(self.mlp(self.norm2(x)))
-            return x, attn
+    def forward(self, x):  # x (B, N, D)
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, d/H)
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)  # (B, H, N, N)
+        y = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d)
+        return self.out(y), attn
 
-    class ModalityEncoder(nn.Module):
-        """Patches at several scales -> tokens -> transformer -> (CLS, attention-weighted patch mean)."""
 
-        def __init__(self, channels: int, size: int, patches: tuple[int, ...], stride: int = 1) -> None:
-            super().__init__()
-            size, patches = size // stride, tuple(p // stride for p in patches)  # patch sizes in input pixels
-            # a 3x3 conv stem gives every patch local gradients of the signal (the inductive bias that lets
-            # STSTNet-sized CNNs generalise from 374 clips) before the patches are embedded
-            self.stem = nn.Sequential(
-                nn.Conv2d(channels, stem, kernel_size=3, stride=stride, padding=1), nn.BatchNorm2d(stem), nn.ReLU()
-            )
-            # a p-pixel patch is average-pooled down to 7x7 cells before a 7x7 embedding: the same token count
-            # as a plain p x p patch embedding, with a fraction of its weights
-            self.embeds = nn.ModuleList(
-                nn.Sequential(nn.AvgPool2d(p // 7) if p > 7 else nn.Identity(), nn.Conv2d(stem, dim, 7, stride=7))
-                for p in patches
-            )
-            tokens = sum((size // p) ** 2 for p in patches)
-            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-            self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)  # one position per patch and scale
-            self.blocks = nn.ModuleList(Block() for _ in range(depth))
-            self.norm = nn.LayerNorm(dim)
+class Block(nn.Module):
+    """Pre-norm transformer block."""
 
-        def forward(self, x):  # x (B, C, S, S)
-            x = self.stem(x)  # (B, stem, S, S)
-            tokens = [embed(x).flatten(2).transpose(1, 2) for embed in self.embeds]  # each (B, n_p, D)
-            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), *tokens], dim=1) + self.pos  # (B, N, D)
-            weights = 0
-            for block in self.blocks:
-                x, attn = block(x)
-                weights = weights + attn[:, :, 0, 1:].mean(dim=1)  # CLS->patch attention, mean over heads
-            weights = weights / weights.sum(dim=-1, keepdim=True)  # mean over layers, renormalised (B, N-1)
-            x = self.norm(x)
-            pooled = torch.matmul(weights.unsqueeze(1), x[:, 1:]).squeeze(1)  # (B, D)
-            return torch.cat([x[:, 0], pooled], dim=-1)  # (B, 2D)
+    def __init__(self, config: MSMTConfig) -> None:
+        super().__init__()
+        dim = config.dim
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(config)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(config.dropout)
 
-    class MSMT(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.motion = ModalityEncoder(3, FLOW.shape[1], motion_patches)
-            # texture in grey: SAMM and SMIC crops are grey, CASME II colour, and a live camera may be mono
-            self.texture = ModalityEncoder(1, APEX.shape[1], texture_patches, stride=2)  # 56x56 -> 28x28 maps
-            self.motion_proj = nn.Linear(2 * dim, dim)
-            self.texture_proj = nn.Linear(2 * dim, dim)
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * dim, num_classes))
+    def forward(self, x):
+        y, attn = self.attn(self.norm1(x))
+        x = x + self.drop(y)
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        return x, attn
 
-        def features(self, flow, apex):
-            grey = apex.mean(dim=1, keepdim=True)  # (B, 1, S, S)
-            # per-image standardisation: lighting and camera gain differ between the three datasets
-            mean = grey.mean(dim=(2, 3), keepdim=True)
-            std = ((grey - mean) ** 2).mean(dim=(2, 3), keepdim=True).add(1e-6).sqrt()
-            return self.motion(flow - 0.5), self.texture((grey - mean) / std)
 
-        def forward(self, flow, apex):  # flow (B, 3, 28, 28), apex (B, 3, 56, 56)
-            motion, texture = self.features(flow, apex)
-            return self.head(torch.cat([motion, texture], dim=-1))
+class ModalityEncoder(nn.Module):
+    """Patches at several scales -> tokens -> transformer -> (CLS, attention-weighted patch mean)."""
 
-        def training_loss(self, batch, labels):
-            motion, texture = self.features(batch["flow"], batch["apex"])
-            logits = self.head(torch.cat([motion, texture], dim=-1))
-            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-            if contrastive_weight > 0 and labels.shape[0] > 1:
-                zm = F.normalize(self.motion_proj(motion), dim=-1)
-                zt = F.normalize(self.texture_proj(texture), dim=-1)
-                similarity = zm @ zt.t() / temperature  # (B, B): the diagonal pairs come from the same clip
-                target = torch.arange(labels.shape[0], device=labels.device)
-                nce = 0.5 * (F.cross_entropy(similarity, target) + F.cross_entropy(similarity.t(), target))
-                loss = loss + contrastive_weight * nce
-            return loss, logits
+    def __init__(self, config: MSMTConfig, channels: int, size: int, patches: tuple[int, ...], stride: int = 1) -> None:
+        super().__init__()
+        dim, stem = config.dim, config.stem
+        size, patches = size // stride, tuple(p // stride for p in patches)  # patch sizes in input pixels
+        # a 3x3 conv stem gives every patch local gradients of the signal (the inductive bias that lets
+        # STSTNet-sized CNNs generalise from 374 clips) before the patches are embedded
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, stem, kernel_size=3, stride=stride, padding=1), nn.BatchNorm2d(stem), nn.ReLU()
+        )
+        # a p-pixel patch is average-pooled down to 7x7 cells before a 7x7 embedding: the same token count
+        # as a plain p x p patch embedding, with a fraction of its weights
+        self.embeds = nn.ModuleList(
+            nn.Sequential(nn.AvgPool2d(p // 7) if p > 7 else nn.Identity(), nn.Conv2d(stem, dim, 7, stride=7))
+            for p in patches
+        )
+        tokens = sum((size // p) ** 2 for p in patches)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)  # one position per patch and scale
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(dim)
 
-    return MSMT()
+    def forward(self, x):  # x (B, C, S, S)
+        x = self.stem(x)  # (B, stem, S, S)
+        tokens = [embed(x).flatten(2).transpose(1, 2) for embed in self.embeds]  # each (B, n_p, D)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), *tokens], dim=1) + self.pos  # (B, N, D)
+        weights = 0
+        for block in self.blocks:
+            x, attn = block(x)
+            weights = weights + attn[:, :, 0, 1:].mean(dim=1)  # CLS->patch attention, mean over heads
+        weights = weights / weights.sum(dim=-1, keepdim=True)  # mean over layers, renormalised (B, N-1)
+        x = self.norm(x)
+        pooled = torch.matmul(weights.unsqueeze(1), x[:, 1:]).squeeze(1)  # (B, D)
+        return torch.cat([x[:, 0], pooled], dim=-1)  # (B, 2D)
+
+
+class MSMT(nn.Module):
+    def __init__(self, config: MSMTConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.motion = ModalityEncoder(config, 3, FLOW.shape[1], config.motion_patches)
+        # texture in grey: SAMM and SMIC crops are grey, CASME II colour, and a live camera may be mono
+        self.texture = ModalityEncoder(config, 1, APEX.shape[1], config.texture_patches, stride=2)  # 56 -> 28 maps
+        self.motion_proj = nn.Linear(2 * dim, dim)
+        self.texture_proj = nn.Linear(2 * dim, dim)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(4 * dim, config.num_classes))
+
+    def features(self, flow, apex):
+        grey = apex.mean(dim=1, keepdim=True)  # (B, 1, S, S)
+        # per-image standardisation: lighting and camera gain differ between the three datasets
+        mean = grey.mean(dim=(2, 3), keepdim=True)
+        std = ((grey - mean) ** 2).mean(dim=(2, 3), keepdim=True).add(1e-6).sqrt()
+        return self.motion(flow - 0.5), self.texture((grey - mean) / std)
+
+    def forward(self, flow, apex):  # flow (B, 3, 28, 28), apex (B, 3, 56, 56)
+        motion, texture = self.features(flow, apex)
+        return self.head(torch.cat([motion, texture], dim=-1))
+
+    def training_loss(self, batch, labels):
+        config = self.config
+        motion, texture = self.features(batch["flow"], batch["apex"])
+        logits = self.head(torch.cat([motion, texture], dim=-1))
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        if config.contrastive_weight > 0 and labels.shape[0] > 1:
+            zm = F.normalize(self.motion_proj(motion), dim=-1)
+            zt = F.normalize(self.texture_proj(texture), dim=-1)
+            similarity = zm @ zt.t() / config.temperature  # (B, B): the diagonal pairs come from the same clip
+            target = torch.arange(labels.shape[0], device=labels.device)
+            nce = 0.5 * (F.cross_entropy(similarity, target) + F.cross_entropy(similarity.t(), target))
+            loss = loss + config.contrastive_weight * nce
+        return loss, logits
+
+
+def build(num_classes: int = 3, **options) -> MSMT:
+    """MSMT; `options` override MSMTConfig's fields."""
+    return MSMT(MSMTConfig(num_classes=num_classes, **options))
 
 
 FAMILY = Family(

@@ -1,6 +1,8 @@
 """The one registry of model families: name -> module that defines FAMILY.
 
-Modules are named by string and imported on demand, so listing the names never imports torch.
+Modules are named by string and imported on demand, so listing the names never imports torch. Only families
+with a full LOSO result in benchmarks/results/loso_megc2019.md are listed; an experiment that was measured
+and not kept leaves the registry and the code (its figures stay in benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "ststens": "trainer.models.ststens",  # STSTNet ensemble in one module, mirror-averaged prediction
     "ststnorm": "trainer.models.ststnorm",  # ststens on per-map standardised flow
-    "ststreg": "trainer.models.ststreg",  # ststens reading HTNet's eye/mouth regions too (fixed boxes)
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
     "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches
     "fusion3d": "trainer.models.fusion3d",  # RGB + FLOW 3D-CNN streams, AU-text contrastive (training only)

@@ -20,21 +20,32 @@ Softmax, ReduceMean, Log: all static, all on TensorRT's parser list.
 
 from __future__ import annotations
 
-from trainer.models.base import Family, Recipe
-from trainer.models.ststnet import FLOW  # the same 28x28 u, v, strain input as STSTNet
+from dataclasses import dataclass
+
+from engines.errors import MestreamError
+from engines.optional import require
+from trainer.models.base import FLOW, Family, Recipe
+
+torch = require("torch", "train")
+nn, F = torch.nn, torch.nn.functional
 
 WIDTHS = (3, 5, 8)  # STSTNet's three streams, per member
 # How each map is re-centred before the members read it (ststnorm, trainer/models/ststnorm.py, says why)
 CENTERS = ("none", "median", "mean", "standard")
 
 
-def check_center(center: str, family: str) -> None:
-    """One line naming the bad value and the choices, before any training."""
-    from engines.errors import MestreamError
+@dataclass(frozen=True)
+class EnsembleConfig:
+    num_classes: int = 3
+    members: int = 3
+    dropout: float = 0.5
+    mirror: bool = True  # average each member's softmax over the flow and its exact mirror image
+    center: str = "none"  # one of CENTERS
 
-    if center not in CENTERS:
-        raise MestreamError(f"{family} center {center!r} is not one of {', '.join(CENTERS)}; "
-                            "pass center=none, median, mean or standard")
+    def __post_init__(self) -> None:
+        if self.center not in CENTERS:
+            raise MestreamError(f"ststens center {self.center!r} is not one of {', '.join(CENTERS)}; "
+                                "pass center=none, median, mean or standard")
 
 
 def centred(flow, center: str):
@@ -51,74 +62,62 @@ def centred(flow, center: str):
 
 def mirror_flow(flow, reverse):
     """The exact mirror image of a composite flow: columns reversed (`reverse` = W-1 .. 0), u -> 1 - u."""
-    import torch
-
     flipped = flow.index_select(3, reverse)
     return torch.cat([1.0 - flipped[:, :1], flipped[:, 1:]], dim=1)
 
 
-def ensemble_probability(net, flow, members: int | None = None, mirror: bool | None = None):
-    """Mean softmax of an ensemble `net` (member_logits -> (E, B, C), mirrored, members, mirror) over its
-    first `members` members and, with `mirror`, over both views: (B, C)."""
-    import torch
+class STSTEnsemble(nn.Module):
+    def __init__(self, config: EnsembleConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = config.members
+        self.mirror = config.mirror
+        width = sum(WIDTHS)
+        # channels m*16 .. m*16+15 belong to member m (its 3, 5 and 8 channel streams, in that order)
+        self.conv = nn.Conv2d(3, config.members * width, kernel_size=3, padding=2)  # padding 2: STSTNet's 30x30 maps
+        self.norm = nn.BatchNorm2d(config.members * width)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
+        self.drop = nn.Dropout(config.dropout)
+        self.average = nn.AvgPool2d(kernel_size=2, stride=2)
+        features = width * 5 * 5
+        # nn.Linear's default initialisation, member by member
+        bound = features ** -0.5
+        self.head_weight = nn.Parameter(torch.empty(config.members, features, config.num_classes).uniform_(-bound, bound))
+        self.head_bias = nn.Parameter(torch.empty(config.members, 1, config.num_classes).uniform_(-bound, bound))
+        self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
 
-    members = net.members if members is None else members
-    mirror = net.mirror if mirror is None else mirror
-    views = torch.cat([flow, net.mirrored(flow)], dim=0) if mirror else flow
-    probs = torch.softmax(net.member_logits(views)[:members], dim=-1).mean(dim=0)  # (views*B, C)
-    if mirror:
-        probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
-    return probs
+    def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
+        x = centred(flow, self.config.center).contiguous(memory_format=torch.channels_last)  # 2x faster on CPU
+        x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (B, 16E, 5, 5)
+        x = x.reshape(x.shape[0], self.members, -1).transpose(0, 1)  # (E, B, 400)
+        return torch.matmul(x, self.head_weight) + self.head_bias
+
+    def mirrored(self, flow):
+        return mirror_flow(flow, self.reverse)
+
+    def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
+        """Mean softmax over the first `members` members and, with `mirror`, over both views: (B, C)."""
+        members = self.members if members is None else members
+        mirror = self.mirror if mirror is None else mirror
+        views = torch.cat([flow, self.mirrored(flow)], dim=0) if mirror else flow
+        probs = torch.softmax(self.member_logits(views)[:members], dim=-1).mean(dim=0)  # (views*B, C)
+        if mirror:
+            probs = probs.reshape(2, flow.shape[0], -1).mean(dim=0)
+        return probs
+
+    def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
+        return torch.log(self.mean_probability(flow))
+
+    def training_loss(self, batch, labels):
+        logits = self.member_logits(batch["flow"])  # (E, B, C)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
+                               reduction="sum") / labels.shape[0]  # sum over members, mean over the batch
+        return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
 
 
-def build(num_classes: int = 3, members: int = 3, dropout: float = 0.5, mirror: bool = True, center: str = "none"):
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    check_center(center, "ststens")
-    width = sum(WIDTHS)
-
-    class STSTEnsemble(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.members = members
-            self.mirror = mirror
-            # channels m*16 .. m*16+15 belong to member m (its 3, 5 and 8 channel streams, in that order)
-            self.conv = nn.Conv2d(3, members * width, kernel_size=3, padding=2)  # padding 2: STSTNet's 30x30 maps
-            self.norm = nn.BatchNorm2d(members * width)
-            self.pool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
-            self.drop = nn.Dropout(dropout)
-            self.average = nn.AvgPool2d(kernel_size=2, stride=2)
-            features = width * 5 * 5
-            # nn.Linear's default initialisation, member by member
-            bound = features ** -0.5
-            self.head_weight = nn.Parameter(torch.empty(members, features, num_classes).uniform_(-bound, bound))
-            self.head_bias = nn.Parameter(torch.empty(members, 1, num_classes).uniform_(-bound, bound))
-            self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
-
-        def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
-            x = centred(flow, center).contiguous(memory_format=torch.channels_last)  # 2x faster conv and pooling on CPU
-            x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (B, 16E, 5, 5)
-            x = x.reshape(x.shape[0], self.members, -1).transpose(0, 1)  # (E, B, 400)
-            return torch.matmul(x, self.head_weight) + self.head_bias
-
-        def mirrored(self, flow):
-            return mirror_flow(flow, self.reverse)
-
-        def mean_probability(self, flow, members: int | None = None, mirror: bool | None = None):
-            return ensemble_probability(self, flow, members, mirror)
-
-        def forward(self, flow):  # flow (B, 3, 28, 28) -> log mean probability (B, C)
-            return torch.log(self.mean_probability(flow))
-
-        def training_loss(self, batch, labels):
-            logits = self.member_logits(batch["flow"])  # (E, B, C)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat(self.members),
-                                   reduction="sum") / labels.shape[0]  # sum over members, mean over the batch
-            return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
-
-    return STSTEnsemble()
+def build(num_classes: int = 3, **options) -> STSTEnsemble:
+    """The ensemble; `options` override EnsembleConfig's fields."""
+    return STSTEnsemble(EnsembleConfig(num_classes=num_classes, **options))
 
 
 FAMILY = Family(
@@ -126,15 +125,8 @@ FAMILY = Family(
     summary="ensemble of 3 STSTNets in one module (one wide convolution), softmax averaged over the members "
     "and the exact mirror view",
     inputs=(FLOW,),
-    # Chosen by validation on TRAINING subjects only, before any full LOSO of this family was run:
-    # python -m trainer.inner_select --family ststens --variant epochs=100 --variant epochs=50 --seeds 0 1
-    # (first LOSO fold of each part: sub01, s01, 006 held out and never seen; their other subjects split 2/3
-    # fit, 1/3 validation; 452 validation predictions per seed). Candidates: epochs 100 or 50 (lr 1e-3,
-    # batch 64, weight decay 1e-4: STSTNet's recipe) x 1-5 members x mirror averaging on/off. Highest mean
-    # validation UF1: 50 epochs, 3 members, mirror on (0.7623; a single member at 100 epochs without mirror,
-    # i.e. STSTNet, 0.7365). A cheaper-within-0.01 tie-break would have kept one 50-epoch member (0.7523,
-    # 0.0100 below); the argmax was kept because 3 members x 50 epochs costs the same CPU as STSTNet's
-    # 1 x 100. Nothing was changed after the full LOSO.
+    # Chosen by inner validation on training subjects only, before its full LOSO; the candidates, figures and
+    # command: benchmarks/results/loso_megc2019.md, "Best family so far: ststens".
     recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
                   extra={"provenance": "epochs, member count and mirror averaging chosen by inner validation on "
                                        "training subjects of three LOSO folds (trainer/inner_select.py), before "

@@ -7,45 +7,51 @@ parameters). Published on these very inputs: UF1 0.7353 / UAR 0.7605. It is the 
 
 from __future__ import annotations
 
-from trainer.models.base import Family, InputSpec, Recipe
+from dataclasses import dataclass
 
-FLOW = InputSpec(
-    name="flow",
-    shape=(3, 28, 28),
-    meaning="onset->apex optical flow: channels u, v, optical strain, each min-max normalised to [0, 1]",
-)
+from engines.optional import require
+from trainer.models.base import FLOW, Family, Recipe
+
+torch = require("torch", "train")
+nn = torch.nn
 
 
-def build(num_classes: int = 3, dropout: float = 0.5):
-    import torch
-    from torch import nn
+@dataclass(frozen=True)
+class STSTNetConfig:
+    num_classes: int = 3
+    dropout: float = 0.5
 
-    class STSTNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            # padding 2 keeps the published 30x30 maps, which pool to 10x10 then 5x5
-            self.branches = nn.ModuleList(
-                nn.Sequential(
-                    nn.Conv2d(3, width, kernel_size=3, padding=2),
-                    nn.ReLU(),
-                    nn.BatchNorm2d(width),
-                    nn.MaxPool2d(kernel_size=3, stride=3, padding=1),
-                    nn.Dropout(dropout),
-                    nn.AvgPool2d(kernel_size=2, stride=2),
-                )
-                for width in (3, 5, 8)
+
+class STSTNet(nn.Module):
+    def __init__(self, config: STSTNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        # padding 2 keeps the published 30x30 maps, which pool to 10x10 then 5x5
+        self.branches = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(3, width, kernel_size=3, padding=2),
+                nn.ReLU(),
+                nn.BatchNorm2d(width),
+                nn.MaxPool2d(kernel_size=3, stride=3, padding=1),
+                nn.Dropout(config.dropout),
+                nn.AvgPool2d(kernel_size=2, stride=2),
             )
-            self.head = nn.Linear(16 * 5 * 5, num_classes)
+            for width in (3, 5, 8)
+        )
+        self.head = nn.Linear(16 * 5 * 5, config.num_classes)
 
-        def forward(self, flow):  # flow (B, 3, 28, 28)
-            maps = torch.cat([branch(flow) for branch in self.branches], dim=1)  # (B, 16, 5, 5)
-            return self.head(maps.flatten(1))
+    def forward(self, flow):  # flow (B, 3, 28, 28)
+        maps = torch.cat([branch(flow) for branch in self.branches], dim=1)  # (B, 16, 5, 5)
+        return self.head(maps.flatten(1))
 
-        def training_loss(self, batch, labels):
-            logits = self(batch["flow"])
-            return nn.functional.cross_entropy(logits, labels), logits
+    def training_loss(self, batch, labels):
+        logits = self(batch["flow"])
+        return nn.functional.cross_entropy(logits, labels), logits
 
-    return STSTNet()
+
+def build(num_classes: int = 3, **options) -> STSTNet:
+    """STSTNet; `options` override STSTNetConfig's fields."""
+    return STSTNet(STSTNetConfig(num_classes=num_classes, **options))
 
 
 FAMILY = Family(

@@ -16,27 +16,24 @@ input and the live pipeline is unchanged.
 
 from __future__ import annotations
 
-from functools import partial
+from trainer.models.base import FLOW, Family, Recipe
+from trainer.models.ststens import EnsembleConfig, STSTEnsemble
 
-from trainer.models.base import Family, Recipe
-from trainer.models.ststens import build as ststens_build
-from trainer.models.ststnet import FLOW
+
+def build(num_classes: int = 3, **options) -> STSTEnsemble:
+    """ststens's network on standardised maps; `options` override EnsembleConfig's fields."""
+    return STSTEnsemble(EnsembleConfig(num_classes=num_classes, **{"center": "standard", **options}))
+
 
 FAMILY = Family(
     name="ststnorm",
     summary="ststens on per-map standardised flow (each u, v, strain map minus its mean, over its std)",
     inputs=(FLOW,),
-    # Chosen by validation on TRAINING subjects only (python -m trainer.inner_select --family ststreg --variant
-    # epochs=50,view=whole[,center=median|mean|standard] --seeds 0 1: ststens's outer folds sub01, s01, 006
-    # held out and never seen, 452 validation predictions per seed), before any full LOSO of this family.
-    # Validation UF1, 3 members + mirror: none (= ststens) 0.7558, median 0.7488, mean 0.7588, standard
-    # 0.7725 (per seed 0.7674 / 0.7776 against 0.7577 / 0.7539). ststens's recipe unchanged: a second round on
-    # top (5 members, 100 epochs, dropout 0.3, HTNet's regions) found nothing beyond the 0.01 noise.
-    # Full LOSO afterwards (benchmarks/results/loso_megc2019.md): 0.7311 ± 0.0036 Full UF1 over seeds 0-2,
-    # against ststens's 0.7263 ± 0.0040.
+    # The standardisation was chosen by inner validation on training subjects only, before its full LOSO; the
+    # candidates, figures and commands: benchmarks/results/loso_megc2019.md, "Best family now: ststnorm".
     recipe=Recipe(epochs=50, lr=1e-3, batch_size=64, weight_decay=1e-4,
                   extra={"provenance": "ststens's recipe; the per-map standardisation chosen over none, median "
                                        "and mean centring by inner validation on training subjects of three "
                                        "LOSO folds (trainer/inner_select.py), before any full LOSO of this family"}),
-    build=partial(ststens_build, center="standard"),
+    build=build,
 )

@@ -15,8 +15,6 @@ motion are negatives).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from edge.messages import Message
 from edge.spotting.learned import FeatureSpec, SpotFeatures
 from edge.spotting.metrics import KINDS, Interval
 from engines.errors import MestreamError
+from engines.files import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -139,15 +138,9 @@ def track_video(path: Path, cache: Path | None = None, fps: float | None = None)
 
 def save_tracked(target: Path, video: TrackedVideo, **extra: np.ndarray) -> None:
     """A tracked video (and any extra arrays) as npz, written to a temporary name and renamed into place."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         np.savez(tmp, fps=video.fps, found=video.found, crops=video.crops, landmarks=video.landmarks,
                  boxes=video.boxes, **extra)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_tracked(target: Path, name: str) -> tuple[TrackedVideo, dict[str, np.ndarray]]:

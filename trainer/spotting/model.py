@@ -12,13 +12,10 @@ regressed through one hidden dense layer to a single linear score. The hidden la
 
 from __future__ import annotations
 
-from engines.errors import missing_extra
+from engines.optional import require
 
-try:
-    import torch
-    from torch import nn
-except ImportError as exc:  # the trainer's extra; the edge never imports this module
-    raise missing_extra("torch", "train") from exc
+torch = require("torch", "train")  # the trainer's extra; the edge never imports this module
+nn = torch.nn
 
 STREAM_FILTERS = (3, 5, 8)  # u, v, strain (SOFTNet)
 

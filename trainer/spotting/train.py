@@ -15,21 +15,28 @@ see, so they behave like new videos' scores); that choice never sees any evaluat
 from __future__ import annotations
 
 import dataclasses
-import json
-import io
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.spotting.learned import (FAMILY, FEATURE_FORM, FLOW_ALGORITHM, INPUT_NAME, OUTPUT_NAME, FeatureSpec,
-                                   PeakParams, adaptive_levels, runs_to_intervals, smooth_scores)
+from edge.spotting.learned import (
+    FAMILY,
+    FEATURE_FORM,
+    FLOW_ALGORITHM,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    FeatureSpec,
+    PeakParams,
+    adaptive_levels,
+    runs_to_intervals,
+    smooth_scores,
+)
 from edge.spotting.metrics import Counts, Interval, pool, score_video
-from engines.errors import MestreamError, missing_extra
-from engines.files import atomic_write, utc_stamp
+from engines.errors import MestreamError
+from engines.optional import require
 from trainer.spotting.features import pseudo_labels, track_video, window_features
 
 log = logging.getLogger(__name__)
@@ -39,14 +46,6 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.15, 0.91, 0.05))
 SMOOTHS = (1, 3, 5)
 ZS = (0.0, 3.0, 5.0)  # adaptive threshold: median + z * MAD of the last 3 s of scores (0 = fixed only)
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise missing_extra("torch", "train") from None
-    return torch
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def load_synth_videos(folder: Path, spec: FeatureSpec, cache: Path | None = None
 
     The subject (for loso) is the name without its last "_" part: face_seed -> face.
     """
-    from edge.synth import read_truth
+    from edge.tools.synth import read_truth
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -167,7 +166,7 @@ def mirror(x: np.ndarray) -> np.ndarray:
 
 def fit(videos: list[SpotVideo], spec: FeatureSpec, recipe: SpotterRecipe, seed: int):
     """A fresh SoftNet trained for recipe.epochs on the videos' windows (MSE to the pseudo-labels)."""
-    torch = _torch()
+    torch = require("torch", "train")
     from trainer.spotting.model import SoftNet
 
     torch.manual_seed(seed)
@@ -198,7 +197,7 @@ def fit(videos: list[SpotVideo], spec: FeatureSpec, recipe: SpotterRecipe, seed:
 
 
 def predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    torch = _torch()
+    torch = require("torch", "train")
     out = []
     with torch.no_grad():
         for b in range(0, len(x), batch):
@@ -327,119 +326,34 @@ def train_spotter(videos: list[SpotVideo], spec: FeatureSpec, recipe: SpotterRec
 
 # ---- export ------------------------------------------------------------------------------------------
 
+def _feature_probe(rng: np.random.Generator, inputs) -> dict[str, np.ndarray]:
+    """Features are flow in grid pixels: mostly within +-2, strain >= 0."""
+    x = rng.normal(0.0, 1.0, inputs[0].shape).astype(np.float32)
+    x[:, 2] = np.abs(x[:, 2])
+    return {inputs[0].name: x}
+
+
 def export_spotter(model, spec: FeatureSpec, out: Path, *, training: dict, protocol: str, scores: dict,
                    selection: dict, atol: float = 1e-4, seed: int = 0):
     """ONNX artifact (family "softnet", input "flow" (1, 3, roi, roi), output "score" (1, 1)), checked against ORT."""
-    torch = _torch()
-    try:
-        import onnx
-    except ImportError:
-        raise missing_extra("onnx", "train") from None
-    import onnxruntime as ort
+    from engines.artifact import TensorInfo
+    from trainer.export import export_artifact
 
-    from engines.artifact import Artifact, TensorInfo
-    from engines.onnx_ops import check_trt_ops
-    from trainer.export import OPSET, _versions, graph_sha256, serialize_with_metadata
-
-    model = model.eval()
     shape = (1, 3, spec.roi, spec.roi)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with torch.no_grad():
-            torch.onnx.export(model, (torch.zeros(shape),), buffer, dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
-    proto = onnx.load_from_string(buffer.getvalue())
-    onnx.checker.check_model(proto, full_check=True)
-    check_trt_ops(proto, what=f"model {FAMILY!r}")
-    artifact = Artifact(
+    return export_artifact(
+        model,
         family=FAMILY,
-        model_id=graph_sha256(proto),
         inputs=(TensorInfo(INPUT_NAME, shape, "float32", "u, v, strain of the flow from frame i to i+k in the brow/eye "
                            "and mouth regions", FEATURE_FORM),),
         outputs=(TensorInfo(OUTPUT_NAME, (1, 1), "float32", "apex score of the window [i, i+k]: share covered by an expression", ""),),
         classes=("apex",),
+        out=out,
         flow={"algorithm": FLOW_ALGORITHM, "params": spec.to_json(), "form": FEATURE_FORM},
         training=training,
         protocol=protocol,
         scores=scores,
         selection=selection,
-        versions=_versions(),
-        created=utc_stamp(),
+        atol=atol,
+        seed=seed,
+        probe=_feature_probe,
     )
-    data = serialize_with_metadata(proto, artifact)
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(seed)
-    for trial in range(3):
-        # features are flow in grid pixels: mostly within +-2, strain >= 0
-        x = rng.normal(0.0, 1.0, shape).astype(np.float32)
-        x[:, 2] = np.abs(x[:, 2])
-        with torch.no_grad():
-            want = model(torch.from_numpy(x)).numpy()
-        have = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-        err = float(np.max(np.abs(want - have)))
-        if not err <= atol:
-            raise MestreamError(f"export of {FAMILY}: ONNX Runtime differs from torch by {err:.2e} (> {atol:.0e}) on input {trial}")
-    atomic_write(Path(out), data)
-    return dataclasses.replace(artifact, path=Path(out))
-
-
-
-def render_spotter_card(meta, *, size_bytes: int, command: str, comparison: dict | None = None) -> str:
-    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata (and benchmarks/spotting_compare.py JSON)."""
-    t, sel, sc = meta.training or {}, meta.selection or {}, meta.scores or {}
-    rows = [f"| {k} | {sc[k]['tp']} | {sc[k]['predicted']} | {sc[k]['truth']} | {sc[k]['precision']:.3f} | "
-            f"{sc[k]['recall']:.3f} | {sc[k]['f1']:.3f} |" for k in ("micro", "macro", "overall") if isinstance(sc.get(k), dict)]
-    return "\n".join([
-        "# mestream learned spotter (SOFTNet family)",
-        "",
-        f"`{meta.path.name if meta.path else 'spotter.onnx'}`: family **{meta.family}**, model id `{meta.model_id}`, "
-        f"{size_bytes / 1024:.0f} KiB, created {meta.created}. Use it with `[stages.spot] method = \"learned\"`, "
-        "`artifact = PATH` (edge/spotting/learned.py).",
-        "",
-        f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} SYNTHETIC 30 fps videos made by "
-        f"`mestream synth` from real face videos ({', '.join(t.get('videos', []))}); no micro-expression dataset. "
-        "Synthetic expressions are cleaner than real ones: on real data expect far less (SOFTNet: 0.2022 overall "
-        "F1 on CAS(ME)^2; ME-only F1 about 0.20-0.25 at best).",
-        "",
-        f"Input `flow` {list(meta.inputs[0].shape)}: {meta.inputs[0].normalisation}. Feature parameters: "
-        f"`{json.dumps(meta.flow.get('params', {}), sort_keys=True)}`.",
-        "",
-        f"Peaks: `{json.dumps(sel.get('peaks', {}), sort_keys=True)}`; {sel.get('how', '')}.",
-        "",
-        f"Held-out scores on the training videos ({meta.protocol}, IoU >= 0.5, pooled):",
-        "",
-        "| kind | TP | predicted | truth | P | R | F1 |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        *_comparison_rows(comparison),
-        "Known weaknesses: one lag scale (k = lag_s) for micro and macro alike, so a held macro-expression scores "
-        "only on its rise and fall and is often split or missed (SOFTNet trains a separate macro network with a "
-        "longer k); a fixed threshold chosen on still training faces fires on livelier faces (the adaptive z "
-        "exists, but the training videos did not ask for it).",
-        "",
-        "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only material); "
-        "internal use only.",
-        "",
-        "Reproduce:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-    ])
-
-
-def _comparison_rows(comparison: dict | None) -> list[str]:
-    if not comparison:
-        return []
-    pooled = comparison["pooled"]
-    names = ", ".join(v["video"] for v in comparison.get("videos", []))
-    lines = [f"Evaluation videos (other faces and seeds, never used for training or choices): {names}. "
-             "F1 at IoU >= 0.5, counts pooled (benchmarks/spotting_compare.py):", "",
-             "| kind | training-free F1 | learned F1 |", "|---|---|---|"]
-    for kind in ("micro", "macro", "overall"):
-        lines.append(f"| {kind} | {pooled['regional'][kind]['f1']:.3f} | {pooled['learned'][kind]['f1']:.3f} |")
-    return lines + [""]

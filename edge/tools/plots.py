@@ -8,11 +8,10 @@ importing this module costs nothing. Every PNG is written to a temporary name an
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from engines.errors import MestreamError
+from engines.files import atomic_path
 
 # one colour per dataset of the MEGC2019 composite (others cycle through the rest)
 _DATASET_COLOURS = {"casme2": "tab:blue", "samm": "tab:orange", "smic": "tab:green"}
@@ -24,14 +23,8 @@ def save_png(fig, path: Path, dpi: int = 110) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise MestreamError(f"{path}: folder {path.parent} does not exist; create it first or choose another path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dataset_colours(datasets: list[str]) -> dict[str, str]:

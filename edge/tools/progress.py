@@ -74,7 +74,7 @@ class TimedProgress:
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
 
-    def __enter__(self) -> "TimedProgress":
+    def __enter__(self) -> TimedProgress:
         from tqdm import tqdm
 
         self._t0 = time.monotonic()

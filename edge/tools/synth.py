@@ -29,8 +29,7 @@ Truth CSV columns: onset, apex, offset (0-based frame numbers of the output vide
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from edge.spotting.metrics import Interval
 from engines.errors import MestreamError
+from engines.files import atomic_path, atomic_write
 
 # Action-unit-like motions: (landmark indices where the motion is centred, direction per point in
 # image coordinates (x right, y down) with x mirrored for the second point, spread in eye distances).
@@ -396,16 +396,11 @@ def write_truth(path: Path, events: list[SynthEvent], eye_px: float) -> None:
 
 
 def _atomic_write_csv(path: Path, rows: list[list]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(TRUTH_COLUMNS)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(TRUTH_COLUMNS)
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue())
 
 
 def read_truth(path: Path) -> list[Interval]:
@@ -484,25 +479,24 @@ def synthesise(
     h, w = frames[0].shape[:2]
     warper = _Warper((h, w))
     fourcc = cv2.VideoWriter_fourcc(*CONTAINERS[out.suffix.lower()])
-    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-    writer = cv2.VideoWriter(str(tmp), fourcc, params.fps, (w, h))
-    if not writer.isOpened():
-        raise MestreamError(f"cannot write video {out}; expected a writable path with a .mkv, .avi or .mp4 suffix")
-    try:
-        for i in tqdm(range(n_frames), desc=f"synth {out.name}", unit="frame", disable=not progress):
-            a, b, w = plays[i]
-            image, points = frames[a], marks[a]
-            if w:
-                image = cv2.addWeighted(frames[a], 1.0 - w, frames[b], w, 0.0)
-                points = (1.0 - w) * marks[a] + w * marks[b]
-            active = [(ev, ev.weight(i)) for ev in events if ev.onset < i < ev.offset]
-            writer.write(add_noise(warper.render(image, points, active), params.noise_grey, noise_rng))
-        writer.release()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.release()
-        tmp.unlink(missing_ok=True)
-        raise
+    cannot = f"cannot write video {out}; expected a writable path with a .mkv, .avi or .mp4 suffix"
+    if not out.parent.is_dir():
+        raise MestreamError(cannot)
+    with atomic_path(out) as tmp:
+        writer = cv2.VideoWriter(str(tmp), fourcc, params.fps, (w, h))
+        if not writer.isOpened():
+            raise MestreamError(cannot)
+        try:
+            for i in tqdm(range(n_frames), desc=f"synth {out.name}", unit="frame", disable=not progress):
+                a, b, w = plays[i]
+                image, points = frames[a], marks[a]
+                if w:
+                    image = cv2.addWeighted(frames[a], 1.0 - w, frames[b], w, 0.0)
+                    points = (1.0 - w) * marks[a] + w * marks[b]
+                active = [(ev, ev.weight(i)) for ev in events if ev.onset < i < ev.offset]
+                writer.write(add_noise(warper.render(image, points, active), params.noise_grey, noise_rng))
+        finally:
+            writer.release()
     eye_px = float(np.median([np.linalg.norm(m[33] - m[263]) for m in marks.values()]))
     write_truth(truth, events, eye_px)
     return events

@@ -1,0 +1,38 @@
+"""trainer.cards: a model card is rendered from the artifact's own metadata, scores and licence included."""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch comes with the [train] extra")
+
+from trainer.cards import LICENCE_NOTE, write_model_card  # noqa: E402
+from trainer.export import export_model  # noqa: E402
+
+CLASSES = ["negative", "positive", "surprise"]
+
+
+def _artifact(path, scores):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 3)).eval()
+    return export_model(model, family="tiny", inputs=[{"name": "flow", "shape": [3, 28, 28], "meaning": "flow"}],
+                        classes=CLASSES, out=path, protocol="loso", scores=scores,
+                        selection="fixed recipe, no epoch selection",
+                        training={"dataset": "megc2019", "samples": 442, "subjects": 68, "fit_all": True})
+
+
+def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tmp_path):
+    _artifact(tmp_path / "tiny.onnx", {"parts": {"full": {"uf1": 0.71, "uar": 0.72, "acc": 0.73}}})
+    card = write_model_card(tmp_path / "tiny.onnx", tmp_path / "MODEL_CARD.md", command="make it").read_text()
+    assert "family **tiny**" in card and "`negative`, `positive`, `surprise`" in card
+    assert "| full | 0.7100 | 0.7200 | 0.7300 |" in card
+    assert "Protocol: `loso`" in card and "fixed recipe, no epoch selection" in card
+    assert "442 samples from 68 subjects" in card
+    assert LICENCE_NOTE in card and "research" in card
+    assert "## Reproduce\n\n```\nmake it\n```" in card  # benchmarks/restamp_flow.py reads the command back there
+
+
+def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path):
+    scores = {"full": {"uf1": 0.74, "uar": 0.75, "acc": 0.76, "n": 442}, "samm": {"uf1": 0.6, "uar": 0.61, "acc": 0.62}}
+    artifact = _artifact(tmp_path / "t.onnx", scores)
+    assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
+    card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
+    assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
