@@ -139,9 +139,9 @@ def _without_latency(event):
     return {k: v for k, v in event.header.items() if k != "latency_ms"}
 
 
-def _cpu_events(messages, action_units="off", engine_factory=None, **engine_kwargs):
+def _cpu_events(messages, action_units="off", engine_factory=None, flow_fn=fake_flow, **engine_kwargs):
     stage = Classify("fake.onnx", options=ClassifyOptions(action_units=action_units),
-                     engine_factory=engine_factory or (lambda path: FakeEngine(**engine_kwargs)), flow_fn=fake_flow)
+                     engine_factory=engine_factory or (lambda path: FakeEngine(**engine_kwargs)), flow_fn=flow_fn)
     return run_chain(ListSource(messages), [stage])
 
 
@@ -216,7 +216,13 @@ def test_the_au_model_reads_the_classifiers_flow_copied_down_once_and_publishes_
     gpu_events = run_chain(ListSource(messages), [stage])
     cpu_engine = FakeEngine()
     cpu_engine.meta = replace(cpu_engine.meta, flow=alike)
-    cpu_events = _cpu_events(messages, action_units="default", engine_factory=lambda path: cpu_engine)
+    from edge.stages.classify_input import crops_for_flow
+
+    def framed_fake_flow(onset, apex, params, size=28):  # the CPU path cuts the crops as the GPU path does
+        return fake_flow(*crops_for_flow(alike, onset, apex), params, size)
+
+    cpu_events = _cpu_events(messages, action_units="default", engine_factory=lambda path: cpu_engine,
+                             flow_fn=framed_fake_flow)
     assert [_without_latency(e) for e in gpu_events] == [_without_latency(e) for e in cpu_events]
     assert "AU4" in gpu_events[0].header["action_units"] and flows[0].downloads == 2 and stage.downloads == 0
 
