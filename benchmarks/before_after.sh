@@ -3,10 +3,10 @@
 # spotting benchmark and the real-clip one (evaluation subjects, still, 30 fps). Usage: before_after.sh BEFORE_TREE AFTER_TREE
 # (two git worktrees, e.g. git worktree add --detach /tmp/b REV). Needs /tmp/s200.avi (README "What to expect") and the
 # /tmp/tune2 and /tmp/real caches of spotting_tune.py and spotting_real.py (made on first use).
-# behaviour before/after the structure merge, side by side: $1 = before tree, $2 = after tree
 set -u
-PY=/work/main/.venv/bin/python
-export MESTREAM_ASSETS=/work/shared/assets
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PY:-$ROOT/.venv/bin/python}"
+export MESTREAM_ASSETS="${MESTREAM_ASSETS:-$ROOT/../shared/assets}"
 for round in 1 2; do
   for tree in "$1" "$2"; do
     name=$(basename $tree)
