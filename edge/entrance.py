@@ -10,7 +10,9 @@ Each accepted message comes with an Envelope: what the host knows about it and t
 it arrived, the hops before, its shared-memory slot, the frames dropped right before it). The wire's
 own bookkeeping keys ("shm", "sender_dropped") are taken off the header into the envelope, so a stage
 sees only its topic's fields. Numbering then checks the sequence of per-frame topics: a hole is marked on
-the message as "gap", and counted as lost unless drops explain it.
+the message as "gap", and counted as lost unless drops explain it. A frame with several faces gives one
+"face" message per face, all with the frame's seq and each with its own face_id: the later ones are the
+same frame, not a restart.
 """
 
 from __future__ import annotations
@@ -47,12 +49,20 @@ class Numbering:
     def __init__(self) -> None:
         self.last_seq = -1
         self.lost = 0  # holes in seq that no drop explains (a restart, a crash): frames lost, not dropped
+        self._faces_at_last: set = set()  # face_ids of the "face" messages numbered at last_seq
 
-    def check(self, msg: Message, env: Envelope) -> None:
+    def check(self, msg: Message, env: Envelope) -> bool:
+        """Number one message; False when it is another face of the frame numbered just before."""
         if msg.topic not in PER_FRAME_TOPICS:
-            return
+            return True
         seq = int(msg.header["seq"])
         last = self.last_seq
+        face_id = msg.header.get("face_id") if msg.topic == "face" else None
+        if msg.topic == "face" and seq == last and face_id is not None and face_id not in self._faces_at_last:
+            self._faces_at_last.add(face_id)
+            env.seq, env.gap = seq, int(msg.header.get("gap", 0) or 0)
+            return False
+        self._faces_at_last = {face_id}
         missing = 0
         if last >= 0 and seq > last + 1:
             missing = seq - last - 1
@@ -64,6 +74,7 @@ class Numbering:
             msg.header["gap"] = max(incoming_gap, missing)
         env.seq, env.gap = seq, int(msg.header.get("gap", 0) or 0)
         self.last_seq = seq
+        return True
 
 
 class Entrance:

@@ -196,8 +196,8 @@ class StageProcess:
         if self.ring_in is not None and msg.topic in PER_FRAME_TOPICS:
             env.dropped += self.ring_in.take_overwritten()
         last_seq = self.numbering.last_seq
-        self.numbering.check(msg, env)
-        self.meter.arrived(env.t_in)
+        if self.numbering.check(msg, env):  # a frame's later faces are not counted as frames again
+            self.meter.arrived(env.t_in)
         t0 = busy_from if busy_from is not None else time.monotonic_ns()
         out = feed(self.stages, [msg])
         self.meter.took(time.monotonic_ns() - t0)
