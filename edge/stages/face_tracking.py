@@ -85,6 +85,9 @@ class TrackParams:
     forget_after: int = 15
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 1:
+            raise MestreamError(f"max_faces={self.max_faces!r}; expected an integer >= 1, the faces tracked per source: "
+                                f"set [stages.track] max_faces = 1 (one face) or more, e.g. max_faces = 2")
         self.align  # noqa: B018 - builds AlignParams and LandmarkParams, which check their own fields
         self.landmarks  # noqa: B018
         self.ids  # noqa: B018

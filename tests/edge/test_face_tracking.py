@@ -1,5 +1,7 @@
 """The track stage on real videos: one face message per frame, lost/found events, a steady crop."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -223,3 +225,16 @@ def test_max_faces_below_one_is_refused_in_one_line_with_the_fix(value):
     with pytest.raises(MestreamError, match=rf"max_faces={value}; expected an integer >= 1") as caught:
         stage_options_of("track", {"max_faces": value}, TrackParams)
     assert "\n" not in str(caught.value) and "max_faces = 2" in str(caught.value)
+
+
+def test_mestream_run_refuses_max_faces_of_zero_in_one_line_before_starting(tmp_path, capsys):
+    from stand_ins import tiny_video
+
+    from edge.cli import main
+
+    topology = tmp_path / "t.toml"
+    topology.write_text((Path(__file__).parents[2] / "edge" / "topology.toml").read_text() + "\n[stages.track]\nmax_faces = 0\n")
+    video = tiny_video(tmp_path / "v.avi", 5)
+    assert main(["run", "--source", str(video), "--topology", str(topology)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "max_faces=0; expected an integer >= 1" in err and "[stages.track]" in err
