@@ -57,6 +57,8 @@ class RunOptions:
     # Whether track sends colour crops when its topology table does not say: preflight turns this off when
     # nothing in this topology reads them (a flow-only artifact, no preview).
     color_crops: bool = True
+    # Names this run in NATS message ids (edge/nats_out.py), the same in every process and across restarts.
+    run_id: str = ""
 
 
 # At end of stream the status sink waits at most this long for the supervisor's final metrics, so that a

@@ -2,7 +2,8 @@
 
     mestream listen                                  # everything under "me." on tcp://127.0.0.1:5560
     mestream listen --topics me.event --count 5 --timeout 30
-Each message is printed as one line: the topic, a space, the JSON. Exits 0 after --count messages, 1 when
+    mestream listen --nats nats://hub:4222 --subject 'mestream.v1.lab.>'   # a fleet, at the centre
+Each message is printed as one line: the topic (the NATS subject with --nats), a space, the JSON. Exits 0 after --count messages, 1 when
 --timeout seconds pass with nothing received.
 """
 
@@ -23,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bytes", type=int, default=1 << 20, help="refuse messages larger than this (bytes)")
     parser.add_argument("--curve-key", type=Path, default=None, metavar="FILE", help="this subscriber's NAME.key_secret (CURVE publisher)")
     parser.add_argument("--server-key", type=Path, default=None, metavar="FILE", help="the publisher's server.key (with --curve-key)")
+    parser.add_argument("--nats", default=None, metavar="URL", help="subscribe on a NATS server instead (e.g. the hub: nats://HOST:4222); needs the [nats] extra")
+    parser.add_argument("--subject", default="mestream.v1.>", help="NATS subject to subscribe to, with --nats (default: mestream.v1.>)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 0 or args.timeout < 0 or args.max_bytes < 1:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
+    if args.nats:
+        return _listen_nats(args)
     from edge.bus import check_endpoint, open_socket
 
     if not args.endpoint.startswith(("tcp://", "ipc://")):
@@ -75,3 +80,54 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close(0)
         ctx.term()
+
+
+def _listen_nats(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.nats_out import check_nats_url
+    from engines.errors import MestreamError
+
+    check_nats_url(args.nats, "--nats")
+    subject = args.subject.strip()
+    if not subject or " " in subject or ".." in subject or subject.startswith(".") or subject.endswith("."):
+        raise MestreamError(f"--subject {args.subject!r}: not a NATS subject; expected tokens joined by '.', e.g. 'mestream.v1.>'")
+    from engines.optional import require
+
+    nats = require("nats", "nats", package="nats-py")
+    try:
+        return asyncio.run(_nats_loop(nats, args, subject))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
+    import asyncio
+
+    from engines.errors import MestreamError
+
+    try:
+        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    except Exception as exc:
+        raise MestreamError(f"--nats {args.nats!r}: cannot connect ({str(exc) or type(exc).__name__}); is the NATS server running there?") from None
+    got = 0
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def on_msg(msg) -> None:
+        await queue.put(msg)
+
+    try:
+        await nc.subscribe(subject, cb=on_msg)
+        while not args.count or got < args.count:
+            try:
+                msg = await asyncio.wait_for(queue.get(), args.timeout or None)
+            except TimeoutError:
+                print(f"mestream listen: nothing received on {args.nats} {subject} for {args.timeout:g} s", file=sys.stderr)
+                return 1
+            if len(msg.data) > args.max_bytes:
+                continue
+            print(f"{msg.subject} {msg.data.decode('utf-8', 'replace')}", flush=True)
+            got += 1
+        return 0
+    finally:
+        await nc.close()

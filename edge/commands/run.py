@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
     parser.add_argument("--preview", nargs="?", const="tcp://127.0.0.1:5561", default=None, metavar="ENDPOINT",
                         help="also publish a low-rate preview stream for `mestream preview` (default endpoint tcp://127.0.0.1:5561)")
+    parser.add_argument("--nats", default=None, metavar="URL", help="also publish to the NATS server on this device, e.g. nats://127.0.0.1:4222 (topology [publish] nats)")
+    parser.add_argument("--site", default=None, help="NATS subject's site name (topology [publish] site)")
+    parser.add_argument("--device", default=None, help="NATS subject's device name (topology [publish] device; default: the host name)")
 
 
 def build_run_options(args: argparse.Namespace):
@@ -49,7 +52,17 @@ def build_run_options(args: argparse.Namespace):
         if not (args.curve_key and args.curve_clients):
             raise MestreamError("--curve-key and --curve-clients go together: the server key and the folder of allowed subscriber keys")
         publish = replace(publish, curve_secret_key=str(args.curve_key), curve_clients=str(args.curve_clients))
+    nats = {k: v for k in ("nats", "site", "device") if (v := getattr(args, k, None)) is not None}
+    if nats:
+        from edge.topology import check_nats
+
+        publish = replace(publish, **nats)
+        if publish.nats:
+            check_nats(publish, "command line")
+    import time
+
     run = RunOptions(
+        run_id=f"{time.time_ns():x}",
         source=args.source,
         artifact=str(args.artifact) if args.artifact else "",
         fast=bool(args.fast),
