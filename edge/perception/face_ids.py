@@ -10,7 +10,10 @@ track (or face) is within `margin` of the same cost, as when two faces cross or 
 tracks involved are then closed and the faces start new ones.
 A found face left without a track gets a new id; ids are never reused within a run, so a face that
 leaves and comes back, or a crossing that cannot be told apart, makes a new id rather than a swapped one.
-A track not matched for more than `forget_after` frames is closed.
+A track not matched for more than `forget_after` frames is closed. Two meshes on one face (FaceMesh's
+detector, re-run while fewer than max_faces are tracked, can lay a second, larger mesh over a tracked
+face) are one face: a found face whose box lies mostly inside another's (`duplicate` of the smaller box's
+area) is dropped, keeping the one that continues a track best; it gets id -1.
 
     ids = FaceIds(IdParams())
     step = ids.assign([points_a, points_b])   # step.ids[i] is the id of the i-th face; step.missing, step.forgotten
@@ -34,6 +37,7 @@ class IdParams:
     # Two candidates whose costs differ by less than this (face sizes) are ambiguous: neither is taken.
     margin: float = 0.1
     forget_after: int = 15  # frames a track stays open, unmatched, for its face to come back (0.5 s at 30 fps)
+    duplicate: float = 0.6  # share of the smaller box inside the other that makes two found faces one
 
     def __post_init__(self) -> None:
         if not self.max_shift > 0:
@@ -42,6 +46,8 @@ class IdParams:
             raise MestreamError(f"min_iou={self.min_iou} is out of range; expected a value in [0, 1)")
         if self.margin < 0:
             raise MestreamError(f"margin={self.margin} is negative; expected >= 0 face sizes")
+        if not 0.0 < self.duplicate <= 1.0:
+            raise MestreamError(f"duplicate={self.duplicate} is out of range; expected a share in (0, 1]")
         if self.forget_after < 0:
             raise MestreamError(f"forget_after={self.forget_after}; expected an integer >= 0 frames")
 
@@ -51,6 +57,16 @@ def box_of(points: np.ndarray) -> tuple[float, float, float, float]:
     x0, y0 = points.min(0)
     x1, y1 = points.max(0)
     return float(x0), float(y0), float(x1), float(y1)
+
+
+def inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Share of the smaller of two boxes that lies inside the other."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h / smaller if smaller > 0 else 0.0
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -80,7 +96,7 @@ class _Track:
 
 @dataclass
 class Assignment:
-    ids: list[int]  # one per found face, in the order given
+    ids: list[int]  # one per found face, in the order given; -1: a second mesh on a face kept under another
     missing: list[int] = field(default_factory=list)  # open tracks not matched on this frame
     forgotten: list[int] = field(default_factory=list)  # tracks closed on this frame (unmatched too long)
 
@@ -118,18 +134,33 @@ class FaceIds:
                     out[r, c] = cost
         return out
 
+    def _duplicates(self, faces: list[np.ndarray], cost: np.ndarray) -> set[int]:
+        """Faces to drop: each the worse of a pair whose boxes are one face (the cheaper continuation wins,
+        else the one given first)."""
+        best = cost.min(axis=0) if cost.shape[0] else np.full(len(faces), np.inf)
+        boxes = [box_of(f) for f in faces]
+        dropped: set[int] = set()
+        for a in range(len(faces)):
+            for b in range(a + 1, len(faces)):
+                if a in dropped or b in dropped or inside(boxes[a], boxes[b]) < self.params.duplicate:
+                    continue
+                dropped.add(b if best[a] <= best[b] else a)
+        return dropped
+
     def assign(self, faces: list[np.ndarray]) -> Assignment:
         p = self.params
         order = self.open_ids
         cost = self.costs(faces)
+        dropped = self._duplicates(faces, cost)
+        cost[:, sorted(dropped)] = np.inf
         taken: dict[int, int] = {}  # face index -> track row
         closed: set[int] = set()  # rows ended now: their face can no longer be told from another
         if cost.size:
             pairs = sorted(zip(*np.nonzero(np.isfinite(cost))), key=lambda rc: cost[rc])
             used_rows: set[int] = set()
-            new_faces: set[int] = set()
+            fresh: set[int] = set()  # faces that start new tracks whatever comes later
             for r, c in pairs:
-                if r in used_rows or c in taken or c in new_faces:
+                if r in used_rows or c in taken or c in fresh:
                     continue
                 # every other candidate for this face or this track counts, taken or not: a crossing makes
                 # two tracks near two faces, and the cheaper pair alone is no proof that the other is right
@@ -140,11 +171,12 @@ class FaceIds:
                     ended = {r, *rival_rows} - used_rows
                     closed |= ended
                     used_rows |= ended
-                    new_faces |= {c, *rival_faces} - set(taken)
+                    fresh |= {c, *rival_faces} - set(taken)
                     continue
                 taken[c] = r
                 used_rows.add(r)
         ids: list[int] = [-1] * len(faces)
+        new_faces = [c for c in range(len(faces)) if c not in taken and c not in dropped]
         matched_rows = set()
         for c, r in taken.items():
             track = self._tracks[order[r]]
@@ -155,7 +187,7 @@ class FaceIds:
             ids[c] = track.face_id
             matched_rows.add(r)
         # new faces numbered left to right, so a first frame's ids read in the picture's order
-        for c in sorted((c for c in range(len(faces)) if ids[c] < 0), key=lambda c: box_of(faces[c])[0]):
+        for c in sorted(new_faces, key=lambda c: box_of(faces[c])[0]):
             ids[c] = self._next
             self._tracks[self._next] = _Track(self._next, faces[c].astype(np.float32, copy=True), np.zeros_like(faces[c], dtype=np.float32))
             self._next += 1

@@ -213,6 +213,8 @@ class FaceTracking:
         self._since_run = 0
         ids = self._ids.assign(found).ids
         for face_id, points in zip(ids, found):
+            if face_id < 0:
+                continue  # a second mesh on a face already found
             face = self._faces.get(face_id)
             if face is None:
                 face = self._faces[face_id] = _Face(face_id, SteadyAligner(self.params.align))
@@ -222,7 +224,7 @@ class FaceTracking:
                 face.points, face.ref_thumb = None, None
                 face.aligner.reset()
                 face.misses += 1
-        return ids
+        return [i for i in ids if i >= 0]
 
     def process(self, msg: Message) -> list[Message]:
         if msg.topic != "frame":

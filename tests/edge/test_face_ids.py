@@ -22,11 +22,13 @@ def run(frames: list[list[tuple[str, np.ndarray]]], params: IdParams | None = No
 
 
 def owners(assigned) -> dict[int, set[str]]:
-    """id -> the true faces it was given to: more than one is a swap."""
+    """id -> the true faces it was given to: more than one is a swap (-1, a face dropped as a second mesh
+    on another where the two coincide, is no id)."""
     out: dict[int, set[str]] = {}
     for frame in assigned:
         for name, face_id in frame:
-            out.setdefault(face_id, set()).add(name)
+            if face_id >= 0:
+                out.setdefault(face_id, set()).add(name)
     return out
 
 
@@ -109,3 +111,14 @@ def test_a_face_moving_steadily_is_followed_through_a_short_absence():
 def test_bad_id_parameters_are_refused_in_one_line(field, value, message):
     with pytest.raises(MestreamError, match=message):
         IdParams(**{field: value})
+
+
+def test_a_second_mesh_laid_over_a_tracked_face_is_the_same_face():
+    ids = FaceIds()
+    assert ids.assign([face_at(200, 100)]).ids == [0]
+    # the detector's larger mesh over the same face, given first: it is dropped and the track goes on
+    step = ids.assign([face_at(180, 80, size=150, seed=3), face_at(201, 100)])
+    assert step.ids == [-1, 0] and step.missing == []
+    assert ids.assign([face_at(202, 100)]).ids == [0]
+    # two faces that merely touch are two faces
+    assert ids.assign([face_at(202, 100), face_at(290, 100, seed=4)]).ids == [0, 1]
