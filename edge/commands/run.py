@@ -109,5 +109,6 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write("\n")
     if not quiet:
         print(f"mestream run: {'finished' if code == 0 else 'stopped'}; published on {options.publish.endpoint}"
+              + (f"; NATS {options.publish.nats}" if options.publish.nats else "")
               + (f"; record {options.record}" if options.record else ""), file=sys.stderr)
     return code
