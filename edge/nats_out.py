@@ -59,6 +59,15 @@ def check_nats_url(url: str, where: str = "nats") -> str:
     return url
 
 
+def without_secret(url: str) -> str:
+    """The URL as it may be shown and published: a password or token in it becomes ***."""
+    parts = urlsplit(url)
+    if parts.password is None and not (parts.username and "@" in parts.netloc):
+        return url
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    return parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[1]}").geturl()
+
+
 def check_subject_name(value: str, where: str) -> str:
     """A name that becomes one subject token (site, device, source): wildcards and dots are refused."""
     if not _NAME.match(value):
@@ -166,7 +175,7 @@ class NatsOutbox:
     def counters(self) -> dict:
         with self._lock:
             pending = len(self._queue)
-        return {"url": self.target.url, "state": self.state, "stored": self.stored, "published": self.published,
+        return {"url": without_secret(self.target.url), "state": self.state, "stored": self.stored, "published": self.published,
                 "pending": pending, "dropped": self.dropped, "failures": self.failures}
 
     def take_changes(self) -> list[tuple[str, str]]:
@@ -259,11 +268,11 @@ class NatsOutbox:
             return [self._queue[i] for i in range(min(n, len(self._queue)))]
 
     async def _connect(self, nats):
-        url = self.target.url
+        url = without_secret(self.target.url)
         try:
             # no reconnects inside the client (and its first connect gives up after two tries, where 0 would
             # mean forever): this loop reconnects with its own backoff and says so once on me.status
-            nc = await nats.connect(url, connect_timeout=self.connect_timeout_s, allow_reconnect=False,
+            nc = await nats.connect(self.target.url, connect_timeout=self.connect_timeout_s, allow_reconnect=False,
                                     max_reconnect_attempts=1, reconnect_time_wait=0.1,
                                     name=f"mestream {self.target.site}.{self.target.device}",
                                     error_cb=_quiet, disconnected_cb=self._on_disconnected)
@@ -275,7 +284,15 @@ class NatsOutbox:
                            "on ZeroMQ and --record, NATS keeps them queued")
             return None
         self._js = nc.jetstream(timeout=self.ack_timeout_s)
-        self.stored = await self._ensure_stream()
+        try:
+            self.stored = await self._ensure_stream()
+        except Exception as exc:  # refused by permissions, a stream of that name that takes other subjects, ...
+            self.failures += 1
+            self._note("nats_unreachable", f"NATS server {url}: cannot find or make the stream {STREAM} ({_why(exc)}); "
+                       "retrying, messages stay queued")
+            self.state = "unreachable"
+            await nc.close()
+            return None
         self.state = "connected"
         self._note("nats_connected", f"NATS connected to {url}; publishing on {subject_of(self.target.site, self.target.device, self.target.source, '{event,status}')}"
                    + ("" if self.stored else " (no JetStream there: nothing is kept while the hub is away)"))
@@ -291,7 +308,7 @@ class NatsOutbox:
         except NotFoundError:
             pass
         except (NoRespondersError, ServiceUnavailableError, TimeoutError):
-            self._note("nats_no_jetstream", f"NATS server {self.target.url} has no JetStream: events are published but not stored "
+            self._note("nats_no_jetstream", f"NATS server {without_secret(self.target.url)} has no JetStream: events are published but not stored "
                        "for the hub; enable jetstream on the leaf (deploy/nats/leaf.conf)")
             return False
         await self._js.add_stream(leaf_stream_config())
@@ -328,7 +345,7 @@ class NatsOutbox:
     async def _on_disconnected(self) -> None:
         if self.state == "connected":
             self.state = "unreachable"
-            self._note("nats_unreachable", f"NATS server {self.target.url} went away; reconnecting, messages stay queued")
+            self._note("nats_unreachable", f"NATS server {without_secret(self.target.url)} went away; reconnecting, messages stay queued")
         if self._wake is not None:
             self._wake.set()
 

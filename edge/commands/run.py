@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         if tty and not quiet:
             sys.stderr.write("\n")
     if not quiet:
+        from edge.nats_out import without_secret
+
         print(f"mestream run: {'finished' if code == 0 else 'stopped'}; published on {options.publish.endpoint}"
-              + (f"; NATS {options.publish.nats}" if options.publish.nats else "")
+              + (f"; NATS {without_secret(options.publish.nats)}" if options.publish.nats else "")
               + (f"; record {options.record}" if options.record else ""), file=sys.stderr)
     return code

@@ -143,6 +143,8 @@ def test_a_device_publishes_on_its_leaf_and_the_hub_stores_it_and_mqtt_readers_g
             out.offer("event", json.dumps({"i": i}).encode(), f"r1.s0.event.{i}")
         assert wait_until(lambda: out.counters()["published"] == 3, 10), (out.counters(), out.take_changes())
         out.close()
+        said = json.dumps([out.counters(), out.take_changes()])
+        assert "pub-secret" not in said and "mestream:***@" in said  # what goes out on me.status hides the password
         assert wait_until(lambda: len(got) >= 3, 10), got
     finally:
         client.loop_stop()
