@@ -69,7 +69,9 @@ def test_every_event_reaches_the_hub_exactly_once_when_the_hub_is_killed_mid_run
         pair.kill_hub()
         partial = record.with_name(record.name + ".partial")
         down_at = len(partial.read_text().splitlines())
-        assert wait_until(lambda: len(partial.read_text().splitlines()) >= down_at + 3 or watched.code is not None, 30)
+        # back once an event has gone out with the hub away (or the run has ended)
+        assert wait_until(lambda: '"mestream.event"' in "".join(partial.read_text().splitlines(True)[down_at:])
+                          or watched.code is not None, 30)
         pair.start_hub()
         watched.thread.join(60)
         assert watched.code == 0
@@ -81,7 +83,7 @@ def test_every_event_reaches_the_hub_exactly_once_when_the_hub_is_killed_mid_run
         got = asyncio.run(hub_messages(pair.hub_url))
     events = [r for r in sent if r.get("schema") == "mestream.event"]
     assert events, "the planted expressions produced no event"
-    assert len(sent) > down_at + 2, "nothing was published while the hub was down"
+    assert any(r.get("schema") == "mestream.event" for r in sent[down_at:]), "no event went out while the hub was down"
     ids = [h.get("Nats-Msg-Id") for _, h, _ in got]
     assert len(ids) == len(set(ids)) == len(got) == len(sent)  # exactly once
     assert [json.loads(d) for _, _, d in got] == sent
