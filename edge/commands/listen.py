@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-key", type=Path, default=None, metavar="FILE", help="the publisher's server.key (with --curve-key)")
     parser.add_argument("--nats", default=None, metavar="URL", help="subscribe on a NATS server instead (e.g. the hub: nats://HOST:4222); needs the [nats] extra")
     parser.add_argument("--subject", default="mestream.v1.>", help="NATS subject to subscribe to, with --nats (default: mestream.v1.>)")
+    parser.add_argument("--nats-ca", type=Path, default=None, metavar="FILE", help="CA certificate that signed the NATS server's (tls:// with a private CA)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,10 +107,34 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
 
     from engines.errors import MestreamError
 
+    from edge.nats_out import without_secret
+
+    tls = None
+    if args.nats_ca is not None:
+        import ssl
+
+        try:
+            tls = ssl.create_default_context(cafile=str(args.nats_ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise MestreamError(f"--nats-ca {args.nats_ca}: not a readable PEM certificate ({exc}); give the CA file that signed the server's") from None
+
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # its TLS-close notice on every nats-py disconnect is noise
+    failures: list[str] = []
+
+    async def quiet(exc: Exception) -> None:
+        """Failed connects are said once, below, with the server's reason; reconnects after a drop are silent."""
+        failures.append(str(exc) or type(exc).__name__)
+
     try:
-        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        # two tries at start (0 would mean forever), then reconnects without end once connected
+        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, tls=tls, error_cb=quiet)
+        nc.options["max_reconnect_attempts"] = -1  # nats-py reads it at each reconnect
     except Exception as exc:
-        raise MestreamError(f"--nats {args.nats!r}: cannot connect ({str(exc) or type(exc).__name__}); is the NATS server running there?") from None
+        why = failures[-1] if failures else (str(exc) or type(exc).__name__)
+        raise MestreamError(f"--nats {without_secret(args.nats)!r}: cannot connect ({why}); "
+                            "is the NATS server running there, and are the user and password right?") from None
     got = 0
     queue: asyncio.Queue = asyncio.Queue()
 

@@ -165,6 +165,40 @@ def test_a_device_publishes_on_its_leaf_and_the_hub_stores_it_and_mqtt_readers_g
     assert asyncio.run(fleet()) == [json.dumps({"i": i}).encode() for i in range(3)]
 
 
+def test_listen_nats_reads_the_hub_over_tls_as_a_reader(deployed):
+    deployed.start("hub")
+    assert wait_until(lambda: "Server is ready" in deployed.log("hub"), 10)
+    hub = f"tls://127.0.0.1:{deployed.ports['hub']}"
+    listen = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen", "--nats", hub.replace("tls://", "tls://reader:reader-secret@"),
+                               "--nats-ca", str(deployed.folder / "certs" / "ca.pem"), "--count", "1", "--timeout", "20"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def publish() -> None:
+        nc = await nats.connect(hub, user="admin", password="admin-secret", tls=deployed.ca)
+        for _ in range(100):  # until the listener has subscribed
+            await nc.publish("mestream.v1.lab.dev1.s0.status", b'{"event": "metrics"}')
+            await nc.flush()
+            await asyncio.sleep(0.1)
+            if listen.poll() is not None:
+                break
+        await nc.close()
+
+    asyncio.run(publish())
+    out, err = listen.communicate(timeout=20)
+    assert listen.returncode == 0, err
+    assert out.splitlines() == ['mestream.v1.lab.dev1.s0.status {"event": "metrics"}']
+
+
+def test_listen_nats_with_a_wrong_password_says_so_in_one_line(deployed):
+    deployed.start("hub")
+    assert wait_until(lambda: "Server is ready" in deployed.log("hub"), 10)
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--nats", f"tls://reader:nope@127.0.0.1:{deployed.ports['hub']}",
+                           "--nats-ca", str(deployed.folder / "certs" / "ca.pem"), "--count", "1"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "reader:***@" in done.stderr and "nope" not in done.stderr, done.stderr
+
+
 def test_a_reader_may_not_publish_events_and_a_wrong_password_is_refused(deployed):
     deployed.start("hub")
     assert wait_until(lambda: "Server is ready" in deployed.log("hub"), 10)
