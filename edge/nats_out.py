@@ -126,6 +126,7 @@ class NatsOutbox:
     """Bounded queue + background asyncio publisher. Thread-safe `offer`; never blocks the caller."""
 
     _drain_deadline = 0.0
+    _last_error: Exception | None = None
 
     def __init__(self, target: NatsTarget, *, run_id: str, connect_timeout_s: float = 2.0, ack_timeout_s: float = 2.0) -> None:
         self.target = target
@@ -193,6 +194,7 @@ class NatsOutbox:
         if self._loop is not None and self._wake is not None:
             try:
                 self._loop.call_soon_threadsafe(self._wake.set)
+                self._loop.call_soon_threadsafe(self._stop.set)
             except RuntimeError:
                 pass
         self._thread.join(drain_s + 0.5)  # a daemon thread: one stuck in a connect attempt ends with the process
@@ -207,9 +209,9 @@ class NatsOutbox:
 
     # -- the background thread ----------------------------------------------------------------------------
     def _note(self, event: str, detail: str) -> None:
+        """A state change for me.status (the publish stage logs it there)."""
         with self._lock:
             self._changes.append((event, detail))
-        (log.warning if event in ("nats_unreachable", "nats_dropping", "nats_no_jetstream") else log.info)("%s", detail)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -223,6 +225,7 @@ class NatsOutbox:
         import nats  # the [nats] extra; edge/stages/publish.py checked it is installed before starting us
 
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()  # only close() sets it: a new message must not cut a reconnect backoff short
         self._ready.set()
         nc = None
         backoff = 0.25
@@ -230,8 +233,8 @@ class NatsOutbox:
             if nc is None or nc.is_closed:
                 nc = await self._connect(nats)
                 if nc is None:
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await self._sleep(backoff, self._stop)
+                    backoff = min(backoff * 2, 2.0)  # a local server: a try every 2 s costs nothing
                     continue
                 backoff = 0.25
             batch = self._peek(WINDOW)
@@ -257,9 +260,9 @@ class NatsOutbox:
             empty = not self._queue
         return empty or time.monotonic() > self._drain_deadline
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, until: asyncio.Event | None = None) -> None:
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            await asyncio.wait_for((until or self._wake).wait(), seconds)
         except TimeoutError:
             pass
 
@@ -275,12 +278,13 @@ class NatsOutbox:
             nc = await nats.connect(self.target.url, connect_timeout=self.connect_timeout_s, allow_reconnect=False,
                                     max_reconnect_attempts=1, reconnect_time_wait=0.1,
                                     name=f"mestream {self.target.site}.{self.target.device}",
-                                    error_cb=_quiet, disconnected_cb=self._on_disconnected)
+                                    error_cb=self._on_error, disconnected_cb=self._on_disconnected)
         except Exception as exc:  # refused, timed out, TLS or auth: all mean "not now", and are retried
             self.failures += 1
             if self.state != "unreachable":
                 self.state = "unreachable"
-                self._note("nats_unreachable", f"NATS server {url} unreachable ({_why(exc)}); retrying, events still go out "
+                why = _why(self._last_error or exc)
+                self._note("nats_unreachable", f"NATS server {url} unreachable ({why}); retrying, events still go out "
                            "on ZeroMQ and --record, NATS keeps them queued")
             return None
         self._js = nc.jetstream(timeout=self.ack_timeout_s)
@@ -342,6 +346,10 @@ class NatsOutbox:
                 self.state = "unreachable"
         return done
 
+    async def _on_error(self, exc: Exception) -> None:
+        """nats-py reports each failed try here: kept as the reason the state change gives, said once."""
+        self._last_error = exc
+
     async def _on_disconnected(self) -> None:
         if self.state == "connected":
             self.state = "unreachable"
@@ -349,10 +357,6 @@ class NatsOutbox:
         if self._wake is not None:
             self._wake.set()
 
-
-
-async def _quiet(exc: Exception) -> None:
-    """nats-py reports each failed reconnect here; the state changes above already say it once."""
 
 
 def _why(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from edge.process import RunOptions
 
 STATUS_SCHEMA = "mestream.status"
+NATS_TROUBLE = frozenset({"nats_unreachable", "nats_dropping", "nats_no_jetstream"})  # logged as warnings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def _log_line(topic: str, payload: dict[str, Any]) -> None:
     elif payload.get("event") == "metrics":
         log.debug("metrics: %s", payload.get("detail"))
     else:
-        log.info("%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
+        level = logging.WARNING if payload.get("event") in NATS_TROUBLE else logging.INFO
+        log.log(level, "%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
 
 
 @dataclass(frozen=True)
