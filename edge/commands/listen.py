@@ -3,6 +3,7 @@
     mestream listen                                  # everything under "me." on tcp://127.0.0.1:5560
     mestream listen --topics me.event --count 5 --timeout 30
     mestream listen --nats nats://hub:4222 --subject 'mestream.v1.lab.>'   # a fleet, at the centre
+    mestream listen --face 1                         # only face 1's events and statuses (track max_faces > 1)
 Each message is printed as one line: the topic (the NATS subject with --nats), a space, the JSON. Exits 0 after --count messages, 1 when
 --timeout seconds pass with nothing received.
 """
@@ -26,7 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-key", type=Path, default=None, metavar="FILE", help="the publisher's server.key (with --curve-key)")
     parser.add_argument("--nats", default=None, metavar="URL", help="subscribe on a NATS server instead (e.g. the hub: nats://HOST:4222); needs the [nats] extra")
     parser.add_argument("--subject", default="mestream.v1.>", help="NATS subject to subscribe to, with --nats (default: mestream.v1.>)")
+    parser.add_argument("--face", type=int, default=None, metavar="ID",
+                        help="only the events and statuses of this face_id (a source with several faces: [stages.track] max_faces)")
     parser.add_argument("--nats-ca", type=Path, default=None, metavar="FILE", help="CA certificate that signed the NATS server's (tls:// with a private CA)")
+
+
+def of_face(body: bytes, face: int | None) -> bool:
+    """Whether a published message belongs to face `face` (None: every message passes)."""
+    if face is None:
+        return True
+    import json
+
+    try:
+        return json.loads(body).get("face_id") == face
+    except (ValueError, AttributeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 0 or args.timeout < 0 or args.max_bytes < 1:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
+    if args.face is not None and args.face < 0:
+        raise MestreamError(f"--face {args.face}: expected a face_id >= 0 (0 is the first face found)")
     if args.nats:
         return _listen_nats(args)
     from edge.bus import check_endpoint, open_socket
@@ -73,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             if len(parts) != 2:
                 continue  # not a mestream message
             topic, body = parts
+            if not of_face(body, args.face):
+                continue
             print(f"{topic.decode('ascii', 'replace')} {body.decode('utf-8', 'replace')}", flush=True)
             got += 1
         return 0
@@ -149,7 +168,7 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
             except TimeoutError:
                 print(f"mestream listen: nothing received on {args.nats} {subject} for {args.timeout:g} s", file=sys.stderr)
                 return 1
-            if len(msg.data) > args.max_bytes:
+            if len(msg.data) > args.max_bytes or not of_face(msg.data, args.face):
                 continue
             print(f"{msg.subject} {msg.data.decode('utf-8', 'replace')}", flush=True)
             got += 1
