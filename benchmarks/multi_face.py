@@ -37,11 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.messages import Message  # noqa: E402
-from edge.spotting.metrics import Interval, pool, score_video  # noqa: E402
-from edge.stages.face_tracking import FaceTracking, TrackParams  # noqa: E402
-from edge.stages.spot import FaceSpotters  # noqa: E402
-from edge.tools.synth import read_truth  # noqa: E402
+from edge.messages import Message
+from edge.spotting.metrics import Interval, pool, score_video
+from edge.stages.face_tracking import FaceTracking, TrackParams
+from edge.stages.spot import FaceSpotters
+from edge.tools.synth import read_truth
 
 
 def compose(out: Path, videos: list[Path], columns: int) -> None:

@@ -244,11 +244,11 @@ class FaceTracking:
             for face in self._faces.values():
                 face.transform, face.held = face.aligner.transform, True
                 crops[face.face_id] = self._warp(image, face.transform)
-                if p.motion_gate > 0 and face.ref_thumb is not None:
-                    # the gate looks at the crop warped with the held transform: a head move shifts it,
-                    # in units of the face (not the frame), whatever the face's size in the frame
-                    if float(np.abs(_thumbnail(crops[face.face_id]["crop"]) - face.ref_thumb).mean()) > p.motion_gate:
-                        fresh = True
+                # the gate looks at the crop warped with the held transform: a head move shifts it,
+                # in units of the face (not the frame), whatever the face's size in the frame
+                if (p.motion_gate > 0 and face.ref_thumb is not None
+                        and float(np.abs(_thumbnail(crops[face.face_id]["crop"]) - face.ref_thumb).mean()) > p.motion_gate):
+                    fresh = True
         if fresh:
             seen = self._run_finder(image)
             for face_id in seen:

@@ -211,7 +211,7 @@ def test_a_face_that_leaves_is_lost_by_name_and_comes_back_under_a_new_id(assets
         stage.close()
     statuses = [(i, m.header["event"], m.header.get("face_id")) for i, msgs in enumerate(out) for m in msgs if m.topic == "status"]
     assert statuses == [(0, "face_found", 0), (2, "face_lost", 0), (6, "face_found", 1)]
-    lost = [m for m in out[2] if m.topic == "status"][0]
+    lost = next(m for m in out[2] if m.topic == "status")
     assert "face 0" in lost.header["detail"] and len(lost.header["box"]) == 4
     # while its id is open the missing face is sent found=False under its id; then one message without any
     assert [(m.header.get("face_id"), m.header["found"]) for msgs in out[2:6] for m in msgs if m.topic == "face"] == \

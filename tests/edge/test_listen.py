@@ -44,6 +44,6 @@ def test_listen_with_face_prints_that_face_only():
 
 def test_a_negative_face_is_refused_in_one_line():
     result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--face", "-1", "--timeout", "0.3"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30, check=False)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "--face -1: expected a face_id >= 0" in lines[0]
