@@ -34,6 +34,7 @@ import zmq
 
 from edge.bus import MAX_SUBSCRIPTION_BYTES, open_socket
 from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
+from edge.nats_out import message_id
 from edge.topology import stage_options_of
 from engines.errors import MestreamError
 
@@ -192,8 +193,6 @@ class Publish:
             return []  # frames, faces and intervals are internal
         text = json.dumps(payload, separators=(",", ":"))
         if self._nats_out is not None:
-            from edge.nats_out import message_id
-
             kind = "event" if topic == PUBLISHED_EVENT_TOPIC else "status"
             self._nats_out.offer(kind, text.encode(), message_id(self.run_id, self.nats.source, kind, payload))
         if self._sock is not None:
@@ -210,7 +209,7 @@ class Publish:
 
     def close(self) -> None:
         if self._nats_out is not None:
-            self._nats_out.close()  # publishes what is still queued, for a few seconds at most
+            self._nats_out.close()  # publishes what is still queued, for a second at most
             self._nats_out = None
         if self._sock is not None:
             self._sock.close(linger=500)  # the last events of a file still reach connected subscribers
