@@ -30,8 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.nats_out import NatsOutbox, NatsTarget, subject_of  # noqa: E402
-from edge.tools.nats_pair import HUB_STREAM, NatsPair, add_hub_stream, add_leaf_stream, stream_count  # noqa: E402
+from edge.nats_out import NatsOutbox, NatsTarget
+from edge.tools.nats_pair import (
+    HUB_STREAM,
+    NatsPair,
+    add_hub_stream,
+    add_leaf_stream,
+    stream_count,
+)
 
 
 def event_payload(i: int, t_offset_ns: int) -> bytes:
@@ -62,7 +68,7 @@ def wait_for(cond, timeout: float, step: float = 0.01) -> bool:
 def hub_count(pair: NatsPair) -> int:
     try:
         return asyncio.run(stream_count(pair.hub_url))
-    except Exception:  # the hub is restarting
+    except Exception:  # noqa: BLE001 - the hub is restarting
         return -1
 
 

@@ -250,7 +250,7 @@ class NatsOutbox:
             self.state = "closed"  # our own close is no outage: no "went away" status
             try:
                 await asyncio.wait_for(nc.close(), 0.5)
-            except Exception:  # closing a half-dead connection: nothing more to do
+            except Exception:  # noqa: BLE001, S110 - closing a half-dead connection: nothing more to do
                 pass
 
     def _done(self) -> bool:
@@ -279,7 +279,7 @@ class NatsOutbox:
                                     max_reconnect_attempts=1, reconnect_time_wait=0.1,
                                     name=f"mestream {self.target.site}.{self.target.device}",
                                     error_cb=self._on_error, disconnected_cb=self._on_disconnected)
-        except Exception as exc:  # refused, timed out, TLS or auth: all mean "not now", and are retried
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS or auth: all mean "not now", and are retried
             self.failures += 1
             if self.state != "unreachable":
                 self.state = "unreachable"
@@ -290,7 +290,7 @@ class NatsOutbox:
         self._js = nc.jetstream(timeout=self.ack_timeout_s)
         try:
             self.stored = await self._ensure_stream()
-        except Exception as exc:  # refused by permissions, a stream of that name that takes other subjects, ...
+        except Exception as exc:  # noqa: BLE001 - refused by permissions, a stream of that name with other subjects, ...
             self.failures += 1
             self._note("nats_unreachable", f"NATS server {url}: cannot find or make the stream {STREAM} ({_why(exc)}); "
                        "retrying, messages stay queued")
@@ -329,7 +329,7 @@ class NatsOutbox:
                 try:
                     await nc.publish(it.subject, it.data, headers={"Nats-Msg-Id": it.msg_id})
                     results.append(None)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - kept, like gather's, and the item is resent
                     results.append(exc)
         done = 0
         for r in results:

@@ -124,9 +124,8 @@ def _listen_nats(args: argparse.Namespace) -> int:
 async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
     import asyncio
 
-    from engines.errors import MestreamError
-
     from edge.nats_out import without_secret
+    from engines.errors import MestreamError
 
     tls = None
     if args.nats_ca is not None:
@@ -150,7 +149,7 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
         # two tries at start (0 would mean forever), then reconnects without end once connected
         nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, tls=tls, error_cb=quiet)
         nc.options["max_reconnect_attempts"] = -1  # nats-py reads it at each reconnect
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS, auth: each is one line with its reason
         why = failures[-1] if failures else (str(exc) or type(exc).__name__)
         raise MestreamError(f"--nats {without_secret(args.nats)!r}: cannot connect ({why}); "
                             "is the NATS server running there, and are the user and password right?") from None
@@ -166,7 +165,7 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
             try:
                 msg = await asyncio.wait_for(queue.get(), args.timeout or None)
             except TimeoutError:
-                print(f"mestream listen: nothing received on {args.nats} {subject} for {args.timeout:g} s", file=sys.stderr)
+                print(f"mestream listen: nothing received on {without_secret(args.nats)} {subject} for {args.timeout:g} s", file=sys.stderr)
                 return 1
             if len(msg.data) > args.max_bytes or not of_face(msg.data, args.face):
                 continue

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from edge.nats_out import STREAM
 
@@ -77,7 +78,7 @@ class NatsPair:
         return f"nats://127.0.0.1:{self.leaf_port}"
 
     def _start(self, name: str, port: int) -> subprocess.Popen:
-        log = open(self.folder / f"{name}.log", "ab")
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the server writes it; our handle closes below
         proc = subprocess.Popen([self.binary, "-c", str(self.folder / f"{name}.conf")], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 10
@@ -109,7 +110,7 @@ class NatsPair:
         text = (self.folder / "hub.log").read_text(errors="replace")
         return text.count("Leafnode connection created") > text.count("Leafnode connection closed")
 
-    def __enter__(self) -> NatsPair:
+    def __enter__(self) -> Self:
         self.start_hub()
         self.start_leaf()
         deadline = time.monotonic() + 10
