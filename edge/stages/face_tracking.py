@@ -2,10 +2,11 @@
 
 Up to `max_faces` faces are tracked; each keeps a `face_id` across frames (edge/perception/face_ids.py:
 continuity of box and landmarks; ids are never reused, so a face that leaves and comes back gets a new one)
-and its own aligner. Every frame gives one "face" message per open face, in id order: found=True with its
-crop, or found=False while the face is missing but its id still open (IdParams.forget_after frames); a
-frame with no open face gives one found=False message without face_id, so sequence numbers keep flowing to
-the spotter. With max_faces = 1 that is one message per frame, as before, now with "face_id". A "status"
+and its own aligner. Every frame gives one "face" message per open face, in id order, at most max_faces:
+found=True with its crop, then, where room is left, found=False for a face that is missing but whose id is
+still open (IdParams.forget_after frames). A frame with no open face gives one found=False message without
+face_id, so sequence numbers keep flowing to the spotter. With max_faces = 1 that is one message per frame,
+as before, now with "face_id". A "status"
 message (event "face_found" / "face_lost", with the face's face_id and box) goes out before the face
 messages of the frame where its state changes; once for the very first frame when it has no face.
 
@@ -265,6 +266,7 @@ class FaceTracking:
 
         out: list[Message] = []
         faces_out: list[Message] = []
+        missing: list[Message] = []
         first = not self._started
         self._started = True
         for face_id in sorted(self._faces):
@@ -292,7 +294,9 @@ class FaceTracking:
             if gone:
                 del self._faces[face_id]  # forgotten: its id is never given again
             else:
-                faces_out.append(Message("face", {**header, "face_id": face_id, "found": False, "fresh": fresh}))
+                missing.append(Message("face", {**header, "face_id": face_id, "found": False, "fresh": fresh}))
+        # at most max_faces messages a frame, found faces first: with one face, one message per frame as ever
+        faces_out += missing[: max(0, p.max_faces - len(faces_out))]
         if not faces_out:
             # no face at all: one message all the same, so sequence numbers keep flowing to the spotter
             faces_out.append(Message("face", {**header, "found": False, "fresh": fresh}))
