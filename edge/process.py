@@ -59,6 +59,14 @@ class RunOptions:
     color_crops: bool = True
     # Names this run in NATS message ids (edge/nats_out.py), the same in every process and across restarts.
     run_id: str = ""
+    # The name of `source`: "source" on every message of its chain, its NATS subject token (edge/sources.py).
+    source_name: str = "s0"
+    # Every source of the run as (name, uri) pairs, each with its own capture | track | spot chain;
+    # () = the one source above. A chain's processes get a copy with source/source_name set to theirs.
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def all_sources(self) -> tuple[tuple[str, str], ...]:
+        return self.sources or ((self.source_name, self.source),)
 
 
 # At end of stream the status sink waits at most this long for the supervisor's final metrics, so that a
@@ -99,6 +107,7 @@ class ProcessPlan:
         data = json.loads(text)
         run = data.pop("run")
         run["publish"] = PublishConfig(**run["publish"])
+        run["sources"] = tuple(tuple(pair) for pair in run.get("sources", ()))
         data["stages"] = tuple(data["stages"])
         return cls(run=RunOptions(**run), **data)
 

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge.sources import Source, check_sources
 from edge.stages.registry import SOURCE_STAGES, STAGES
 from engines.errors import MestreamError
 
@@ -71,6 +72,7 @@ class Topology:
     publish: PublishConfig
     processes: tuple[ProcessConfig, ...]
     stage_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # [stages.NAME] tables, checked by each stage
+    sources: tuple[Source, ...] = ()  # [[sources]] (edge/sources.py); --source on the command line replaces them
 
     def stage_names(self) -> list[str]:
         return [s for p in self.processes for s in p.stages]
@@ -94,7 +96,7 @@ def load_topology(path: Path | None = None) -> Topology:
 
 
 def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
-    _reject_unknown(data, {"runtime", "publish", "process", "stages"}, where)
+    _reject_unknown(data, {"runtime", "publish", "process", "stages", "sources"}, where)
     runtime = _build(RuntimeConfig, data.get("runtime", {}), f"{where} [runtime]")
     publish = _build(PublishConfig, data.get("publish", {}), f"{where} [publish]")
     raw_procs = data.get("process")
@@ -104,9 +106,26 @@ def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
     stage_options = data.get("stages", {})
     if not isinstance(stage_options, dict) or not all(isinstance(v, dict) for v in stage_options.values()):
         raise MestreamError(f"{where} [stages]: expected tables [stages.NAME] of options")
-    topo = Topology(runtime, publish, processes, stage_options)
+    topo = Topology(runtime, publish, processes, stage_options, _sources(data.get("sources", []), where))
     _check(topo, where)
     return topo
+
+
+def _sources(raw: Any, where: str) -> tuple[Source, ...]:
+    """[[sources]] tables (name optional: s0, s1, ... by position), checked as --source values are."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise MestreamError(f"{where} sources: expected [[sources]] tables with uri (and name)")
+    sources = []
+    for i, table in enumerate(raw):
+        label = f"{where} [[sources]] #{i + 1}"
+        _reject_unknown(table, {"name", "uri"}, label)
+        uri = coerce(table.get("uri", ""), "str", f"{label} uri")
+        if not uri:
+            raise MestreamError(f"{label}: no uri; add uri = \"cam:0\" (or a file, a URL)")
+        name = coerce(table.get("name", f"s{i}"), "str", f"{label} name")
+        sources.append(Source(name, uri))
+    check_sources(tuple(sources), f"{where} [[sources]]")
+    return tuple(sources)
 
 
 def _check(topo: Topology, where: str) -> None:

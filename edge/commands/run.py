@@ -16,7 +16,9 @@ HELP = "run the live pipeline (capture | track | spot | infer) and publish event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline")
+    parser.add_argument("--source", action="append", default=None, metavar="[NAME=]URI",
+                        help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline; repeat it for several "
+                             "sources, each NAME=URI (default names s0, s1, ...; default: the topology's [[sources]])")
     parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged edge/topology.toml)")
     parser.add_argument("--artifact", type=Path, default=None, help="model artifact .onnx (default: the packaged default model)")
     parser.add_argument("--record", type=Path, default=None, help="also write every published message to this JSONL file")
@@ -61,9 +63,18 @@ def build_run_options(args: argparse.Namespace):
             check_nats(publish, "command line")
     import time
 
+    from edge.sources import parse_source_args
+
+    sources = parse_source_args(args.source) if args.source else topo.sources
+    if not sources:
+        from engines.errors import MestreamError
+
+        raise MestreamError("no source: pass --source cam:0 (or a file, a URL; repeat it as NAME=URI for several), or add [[sources]] to the topology")
     run = RunOptions(
         run_id=f"{time.time_ns():x}",
-        source=args.source,
+        source=sources[0].uri,
+        source_name=sources[0].name,
+        sources=tuple((s.name, s.uri) for s in sources) if len(sources) > 1 else (),
         artifact=str(args.artifact) if args.artifact else "",
         fast=bool(args.fast),
         record=str(args.record) if args.record else "",
