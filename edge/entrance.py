@@ -77,6 +77,42 @@ class Numbering:
         return True
 
 
+class FairQueue:
+    """The messages waiting at an entrance: one first-in first-out line per source (header "source"),
+    served in turn, so a source that sends a burst cannot make another's messages wait behind all of it.
+    With one source it is a plain queue. A source's end of stream stays behind its own messages."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, deque[tuple[Message, Envelope]]] = {}  # in serving order: the next to serve first
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        """Every waiting message, source by source (not the serving order of several sources)."""
+        return (item for line in self._lines.values() for item in line)
+
+    def clear(self) -> None:
+        self._lines.clear()
+        self._len = 0
+
+    def append(self, item: tuple[Message, Envelope]) -> None:
+        self._lines.setdefault(str(item[0].header.get("source", "")), deque()).append(item)
+        self._len += 1
+
+    def popleft(self) -> tuple[Message, Envelope]:
+        if not self._len:
+            raise IndexError("pop from an empty queue")
+        key, line = next(iter(self._lines.items()))  # empty lines are removed, so this one has a message
+        item = line.popleft()
+        self._len -= 1
+        del self._lines[key]
+        if line:
+            self._lines[key] = line  # to the back: every other source waiting is served before its next one
+        return item
+
+
 class Entrance:
     """A PULL socket, a queue of at most `capacity` checked messages, and the policy when it is full."""
 
@@ -89,7 +125,7 @@ class Entrance:
         self.drops = drops
         self.ring = ring  # frames by reference come in through it; None: frames come whole on the socket
         self.poll_ms = poll_ms  # how long next() waits for a message (the heartbeat period)
-        self.queue: deque[tuple[Message, Envelope]] = deque()
+        self.queue = FairQueue()
         self._dropping = False
         self._dropped = 0  # per-frame messages dropped since the last one accepted
 
