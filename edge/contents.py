@@ -93,6 +93,9 @@ def content_problem(msg: Message) -> str:
         found = h.get("found", False)
         if not isinstance(found, bool):
             return f"found = {found!r}, expected true or false"
+        face_id = h.get("face_id", 0)
+        if not isinstance(face_id, int) or isinstance(face_id, bool) or face_id < 0:
+            return f"face_id = {face_id!r}, expected an integer >= 0"
         if not found:
             return ""
         crop = arrays.get("crop")

@@ -10,7 +10,9 @@ Each accepted message comes with an Envelope: what the host knows about it and t
 it arrived, the hops before, its shared-memory slot, the frames dropped right before it). The wire's
 own bookkeeping keys ("shm", "sender_dropped") are taken off the header into the envelope, so a stage
 sees only its topic's fields. Numbering then checks the sequence of per-frame topics: a hole is marked on
-the message as "gap", and counted as lost unless drops explain it.
+the message as "gap", and counted as lost unless drops explain it. A frame with several faces gives one
+"face" message per face, all with the frame's seq and each with its own face_id: the later ones are the
+same frame, not a restart.
 """
 
 from __future__ import annotations
@@ -47,12 +49,20 @@ class Numbering:
     def __init__(self) -> None:
         self.last_seq = -1
         self.lost = 0  # holes in seq that no drop explains (a restart, a crash): frames lost, not dropped
+        self._faces_at_last: set = set()  # face_ids of the "face" messages numbered at last_seq
 
-    def check(self, msg: Message, env: Envelope) -> None:
+    def check(self, msg: Message, env: Envelope) -> bool:
+        """Number one message; False when it is another face of the frame numbered just before."""
         if msg.topic not in PER_FRAME_TOPICS:
-            return
+            return True
         seq = int(msg.header["seq"])
         last = self.last_seq
+        face_id = msg.header.get("face_id") if msg.topic == "face" else None
+        if msg.topic == "face" and seq == last and face_id is not None and face_id not in self._faces_at_last:
+            self._faces_at_last.add(face_id)
+            env.seq, env.gap = seq, int(msg.header.get("gap", 0) or 0)
+            return False
+        self._faces_at_last = {face_id}
         missing = 0
         if last >= 0 and seq > last + 1:
             missing = seq - last - 1
@@ -64,6 +74,43 @@ class Numbering:
             msg.header["gap"] = max(incoming_gap, missing)
         env.seq, env.gap = seq, int(msg.header.get("gap", 0) or 0)
         self.last_seq = seq
+        return True
+
+
+class FairQueue:
+    """The messages waiting at an entrance: one first-in first-out line per source (header "source"),
+    served in turn, so a source that sends a burst cannot make another's messages wait behind all of it.
+    With one source it is a plain queue. A source's end of stream stays behind its own messages."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, deque[tuple[Message, Envelope]]] = {}  # in serving order: the next to serve first
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        """Every waiting message, source by source (not the serving order of several sources)."""
+        return (item for line in self._lines.values() for item in line)
+
+    def clear(self) -> None:
+        self._lines.clear()
+        self._len = 0
+
+    def append(self, item: tuple[Message, Envelope]) -> None:
+        self._lines.setdefault(str(item[0].header.get("source", "")), deque()).append(item)
+        self._len += 1
+
+    def popleft(self) -> tuple[Message, Envelope]:
+        if not self._len:
+            raise IndexError("pop from an empty queue")
+        key, line = next(iter(self._lines.items()))  # empty lines are removed, so this one has a message
+        item = line.popleft()
+        self._len -= 1
+        del self._lines[key]
+        if line:
+            self._lines[key] = line  # to the back: every other source waiting is served before its next one
+        return item
 
 
 class Entrance:
@@ -78,7 +125,7 @@ class Entrance:
         self.drops = drops
         self.ring = ring  # frames by reference come in through it; None: frames come whole on the socket
         self.poll_ms = poll_ms  # how long next() waits for a message (the heartbeat period)
-        self.queue: deque[tuple[Message, Envelope]] = deque()
+        self.queue = FairQueue()
         self._dropping = False
         self._dropped = 0  # per-frame messages dropped since the last one accepted
 

@@ -9,10 +9,12 @@ Topics and their fields (header keys; arrays):
              arrays: image (H, W, 3) BGR uint8 or (H, W) mono uint8. Between processes on one host the
              image may instead sit in a shared-memory ring: no image array, and header "shm" =
              {segment, slot, gen, shape, dtype} (edge/shared_frames.py); the receiving host puts it back.
-- "face"     track -> spot. seq, t_capture_ns, fps, found (bool), box [x, y, w, h] in source pixels,
+- "face"     track -> spot. seq, t_capture_ns, fps, face_id, found (bool), box [x, y, w, h] in source pixels,
              transform (2x3 list, source -> aligned crop); arrays: crop (S, S) grey uint8 aligned crop,
-             landmarks (N, 2) float32 in crop coordinates. When found is False the arrays are absent.
-- "interval" spot -> infer. kind ("micro" | "macro"), score, fps, box, onset/apex/offset as
+             landmarks (N, 2) float32 in crop coordinates. When found is False the arrays are absent. One
+             message per face of a frame (the same seq, face_id ascending); a frame with no face at all
+             gives one found=False message without face_id.
+- "interval" spot -> infer. kind ("micro" | "macro"), score, fps, face_id, box, onset/apex/offset as
              {"seq", "t_capture_ns"}; arrays: onset (S, S) uint8, apex (S, S) uint8 aligned crops,
              apex_color (S, S, 3) uint8 when the source is colour.
 - "candidate" spot -> infer, ahead of an "interval" (speculation): once the displacement has fallen clearly
@@ -20,7 +22,8 @@ Topics and their fields (header keys; arrays):
              the flow before the offset. score, fps, box, onset/apex as {"seq", "t_capture_ns"}; arrays as
              an interval's. Never published; an "interval" with the same onset/apex crops reuses the result.
 - "event"    classify -> publish. The header IS the published event (edge/schema/event.schema.json).
-- "status"   any stage -> publish. stage, event ("face_lost", "face_found", "restart", ...), detail.
+- "status"   any stage -> publish. stage, event ("face_lost", "face_found", "restart", ...), detail; a face's
+             status (track's face_found / face_lost, spot's restart) also names its face_id (track's: and box).
 - "eos"      end of stream, sent by a process after its last message; every process flushes its stages,
              forwards "eos" and exits 0. Never published.
 Every process host also adds "stamps": [[process, t_in_ns, t_out_ns], ...] (monotonic clock, which is

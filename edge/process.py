@@ -57,6 +57,16 @@ class RunOptions:
     # Whether track sends colour crops when its topology table does not say: preflight turns this off when
     # nothing in this topology reads them (a flow-only artifact, no preview).
     color_crops: bool = True
+    # Names this run in NATS message ids (edge/nats_out.py), the same in every process and across restarts.
+    run_id: str = ""
+    # The name of `source`: "source" on every message of its chain, its NATS subject token (edge/sources.py).
+    source_name: str = "s0"
+    # Every source of the run as (name, uri) pairs, each with its own capture | track | spot chain;
+    # () = the one source above. A chain's processes get a copy with source/source_name set to theirs.
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def all_sources(self) -> tuple[tuple[str, str], ...]:
+        return self.sources or ((self.source_name, self.source),)
 
 
 # At end of stream the status sink waits at most this long for the supervisor's final metrics, so that a
@@ -88,6 +98,8 @@ class ProcessPlan:
     shm_in: str = ""
     nice: int = 0  # niceness added at start (topology [[process]] nice)
     final_status: bool = False  # the supervisor's status ends here: wait for its final metrics at end of stream
+    source: str = ""  # the source's name this process's chain serves, stamped on what it sends; "" = shared by all
+    upstreams: int = 1  # the ends of stream to wait for: one per source's chain feeding this process
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -97,6 +109,7 @@ class ProcessPlan:
         data = json.loads(text)
         run = data.pop("run")
         run["publish"] = PublishConfig(**run["publish"])
+        run["sources"] = tuple(tuple(pair) for pair in run.get("sources", ()))
         data["stages"] = tuple(data["stages"])
         return cls(run=RunOptions(**run), **data)
 
@@ -110,6 +123,7 @@ class StageProcess:
         self.numbering = Numbering()
         self.stop = False
         self.finished = False
+        self.ended: set[str] = set()  # the sources whose end of stream has come (plan.upstreams of them end the run)
         self.control = bus.open_socket(ctx, zmq.PUSH, connect=plan.control, hwm=100)
         self.heartbeat = Heartbeat(self.control, plan.name, plan.heartbeat_s, self._report)
         self.source = None
@@ -185,7 +199,10 @@ class StageProcess:
             if item is None:
                 continue
             if item[0].topic == "eos":
-                return self.finish()
+                self.ended.add(str(item[0].header.get("source", "")))
+                if len(self.ended) >= self.plan.upstreams:  # every source's chain has ended
+                    return self.finish()
+                continue
             self.handle(*item)
         return 0
 
@@ -196,8 +213,8 @@ class StageProcess:
         if self.ring_in is not None and msg.topic in PER_FRAME_TOPICS:
             env.dropped += self.ring_in.take_overwritten()
         last_seq = self.numbering.last_seq
-        self.numbering.check(msg, env)
-        self.meter.arrived(env.t_in)
+        if self.numbering.check(msg, env):  # a frame's later faces are not counted as frames again
+            self.meter.arrived(env.t_in)
         t0 = busy_from if busy_from is not None else time.monotonic_ns()
         out = feed(self.stages, [msg])
         self.meter.took(time.monotonic_ns() - t0)
@@ -217,6 +234,8 @@ class StageProcess:
                 self.meter.results_ms.append(float(m.header["latency_ms"]["offset_to_result"]))
             if self.outlet is None:
                 continue  # the last process: its sink stage has already sent it
+            if self.plan.source:
+                m.header["source"] = self.plan.source  # a frame's URI becomes its source's name from capture on
             if "stamps" not in m.header:
                 m.header["stamps"] = [*env.stamps, [self.plan.name, env.t_in, t_out]]
             self.outlet.send(m)
@@ -232,7 +251,7 @@ class StageProcess:
             # Our whole count, before "eos" goes on: the supervisor's final metrics follow the last process's
             # "finishing", which this heartbeat precedes.
             self.heartbeat("finishing", force=True)
-            self.outlet.end(end_of_stream(self.plan.run.source))
+            self.outlet.end(end_of_stream(self.plan.source or self.plan.run.source))
         elif self.plan.final_status and any(takes_status(s) for s in self.stages):
             self._wait_for_final_status()
         self.finished = True

@@ -37,7 +37,7 @@ from edge import bus, shared_frames
 from edge.messages import Message, status
 from edge.process import EXIT_USER_ERROR, ProcessPlan, RunOptions
 from edge.stages.capture import source_kind
-from edge.topology import Topology
+from edge.topology import ProcessConfig, Topology
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,11 @@ class Child:
         return self.plan.name
 
     @property
+    def reads_source(self) -> bool:
+        """Whether it is a source's first process (it starts last, once everything downstream is ready)."""
+        return not self.plan.input
+
+    @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
@@ -88,52 +93,103 @@ def child_env(plan: ProcessPlan, environ, log_level: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Hop:
+    """One process of the run before it is planned: its topology entry, the name it runs under, the run
+    options it sees, its source's name ("" for a process all sources share) and its shared-frame prefix."""
+
+    config: ProcessConfig
+    name: str
+    run: RunOptions
+    source: str
+    shm_prefix: str
+
+
 def plan_processes(topo: Topology, run: RunOptions, workdir: Path, control: str, shm_prefix: str = "") -> list[ProcessPlan]:
-    """One ProcessPlan per [[process]], each wired to the next; --fast turns every entrance to "block".
+    """One ProcessPlan per [[process]] and source, each wired to the next; --fast turns every entrance to "block".
+
+    The leading processes that handle every frame (capture, track, spot) are a source's chain: with several
+    sources each source gets its own, its processes named PROCESS-SOURCE, and every chain feeds the first
+    shared process (infer), which ends once all of them have ended. With one source the names stay as in
+    the topology. A chain's processes stamp their source's name on everything they send.
 
     With a shm_prefix (shared frames on, /dev/shm there), the source process sends its frames' pixels
     through a ring when the next process listens on our own ipc link (same host); not over a tcp input.
+    With several sources each has a prefix of its own, so a restart removes only its own rings.
     """
-    plans = []
     procs = topo.processes
-    inputs = [p.input or f"ipc://{workdir}/{p.name}.in" for p in procs]
-    for i, p in enumerate(procs):
-        policy = "block" if run.fast else p.policy
-        nxt = procs[i + 1] if i + 1 < len(procs) else None
-        next_policy = ("block" if run.fast else nxt.policy) if nxt else "block"
-        # Towards a "drop" entrance the pipe must hold a whole queue: the next process only drains it
-        # between messages, and the entrance (not a full pipe behind one slow frame) decides what to drop.
-        output_hwm = (nxt.queue if next_policy == "drop" else nxt.hwm) if nxt else 1
-        shared = bool(shm_prefix) and i == 0 and nxt is not None and not nxt.input
-        # Slots for every frame that can be in flight at the reader's pace (its queue, ZeroMQ's queues)
-        # plus a few being decoded and handled: fewer and a blocking source waits on credits it need not,
-        # a live one overwrites frames the reader would still have reached.
-        slots = max(8, nxt.queue + nxt.hwm + output_hwm + 4) if shared else 0
-        shm_in = shm_prefix if shm_prefix and i == 1 and not p.input else ""
-        plans.append(
-            ProcessPlan(
-                name=p.name,
-                stages=p.stages,
-                stage_options={s: topo.stage_options.get(s, {}) for s in p.stages},
-                input="" if i == 0 else inputs[i],
-                output=inputs[i + 1] if i + 1 < len(procs) else "",
-                control=control,
-                queue=p.queue,
-                hwm=p.hwm,
-                policy=policy,
-                output_policy=next_policy,
-                output_hwm=output_hwm,
-                heartbeat_s=topo.runtime.heartbeat_s,
-                run=run,
-                preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
-                shm_out=shm_prefix if shared else "",
-                shm_slots=slots,
-                shm_in=shm_in,
-                final_status=i > 0 and i == len(procs) - 1,
-                nice=min(19, p.nice + (topo.runtime.fast_nice if run.fast and PER_FRAME_STAGES & set(p.stages) else 0)),
-            )
-        )
-    return plans
+    sources = run.all_sources()
+    n_chain = max(1, chain_length(topo))
+    several = len(sources) > 1
+    if several:
+        for p in procs[:n_chain]:
+            if p.input:
+                raise MestreamError(f"topology process {p.name!r}: input = {p.input!r} cannot serve {len(sources)} sources, "
+                                    "each with a chain of its own; leave input out (an ipc link per source)")
+    shared = [Hop(p, p.name, run, "", shm_prefix) for p in procs[n_chain:]]
+    plans = []
+    for name, uri in sources:
+        chain_run = replace(run, source=uri, source_name=name, sources=())
+        prefix = f"{shm_prefix}{name}-" if shm_prefix and several else shm_prefix
+        chain = [Hop(p, f"{p.name}-{name}" if several else p.name, chain_run, name, prefix) for p in procs[:n_chain]]
+        line = chain + shared[:1]
+        plans.extend(_plan(topo, hop, line[i + 1] if i + 1 < len(line) else None, i, workdir, 1) for i, hop in enumerate(chain))
+    for j, hop in enumerate(shared):
+        nxt = shared[j + 1] if j + 1 < len(shared) else None
+        plans.append(_plan(topo, hop, nxt, n_chain + j, workdir, len(sources) if j == 0 else 1))
+    return [replace(p, control=control) for p in plans]
+
+
+def chain_length(topo: Topology) -> int:
+    """How many leading processes make up one source's chain: those whose stages all handle every frame."""
+    n = 0
+    for p in topo.processes:
+        if not set(p.stages) <= PER_FRAME_STAGES:
+            break
+        n += 1
+    return n
+
+
+def _plan(topo: Topology, hop: Hop, nxt: Hop | None, index: int, workdir: Path, upstreams: int) -> ProcessPlan:
+    p, run = hop.config, hop.run
+    policy = "block" if run.fast else p.policy
+    next_policy = ("block" if run.fast else nxt.config.policy) if nxt else "block"
+    # Towards a "drop" entrance the pipe must hold a whole queue: the next process only drains it
+    # between messages, and the entrance (not a full pipe behind one slow frame) decides what to drop.
+    output_hwm = (nxt.config.queue if next_policy == "drop" else nxt.config.hwm) if nxt else 1
+    shared = bool(hop.shm_prefix) and index == 0 and nxt is not None and not nxt.config.input
+    # Slots for every frame that can be in flight at the reader's pace (its queue, ZeroMQ's queues)
+    # plus a few being decoded and handled: fewer and a blocking source waits on credits it need not,
+    # a live one overwrites frames the reader would still have reached.
+    slots = max(8, nxt.config.queue + nxt.config.hwm + output_hwm + 4) if shared else 0
+    last = nxt is None and index == len(topo.processes) - 1
+    return ProcessPlan(
+        name=hop.name,
+        stages=p.stages,
+        stage_options={s: topo.stage_options.get(s, {}) for s in p.stages},
+        input="" if index == 0 else _input(hop, workdir),
+        output=_input(nxt, workdir) if nxt else "",
+        control="",
+        queue=p.queue,
+        hwm=p.hwm,
+        policy=policy,
+        output_policy=next_policy,
+        output_hwm=output_hwm,
+        heartbeat_s=topo.runtime.heartbeat_s,
+        run=run,
+        preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
+        shm_out=hop.shm_prefix if shared else "",
+        shm_slots=slots,
+        shm_in=hop.shm_prefix if hop.shm_prefix and index == 1 and not p.input else "",
+        final_status=index > 0 and last,
+        nice=min(19, p.nice + (topo.runtime.fast_nice if run.fast and PER_FRAME_STAGES & set(p.stages) else 0)),
+        source=hop.source,
+        upstreams=upstreams,
+    )
+
+
+def _input(hop: Hop, workdir: Path) -> str:
+    return hop.config.input or f"ipc://{workdir}/{hop.name}.in"
 
 
 class Supervisor:
@@ -181,8 +237,9 @@ class Supervisor:
         if last.input:
             self.status_out = bus.open_socket(self.ctx, zmq.PUSH, connect=last.input, hwm=100)
         self.started_ns = time.monotonic_ns()
-        for child in self.children[1:]:  # downstream first: the source waits until they are ready
-            self._spawn(child)
+        for child in self.children:  # downstream first: the sources wait until they are ready
+            if not child.reads_source:
+                self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
         child.popen = subprocess.Popen(
@@ -203,9 +260,10 @@ class Supervisor:
             while not self.stopping:
                 self._read_heartbeats(timeout_ms=100)
                 now = time.monotonic()
-                source = self.children[0]
-                if source.state == "waiting" and all(c.state in ("ready", "running", "blocked") for c in self.children[1:]):
-                    self._spawn(source)
+                waiting = [c for c in self.children if c.reads_source and c.state == "waiting"]
+                if waiting and all(c.state in ("ready", "running", "blocked") for c in self.children if not c.reads_source):
+                    for source in waiting:
+                        self._spawn(source)
                 for child in self.children:
                     self._watch(child, now)
                 if now - self._last_tick >= self.topo.runtime.status_every_s:
@@ -272,23 +330,28 @@ class Supervisor:
 
     def _restart(self, child: Child, now: float, reason: str) -> None:
         rt = self.topo.runtime
-        if self.children[0].done and child is not self.children[0]:
-            # Its end-of-stream went down with it: nothing will ever drain it.
+        if not child.reads_source and any(c.done for c in self._sources_upstream_of(child)):
+            # An end-of-stream went down with it: nothing will ever drain it.
             raise MestreamError(f"process {child.name} {reason} after the source ended; the run cannot finish cleanly")
         ran = now - child.started
         child.crashes_in_row = 1 if ran >= rt.stable_after_s else child.crashes_in_row + 1
         delay = min(rt.restart_backoff_min_s * 2 ** (child.crashes_in_row - 1), rt.restart_backoff_max_s)
         child.restarts += 1
         child.state = "restarting"
-        if child is self.children[0] and self.shm_prefix:
-            shared_frames.remove_segments(self.shm_prefix)  # its ring died with it; the next one makes a new one
+        if child.reads_source and child.plan.shm_out:
+            shared_frames.remove_segments(child.plan.shm_out)  # its ring died with it; the next one makes a new one
         child.next_start = now + delay
-        if child is self.children[0] and source_kind(self.run_options.source) == "file":
+        if child.reads_source and source_kind(child.plan.run.source) == "file":
             # a file resumes after its last reported frame; a live source starts afresh and the next hop marks the gap
             child.plan = replace(child.plan, resume_seq=int(child.metrics.get("last_seq", -1)) + 1)
         log.warning("%s %s; restart %d in %.2f s", child.name, reason, child.restarts, delay)
+        fields = {"source": child.plan.source} if child.plan.source else {}
         self.publish_status(status("supervisor", "restart", f"{child.name} {reason}; restarting in {delay:.2f} s",
-                                   process=child.name, restarts=child.restarts, delay_s=round(delay, 3)))
+                                   process=child.name, restarts=child.restarts, delay_s=round(delay, 3), **fields))
+
+    def _sources_upstream_of(self, child: Child) -> list[Child]:
+        """The source processes whose frames reach this one: its own chain's, or every source's for a shared one."""
+        return [c for c in self.children if c.reads_source and (not child.plan.source or c.plan.source == child.plan.source)]
 
     def publish_status(self, msg: Message) -> None:
         if self.status_out is None:

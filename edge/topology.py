@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge.sources import Source, check_sources
 from edge.stages.registry import SOURCE_STAGES, STAGES
 from engines.errors import MestreamError
 
@@ -48,6 +49,10 @@ class PublishConfig:
     curve_clients: str = ""  # ... and only subscribers whose NAME.key is in this folder get them
     preview: str = ""  # "" = off; else frames/crops/signal/events for `mestream preview` (loopback or ipc only)
     preview_fps: float = 10.0  # preview frames (JPEG) per second at most: people need no more, the pipeline pays per frame
+    nats: str = ""  # "" = off; else the NATS server on this device (a leaf node), e.g. "nats://127.0.0.1:4222" (edge/nats_out.py)
+    site: str = "site"  # subject mestream.v1.<site>.<device>.<source>.<event|status>: one token each
+    device: str = ""  # "" = this host's name (made a valid subject token)
+    nats_queue: int = 10000  # messages held for NATS while its server is slow or away; beyond this new ones are dropped (counted)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Topology:
     publish: PublishConfig
     processes: tuple[ProcessConfig, ...]
     stage_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # [stages.NAME] tables, checked by each stage
+    sources: tuple[Source, ...] = ()  # [[sources]] (edge/sources.py); --source on the command line replaces them
 
     def stage_names(self) -> list[str]:
         return [s for p in self.processes for s in p.stages]
@@ -90,7 +96,7 @@ def load_topology(path: Path | None = None) -> Topology:
 
 
 def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
-    _reject_unknown(data, {"runtime", "publish", "process", "stages"}, where)
+    _reject_unknown(data, {"runtime", "publish", "process", "stages", "sources"}, where)
     runtime = _build(RuntimeConfig, data.get("runtime", {}), f"{where} [runtime]")
     publish = _build(PublishConfig, data.get("publish", {}), f"{where} [publish]")
     raw_procs = data.get("process")
@@ -100,9 +106,26 @@ def parse_topology(data: dict[str, Any], where: str = "topology") -> Topology:
     stage_options = data.get("stages", {})
     if not isinstance(stage_options, dict) or not all(isinstance(v, dict) for v in stage_options.values()):
         raise MestreamError(f"{where} [stages]: expected tables [stages.NAME] of options")
-    topo = Topology(runtime, publish, processes, stage_options)
+    topo = Topology(runtime, publish, processes, stage_options, _sources(data.get("sources", []), where))
     _check(topo, where)
     return topo
+
+
+def _sources(raw: Any, where: str) -> tuple[Source, ...]:
+    """[[sources]] tables (name optional: s0, s1, ... by position), checked as --source values are."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise MestreamError(f"{where} sources: expected [[sources]] tables with uri (and name)")
+    sources = []
+    for i, table in enumerate(raw):
+        label = f"{where} [[sources]] #{i + 1}"
+        _reject_unknown(table, {"name", "uri"}, label)
+        uri = coerce(table.get("uri", ""), "str", f"{label} uri")
+        if not uri:
+            raise MestreamError(f"{label}: no uri; add uri = \"cam:0\" (or a file, a URL)")
+        name = coerce(table.get("name", f"s{i}"), "str", f"{label} name")
+        sources.append(Source(name, uri))
+    check_sources(tuple(sources), f"{where} [[sources]]")
+    return tuple(sources)
 
 
 def _check(topo: Topology, where: str) -> None:
@@ -122,6 +145,8 @@ def _check(topo: Topology, where: str) -> None:
         raise MestreamError(f"{where} [publish]: curve_secret_key and curve_clients go together; set both (CURVE) or neither")
     if not 0 < topo.publish.preview_fps <= 30:
         raise MestreamError(f"{where} [publish] preview_fps = {topo.publish.preview_fps}: expected 0 < fps <= 30 (a preview, not a second video stream)")
+    if topo.publish.nats:
+        check_nats(topo.publish, where)
     names = set()
     seen_stages: set[str] = set()
     for i, p in enumerate(topo.processes):
@@ -162,6 +187,27 @@ def _check(topo: Topology, where: str) -> None:
             raise MestreamError(f"{where} [stages.{name}] device = {device!r}: only {sorted(DEVICE_STAGES)} can run on a GPU; remove the key")
         if device is not None and device not in DEVICES:
             raise MestreamError(f"{where} [stages.{name}] device = {device!r}: expected one of {list(DEVICES)}")
+
+
+def check_nats(pub: PublishConfig, where: str) -> None:
+    from edge.nats_out import check_nats_url, check_subject_name
+
+    check_nats_url(pub.nats, f"{where} [publish] nats")
+    check_subject_name(pub.site, f"{where} [publish] site")
+    if pub.device:
+        check_subject_name(pub.device, f"{where} [publish] device")
+    if pub.nats_queue < 1:
+        raise MestreamError(f"{where} [publish] nats_queue = {pub.nats_queue}: expected at least 1 message")
+
+
+def device_name(configured: str) -> str:
+    """[publish] device, or this host's name as one NATS subject token (other characters become '-')."""
+    if configured:
+        return configured
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "device"
 
 
 def _reject_unknown(table: dict[str, Any], known: set[str], where: str) -> None:

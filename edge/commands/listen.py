@@ -2,10 +2,12 @@
 
     mestream listen                                  # everything under "me." on tcp://127.0.0.1:5560
     mestream listen --topics me.event --count 5 --timeout 30
-Each message is printed as one line: the topic, a space, the JSON. An event carries its label and
-probabilities and, unless the AU model is off, "action_units" (AU -> probability) and "action_units_active"
-(edge/schema/event.schema.json). Exits 0 after --count messages, 1 when --timeout seconds pass with nothing
-received.
+    mestream listen --nats nats://hub:4222 --subject 'mestream.v1.lab.>'   # a fleet, at the centre
+    mestream listen --face 1                         # only face 1's events and statuses (track max_faces > 1)
+Each message is printed as one line: the topic (the NATS subject with --nats), a space, the JSON. An event carries
+its label and probabilities and, unless the AU model is off, "action_units" (AU -> probability) and
+"action_units_active" (edge/schema/event.schema.json). Exits 0 after --count messages, 1 when --timeout seconds
+pass with nothing received.
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bytes", type=int, default=1 << 20, help="refuse messages larger than this (bytes)")
     parser.add_argument("--curve-key", type=Path, default=None, metavar="FILE", help="this subscriber's NAME.key_secret (CURVE publisher)")
     parser.add_argument("--server-key", type=Path, default=None, metavar="FILE", help="the publisher's server.key (with --curve-key)")
+    parser.add_argument("--nats", default=None, metavar="URL", help="subscribe on a NATS server instead (e.g. the hub: nats://HOST:4222); needs the [nats] extra")
+    parser.add_argument("--subject", default="mestream.v1.>", help="NATS subject to subscribe to, with --nats (default: mestream.v1.>)")
+    parser.add_argument("--face", type=int, default=None, metavar="ID",
+                        help="only the events and statuses of this face_id (a source with several faces: [stages.track] max_faces)")
+    parser.add_argument("--nats-ca", type=Path, default=None, metavar="FILE", help="CA certificate that signed the NATS server's (tls:// with a private CA)")
+
+
+def of_face(body: bytes, face: int | None) -> bool:
+    """Whether a published message belongs to face `face` (None: every message passes)."""
+    if face is None:
+        return True
+    import json
+
+    try:
+        return json.loads(body).get("face_id") == face
+    except (ValueError, AttributeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 0 or args.timeout < 0 or args.max_bytes < 1:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
+    if args.face is not None and args.face < 0:
+        raise MestreamError(f"--face {args.face}: expected a face_id >= 0 (0 is the first face found)")
+    if args.nats:
+        return _listen_nats(args)
     from edge.bus import check_endpoint, open_socket
 
     if not args.endpoint.startswith(("tcp://", "ipc://")):
@@ -69,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             if len(parts) != 2:
                 continue  # not a mestream message
             topic, body = parts
+            if not of_face(body, args.face):
+                continue
             print(f"{topic.decode('ascii', 'replace')} {body.decode('utf-8', 'replace')}", flush=True)
             got += 1
         return 0
@@ -77,3 +102,77 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close(0)
         ctx.term()
+
+
+def _listen_nats(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.nats_out import check_nats_url
+    from engines.errors import MestreamError
+
+    check_nats_url(args.nats, "--nats")
+    subject = args.subject.strip()
+    if not subject or " " in subject or ".." in subject or subject.startswith(".") or subject.endswith("."):
+        raise MestreamError(f"--subject {args.subject!r}: not a NATS subject; expected tokens joined by '.', e.g. 'mestream.v1.>'")
+    from engines.optional import require
+
+    nats = require("nats", "nats", package="nats-py")
+    try:
+        return asyncio.run(_nats_loop(nats, args, subject))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
+    import asyncio
+
+    from edge.nats_out import without_secret
+    from engines.errors import MestreamError
+
+    tls = None
+    if args.nats_ca is not None:
+        import ssl
+
+        try:
+            tls = ssl.create_default_context(cafile=str(args.nats_ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise MestreamError(f"--nats-ca {args.nats_ca}: not a readable PEM certificate ({exc}); give the CA file that signed the server's") from None
+
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # its TLS-close notice on every nats-py disconnect is noise
+    failures: list[str] = []
+
+    async def quiet(exc: Exception) -> None:
+        """Failed connects are said once, below, with the server's reason; reconnects after a drop are silent."""
+        failures.append(str(exc) or type(exc).__name__)
+
+    try:
+        # two tries at start (0 would mean forever), then reconnects without end once connected
+        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, tls=tls, error_cb=quiet)
+        nc.options["max_reconnect_attempts"] = -1  # nats-py reads it at each reconnect
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS, auth: each is one line with its reason
+        why = failures[-1] if failures else (str(exc) or type(exc).__name__)
+        raise MestreamError(f"--nats {without_secret(args.nats)!r}: cannot connect ({why}); "
+                            "is the NATS server running there, and are the user and password right?") from None
+    got = 0
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def on_msg(msg) -> None:
+        await queue.put(msg)
+
+    try:
+        await nc.subscribe(subject, cb=on_msg)
+        while not args.count or got < args.count:
+            try:
+                msg = await asyncio.wait_for(queue.get(), args.timeout or None)
+            except TimeoutError:
+                print(f"mestream listen: nothing received on {without_secret(args.nats)} {subject} for {args.timeout:g} s", file=sys.stderr)
+                return 1
+            if len(msg.data) > args.max_bytes or not of_face(msg.data, args.face):
+                continue
+            print(f"{msg.subject} {msg.data.decode('utf-8', 'replace')}", flush=True)
+            got += 1
+        return 0
+    finally:
+        await nc.close()

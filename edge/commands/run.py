@@ -16,7 +16,9 @@ HELP = "run the live pipeline (capture | track | spot | infer) and publish event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline")
+    parser.add_argument("--source", action="append", default=None, metavar="[NAME=]URI",
+                        help="cam:N, a video file, an rtsp:// or http:// URL, or a GStreamer pipeline; repeat it for several "
+                             "sources, each NAME=URI (default names s0, s1, ...; default: the topology's [[sources]])")
     parser.add_argument("--topology", type=Path, default=None, help="topology TOML (default: the packaged edge/topology.toml)")
     parser.add_argument("--artifact", type=Path, default=None, help="model artifact .onnx (default: the packaged default model)")
     parser.add_argument("--action-units", default=None, metavar="default|off|PATH",
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
     parser.add_argument("--preview", nargs="?", const="tcp://127.0.0.1:5561", default=None, metavar="ENDPOINT",
                         help="also publish a low-rate preview stream for `mestream preview` (default endpoint tcp://127.0.0.1:5561)")
+    parser.add_argument("--nats", default=None, metavar="URL", help="also publish to the NATS server on this device, e.g. nats://127.0.0.1:4222 (topology [publish] nats)")
+    parser.add_argument("--site", default=None, help="NATS subject's site name (topology [publish] site)")
+    parser.add_argument("--device", default=None, help="NATS subject's device name (topology [publish] device; default: the host name)")
 
 
 def build_run_options(args: argparse.Namespace):
@@ -54,8 +59,27 @@ def build_run_options(args: argparse.Namespace):
         if not (args.curve_key and args.curve_clients):
             raise MestreamError("--curve-key and --curve-clients go together: the server key and the folder of allowed subscriber keys")
         publish = replace(publish, curve_secret_key=str(args.curve_key), curve_clients=str(args.curve_clients))
+    nats = {k: v for k in ("nats", "site", "device") if (v := getattr(args, k, None)) is not None}
+    if nats:
+        from edge.topology import check_nats
+
+        publish = replace(publish, **nats)
+        if publish.nats:
+            check_nats(publish, "command line")
+    import time
+
+    from edge.sources import parse_source_args
+
+    sources = parse_source_args(args.source) if args.source else topo.sources
+    if not sources:
+        from engines.errors import MestreamError
+
+        raise MestreamError("no source: pass --source cam:0 (or a file, a URL; repeat it as NAME=URI for several), or add [[sources]] to the topology")
     run = RunOptions(
-        source=args.source,
+        run_id=f"{time.time_ns():x}",
+        source=sources[0].uri,
+        source_name=sources[0].name,
+        sources=tuple((s.name, s.uri) for s in sources) if len(sources) > 1 else (),
         artifact=str(args.artifact) if args.artifact else "",
         fast=bool(args.fast),
         record=str(args.record) if args.record else "",
@@ -100,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         if tty and not quiet:
             sys.stderr.write("\n")
     if not quiet:
+        from edge.nats_out import without_secret
+
         print(f"mestream run: {'finished' if code == 0 else 'stopped'}; published on {options.publish.endpoint}"
+              + (f"; NATS {without_secret(options.publish.nats)}" if options.publish.nats else "")
               + (f"; record {options.record}" if options.record else ""), file=sys.stderr)
     return code

@@ -1,4 +1,4 @@
-"""Face landmarks from MediaPipe FaceMesh in tracking mode (one face, 478 points with the iris refinement).
+"""Face landmarks from MediaPipe FaceMesh in tracking mode (up to max_faces faces, 478 points each with the iris refinement).
 
 Tracking mode (`static_image_mode=False`) runs the face detector only until a face is found and then
 crops the next frame around the previous landmarks, which is several times cheaper than detecting every
@@ -6,6 +6,7 @@ frame. Frames must therefore come in order, from one stream: use one FaceLandmar
 
     with FaceLandmarks() as finder:
         points = finder.find(bgr_frame)   # (478, 2) float32 source pixels, or None when no face
+        faces = finder.find_all(bgr_frame)  # a list of those, up to LandmarkParams.max_faces
 
 mediapipe is imported when the object is built, so importing this module stays cheap.
 """
@@ -38,8 +39,13 @@ class LandmarkParams:
     # 0.62-0.68 there, small real faces 0.63-0.93 (most above 0.75), so this trades a few small faces
     # for no phantom faces.
     small_face_confidence: float = 0.7
+    # Faces FaceMesh looks for (its max_num_faces). The small-face zoom follows one face, and only on
+    # frames where the main mesh finds none.
+    max_faces: int = 1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 1:
+            raise MestreamError(f"max_faces={self.max_faces!r}; expected an integer >= 1 (faces tracked per source), e.g. max_faces = 2")
         if self.max_side != 0 and self.max_side < 64:
             raise MestreamError(f"max_side={self.max_side} is too small; expected 0 (no shrink) or >= 64 pixels")
         for name in ("min_detection_confidence", "min_tracking_confidence", "small_face_confidence"):
@@ -96,7 +102,8 @@ def _zoom_matrix(cx: float, cy: float, side: float) -> np.ndarray:
 
 
 class FaceLandmarks:
-    """MediaPipe FaceMesh for one stream, one face; `find(image)` gives landmarks in source pixels."""
+    """MediaPipe FaceMesh for one stream; `find(image)` gives one face's landmarks in source pixels,
+    `find_all(image)` up to max_faces of them."""
 
     def __init__(self, params: LandmarkParams | None = None) -> None:
         self.params = params or LandmarkParams()
@@ -116,7 +123,7 @@ class FaceLandmarks:
         p = self.params
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False,
-            max_num_faces=1,
+            max_num_faces=p.max_faces,
             refine_landmarks=p.refine_landmarks,
             min_detection_confidence=p.min_detection_confidence,
             min_tracking_confidence=p.min_tracking_confidence,
@@ -145,33 +152,38 @@ class FaceLandmarks:
 
     def find(self, image: np.ndarray) -> np.ndarray | None:
         """Landmarks (N, 2) float32 in pixels of `image`, or None when there is no face."""
+        faces = self.find_all(image)
+        return faces[0] if faces else None
+
+    def find_all(self, image: np.ndarray) -> list[np.ndarray]:
+        """Landmarks (N, 2) float32 in pixels of `image` of each face found (at most max_faces; [] for none)."""
         if image.dtype != np.uint8:
             raise MestreamError(f"image of dtype {image.dtype}; expected uint8")
         if self._zoom is not None:
             points = self._find_zoomed(image, converted=False)
             if points is not None:
                 self._follow(image, points)
-                return points
+                return [points]
             self._zoom = None  # lost in the window: look at the whole frame again, now
             self._faceless = 0  # ... with the full-range detector too
         rgb = _to_rgb(image)
-        points = self._find_whole(image, rgb)
-        if points is not None or self._detector is None:
+        faces = self._find_whole(image, rgb)
+        if faces or self._detector is None:
             self._faceless = 0
-            return points
+            return faces
         self._faceless += 1
         if (self._faceless - 1) % SMALL_FACE_EVERY:
-            return None
+            return []
         self._zoom = self._detect_small(image, rgb)
         if self._zoom is None:
-            return None
+            return []
         points = self._find_zoomed(rgb, converted=True)
         if points is None:
             self._zoom = None
-            return None
+            return []
         self._faceless = 0
         self._follow(image, points)
-        return points
+        return [points]
 
     def _follow(self, image: np.ndarray, points: np.ndarray) -> None:
         """Keep the zoom window on the face, or drop it once the face is large enough for the main mesh."""
@@ -189,20 +201,21 @@ class FaceLandmarks:
         if abs(fx - cx) > 0.1 * side or abs(fy - cy) > 0.1 * side or not 0.7 < ZOOM_CONTEXT * face / side < 1.4:
             self._zoom = (float(fx), float(fy), float(ZOOM_CONTEXT * face))
 
-    def _find_whole(self, image: np.ndarray, rgb: np.ndarray) -> np.ndarray | None:
+    def _find_whole(self, image: np.ndarray, rgb: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
         side = self.params.max_side
         if side and max(h, w) > side:
             f = side / max(h, w)
             rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         result = self._mesh.process(rgb)
-        if not result.multi_face_landmarks:
-            return None
-        # normalised coordinates are fractions of the input's width and height, so the shrink cancels out
-        points = normalised_xy(result.multi_face_landmarks[0])
-        points[:, 0] *= w
-        points[:, 1] *= h
-        return points
+        faces = []
+        for marks in result.multi_face_landmarks or []:
+            # normalised coordinates are fractions of the input's width and height, so the shrink cancels out
+            points = normalised_xy(marks)
+            points[:, 0] *= w
+            points[:, 1] *= h
+            faces.append(points)
+        return faces
 
     def _detect_small(self, image: np.ndarray, rgb: np.ndarray) -> tuple[float, float, float] | None:
         h, w = image.shape[:2]

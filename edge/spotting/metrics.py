@@ -48,10 +48,11 @@ def intervals_of(messages, revised: bool = True) -> list[Interval]:
         if m.topic != "interval":
             continue
         h = m.header
-        out.append(Interval(h["onset"]["seq"], h["offset"]["seq"], h["kind"], h["apex"]["seq"]))
+        face = h.get("face_id")  # several faces: each revises its own events
+        out.append((face, Interval(h["onset"]["seq"], h["offset"]["seq"], h["kind"], h["apex"]["seq"])))
         if revised and h.get("revises"):
-            gone.add((int(h["revises"]["onset"]), int(h["revises"]["offset"])))
-    return [i for i in out if (i.onset, i.offset) not in gone or i.kind != "micro"]
+            gone.add((face, int(h["revises"]["onset"]), int(h["revises"]["offset"])))
+    return [i for face, i in out if (face, i.onset, i.offset) not in gone or i.kind != "micro"]
 
 
 def iou(a: Interval, b: Interval) -> float:

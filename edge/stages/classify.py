@@ -59,23 +59,24 @@ class Scores:
     action_units_ms: float = 0.0
 
 
-def _point_key(h: dict[str, Any]) -> tuple[int, int, int, int]:
+def _point_key(h: dict[str, Any]) -> tuple[int, int, int, int, int]:
     onset, apex = h.get("onset") or {}, h.get("apex") or {}
-    return (int(onset.get("seq", -1)), int(onset.get("t_capture_ns") or 0), int(apex.get("seq", -1)), int(apex.get("t_capture_ns") or 0))
+    return (int(onset.get("seq", -1)), int(onset.get("t_capture_ns") or 0), int(apex.get("seq", -1)), int(apex.get("t_capture_ns") or 0),
+            int(h.get("face_id", 0) or 0))
 
 
 class SpeculativeResults:
     """Scores computed from "candidate" messages, waiting for the "interval" with the same onset and apex.
 
-    Keyed by the onset/apex seq and capture time; a hit also needs the very same crops (the scores are a
+    Keyed by the onset/apex seq and capture time and the face_id; a hit also needs the very same crops (the scores are a
     function of them), so an interval's event is the one its own crops would give. When an interval comes,
-    every candidate of its event or of an earlier one (onset at or before the interval's offset) is dropped:
+    every candidate of its face's event or of an earlier one (onset at or before the interval's offset) is dropped:
     a candidate whose apex was overtaken by a higher peak is never used. At most `capacity` are kept.
     """
 
     def __init__(self, capacity: int = 8) -> None:
         self.capacity = capacity
-        self._entries: dict[tuple[int, int, int, int], tuple[dict[str, np.ndarray], Scores]] = {}
+        self._entries: dict[tuple[int, int, int, int, int], tuple[dict[str, np.ndarray], Scores]] = {}
         self.hits = 0
         self.misses = 0  # intervals that found no usable candidate (computed on arrival)
         self.wasted = 0  # candidates dropped unused
@@ -99,7 +100,7 @@ class SpeculativeResults:
             else:
                 self.wasted += 1
         offset = int((msg.header.get("offset") or {}).get("seq", -1))
-        for stale in [k for k in self._entries if k[0] <= offset]:
+        for stale in [k for k in self._entries if k[0] <= offset and k[4] == key[4]]:  # this face's only
             del self._entries[stale]
             self.wasted += 1
         if found is None:
@@ -368,4 +369,6 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
         event["revises"] = {"onset": int(h["revises"]["onset"]), "offset": int(h["revises"]["offset"])}
     if "source" in h:
         event["source"] = str(h["source"])
+    if "face_id" in h:
+        event["face_id"] = int(h["face_id"])
     return event

@@ -1,8 +1,14 @@
 """The track stage: "frame" -> "face" (aligned crop, landmarks, box, transform) and face lost/found status.
 
-Every frame gives exactly one "face" message, with found=False when there is no face, so sequence numbers
-keep flowing to the spotter. A "status" message (event "face_found" / "face_lost") goes out before the
-face message of the frame where the state changes, and once for the very first frame.
+Up to `max_faces` faces are tracked; each keeps a `face_id` across frames (edge/perception/face_ids.py:
+continuity of box and landmarks; ids are never reused, so a face that leaves and comes back gets a new one)
+and its own aligner. Every frame gives one "face" message per open face, in id order, at most max_faces:
+found=True with its crop, then, where room is left, found=False for a face that is missing but whose id is
+still open (IdParams.forget_after frames). A frame with no open face gives one found=False message without
+face_id, so sequence numbers keep flowing to the spotter. With max_faces = 1 that is one message per frame,
+as before, now with "face_id". A "status"
+message (event "face_found" / "face_lost", with the face's face_id and box) goes out before the face
+messages of the frame where its state changes; once for the very first frame when it has no face.
 
 Skipped work: FaceMesh is by far the slowest step, and while the head is still its only job is to
 confirm that it is still (the steady aligner holds the transform anyway). With `detect_every` N > 1 it
@@ -11,6 +17,7 @@ runs at least every Nth frame, and also on every frame where
   - a 32x32 thumbnail of the crop (warped with the held transform) changed by more than `motion_gate`
     grey levels since the last run,
   - the frame comes after a gap (dropped frames), or there was no face.
+FaceMesh runs for all faces at once, so any face's reason runs it; a new face is picked up within N frames.
 The crop warp itself runs on every frame with the current transform. Header fields beyond the documented
 ones: "fresh" (FaceMesh ran on this frame) and "held" (the transform is the held one: head still).
 With a colour source the stage also sends "crop_color" (S, S, 3) BGR for the spotter's apex_color.
@@ -34,6 +41,7 @@ import numpy as np
 
 from edge.messages import Message
 from edge.perception.align import AlignParams, SteadyAligner, apply_transform, warp_crop
+from edge.perception.face_ids import FaceIds, IdParams
 from edge.perception.landmarks import FaceLandmarks, LandmarkParams
 from edge.topology import stage_options_of
 from engines.errors import MestreamError
@@ -72,10 +80,18 @@ class TrackParams:
     color_crop: bool = True  # also send "crop_color" when the source is colour
     # Frames without a face before "face_lost" is announced (found=False is sent on every one of them).
     lost_after: int = 1
+    # Faces tracked at once (FaceMesh's max_num_faces); each costs its own warp, alignment and spotter.
+    max_faces: int = 1
+    # Frames a missing face keeps its id open, for coming back at the same place (edge/perception/face_ids.py).
+    forget_after: int = 15
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 1:
+            raise MestreamError(f"max_faces={self.max_faces!r}; expected an integer >= 1, the faces tracked per source: "
+                                f"set [stages.track] max_faces = 1 (one face) or more, e.g. max_faces = 2")
         self.align  # noqa: B018 - builds AlignParams and LandmarkParams, which check their own fields
         self.landmarks  # noqa: B018
+        self.ids  # noqa: B018
         if self.detect_every < 1:
             raise MestreamError(f"detect_every={self.detect_every}; expected an integer >= 1 (1 = every frame)")
         if self.motion_gate < 0:
@@ -96,7 +112,12 @@ class TrackParams:
             self.min_tracking_confidence,
             self.small_faces,
             self.small_face_confidence,
+            self.max_faces,
         )
+
+    @property
+    def ids(self) -> IdParams:
+        return IdParams(forget_after=self.forget_after)
 
 
 def _thumbnail(crop: np.ndarray) -> np.ndarray:
@@ -119,20 +140,32 @@ def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> Face
     return FaceTracking(params)
 
 
+@dataclass
+class _Face:
+    """One tracked face's own state: its aligner, last landmarks and the motion gate's reference."""
+
+    face_id: int
+    aligner: SteadyAligner
+    points: np.ndarray | None = None  # source landmarks of the last FaceMesh run that found it; None: missing
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ref_thumb: np.ndarray | None = None
+    transform: np.ndarray | None = None  # the transform of its last crop
+    held: bool = True
+    present: bool = False  # announced as found (face_found sent, face_lost not since)
+    misses: int = 0  # FaceMesh runs in a row that did not find it
+
+
 class FaceTracking:
-    """Stage "track": MediaPipe landmarks, steady alignment to an S x S crop, face lost/found events."""
+    """Stage "track": MediaPipe landmarks, steady alignment to an S x S crop per face, face lost/found events."""
 
     name = "track"
 
     def __init__(self, params: TrackParams | None = None) -> None:
         self.params = params or TrackParams()
         self._finder: FaceLandmarks | None = None
-        self._aligner = SteadyAligner(self.params.align)
-        self._present: bool | None = None  # None until the first frame
-        self._misses = 0
-        self._points: np.ndarray | None = None  # source landmarks of the last FaceMesh run
-        self._box: tuple[int, int, int, int] = (0, 0, 0, 0)
-        self._ref_thumb: np.ndarray | None = None
+        self._ids = FaceIds(self.params.ids)
+        self._faces: dict[int, _Face] = {}  # open faces by id: found, or missing but not yet forgotten
+        self._started = False  # the first frame has been seen (its state is always announced)
         self._since_run = 0
         self.landmark_runs = 0  # FaceMesh calls so far, for benchmarks and the status line
 
@@ -144,17 +177,18 @@ class FaceTracking:
             self._finder.close()
             self._finder = None
 
-    def _status(self, event: str, header: dict, detail: str) -> Message:
-        return Message(
-            "status",
-            {
-                "stage": self.name,
-                "event": event,
-                "detail": detail,
-                "seq": header.get("seq"),
-                "t_capture_ns": header.get("t_capture_ns"),
-            },
-        )
+    def _status(self, event: str, header: dict, detail: str, face: _Face | None = None) -> Message:
+        fields = {
+            "stage": self.name,
+            "event": event,
+            "detail": detail,
+            "seq": header.get("seq"),
+            "t_capture_ns": header.get("t_capture_ns"),
+        }
+        if face is not None:
+            fields["face_id"] = face.face_id
+            fields["box"] = list(face.box)
+        return Message("status", fields)
 
     def _warp(self, image: np.ndarray, transform: np.ndarray) -> dict[str, np.ndarray]:
         S = self.params.size
@@ -167,6 +201,32 @@ class FaceTracking:
             arrays["crop_color"] = color
         return arrays
 
+    def _must_run(self, gap: int) -> bool:
+        """FaceMesh must run on this frame whatever the motion gate says (see the module doc)."""
+        faces = self._faces.values()
+        return (not faces or gap > 0 or self._since_run + 1 >= self.params.detect_every
+                or any(f.points is None or f.aligner.following for f in faces))
+
+    def _run_finder(self, image: np.ndarray) -> list[int]:
+        """FaceMesh on the whole frame, its faces matched to the open ones; returns the ids found."""
+        found = self._finder.find_all(image)
+        self.landmark_runs += 1
+        self._since_run = 0
+        ids = self._ids.assign(found).ids
+        for face_id, points in zip(ids, found):
+            if face_id < 0:
+                continue  # a second mesh on a face already found
+            face = self._faces.get(face_id)
+            if face is None:
+                face = self._faces[face_id] = _Face(face_id, SteadyAligner(self.params.align))
+            face.points, face.box, face.misses = points, _box(points), 0
+        for face in self._faces.values():
+            if face.face_id not in ids:
+                face.points, face.ref_thumb = None, None
+                face.aligner.reset()
+                face.misses += 1
+        return [i for i in ids if i >= 0]
+
     def process(self, msg: Message) -> list[Message]:
         if msg.topic != "frame":
             return [msg]
@@ -177,65 +237,69 @@ class FaceTracking:
             raise MestreamError(f"frame message seq={msg.header.get('seq')} has no 'image' array; expected one")
         header = {k: msg.header[k] for k in ("seq", "t_capture_ns", "fps", "source", "gap") if k in msg.header}
         p = self.params
-        out: list[Message] = []
-
         gap = int(msg.header.get("gap", 0) or 0)
-        fresh = self._points is None or gap > 0 or self._aligner.following or self._since_run + 1 >= p.detect_every
-        arrays: dict[str, np.ndarray] | None = None
-        transform, held = self._aligner.transform, True
+
+        fresh = self._must_run(gap)
+        crops: dict[int, dict[str, np.ndarray]] = {}
         if not fresh:
-            arrays = self._warp(image, transform)
-            if p.motion_gate > 0 and self._ref_thumb is not None:
+            for face in self._faces.values():
+                face.transform, face.held = face.aligner.transform, True
+                crops[face.face_id] = self._warp(image, face.transform)
                 # the gate looks at the crop warped with the held transform: a head move shifts it,
                 # in units of the face (not the frame), whatever the face's size in the frame
-                fresh = float(np.abs(_thumbnail(arrays["crop"]) - self._ref_thumb).mean()) > p.motion_gate
+                if (p.motion_gate > 0 and face.ref_thumb is not None
+                        and float(np.abs(_thumbnail(crops[face.face_id]["crop"]) - face.ref_thumb).mean()) > p.motion_gate):
+                    fresh = True
         if fresh:
-            points = self._finder.find(image)
-            self.landmark_runs += 1
-            self._since_run = 0
-            if points is None:
-                self._points = None
-                self._aligner.reset()
-            else:
-                self._points = points
-                self._box = _box(points)
-                step = self._aligner.update(points)
-                if arrays is None or not np.array_equal(step.transform, transform):
-                    arrays = self._warp(image, step.transform)
-                transform, held = step.transform, step.held
+            seen = self._run_finder(image)
+            for face_id in seen:
+                face = self._faces[face_id]
+                before = crops.get(face_id)
+                step = face.aligner.update(face.points)
+                if before is None or face.transform is None or not np.array_equal(step.transform, face.transform):
+                    crops[face_id] = self._warp(image, step.transform)
+                face.transform, face.held = step.transform, step.held
                 if p.motion_gate > 0 and p.detect_every > 1:
-                    self._ref_thumb = _thumbnail(arrays["crop"])
+                    face.ref_thumb = _thumbnail(crops[face_id]["crop"])
         else:
             self._since_run += 1
 
-        found = self._points is not None
-        if found:
-            self._misses = 0
-            if self._present is not True:
-                out.append(self._status("face_found", header, "a face is tracked"))
-                self._present = True
-        else:
-            self._misses += 1
-            if self._present is None or (self._present and self._misses >= p.lost_after):
-                out.append(self._status("face_lost", header, "no face in the frame"))
-                self._present = False
-        if not found:
-            out.append(Message("face", {**header, "found": False, "fresh": fresh}))
-            return out
-
-        arrays["landmarks"] = apply_transform(transform, self._points).astype(np.float32)
-        out.append(
-            Message(
-                "face",
-                {
+        out: list[Message] = []
+        faces_out: list[Message] = []
+        missing: list[Message] = []
+        first = not self._started
+        self._started = True
+        for face_id in sorted(self._faces):
+            face = self._faces[face_id]
+            if face.points is not None:
+                if not face.present:
+                    out.append(self._status("face_found", header, f"face {face_id} is tracked", face))
+                    face.present = True
+                arrays = crops[face_id]
+                arrays["landmarks"] = apply_transform(face.transform, face.points).astype(np.float32)
+                faces_out.append(Message("face", {
                     **header,
+                    "face_id": face_id,
                     "found": True,
-                    "box": list(self._box),
-                    "transform": [[float(v) for v in row] for row in transform],
-                    "held": bool(held),
+                    "box": list(face.box),
+                    "transform": [[float(v) for v in row] for row in face.transform],
+                    "held": bool(face.held),
                     "fresh": fresh,
-                },
-                arrays,
-            )
-        )
-        return out
+                }, arrays))
+                continue
+            gone = face_id not in self._ids.open_ids
+            if face.present and (face.misses >= p.lost_after or gone):
+                out.append(self._status("face_lost", header, f"face {face_id} left the frame", face))
+                face.present = False
+            if gone:
+                del self._faces[face_id]  # forgotten: its id is never given again
+            else:
+                missing.append(Message("face", {**header, "face_id": face_id, "found": False, "fresh": fresh}))
+        # at most max_faces messages a frame, found faces first: with one face, one message per frame as ever
+        faces_out += missing[: max(0, p.max_faces - len(faces_out))]
+        if not faces_out:
+            # no face at all: one message all the same, so sequence numbers keep flowing to the spotter
+            faces_out.append(Message("face", {**header, "found": False, "fresh": fresh}))
+            if first:
+                out.append(self._status("face_lost", header, "no face in the frame"))
+        return out + faces_out

@@ -10,6 +10,10 @@ unless explicitly allowed.
 With a server key and a client-key folder (`mestream keys`), the socket speaks CURVE and only listed
 subscribers receive anything (edge/security.py).
 
+With [publish] nats set, every message also goes to the NATS server on the device, without ever making
+the pipeline wait (edge/nats_out.py); its counters ride on each "metrics" status as "nats", and its state
+changes (nats_connected, nats_unreachable, nats_dropping, ...) are statuses of stage "publish".
+
 The record is written to FILE.jsonl.partial, one line flushed per message, and renamed to FILE.jsonl
 on close, so a finished record is never half-written.
 
@@ -30,13 +34,16 @@ import zmq
 
 from edge.bus import MAX_SUBSCRIPTION_BYTES, open_socket
 from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
+from edge.nats_out import message_id
 from edge.topology import stage_options_of
 from engines.errors import MestreamError
 
 if TYPE_CHECKING:
+    from edge.nats_out import NatsOutbox, NatsTarget
     from edge.process import RunOptions
 
 STATUS_SCHEMA = "mestream.status"
+NATS_TROUBLE = frozenset({"nats_unreachable", "nats_dropping", "nats_no_jetstream"})  # logged as warnings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,8 @@ def _log_line(topic: str, payload: dict[str, Any]) -> None:
     elif payload.get("event") == "metrics":
         log.debug("metrics: %s", payload.get("detail"))
     else:
-        log.info("%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
+        level = logging.WARNING if payload.get("event") in NATS_TROUBLE else logging.INFO
+        log.log(level, "%s %s: %s", payload.get("stage"), payload.get("event"), payload.get("detail"))
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,15 @@ def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> Publ
     """The publish stage: the run's [publish] settings and --record; any [stages.publish] key is refused."""
     stage_options_of("publish", options, PublishOptions)
     pub = run.publish
+    nats = None
+    if pub.nats:
+        from edge.nats_out import NatsTarget
+        from edge.topology import device_name
+
+        nats = NatsTarget(pub.nats, site=pub.site, device=device_name(pub.device), queue=pub.nats_queue)
     return Publish(pub.endpoint, record=run.record or None, allow_public=pub.allow_public, hwm=pub.hwm,
-                   curve_secret_key=pub.curve_secret_key or None, curve_clients=pub.curve_clients or None)
+                   curve_secret_key=pub.curve_secret_key or None, curve_clients=pub.curve_clients or None,
+                   nats=nats, run_id=run.run_id)
 
 
 class Publish:
@@ -93,6 +108,8 @@ class Publish:
         hwm: int = 1000,
         curve_secret_key: Path | str | None = None,
         curve_clients: Path | str | None = None,
+        nats: NatsTarget | None = None,
+        run_id: str = "",
     ) -> None:
         self.endpoint = endpoint
         self.record = Path(record) if record else None
@@ -108,6 +125,9 @@ class Publish:
         self._sock: zmq.Socket | None = None
         self._record_file = None
         self._partial: Path | None = None
+        self.nats = nats
+        self.run_id = run_id or f"{time.time_ns():x}"
+        self._nats_out: NatsOutbox | None = None
 
     def open(self) -> None:
         if self.record is not None:
@@ -130,8 +150,33 @@ class Publish:
         except MestreamError:
             self.close()
             raise
+        if self.nats is not None:
+            from edge.nats_out import NatsOutbox
+            from engines.optional import require
+
+            try:
+                require("nats", "nats", package="nats-py")  # the client the outbox's thread uses
+            except MestreamError:
+                self.close()
+                raise
+
+            self._nats_out = NatsOutbox(self.nats, run_id=self.run_id)
+            self._nats_out.start()  # connects in the background: an unreachable server is a status, not a failed start
 
     def process(self, msg: Message) -> list[Message]:
+        out = self._nats_changes() if self._nats_out is not None else []
+        out.extend(self._publish(msg))
+        return out
+
+    def _nats_changes(self) -> list[Message]:
+        """The NATS outbox's state changes since the last message, published as statuses of stage publish."""
+        sent = []
+        for event, detail in self._nats_out.take_changes():
+            sent.extend(self._publish(Message("status", {"stage": "publish", "event": event, "detail": detail,
+                                                         "nats": self._nats_out.counters()})))
+        return sent
+
+    def _publish(self, msg: Message) -> list[Message]:
         if msg.topic == "event":
             payload = dict(msg.header)
             payload.pop("stamps", None)
@@ -144,10 +189,15 @@ class Publish:
             topic = PUBLISHED_EVENT_TOPIC
         elif msg.topic == "status":
             payload = status_json(msg.header)
+            if self._nats_out is not None and payload.get("event") == "metrics":
+                payload["nats"] = self._nats_out.counters()
             topic = PUBLISHED_STATUS_TOPIC
         else:
             return []  # frames, faces and intervals are internal
         text = json.dumps(payload, separators=(",", ":"))
+        if self._nats_out is not None:
+            kind = "event" if topic == PUBLISHED_EVENT_TOPIC else "status"
+            self._nats_out.offer(kind, text.encode(), message_id(self.run_id, self.nats.source, kind, payload))
         if self._sock is not None:
             try:
                 self._sock.send_multipart([topic.encode(), text.encode()], flags=zmq.NOBLOCK)
@@ -161,6 +211,9 @@ class Publish:
         return [Message(topic, payload)]
 
     def close(self) -> None:
+        if self._nats_out is not None:
+            self._nats_out.close()  # publishes what is still queued, for a second at most
+            self._nats_out = None
         if self._sock is not None:
             self._sock.close(linger=500)  # the last events of a file still reach connected subscribers
             self._sock = None

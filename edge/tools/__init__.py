@@ -8,6 +8,7 @@
     spot_eval.py    `mestream spot-eval`: capture -> track -> spot on a video, scored against a truth CSV
     plots.py        pictures next to the JSON (per-subject bars of the trainer)
     progress.py     progress bars of long jobs
+    nats_pair.py    a NATS hub and leaf node on loopback (tests and benchmarks/nats_fanin.py)
 
 Charts and progress bars need the [tools] extra (matplotlib, tqdm); the runtime (`mestream run` and its
 stages) never imports this package. Each tool job that draws or shows them calls require_tools() first, so

@@ -133,3 +133,15 @@ def test_the_duration_is_in_the_sources_time_even_when_a_file_is_read_faster_tha
                       apex={"seq": 132, "t_capture_ns": 1_100_000_000}, offset={"seq": 167, "t_capture_ns": 1_278_000_000})
     [event] = run_chain(ListSource([msg]), [_stage()[0]])
     assert event.header["kind"] == "macro" and event.header["duration_s"] == 2.25
+
+
+def test_an_event_names_the_face_its_interval_came_from_and_validates():
+    stage, _ = _stage()
+    msg = interval(10)
+    msg.header.update(face_id=3, box=[400, 30, 180, 180])
+    [event] = run_chain(ListSource([msg]), [stage, Publish("tcp://127.0.0.1:0")])
+    assert event.header["face_id"] == 3 and event.header["face_box"] == [400, 30, 180, 180]
+    jsonschema.validate(event.header, event_schema())
+    bad = {**event.header, "face_id": -1}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, event_schema())

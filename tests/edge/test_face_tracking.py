@@ -1,5 +1,7 @@
 """The track stage on real videos: one face message per frame, lost/found events, a steady crop."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -159,3 +161,80 @@ def test_a_frame_without_an_image_is_refused():
             stage.process(Message("frame", {"seq": 7}))
     finally:
         stage.close()
+
+
+def _side_by_side(left: list[np.ndarray], right: list[np.ndarray], height: int = 360) -> list[np.ndarray]:
+    def fit(frame):
+        return cv2.resize(frame, (round(frame.shape[1] * height / frame.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+    return [np.hstack([fit(a), fit(b)]) for a, b in zip(left, right)]
+
+
+def test_two_faces_side_by_side_keep_their_ids_and_their_own_crops(assets):
+    left = read_frames(assets / "videos" / "evm_face.mp4", limit=20)
+    right = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=20)
+    frames = _side_by_side(left, right)
+    split = round(left[0].shape[1] * 360 / left[0].shape[0])  # where the right video starts
+    faces, events = _track(frames, TrackParams(max_faces=2))
+    assert events == [(0, "face_found"), (0, "face_found")]
+    assert [f.header["seq"] for f in faces] == [i // 2 for i in range(40)]  # two face messages per frame, in id order
+    for face in faces:
+        assert face.header["found"] is True and face.arrays["crop"].shape == (128, 128)
+        x, _, w, _ = face.header["box"]
+        assert (x + w / 2 < split) == (face.header["face_id"] == 0)  # ids numbered left to right, never swapped
+    assert [f.header["face_id"] for f in faces] == [0, 1] * 20
+    # each face its own crop: the two faces' crops differ, each stays nearly the same from frame to frame
+    first = {f.header["face_id"]: f.arrays["crop"].astype(np.float32) for f in faces[:2]}
+    last = {f.header["face_id"]: f.arrays["crop"].astype(np.float32) for f in faces[-2:]}
+    assert np.abs(first[0] - last[0]).mean() < 12 and np.abs(first[1] - last[1]).mean() < 12
+    assert np.abs(first[0] - first[1]).mean() > 20
+
+
+def test_one_face_at_most_by_default_with_face_id_zero(assets):
+    left = read_frames(assets / "videos" / "evm_face.mp4", limit=5)
+    right = read_frames(assets / "videos" / "pyfeat_single_face.mp4", limit=5)
+    faces, events = _track(_side_by_side(left, right))
+    assert len(faces) == 5 and {f.header["face_id"] for f in faces} == {0}
+    assert events == [(0, "face_found")]
+
+
+def test_a_face_that_leaves_is_lost_by_name_and_comes_back_under_a_new_id(assets):
+    frames = read_frames(assets / "videos" / "evm_face.mp4", limit=4)
+    blank = np.zeros_like(frames[0])
+    stage = FaceTracking(TrackParams(forget_after=2))
+    stage.open()
+    out = []
+    try:
+        for i, frame in enumerate([*frames[:2], blank, blank, blank, blank, *frames[2:]]):
+            out.append(stage.process(Message("frame", {"seq": i, "t_capture_ns": i, "fps": 30.0}, {"image": frame})))
+    finally:
+        stage.close()
+    statuses = [(i, m.header["event"], m.header.get("face_id")) for i, msgs in enumerate(out) for m in msgs if m.topic == "status"]
+    assert statuses == [(0, "face_found", 0), (2, "face_lost", 0), (6, "face_found", 1)]
+    lost = next(m for m in out[2] if m.topic == "status")
+    assert "face 0" in lost.header["detail"] and len(lost.header["box"]) == 4
+    # while its id is open the missing face is sent found=False under its id; then one message without any
+    assert [(m.header.get("face_id"), m.header["found"]) for msgs in out[2:6] for m in msgs if m.topic == "face"] == \
+        [(0, False), (0, False), (None, False), (None, False)]
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_max_faces_below_one_is_refused_in_one_line_with_the_fix(value):
+    from edge.topology import stage_options_of
+
+    with pytest.raises(MestreamError, match=rf"max_faces={value}; expected an integer >= 1") as caught:
+        stage_options_of("track", {"max_faces": value}, TrackParams)
+    assert "\n" not in str(caught.value) and "max_faces = 2" in str(caught.value)
+
+
+def test_mestream_run_refuses_max_faces_of_zero_in_one_line_before_starting(tmp_path, capsys):
+    from stand_ins import tiny_video
+
+    from edge.cli import main
+
+    topology = tmp_path / "t.toml"
+    topology.write_text((Path(__file__).parents[2] / "edge" / "topology.toml").read_text() + "\n[stages.track]\nmax_faces = 0\n")
+    video = tiny_video(tmp_path / "v.avi", 5)
+    assert main(["run", "--source", str(video), "--topology", str(topology)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "max_faces=0; expected an integer >= 1" in err and "[stages.track]" in err

@@ -147,7 +147,7 @@ def test_the_spot_stage_is_learned_when_the_topology_says_so(tmp_path):
 
     artifact = make_softnet_onnx(tmp_path / "s.onnx", SPEC, PeakParams())
     stage = build_stage("spot", {"method": "learned", "artifact": str(artifact)}, run=None)
-    assert isinstance(stage, LearnedSpotter)
+    assert isinstance(stage.new_spotter(), LearnedSpotter)  # one per face (edge/stages/spot.py)
     with pytest.raises(MestreamError, match="method 'neural' is unknown"):
         SpotParams(method="neural")
     with pytest.raises(MestreamError, match="needs artifact"):

@@ -287,3 +287,17 @@ def test_an_autogroup_file_in_an_unknown_format_is_an_oserror_that_names_it(tmp_
     with pytest.raises(OSError, match="reads 'no such format'"):
         process.add_niceness(3)
     assert odd.read_text() == "no such format\n"
+
+
+def test_the_faces_of_one_frame_are_numbered_once_and_a_repeated_face_is_a_restart():
+    numbering = Numbering()
+
+    def face(seq, face_id=None):
+        header = {"seq": seq, "found": True, **({} if face_id is None else {"face_id": face_id})}
+        msg = Message("face", header)
+        return numbering.check(msg, Envelope(0)), msg.header.get("gap", 0)
+
+    assert [face(0, 0), face(0, 1), face(1, 0), face(1, 1)] == [(True, 0), (False, 0), (True, 0), (False, 0)]
+    assert face(1, 1) == (True, 1)  # the same face twice on one frame: a new stream
+    assert face(1) == (True, 1)  # a frame's message without face_id comes once
+    assert numbering.lost == 2

@@ -144,3 +144,19 @@ def test_a_higher_candidate_fraction_sends_the_same_candidate_earlier_after_the_
     early, late = candidate_sent_at(0.95), candidate_sent_at(0.5)
     assert early[1] == late[1]  # the same apex
     assert early[1] < early[0] < late[0]
+
+
+def test_each_faces_candidates_wait_for_that_faces_interval():
+    cache = SpeculativeResults(capacity=8)
+    scores = [Scores(np.array([1.0, 0.0, 0.0]), 1.0, 0.0, 0.0), Scores(np.array([0.0, 1.0, 0.0]), 1.0, 0.0, 0.0)]
+    for face_id in (0, 1):  # two faces, an expression at the same frames
+        candidate = _candidate_of(interval(10))
+        candidate.header["face_id"] = face_id
+        cache.put(candidate, scores[face_id])
+    late = interval(10)
+    late.header["face_id"] = 1
+    assert cache.take(late) is scores[1]
+    assert len(cache) == 1  # face 0's candidate is not stale for face 1's interval
+    early = interval(10)
+    early.header["face_id"] = 0
+    assert cache.take(early) is scores[0]
