@@ -29,8 +29,17 @@ import numpy as np
 
 from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_process_gpu, probe_gpu
 from edge.messages import Message
-from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, build_event,
-                                  flow_side, score_message)
+from edge.stages.classify import (
+    Classify,
+    ClassifyOptions,
+    Scores,
+    SpeculativeResults,
+    _as_input,
+    _flow_params,
+    build_event,
+    flow_side,
+    score_message,
+)
 from engines.errors import MestreamError
 
 if TYPE_CHECKING:
