@@ -89,8 +89,17 @@ def main() -> int:
                              "crop: the aligned crops as they come")
     args = parser.parse_args()
 
-    from trainer.action_units import (AU_RECIPE, REPORT_MIN_POSITIVES, au_scores, au_targets, macro_f1, modelled_aus,
-                                      positive_counts, recipe_text, run_au_loso)
+    from trainer.action_units import (
+        AU_RECIPE,
+        REPORT_MIN_POSITIVES,
+        au_scores,
+        au_targets,
+        macro_f1,
+        modelled_aus,
+        positive_counts,
+        recipe_text,
+        run_au_loso,
+    )
 
     flow, codes, subjects, names = load_clips(args.assets, args.prep_dir, args.workers)
     window = None

@@ -36,6 +36,7 @@ from edge.perception.flow import flow_input  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prep_megc2019_form import corr, shared_clips  # noqa: E402
+
 from trainer.megc2019_form import as_flow  # noqa: E402
 
 REGISTERED = 0.99
@@ -103,7 +104,10 @@ def main() -> int:
     windows = np.array([r["window"] for r in rows])
     subjects = sorted({r["subject"] for r in rows})
     loso = np.array([np.median(np.array([r["window"] for r in rows if r["subject"] != s]), axis=0) for s in subjects])
-    fmt = lambda w: "(" + ", ".join(f"{v:.4f}" for v in w) + ")"
+
+    def fmt(w) -> str:
+        return "(" + ", ".join(f"{v:.4f}" for v in w) + ")"
+
     print(f"{len(rows)} clips; registered apex correlation median {np.nanmedian([r['registered'] for r in rows]):.4f}")
     print(f"composite window in the aligned crop (x0, y0, x1, y1): median {fmt(np.median(windows, axis=0))}, "
           f"IQR {fmt(np.percentile(windows, 75, axis=0) - np.percentile(windows, 25, axis=0))}; "

@@ -197,7 +197,9 @@ def summarise(by_seed: dict[int, dict]) -> dict:
 
 
 def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], command: str, seconds: float) -> str:
-    cell = lambda k, m: f"{summary[k][m]['mean']:.4f} ± {summary[k][m]['std']:.4f}"
+    def cell(k, m):
+        return f"{summary[k][m]['mean']:.4f} ± {summary[k][m]['std']:.4f}"
+
     lines = [f"Command: `{command}` ({seconds:.0f} s wall)", "",
              f"Seeds {', '.join(map(str, by_seed))}; {len(subjects)} shared CASME II subjects, megc2019-3class.", "",
              "| setting | n | UF1 (mean ± std) | UAR (mean ± std) | UF1 per seed |", "|---|---|---|---|---|"]
@@ -210,7 +212,9 @@ def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], comma
     lines += ["", f"Per subject (clip counts; accuracy of seed {next(iter(by_seed))}):", "",
               "| subject | n composite | n live | " + " | ".join(f"acc ({k})" for k in keys) + " |",
               "|---|---|" + "---|" * (len(keys) + 1)]
-    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    def fmt(v):
+        return "-" if v is None else f"{v:.2f}"
+
     for subj, e in first.items():
         lines.append(f"| {subj} | {e['n_composite']} | {e['n_live']} | "
                      + " | ".join(fmt(e[f"acc_{k}"]) for k in keys) + " |")

@@ -53,8 +53,9 @@ def markdown(summary: dict, command: str) -> str:
              "| family | seeds | Full UF1 | Full UAR | CASME II UF1 | SMIC UF1 | SAMM UF1 | s per run |",
              "|---|---|---|---|---|---|---|---|"]
     for family, e in summary.items():
-        cell = lambda part, m: (f"{e['parts'][part][m]['mean']:.4f} ± {e['parts'][part][m]['std']:.4f}"  # noqa: E731
-                                if part in e["parts"] else "-")
+        def cell(part, m, e=e):
+            return f"{e['parts'][part][m]['mean']:.4f} ± {e['parts'][part][m]['std']:.4f}" if part in e["parts"] else "-"
+
         seconds = np.mean(list(e["seconds"].values()))
         lines.append(f"| {family} | {','.join(map(str, e['seeds']))} | {cell('full', 'uf1')} | {cell('full', 'uar')} | "
                      f"{cell('casme2', 'uf1')} | {cell('smic', 'uf1')} | {cell('samm', 'uf1')} | {seconds:.0f} |")

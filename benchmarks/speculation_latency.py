@@ -61,9 +61,9 @@ def breakdown(record: Path) -> dict:
 def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
     import socket
 
-    from edge.tools.bench import multi_process
     from edge.process import RunOptions
     from edge.supervisor import preflight
+    from edge.tools.bench import multi_process
     from edge.topology import load_topology
 
     base = load_topology()
@@ -99,8 +99,8 @@ def pipeline_runs(source: str, seconds: float, rounds: int, width: int) -> dict:
 
 def replay(source: str, frames: int, width: int, fracs: tuple[float, ...]) -> dict:
     """Track once, then spot + classify in this process: hits, misses, unused candidates, lead frames."""
-    from edge.spotting.params import SpotParams
     from edge.spotting import regional
+    from edge.spotting.params import SpotParams
     from edge.stages.base import run_chain
     from edge.stages.capture import Capture, CaptureOptions
     from edge.stages.classify import Classify

@@ -131,7 +131,7 @@ def main() -> int:
                         scores.append(score_video(intervals, read_truth(v.with_suffix(".csv"))))
                         cpu.append((track_ms, spot_ms))
                     runs.append((pool(scores), scores, cpu))
-                def mean(f):
+                def mean(f, runs=runs):
                     return sum(f(r) for r in runs) / len(runs)
 
                 cpu = runs[0][2]

@@ -56,9 +56,9 @@ def parse_variants(texts: list[str] | None) -> dict[str, dict]:
         try:
             SpotParams(**kw)
         except TypeError as e:
-            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams")
+            raise SystemExit(f"variant {name!r}: {e}; expected fields of edge/spotting/params.py SpotParams") from None
         except MestreamError as e:
-            raise SystemExit(f"variant {name!r}: {e}")
+            raise SystemExit(f"variant {name!r}: {e}") from None
     return variants
 
 

@@ -43,7 +43,7 @@ def key_files(out_dir: Path, name: str) -> KeyFiles:
 
 
 def _certificate(banner: str, public: bytes, secret: bytes | None) -> str:
-    text = banner.format(when=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    text = banner.format(when=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     text += "metadata\ncurve\n"
     text += f'    public-key = "{public.decode("ascii")}"\n'
     if secret is not None:

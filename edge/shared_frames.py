@@ -126,7 +126,7 @@ class FrameRing(_Mapped):
     """The writer's side: claim a slot, fill it, commit it; unlink at close."""
 
     @classmethod
-    def create(cls, prefix: str, slots: int, slot_bytes: int) -> "FrameRing":
+    def create(cls, prefix: str, slots: int, slot_bytes: int) -> FrameRing:
         if slots < 2 or slot_bytes < 1:
             raise ValueError(f"a frame ring needs at least 2 slots of at least 1 byte, got {slots} x {slot_bytes}")
         name = f"{prefix}{os.getpid()}-{time.monotonic_ns() % 10**9}"

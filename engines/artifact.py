@@ -57,7 +57,7 @@ class TensorInfo:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TensorInfo":
+    def from_json(cls, data: dict[str, Any]) -> TensorInfo:
         return cls(
             name=str(data["name"]),
             shape=tuple(int(d) for d in data["shape"]),
@@ -124,7 +124,7 @@ class Artifact:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: Any, path: Path | str | None = None) -> "Artifact":
+    def from_json(cls, data: Any, path: Path | str | None = None) -> Artifact:
         where = f"{path}" if path is not None else "artifact metadata"
         if not isinstance(data, dict):
             raise MestreamError(f"{where}: mestream metadata is not a JSON object; re-export it with `mestream export`")
@@ -168,7 +168,7 @@ class Artifact:
             ) from None
 
     @classmethod
-    def from_text(cls, text: str, path: Path | str | None = None) -> "Artifact":
+    def from_text(cls, text: str, path: Path | str | None = None) -> Artifact:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -58,4 +58,4 @@ def atomic_write(path: Path | str, data: bytes | str, *, mode: int | None = None
 
 def utc_stamp() -> str:
     """Now in UTC to the second, as `2026-01-31T12:00:00Z` (the `created` / `built` fields of artifacts and plans)."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

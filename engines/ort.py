@@ -77,7 +77,7 @@ class OrtEngine:
     def close(self) -> None:
         self._session = None
 
-    def __enter__(self) -> "OrtEngine":
+    def __enter__(self) -> OrtEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

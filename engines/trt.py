@@ -24,7 +24,14 @@ import numpy as np
 from engines.artifact import Artifact, TensorInfo
 from engines.base import check_inputs
 from engines.errors import MestreamError
-from engines.trt_build import DeviceInfo, current_device, ensure_engine, import_cuda_driver, import_tensorrt, resolve_plan
+from engines.trt_build import (
+    DeviceInfo,
+    current_device,
+    ensure_engine,
+    import_cuda_driver,
+    import_tensorrt,
+    resolve_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +165,7 @@ class TrtEngine:
             self._cuda.Context.pop()
             self._pushed = None
 
-    def __enter__(self) -> "TrtEngine":
+    def __enter__(self) -> TrtEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

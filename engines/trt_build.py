@@ -26,9 +26,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class DeviceInfo:
         return {"gpu": self.gpu, "compute_capability": list(self.compute_capability), "trt_version": self.trt_version}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DeviceInfo":
+    def from_json(cls, data: dict[str, Any]) -> DeviceInfo:
         major, minor = data["compute_capability"]
         return cls(str(data["gpu"]), (int(major), int(minor)), str(data["trt_version"]))
 

@@ -20,8 +20,9 @@ import dataclasses
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

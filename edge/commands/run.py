@@ -41,9 +41,8 @@ def build_run_options(args: argparse.Namespace):
     from dataclasses import replace
 
     from edge.process import RunOptions
-    from edge.topology import load_topology
-
     from edge.stages.action_units import with_action_units
+    from edge.topology import load_topology
 
     topo = with_action_units(load_topology(args.topology), getattr(args, "action_units", None))
     publish = topo.publish

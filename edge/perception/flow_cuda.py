@@ -111,7 +111,8 @@ class CudaTVL1:
         self.batch, self.height, self.width = batch, height, width
         self.params = params
         self.size = size
-        arch = "sm_%d%d" % cuda.Context.get_device().compute_capability()
+        major, minor = cuda.Context.get_device().compute_capability()
+        arch = f"sm_{major}{minor}"
         self._module = SourceModule(kernel_source(), options=NVCC_OPTIONS, arch=arch, no_extern_c=True)
         self._prepare_kernels()
         self._levels = [_Level(h, w) for h, w in ref.pyramid_sizes(height, width, params)]
@@ -252,7 +253,7 @@ class CudaTVL1:
             mem.free()
         self._owned = []
 
-    def __enter__(self) -> "CudaTVL1":
+    def __enter__(self) -> CudaTVL1:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -76,7 +76,7 @@ class PreviewFeed:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_HTTPServer"
+    server: _HTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path, _, query = self.path.partition("?")
@@ -143,7 +143,7 @@ class PreviewServer:
         if self.feed is not None:
             self.feed.close()
 
-    def __enter__(self) -> "PreviewServer":
+    def __enter__(self) -> PreviewServer:
         return self
 
     def __exit__(self, *exc) -> None:

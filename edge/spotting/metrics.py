@@ -11,8 +11,8 @@ matching, best IoU first). Micro and macro are scored apart (a predicted micro m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from engines.errors import MestreamError
 

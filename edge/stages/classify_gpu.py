@@ -29,8 +29,19 @@ import numpy as np
 
 from edge.gpu import GpuProbe, announce, check_device_name, choose_device, open_process_gpu, probe_gpu
 from edge.messages import Message
-from edge.stages.classify import (Classify, ClassifyOptions, Scores, SpeculativeResults, _as_input, _flow_params, au_fields,
-                                  build_event, flow_side, open_au_engine, score_message)
+from edge.stages.classify import (
+    Classify,
+    ClassifyOptions,
+    Scores,
+    SpeculativeResults,
+    _as_input,
+    _flow_params,
+    au_fields,
+    build_event,
+    flow_side,
+    open_au_engine,
+    score_message,
+)
 from edge.stages.classify_input import crops_for_flow
 from engines.errors import MestreamError
 

@@ -268,13 +268,24 @@ def source_expression(marks: dict[int, np.ndarray]) -> tuple[int, int, float]:
     return frames[j], _EXPRESSION_POINTS[k], float(dist[j, k])
 
 
+def _face_grey(frame: np.ndarray, rows: slice, cols: slice, scale: float) -> np.ndarray:
+    g = cv2.cvtColor(frame[rows, cols], cv2.COLOR_BGR2GRAY)
+    return g if scale == 1.0 else cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
 def source_motion(frames: list[np.ndarray], marks: dict[int, np.ndarray], fps: float,
                   window_s: float = SOURCE_MOTION_WINDOW_S) -> tuple[int, int, float]:
     """(frame, later frame, amplitude): the largest expression motion the source makes on its own within
     `window_s` (a micro-expression's rise), measured as benchmarks/real_motion.py measures real ones and
     given in synth's units (eye distances planted). Pairs start every half window."""
-    from edge.perception.expression_motion import (MEASURED_PER_PLANTED, eye_distance, face_box, face_mask,
-                                                   patch_px, peak_displacement)
+    from edge.perception.expression_motion import (
+        MEASURED_PER_PLANTED,
+        eye_distance,
+        face_box,
+        face_mask,
+        patch_px,
+        peak_displacement,
+    )
 
     used = sorted(marks)
     step = max(1, int(round(window_s * fps)))
@@ -292,12 +303,7 @@ def source_motion(frames: list[np.ndarray], marks: dict[int, np.ndarray], fps: f
         # faces larger than SOURCE_MOTION_EYE_PX are measured shrunk to it: the amplitude is in eye distances
         scale = min(1.0, SOURCE_MOTION_EYE_PX / max(eye_distance(marks[a]), 1e-6))
         local = (marks[a] - np.array([cols.start, rows.start], np.float32)) * scale
-
-        def grey(i: int) -> np.ndarray:
-            g = cv2.cvtColor(frames[i][rows, cols], cv2.COLOR_BGR2GRAY)
-            return g if scale == 1.0 else cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-
-        grey_a, grey_b = grey(a), grey(b)
+        grey_a, grey_b = (_face_grey(frames[i], rows, cols, scale) for i in (a, b))
         box = patch_px(local)
         peak, _ = peak_displacement(grey_a, grey_b, face_mask(local, grey_a.shape, box // 2), box)
         amp = peak / max(eye_distance(local), 1e-6) / MEASURED_PER_PLANTED

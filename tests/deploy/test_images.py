@@ -13,8 +13,8 @@ DOCKERFILES = sorted(p for p in DEPLOY.glob("Dockerfile.*") if not p.name.endswi
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", "\n".join(l for l in path.read_text().splitlines() if not l.lstrip().startswith("#")))
-    return [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if " " in l.strip() else "") for l in text.splitlines() if l.strip()]
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "") for line in text.splitlines() if line.strip()]
 
 
 def test_there_is_one_recipe_per_target():
@@ -57,8 +57,8 @@ def test_each_recipe_installs_the_extras_its_target_needs():
 def test_jetson_requirements_match_the_project_dependencies_except_the_documented_ones():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     wanted = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower(): d for d in project}
-    lines = [l.split("#")[0].strip() for l in (DEPLOY / "requirements-jetson.txt").read_text().splitlines()]
-    jetson = {re.split(r"[<>=!~;\[ ]", l, maxsplit=1)[0].lower(): l for l in lines if l}
+    lines = [line.split("#")[0].strip() for line in (DEPLOY / "requirements-jetson.txt").read_text().splitlines()]
+    jetson = {re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower(): line for line in lines if line}
     # opencv-contrib-python is built with GStreamer by jetson/build-wheels.sh; mediapipe has no 0.10.21 aarch64 wheel.
     assert set(jetson) == set(wanted) - {"opencv-contrib-python"}
     for name, spec in jetson.items():

@@ -24,8 +24,8 @@ from stand_ins import free_port, wait_until
 nats = pytest.importorskip("nats", reason="nats-py is not installed: pip install 'mestream[nats]'")
 mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed: pip install 'mestream[dev]'")
 
-from edge.nats_out import NatsOutbox, NatsTarget
-from edge.tools.nats_pair import nats_server_binary
+from edge.nats_out import NatsOutbox, NatsTarget  # noqa: E402 (after the importorskips)
+from edge.tools.nats_pair import nats_server_binary  # noqa: E402
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nats"
 NATS_SERVER = nats_server_binary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class ListSource:
         pass
 
 
-def artifact_for_tests(tmp_path) -> "Path":
+def artifact_for_tests(tmp_path) -> Path:
     """The packaged default artifact when this checkout has it, else a tiny linear flow model."""
     import importlib.util
     from pathlib import Path

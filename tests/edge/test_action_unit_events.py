@@ -6,6 +6,7 @@ from dataclasses import replace
 import jsonschema
 import numpy as np
 import pytest
+from stand_ins import FakeEngine, ListSource, event_schema, fake_flow, interval
 
 from edge.stages.action_units import ActionUnits, au_artifact_path, with_action_units
 from edge.stages.base import run_chain
@@ -14,7 +15,6 @@ from edge.stages.publish import Publish
 from engines import default_artifact_path, default_au_artifact_path
 from engines.artifact import read_artifact
 from engines.errors import MestreamError
-from stand_ins import FakeEngine, ListSource, event_schema, fake_flow, interval
 
 
 def _stage(action_units="default", flow_fn=fake_flow, engine=None):
@@ -137,7 +137,6 @@ def test_the_event_log_line_and_the_preview_row_show_the_active_units(caplog):
     import logging
 
     from edge.preview.state import _event_row
-
     from edge.stages.publish import _log_line
 
     [m] = run_chain(ListSource([interval(0)]), [_stage()])

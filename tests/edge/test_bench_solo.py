@@ -1,11 +1,11 @@
 """mestream bench measures each per-frame stage alone the way the pipeline runs it: OpenCV on one thread."""
 
 import cv2
-
-from edge.tools import bench
-from edge.process import RunOptions
-from edge.topology import load_topology
 from stand_ins import tiny_video
+
+from edge.process import RunOptions
+from edge.tools import bench
+from edge.topology import load_topology
 
 
 def test_each_per_frame_stage_alone_runs_opencv_on_one_thread_and_the_callers_setting_comes_back(tmp_path, monkeypatch):

@@ -4,8 +4,19 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.bus import (ALLOWED_DTYPES, BadMessage, DropLog, WireLimits, check_bind_endpoint, check_endpoint, decode, encode,
-                      open_socket, recv_parts, send)
+from edge.bus import (
+    ALLOWED_DTYPES,
+    BadMessage,
+    DropLog,
+    WireLimits,
+    check_bind_endpoint,
+    check_endpoint,
+    decode,
+    encode,
+    open_socket,
+    recv_parts,
+    send,
+)
 from edge.messages import WIRE_VERSION, Message
 from engines.errors import MestreamError
 

@@ -3,13 +3,13 @@ from dataclasses import replace
 import jsonschema
 import numpy as np
 import pytest
+from stand_ins import CLASSES, FakeEngine, ListSource, event_schema, fake_flow, interval
 
 from edge.messages import Message
 from edge.stages.base import run_chain
 from edge.stages.classify import Classify
 from edge.stages.publish import Publish
 from engines.errors import MestreamError
-from stand_ins import CLASSES, FakeEngine, ListSource, event_schema, fake_flow, interval
 
 
 def _stage(engine=None):

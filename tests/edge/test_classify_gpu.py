@@ -11,17 +11,16 @@ import cv2
 import numpy as np
 import pytest
 from cuda_here import cuda_or_skip
+from stand_ins import FakeEngine, ListSource, artifact_for_tests, fake_flow, interval
 
-from edge.tools.bench_flow import centre_squares
 from edge.messages import Message
 from edge.process import RunOptions
-from edge.stages.registry import build_stage
 from edge.stages.base import run_chain
 from edge.stages.classify import Classify, ClassifyOptions
 from edge.stages.classify_gpu import ClassifyGpu, InferOnDevice
+from edge.stages.registry import build_stage
+from edge.tools.bench_flow import centre_squares
 from engines.errors import MestreamError
-from stand_ins import FakeEngine, ListSource, artifact_for_tests, fake_flow, interval
-
 
 # ---- stand-ins --------------------------------------------------------------------------------------
 
@@ -297,9 +296,9 @@ class DeviceReadingOrt:
     of the flow kernels' pointer where TensorRT is missing."""
 
     def __init__(self, artifact):
-        from engines.base import open_engine
-
         import pycuda.driver as cuda
+
+        from engines.base import open_engine
 
         self._cuda = cuda
         self._ort = open_engine(artifact, backend="ort")

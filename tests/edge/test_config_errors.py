@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from stand_ins import free_port
 
 PIPELINE = """[[process]]

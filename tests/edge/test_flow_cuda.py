@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from cuda_here import cuda_or_skip
 
-from edge.tools.bench_flow import face_pairs
 from edge.perception import flow
+from edge.tools.bench_flow import face_pairs
 from engines.errors import MestreamError
 
 ARCHS = ("sm_87", "sm_80", "sm_90")  # Jetson Orin, Ampere desktop/A100, Hopper

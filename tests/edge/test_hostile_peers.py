@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from stand_ins import free_port
 
 from edge import bus
 from edge.messages import Message
 from edge.process import RunOptions
 from edge.topology import PublishConfig, parse_topology
-from stand_ins import free_port
 
 EDGE = Path(__file__).resolve().parents[2] / "edge"
 
@@ -203,11 +203,11 @@ def test_object_arrays_and_pickled_payloads_off_the_wire_are_refused_not_loaded(
 
 
 def test_every_endpoint_of_a_default_run_is_loopback_or_a_private_ipc_folder(tmp_path):
+    import argparse
+
     from edge.commands.run import add_arguments
     from edge.supervisor import plan_processes
     from edge.topology import load_topology
-
-    import argparse
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from edge.messages import Message
-from edge.spotting.learned import (FeatureSpec, LearnedSpotter, PeakParams, RunTracker, SpotFeatures, roi_layout,
-                                   runs_to_intervals, smooth_scores)
+from edge.spotting.learned import (
+    FeatureSpec,
+    LearnedSpotter,
+    PeakParams,
+    RunTracker,
+    SpotFeatures,
+    roi_layout,
+    runs_to_intervals,
+    smooth_scores,
+)
 from edge.spotting.params import SpotParams
 from engines.artifact import METADATA_KEY, Artifact, TensorInfo
 from engines.errors import MestreamError
@@ -15,7 +23,7 @@ SPEC = FeatureSpec(flow_size=64, roi=42, lag_s=0.1)  # k = 3 at 30 fps
 
 def make_softnet_onnx(path: Path, spec: FeatureSpec, peaks: PeakParams, family: str = "softnet", scale: float = 1.0) -> Path:
     """A stand-in softnet artifact built with onnx.helper (no torch): score = scale * max |features|."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     shape = [1, 3, spec.roi, spec.roi]

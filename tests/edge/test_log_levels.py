@@ -3,10 +3,10 @@
 import logging
 
 import pytest
+from stand_ins import free_port
 
 from edge.messages import Message
 from edge.stages.publish import Publish
-from stand_ins import free_port
 
 
 @pytest.fixture()

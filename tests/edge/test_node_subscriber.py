@@ -13,7 +13,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from stand_ins import artifact_for_tests, event_schema, free_port
 
 SUBSCRIBER_JS = r"""

@@ -10,7 +10,6 @@ import time
 import jsonschema
 import pytest
 import zmq
-
 from stand_ins import artifact_for_tests, event_schema, free_port, stage_processes_of
 
 VIDEO = "pyfeat_single_face.mp4"  # 72 frames, 30 fps: neutral -> smile -> neutral

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
+from stand_ins import artifact_for_tests, free_port
 
 from edge.messages import Message
 from edge.preview.relay import PreviewRelay, check_preview_endpoint
@@ -21,7 +22,6 @@ from edge.preview.server import PreviewServer
 from edge.preview.state import PreviewState
 from edge.preview.tap import PreviewTap, landmarks_in_source
 from engines.errors import MestreamError
-from stand_ins import artifact_for_tests, free_port
 
 CHROMIUM_APT = "apt-get update && apt-get install -y chromium"
 

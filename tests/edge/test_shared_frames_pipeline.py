@@ -4,19 +4,18 @@ references are counted drops, and no segment outlives the run."""
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
+from stand_ins import FAST_RUNTIME, free_port, tiny_video, wait_until
 
 from edge import bus, shared_frames
-from edge.messages import Message
 from edge.entrance import Envelope
+from edge.messages import Message
 from edge.process import ProcessPlan, RunOptions, StageProcess
 from edge.topology import PublishConfig, parse_topology
-from stand_ins import FAST_RUNTIME, free_port, tiny_video, wait_until
 
 pytestmark = pytest.mark.skipif(not shared_frames.available(), reason="no writable /dev/shm on this host")
 
@@ -205,7 +204,7 @@ def test_with_shared_frames_off_a_fast_file_still_arrives_whole_with_its_end_of_
         watched = _supervise(supervise, folder, frames=20, fast=True, shared=False, middle=("track",))
         sup = watched.sup
         try:
-            assert wait_until(lambda: all(c.done for c in sup.children), 30), (attempt, sup.metrics())
+            assert wait_until(lambda sup=sup: all(c.done for c in sup.children), 30), (attempt, sup.metrics())
             watched.thread.join(5)
             assert watched.code == 0
             assert sup.metrics()["track"]["last_seq"] == 19

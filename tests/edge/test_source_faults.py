@@ -248,7 +248,6 @@ def test_a_live_stream_whose_server_stops_and_returns_is_followed_by_a_real_run_
 
     import cv2
     import zmq
-
     from stand_ins import free_port
 
     writer = cv2.VideoWriter(str(tmp_path / "live.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))

@@ -8,9 +8,9 @@ from test_regional_spotter import make_faces, spot
 
 from edge.contents import content_problem
 from edge.messages import TOPICS, Message
-from edge.stages.base import run_chain
 from edge.spotting.params import SpotParams
 from edge.spotting.regional import RegionalSpotter
+from edge.stages.base import run_chain
 from edge.stages.classify import Classify, ClassifyOptions, Scores, SpeculativeResults
 from engines.errors import MestreamError
 

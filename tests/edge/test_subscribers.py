@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import zmq
+from stand_ins import free_port
 
 from edge.messages import status
 from edge.stages.publish import Publish
-from stand_ins import free_port
 
 PAYLOAD = "x" * 20_000  # a 20 kB status: slow subscribers fill their buffers after a few hundred
 
@@ -54,7 +54,7 @@ def _rss_mb() -> float:
 
 def _publish(pub, phase, n, pace_s=0.0):
     took = []
-    for i in range(n):
+    for _ in range(n):
         t = time.perf_counter()
         pub.process(status("test", "tick", PAYLOAD if phase != "probe" else "", phase=phase, sent_ns=time.monotonic_ns()))
         took.append(time.perf_counter() - t)
@@ -76,7 +76,7 @@ def test_a_slow_and_a_vanished_subscriber_neither_block_the_publisher_nor_grow_i
             time.sleep(0.02)
             if good.latencies:
                 break
-        alone = _publish(pub, "alone", 300, pace_s=0.002)
+        _publish(pub, "alone", 300, pace_s=0.002)
 
         slow = ctx.socket(zmq.SUB)  # subscribes, never reads, and keeps only one message on its side
         slow.setsockopt(zmq.LINGER, 0)

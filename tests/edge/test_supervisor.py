@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from stand_ins import FAST_RUNTIME, free_port, stage_processes_of, tiny_video, wait_until
 
 from edge import bus
 from edge.process import RunOptions
 from edge.supervisor import Child, Supervisor, child_env, plan_processes
 from edge.topology import PublishConfig, load_topology, parse_topology
-from stand_ins import FAST_RUNTIME, free_port, stage_processes_of, tiny_video, wait_until
-
 
 
 @pytest.fixture
@@ -137,7 +136,7 @@ def test_a_real_stage_that_dies_at_every_start_is_restarted_ever_more_slowly_the
         pid = victim.popen.pid
         os.kill(pid, signal.SIGKILL)
         t_kill = time.monotonic()
-        assert wait_until(lambda: victim.alive and victim.popen.pid != pid, 5.0)
+        assert wait_until(lambda pid=pid: victim.alive and victim.popen.pid != pid, 5.0)
         gaps.append(time.monotonic() - t_kill)
     expected = [0.2, 0.4, 0.8, 1.6]  # FAST_RUNTIME: 0.2 s, doubling per crash in a row, capped at 2 s
     assert all(g >= e - 0.05 for g, e in zip(gaps, expected)), gaps

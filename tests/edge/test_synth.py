@@ -3,7 +3,16 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.tools.synth import AU_MOTIONS, SynthParams, plant, plan_events, ping_pong, read_truth, source_position, synthesise
+from edge.tools.synth import (
+    AU_MOTIONS,
+    SynthParams,
+    ping_pong,
+    plan_events,
+    plant,
+    read_truth,
+    source_position,
+    synthesise,
+)
 from engines.errors import MestreamError
 
 

@@ -1,7 +1,6 @@
 """The artifact shipped in the package: present, small, self-describing, and it runs."""
 
 import numpy as np
-import pytest
 
 from engines import default_artifact_path, open_engine, read_artifact
 

@@ -12,7 +12,6 @@ from tiny_artifacts import linear_weights, make_linear_onnx, reference_outputs, 
 
 from engines.trt_build import ensure_engine
 
-
 REASON = cuda_unusable_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 

@@ -5,8 +5,19 @@ import numpy as np
 import pytest
 
 from engines.errors import MestreamError
-from trainer.action_units import (AURecipe, AUConfig, au_numbers, au_scores, au_targets, best_thresholds, binary_auc,
-                                  binary_f1, modelled_aus, positive_counts, subject_groups)
+from trainer.action_units import (
+    AUConfig,
+    AURecipe,
+    au_numbers,
+    au_scores,
+    au_targets,
+    best_thresholds,
+    binary_auc,
+    binary_f1,
+    modelled_aus,
+    positive_counts,
+    subject_groups,
+)
 
 pytest.importorskip("torch")
 
@@ -82,10 +93,10 @@ def test_inner_groups_deal_the_subjects_out_without_looking_at_labels():
 
 
 def test_the_fit_learns_planted_units_and_sees_a_mirrored_face_as_the_same_face():
+    import torch
+
     from trainer.action_units import predict_au, train_au_model
     from trainer.models.ststens import mirror_flow
-
-    import torch
 
     flow, codes, _ = planted()
     aus = modelled_aus(codes, min_positives=2)

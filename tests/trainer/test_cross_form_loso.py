@@ -11,6 +11,11 @@ pytest.importorskip("torch", reason="torch comes with the [train] extra")
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cross_form_loso.py"
 
 
+def tag(arrays) -> list[int]:
+    """The sample tags a stand-in set carries in its first flow value."""
+    return sorted(set(arrays["flow"][:, 0, 0, 0].astype(int).tolist()))
+
+
 def _module():
     spec = importlib.util.spec_from_file_location("cross_form_loso", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -35,7 +40,6 @@ def test_fold_jobs_hold_the_subject_out_of_every_training_set_and_test_it_in_its
                     ["casme2", "casme2", "casme2", "smic", "samm", "casme2"], offset=0)
     live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
     jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=2)
-    tag = lambda a: sorted(set(a["flow"][:, 0, 0, 0].astype(int).tolist()))
     assert tag(jobs["A"].train) == [2, 3, 4, 5]  # composite without sub01
     assert tag(jobs["A"].tests["a"]) == [0, 1] and tag(jobs["A"].tests["c"]) == [101, 102]
     assert tag(jobs["B"].train) == [100, 103] and tag(jobs["B"].tests["b"]) == [101, 102]
@@ -62,7 +66,6 @@ def test_settings_e_and_f_add_the_composite_where_there_are_no_frames_or_all_of_
     live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
     jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
                         settings=("e", "f"), shared=("sub01", "sub02"))
-    tag = lambda a: sorted(set(a["flow"][:, 0, 0, 0].astype(int).tolist()))
     assert sorted(jobs) == ["E", "F"]
     assert tag(jobs["E"].train) == [3, 4, 5, 100, 103]  # sub02 has frames: its composite images are left out
     assert tag(jobs["F"].train) == [2, 3, 4, 5, 100, 103]

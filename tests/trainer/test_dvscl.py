@@ -105,8 +105,9 @@ def test_flow_view_sees_a_moving_mouth_and_not_a_still_face():
 
 
 def test_a_real_face_video_gives_face_pairs(assets):
-    import cv2
     import os
+
+    import cv2
 
     cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
     flows, textures, intensities = pretrain_faces._video_pairs(assets / "videos" / "pyfeat_single_face.mp4", cascade)

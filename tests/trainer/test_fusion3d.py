@@ -11,7 +11,6 @@ from model_checks import assert_every_parameter_has_a_finite_gradient, assert_on
 
 from trainer.data.samples import Samples  # noqa: E402
 from trainer.models import fusion3d  # noqa: E402
-from trainer.models.registry import get_family  # noqa: E402
 
 
 def fake_text_encoder(texts):

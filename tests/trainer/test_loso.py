@@ -2,7 +2,6 @@ import numpy as np
 
 from trainer.loso import inner_split, loso_folds
 
-
 SUBJECTS = ["s1", "s1", "s2", "s3", "s3", "s3", "s2"]
 
 

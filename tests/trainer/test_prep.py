@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.stages.face_tracking import TrackParams
 from edge.tools.track_bench import read_frames
 from engines.errors import MestreamError
 from trainer.prep import (

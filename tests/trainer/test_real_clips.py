@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from trainer.spotting.real_clips import CANVAS, ClipTruth, Protocol, compose, frame_noise
 from engines.errors import MestreamError
+from trainer.spotting.real_clips import CANVAS, ClipTruth, Protocol, compose, frame_noise
 
 
 def _clip(n=60, noise=2.0, seed=0):
@@ -66,8 +66,8 @@ def _real_clip_video(assets, uid, fps):
 
 def _spotted(video):
     from edge.spotting import make_spotter
-    from edge.stages.base import drain, feed
     from edge.spotting.metrics import Interval
+    from edge.stages.base import drain, feed
     from trainer.spotting.features import track_frames
 
     faces = track_frames("clip", video.frames, video.fps).face_messages()

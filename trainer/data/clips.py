@@ -69,7 +69,7 @@ class LoadResult:  # frozen: loaders fill these lists in place, nobody swaps the
     def summary(self) -> str:
         return f"{len(self.clips)} clips, {len(self.skipped)} skipped, {len(self.warnings)} warnings"
 
-    def extend(self, other: "LoadResult") -> None:
+    def extend(self, other: LoadResult) -> None:
         self.clips.extend(other.clips)
         self.skipped.extend(other.skipped)
         self.warnings.extend(other.warnings)

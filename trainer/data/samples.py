@@ -29,7 +29,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, index: np.ndarray) -> "Samples":
+    def subset(self, index: np.ndarray) -> Samples:
         """The samples at `index` (int array), in that order; `skipped` is carried over unchanged."""
         index = np.asarray(index, dtype=np.int64)
         pick = lambda seq: [seq[i] for i in index]  # noqa: E731

@@ -62,7 +62,7 @@ class SpottingSet:
     def count(self, kind: str | None = None) -> int:
         return sum(1 for v in self.videos.values() for i in v.intervals if kind is None or i.kind == kind)
 
-    def in_recording_frames(self) -> "SpottingSet":
+    def in_recording_frames(self) -> SpottingSet:
         """The same set in recording frame numbers (frame_step 1)."""
         if self.frame_step == 1:
             return self

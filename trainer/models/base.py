@@ -13,8 +13,9 @@ The built torch module obeys two rules so that training, export and the live run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
