@@ -2,6 +2,8 @@
 or hang, and stops everything cleanly.
 
 - Processes talk over ipc:// sockets in a private temporary folder (mode 0700), removed at the end.
+- With several sources, each has its own capture | track | spot chain (plan_processes), all feeding the one
+  infer process; a source's processes are restarted alone, and metrics are also given per source.
 - Downstream processes start first; the source starts once they are all ready, so no frame is lost to
   start-up. Each child is its own session (terminal Ctrl-C reaches only us) and dies with us (PDEATHSIG).
 - A child that exits, or is silent for hang_timeout_s, is (killed and) restarted after a backoff that
