@@ -31,6 +31,7 @@ class Meter:
         self.last_in_ns = 0
         self.busy_ns: deque[int] = deque(maxlen=512)
         self.results_ms: deque[float] = deque(maxlen=512)  # offset -> result latencies (publisher only)
+        self.results_by_source: dict[str, deque[float]] = {}  # the same, per source name
         self._window_start = time.monotonic()
         self._window_in = 0
 
@@ -38,6 +39,12 @@ class Meter:
         self.n_in += 1
         self.first_in_ns = self.first_in_ns or t_in
         self.last_in_ns = time.monotonic_ns()
+
+    def result(self, ms: float, source: str = "") -> None:
+        """One published event's offset -> result latency, counted for its source too."""
+        self.results_ms.append(ms)
+        if source:
+            self.results_by_source.setdefault(source, deque(maxlen=512)).append(ms)
 
     def took(self, ns: int) -> None:
         self.busy_ns.append(ns)
@@ -58,6 +65,7 @@ class Meter:
             "last_in_ns": self.last_in_ns,
             "busy_ms": _percentiles(busy),
             "result_ms": _percentiles(res),
+            "result_ms_by_source": {s: _percentiles(np.asarray(v, dtype=np.float64)) for s, v in self.results_by_source.items()},
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "rss_mb": round(rss_bytes() / 2**20, 1),
             "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),

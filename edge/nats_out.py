@@ -68,6 +68,10 @@ def without_secret(url: str) -> str:
     return parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[1]}").geturl()
 
 
+def is_subject_name(value: str) -> bool:
+    return bool(_NAME.match(value))
+
+
 def check_subject_name(value: str, where: str) -> str:
     """A name that becomes one subject token (site, device, source): wildcards and dots are refused."""
     if not _NAME.match(value):
@@ -153,9 +157,10 @@ class NatsOutbox:
         self._thread.start()
         self._ready.wait(5.0)
 
-    def offer(self, kind: str, data: bytes, msg_id: str) -> bool:
+    def offer(self, kind: str, data: bytes, msg_id: str, source: str = "") -> bool:
+        """Queue one message on its source's subject (source: a checked name; "" = the target's)."""
         t = self.target
-        item = _Item(subject_of(t.site, t.device, t.source, kind), data, msg_id)
+        item = _Item(subject_of(t.site, t.device, source or t.source, kind), data, msg_id)
         with self._lock:
             if len(self._queue) >= t.queue:
                 self.dropped += 1

@@ -231,7 +231,7 @@ class StageProcess:
         t_out = time.monotonic_ns()
         for m in messages:
             if m.topic == "me.event":
-                self.meter.results_ms.append(float(m.header["latency_ms"]["offset_to_result"]))
+                self.meter.result(float(m.header["latency_ms"]["offset_to_result"]), str(m.header.get("source", "")))
             if self.outlet is None:
                 continue  # the last process: its sink stage has already sent it
             if self.plan.source:

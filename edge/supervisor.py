@@ -2,6 +2,8 @@
 or hang, and stops everything cleanly.
 
 - Processes talk over ipc:// sockets in a private temporary folder (mode 0700), removed at the end.
+- With several sources, each has its own capture | track | spot chain (plan_processes), all feeding the one
+  infer process; a source's processes are restarted alone, and metrics are also given per source.
 - Downstream processes start first; the source starts once they are all ready, so no frame is lost to
   start-up. Each child is its own session (terminal Ctrl-C reaches only us) and dies with us (PDEATHSIG).
 - A child that exits, or is silent for hang_timeout_s, is (killed and) restarted after a backoff that
@@ -35,6 +37,7 @@ import zmq
 
 from edge import bus, shared_frames
 from edge.messages import Message, status
+from edge.nats_out import without_secret
 from edge.process import EXIT_USER_ERROR, ProcessPlan, RunOptions
 from edge.stages.capture import source_kind
 from edge.topology import ProcessConfig, Topology
@@ -374,11 +377,12 @@ class Supervisor:
         """Metrics on me.status; final=True marks the last one of a run that reached its end."""
         self._last_tick = now
         metrics = self.metrics()
-        line = status_line(metrics)
+        sources = source_metrics(self.children, metrics)
+        line = status_line(metrics, sources if len(sources) > 1 else None)
         if publish:
             self.publish_status(status("supervisor", "metrics", line, final=final, processes={
                 k: {f: v.get(f) for f in ("state", "fps", "n_in", "drops", "lost", "restarts", "busy_ms", "result_ms", "cpu_s", "rss_mb")}
-                for k, v in metrics.items()}))
+                for k, v in metrics.items()}, sources=sources))
         if self.on_tick is not None:
             self.on_tick(line, metrics)
 
@@ -418,13 +422,41 @@ class Supervisor:
             self.ctx = None
 
 
-def status_line(metrics: dict[str, dict[str, Any]]) -> str:
-    """One line for people: fps per process, drops, latency, restarts."""
+def source_metrics(children: list[Child], metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per source: its last frame number, frames read per second, drops and lost frames (gaps no drop
+    explains) along its chain, its chain's restarts and state, and its events' offset -> result latency."""
+    out = {}
+    for child in children:
+        if not child.reads_source:
+            continue
+        name = child.plan.source
+        chain = [c for c in children if c.plan.source == name]
+        m = metrics[child.name]
+        result = next((r[name] for v in metrics.values() if (r := v.get("result_ms_by_source") or {}).get(name)), {})
+        out[name] = {
+            "uri": without_secret(child.plan.run.source),  # an rtsp://user:password@ URL's password stays off the wire
+            "state": m.get("state"),
+            "frame": int(m.get("last_seq", -1) if m.get("last_seq") is not None else -1),
+            "fps": m.get("fps", 0.0),
+            "drops": sum(sum((metrics[c.name].get("drops") or {}).values()) for c in chain),
+            "lost": sum(int(metrics[c.name].get("lost") or 0) for c in chain),
+            "restarts": sum(c.restarts for c in chain),
+            "result_ms": result,
+        }
+    return out
+
+
+def status_line(metrics: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]] | None = None) -> str:
+    """One line for people: fps per process, drops, latency, restarts. With several sources, one part per
+    source (its fps, frame number, drops, restarts, latency) instead of its chain's processes."""
     parts = []
     total_drops = 0
+    chained = {f"-{name}" for name in sources} if sources else set()
     for name, m in metrics.items():
         drops = sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0)
         total_drops += drops
+        if any(name.endswith(suffix) for suffix in chained):
+            continue  # shown in its source's part
         p95 = (m.get("busy_ms") or {}).get("p95")
         text = f"{name} {m.get('fps', 0):.0f} fps"
         if p95 is not None:
@@ -434,11 +466,23 @@ def status_line(metrics: dict[str, dict[str, Any]]) -> str:
         if m.get("state") not in ("running", "ready", "finishing", "done", None):
             text += f" [{m.get('state')}]"
         parts.append(text)
+    parts[:0] = [_source_part(name, s) for name, s in (sources or {}).items()]
     result = next((m.get("result_ms") for m in reversed(list(metrics.values())) if m.get("result_ms")), None)
     tail = f" | drops {total_drops}"
     if result:
         tail += f" | offset->result p50 {result['p50']:.0f} ms p95 {result['p95']:.0f} ms"
     return " | ".join(parts) + tail
+
+
+def _source_part(name: str, s: dict[str, Any]) -> str:
+    text = f"{name} {s['fps'] or 0:.0f} fps frame {s['frame']} drops {s['drops'] + s['lost']}"
+    if s["restarts"]:
+        text += f" {s['restarts']} restart(s)"
+    if s["result_ms"]:
+        text += f" p95 {s['result_ms']['p95']:.0f} ms"
+    if s["state"] not in ("running", "ready", "finishing", "done", None):
+        text += f" [{s['state']}]"
+    return text
 
 
 def preflight(topo: Topology, run: RunOptions) -> RunOptions:
@@ -455,9 +499,10 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
         if not record.parent.is_dir():
             raise MestreamError(f"--record {record}: folder {record.parent} does not exist; create it or choose another path")
     stages = [build_stage(s, topo.stage_options.get(s, {}), run) for s in names]
-    source = stages[0]
-    source.open()
-    source.close()
+    for _name, uri in run.all_sources():  # every camera, stream and file opens, or the run does not start
+        source = stages[0] if uri == run.source else build_stage(names[0], topo.stage_options.get(names[0], {}), replace(run, source=uri))
+        source.open()
+        source.close()
     if "publish" in names:
         bus.check_bind_endpoint(run.publish.endpoint, run.publish.allow_public)
         if run.publish.curve_secret_key:

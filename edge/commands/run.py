@@ -2,6 +2,7 @@
 
     mestream run --source cam:0
     mestream run --source clip.mp4 --fast --record events.jsonl
+    mestream run --source front=cam:0 --source side=rtsp://192.168.1.20/stream   # a chain per source, one infer
     mestream listen            # in another terminal: prints events as they come
 """
 

@@ -34,7 +34,7 @@ import zmq
 
 from edge.bus import MAX_SUBSCRIPTION_BYTES, open_socket
 from edge.messages import PUBLISHED_EVENT_TOPIC, PUBLISHED_STATUS_TOPIC, Message
-from edge.nats_out import message_id
+from edge.nats_out import is_subject_name, message_id
 from edge.topology import stage_options_of
 from engines.errors import MestreamError
 
@@ -197,7 +197,9 @@ class Publish:
         text = json.dumps(payload, separators=(",", ":"))
         if self._nats_out is not None:
             kind = "event" if topic == PUBLISHED_EVENT_TOPIC else "status"
-            self._nats_out.offer(kind, text.encode(), message_id(self.run_id, self.nats.source, kind, payload))
+            source = payload.get("source")  # a source's name, checked at start (edge/sources.py); else the default
+            source = source if isinstance(source, str) and is_subject_name(source) else self.nats.source
+            self._nats_out.offer(kind, text.encode(), message_id(self.run_id, source, kind, payload), source)
         if self._sock is not None:
             try:
                 self._sock.send_multipart([topic.encode(), text.encode()], flags=zmq.NOBLOCK)

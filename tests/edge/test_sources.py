@@ -88,3 +88,11 @@ def test_topology_source_mistakes_are_one_line(sources, words):
     assert "\n" not in text
     for w in words:
         assert w in text
+
+
+def test_mestream_run_refuses_a_duplicate_source_name_in_one_line_before_anything_starts(capsys):
+    from edge.cli import main
+
+    assert main(["run", "--source", "front=cam:0", "--source", "front=cam:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "source name 'front' is given twice" in err and "Traceback" not in err
