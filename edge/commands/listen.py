@@ -4,6 +4,7 @@
     mestream listen --topics me.event --count 5 --timeout 30
     mestream listen --nats nats://hub:4222 --subject 'mestream.v1.lab.>'   # a fleet, at the centre
     mestream listen --face 1                         # only face 1's events and statuses (track max_faces > 1)
+    mestream listen --source front                   # only source front's (several --source NAME=URI)
 Each message is printed as one line: the topic (the NATS subject with --nats), a space, the JSON. An event carries
 its label and probabilities and, unless the AU model is off, "action_units" (AU -> probability) and
 "action_units_active" (edge/schema/event.schema.json). Exits 0 after --count messages, 1 when --timeout seconds
@@ -31,17 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject", default="mestream.v1.>", help="NATS subject to subscribe to, with --nats (default: mestream.v1.>)")
     parser.add_argument("--face", type=int, default=None, metavar="ID",
                         help="only the events and statuses of this face_id (a source with several faces: [stages.track] max_faces)")
+    parser.add_argument("--source", default=None, metavar="NAME",
+                        help="only the events and statuses of this source (a run with several: --source NAME=URI)")
     parser.add_argument("--nats-ca", type=Path, default=None, metavar="FILE", help="CA certificate that signed the NATS server's (tls:// with a private CA)")
 
 
-def of_face(body: bytes, face: int | None) -> bool:
-    """Whether a published message belongs to face `face` (None: every message passes)."""
-    if face is None:
+def selected(body: bytes, face: int | None = None, source: str | None = None) -> bool:
+    """Whether a published message belongs to face `face` and source `source` (None: any passes)."""
+    if face is None and source is None:
         return True
     import json
 
     try:
-        return json.loads(body).get("face_id") == face
+        message = json.loads(body)
+        return ((face is None or message.get("face_id") == face)
+                and (source is None or message.get("source") == source))
     except (ValueError, AttributeError):
         return False
 
@@ -55,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise MestreamError("--count and --timeout must be >= 0 and --max-bytes >= 1")
     if args.face is not None and args.face < 0:
         raise MestreamError(f"--face {args.face}: expected a face_id >= 0 (0 is the first face found)")
+    if args.source is not None:
+        from edge.sources import check_name
+
+        check_name(args.source, "--source")
     if args.nats:
         return _listen_nats(args)
     from edge.bus import check_endpoint, open_socket
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             if len(parts) != 2:
                 continue  # not a mestream message
             topic, body = parts
-            if not of_face(body, args.face):
+            if not selected(body, args.face, args.source):
                 continue
             print(f"{topic.decode('ascii', 'replace')} {body.decode('utf-8', 'replace')}", flush=True)
             got += 1
@@ -169,7 +178,7 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
             except TimeoutError:
                 print(f"mestream listen: nothing received on {without_secret(args.nats)} {subject} for {args.timeout:g} s", file=sys.stderr)
                 return 1
-            if len(msg.data) > args.max_bytes or not of_face(msg.data, args.face):
+            if len(msg.data) > args.max_bytes or not selected(msg.data, args.face, args.source):
                 continue
             print(f"{msg.subject} {msg.data.decode('utf-8', 'replace')}", flush=True)
             got += 1

@@ -7,17 +7,31 @@ import time
 
 from stand_ins import free_port
 
-from edge.commands.listen import of_face
+from edge.commands.listen import selected
 from edge.messages import status
 from edge.stages.publish import Publish
 
 
 def test_a_message_belongs_to_the_face_it_names():
-    assert of_face(b'{"event": "face_found", "face_id": 1}', 1)
-    assert not of_face(b'{"event": "face_found", "face_id": 0}', 1)
-    assert not of_face(b'{"event": "metrics"}', 1)  # the supervisor's metrics name no face
-    assert of_face(b'{"event": "metrics"}', None)  # without --face everything passes
-    assert not of_face(b"not json", 0)
+    assert selected(b'{"event": "face_found", "face_id": 1}', 1)
+    assert not selected(b'{"event": "face_found", "face_id": 0}', 1)
+    assert not selected(b'{"event": "metrics"}', 1)  # the supervisor's metrics name no face
+    assert selected(b'{"event": "metrics"}', None)  # without --face everything passes
+    assert not selected(b"not json", 0)
+
+
+def test_a_message_belongs_to_the_source_it_names_and_both_filters_must_hold():
+    assert selected(b'{"event": "face_found", "source": "front"}', source="front")
+    assert not selected(b'{"event": "face_found", "source": "side"}', source="front")
+    assert not selected(b'{"kind": "micro", "source": "front", "face_id": 0}', face=1, source="front")
+    assert selected(b'{"kind": "micro", "source": "front", "face_id": 1}', face=1, source="front")
+
+
+def test_a_source_name_that_no_source_can_have_is_refused_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--source", "a.b", "--timeout", "0.3"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "a.b" in lines[0]
 
 
 def test_listen_with_face_prints_that_face_only():
