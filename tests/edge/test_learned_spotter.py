@@ -23,7 +23,7 @@ SPEC = FeatureSpec(flow_size=64, roi=42, lag_s=0.1)  # k = 3 at 30 fps
 
 def make_softnet_onnx(path: Path, spec: FeatureSpec, peaks: PeakParams, family: str = "softnet", scale: float = 1.0) -> Path:
     """A stand-in softnet artifact built with onnx.helper (no torch): score = scale * max |features|."""
-    pytest.importorskip("onnx")
+    pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
     from onnx import TensorProto, helper, numpy_helper
 
     shape = [1, 3, spec.roi, spec.roi]

@@ -3,7 +3,7 @@ import pytest
 from engines.errors import MestreamError
 from engines.onnx_ops import SOURCE, TRT_SUPPORTED_OPS, check_trt_ops, unsupported_ops
 
-onnx = pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
 from onnx import TensorProto, helper  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def tiny_artifact_meta(model_id: str = "0" * 64) -> Artifact:
 
 def make_linear_onnx(path: Path, meta: Artifact | None = None, metadata_text: str | None = None, seed: int = 0) -> Path:
     """flow (1,3,28,28) -> Flatten -> Gemm -> logits (1,3) -> Softmax -> probs, with optional metadata."""
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
     from onnx import TensorProto, helper, numpy_helper
 
     weight, bias = linear_weights(seed)

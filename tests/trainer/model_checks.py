@@ -23,7 +23,7 @@ def assert_onnx_matches_torch(model, inputs: dict, atol: float = 1e-4) -> None:
     """Opset 17 export with `inputs` named as given, ONNX Runtime within `atol` of torch, TensorRT-parseable ops."""
     import torch
 
-    ort = pytest.importorskip("onnxruntime")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a base dependency: pip install -e .")
     args = tuple(inputs.values())
     buffer = io.BytesIO()
     torch.onnx.export(model, args, buffer, input_names=list(inputs), output_names=["logits"], opset_version=17,
@@ -31,7 +31,7 @@ def assert_onnx_matches_torch(model, inputs: dict, atol: float = 1e-4) -> None:
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     got = session.run(None, {name: x.numpy() for name, x in inputs.items()})[0]
     np.testing.assert_allclose(got, model(*args).detach().numpy(), atol=atol)
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
     from engines.onnx_ops import unsupported_ops
 
     assert unsupported_ops(onnx.load_from_string(buffer.getvalue())) == []

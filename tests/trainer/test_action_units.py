@@ -19,7 +19,7 @@ from trainer.action_units import (
     subject_groups,
 )
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="torch comes with the [train] extra")
 
 QUICK = AURecipe(pools=(4,), l2=(1e-2, 1e-1), iterations=50)
 

@@ -45,7 +45,7 @@ def test_folder_without_sheets_names_the_missing_sheet(tmp_path):
 
 
 def test_sheet_with_unexpected_columns_is_refused(tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
+    openpyxl = pytest.importorskip("openpyxl", reason="openpyxl comes with the [train] extra")
     book = openpyxl.Workbook()
     book.active.append(["Subject", "Filename", "Emotion"])
     book.active.append(["01", "EP02_01f", "happiness"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch", reason="torch comes with the [train] extra")
+onnx = pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
 
 from engines.artifact import Artifact, TensorInfo, read_artifact  # noqa: E402
 from engines.errors import MestreamError  # noqa: E402

@@ -93,7 +93,7 @@ def test_msmt_modality_feature_joins_the_cls_token_and_the_attention_pooled_patc
 
 def test_msmt_exports_to_onnx_opset_17_with_static_shapes_and_tensorrt_operators_only():
     onnx = pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
-    ort = pytest.importorskip("onnxruntime")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a base dependency: pip install -e .")
     from engines.onnx_ops import unsupported_ops
 
     family = get_family("msmt")

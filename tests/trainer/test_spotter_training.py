@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="torch comes with the [train] extra")
 
 from edge.cli import main  # noqa: E402
 from edge.spotting.learned import FeatureSpec, PeakParams, spotter_from_artifact  # noqa: E402
