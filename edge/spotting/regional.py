@@ -94,6 +94,9 @@ class _Event:
         return d.max(axis=1)
 
 
+_UNCHECKED = object()  # _close_event: whether the event releases an earlier one is still to be looked at
+
+
 @dataclass(frozen=True)
 class _Displaced:
     """An event that ended away from its reference: its release may follow (SpotParams.release_s)."""
@@ -322,24 +325,23 @@ class RegionalSpotter:
         d = ev.combined()
         if has_returned(d, p.return_frac, ev.noise) or self._seconds(ev.ref, n) > p.max_event_s:
             return self._close_event(d)
-        settled = ev.quiet_run >= max(1, p.frames(p.settle_s, self._fps))
-        if settled and self._released_from(ev, n) is not None:
-            # the face is back where it was before the last event, which it had left displaced: the release of
-            # that expression, however far it is from this event's own reference (a plateau)
-            last_moving = n - ev.quiet_run
-            end = max(last_moving - int(round(p.offset_lag * k)), ev.ref + 1 + int(np.argmax(d[: last_moving - ev.ref])) + 1)
-            return self._close_event(d[: end - ev.ref])
-        if settled and d[-1] >= p.hold_px and d[-1] >= p.hold_frac * float(d.max()):
+        settle = max(1, p.frames(p.settle_s, self._fps))
+        if ev.quiet_run < settle:
+            return self._candidate(d)
+        # The face has stopped moving for settle_s. Back where it was before the last event, which it had left
+        # displaced, it is that expression's release, however far from this event's own reference (a plateau):
+        # checked once, when the face stops (one flow).
+        released = self._released_from(ev, n) if ev.quiet_run == settle else _UNCHECKED
+        if released in (None, _UNCHECKED) and d[-1] >= p.hold_px and d[-1] >= p.hold_frac * float(d.max()):
             ev.held = True  # held far away from the reference (a smile): followed on until it comes back
-        elif settled:
-            # The face has stopped moving for settle_s: the expression is over, whatever state the face is
-            # in now (a real face seldom comes back exactly to its pre-onset state). The last moving frame's
-            # lagged signal saw motion up to offset_lag of a lag window before it.
-            last_moving = n - ev.quiet_run
-            apex_n = ev.ref + 1 + int(np.argmax(d[: last_moving - ev.ref]))
-            end = max(last_moving - int(round(p.offset_lag * k)), apex_n + 1)
-            return self._close_event(d[: end - ev.ref])
-        return self._candidate(d)
+            return self._candidate(d)
+        # Otherwise the expression is over, whatever state the face is in now (a real face seldom comes back
+        # exactly to its pre-onset state). The last moving frame's lagged signal saw motion up to offset_lag of
+        # a lag window before it.
+        last_moving = n - ev.quiet_run
+        apex_n = ev.ref + 1 + int(np.argmax(d[: last_moving - ev.ref]))
+        end = max(last_moving - int(round(p.offset_lag * k)), apex_n + 1)
+        return self._close_event(d[: end - ev.ref], released)
 
     def _candidate(self, d: np.ndarray) -> list[Message]:
         """Speculation: once the displacement has fallen to candidate_frac of its peak, the apex (argmax) and
@@ -368,7 +370,8 @@ class RegionalSpotter:
         flow. Above it, a micro-expression with a blink inside (CASME II has many) is kept."""
         return ev.blink_onset and float(confirm.max()) < self.params.blink_keep * ev.threshold
 
-    def _close_event(self, d: np.ndarray) -> list[Message]:
+    def _close_event(self, d: np.ndarray, released: _Displaced | None | object = _UNCHECKED) -> list[Message]:
+        """released: the displaced event this one releases, None, or _UNCHECKED (look, at the offset frame)."""
         p, ev = self.params, self._event
         self._event = None
         end = ev.ref + len(d)  # n of the offset frame
@@ -393,7 +396,8 @@ class RegionalSpotter:
         kind = "macro" if ev.held else kind_of(self._seconds(onset.n, offset.n), self._seconds(onset.n, max(risen, onset.n)),
                                                p.micro_max_s, p.micro_rise_s)
         scores = {"score": round(peak / max(ev.threshold, 1e-6), 3), "peak_px": round(peak, 4)}
-        released = self._released_from(ev, end)
+        if released is _UNCHECKED:
+            released = self._released_from(ev, end)
         self._displaced = None
         if released is not None:
             # one expression from the first onset: held, so micro only if the whole of it was short
