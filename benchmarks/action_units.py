@@ -47,20 +47,6 @@ def load_clips(assets: Path, prep_dir: Path, workers: int):
     return samples.flow, [codes[name] for name in samples.names], samples.subjects, samples.names
 
 
-def framed_flow(prep_dir: Path, subjects: list[str], names: list[str], window) -> np.ndarray:
-    """The clips' flow remade from the prepared aligned crops re-cut to `window`: what the classify stage
-    computes for an artifact whose metadata names that crop window."""
-    from edge.perception.composite_framing import composite_flow_input
-    from trainer.prep import PrepParams
-
-    params = PrepParams().flow
-    flows = []
-    for name, subject in zip(names, subjects):
-        with np.load(prep_dir / subject / f"{name}.npz") as d:
-            flows.append(composite_flow_input(d["onset_crop"], d["apex_crop"], params, 28, window))
-    return np.stack(flows).astype(np.float32)
-
-
 def per_subject_rows(loso, targets: np.ndarray, subjects: list[str]) -> list[tuple[str, int, int, int, float]]:
     """(subject, clips, AU positives, true positives, micro F1) over the modelled AUs."""
     rows = []
@@ -107,7 +93,9 @@ def main() -> int:
         from edge.perception.composite_framing import COMPOSITE_WINDOW
 
         window = COMPOSITE_WINDOW
-        flow = framed_flow(args.prep_dir, subjects, names, window)
+        from trainer.prep import reframed_flow
+
+        flow = reframed_flow(args.prep_dir, subjects, names, window)
     counts = positive_counts(codes)
     aus = modelled_aus(codes)
     reported = [a for a in aus if counts[a] >= REPORT_MIN_POSITIVES]

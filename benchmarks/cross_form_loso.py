@@ -242,15 +242,10 @@ def framed_samples(live, prep_dir: Path):
     framing: what the classify stage computes for an artifact whose metadata names COMPOSITE_WINDOW."""
     from dataclasses import replace
 
-    from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
-    from trainer.prep import PrepParams
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
+    from trainer.prep import reframed_flow
 
-    params = PrepParams().flow
-    flows = []
-    for name, subject in zip(live.names, live.subjects):
-        with np.load(prep_dir / subject / f"{name}.npz") as d:
-            flows.append(composite_flow_input(d["onset_crop"], d["apex_crop"], params, 28, COMPOSITE_WINDOW))
-    return replace(live, flow=np.stack(flows).astype(np.float32))
+    return replace(live, flow=reframed_flow(prep_dir, list(live.subjects), list(live.names), COMPOSITE_WINDOW))
 
 
 def load(assets: Path, prep_dir: Path, workers: int):

@@ -83,7 +83,9 @@ class PrepParams:
     def as_json(self) -> dict:
         return {
             "version": PREP_VERSION,
-            "track": asdict(self.track),
+            # prep follows one face: the fields that only tell several faces apart change none of its crops, and
+            # leaving them out keeps caches made before they existed valid
+            "track": {k: v for k, v in asdict(self.track).items() if k not in ("max_faces", "forget_after")},
             "flow": params_dict(self.flow),
             "apex_size": self.apex_size,
             "clip_frames": self.clip_frames,
@@ -339,3 +341,15 @@ def read_prepared(out_dir: Path, clips: list[ClipSpec]) -> dict[str, dict[str, n
             with np.load(path) as data:
                 out[spec.name] = {k: data[k] for k in data.files}
     return out
+
+
+def reframed_flow(out_dir: Path, subjects: list[str], names: list[str], window, params: PrepParams = PrepParams()) -> np.ndarray:
+    """(N, 3, 28, 28) flow of prepared clips remade from their aligned crops re-cut to `window`: what the classify
+    stage computes for an artifact whose metadata names that crop window (edge/stages/classify_input.py)."""
+    from edge.perception.composite_framing import composite_flow_input
+
+    flows = []
+    for name, subject in zip(names, subjects):
+        with np.load(out_dir / subject / f"{name}.npz") as d:
+            flows.append(composite_flow_input(d["onset_crop"], d["apex_crop"], params.flow, 28, window))
+    return np.stack(flows).astype(np.float32)

@@ -157,3 +157,10 @@ def test_the_prep_command_needs_frames_and_a_sheet_with_a_dataset(tmp_path, caps
 
     assert main(["prep", "--dataset", "casme2", "--sheet", str(tmp_path / "x.xlsx"), "--out", str(tmp_path)]) == 2
     assert "--dataset casme2 needs --frames ROOT and --sheet SHEET" in capsys.readouterr().err
+
+
+def test_the_prep_record_leaves_out_the_fields_that_only_tell_several_faces_apart():
+    from trainer.prep import PrepParams
+
+    track = PrepParams().as_json()["track"]
+    assert "max_faces" not in track and "forget_after" not in track and track["size"] == 128
