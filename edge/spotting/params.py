@@ -38,6 +38,13 @@ class SpotParams:
     # each costs about 0.07 ms per flow, and on the evaluation videos 5 and 8 gave 0.68 and 0.78 against 3's
     # 0.745: no clear gain for 0.2-1 ms more per frame, so 3 stays.
     refine_iters: int = 3
+    # The crop's outer band left out of the region scores (edge/spotting/signal.py), as fractions of the crop:
+    # each side, top, bottom. A head motion's flow errs there (the face's silhouette, the crop's edge) and
+    # no action unit acts there. Chosen on the synth tuning videos and checked on the real tuning subjects
+    # (benchmarks/results/spotting_tune.md): synthetic head motions had made half of the false events.
+    band_side: float = 0.125
+    band_top: float = 0.02
+    band_bottom: float = 0.04
     patch: int = 7  # box filter over the residual motion length: about an action unit's patch on the grid
     # k: the motion signal compares frame t with t - k. About half of a short ME's onset-to-offset time,
     # so an ME's rise is seen whole while slow drifts (lighting, posture) stay small.
@@ -140,6 +147,10 @@ class SpotParams:
                 continue
             if f.name != "flow_size" and not value >= 0:
                 raise MestreamError(f"{f.name}={value} is negative; expected a value >= 0")
+        if not (2 * self.band_side < 1 and self.band_top + self.band_bottom < 1):
+            raise MestreamError(
+                f"band_side={self.band_side}, band_top={self.band_top}, band_bottom={self.band_bottom} leave no face to "
+                "score; expected fractions of the crop, e.g. 0.125, 0.02, 0.04")
         if not 0 < self.candidate_frac < 1:
             raise MestreamError(f"candidate_frac={self.candidate_frac} is out of range; expected a value in (0, 1), e.g. 0.8")
         if not 0 < self.hold_frac < 1:

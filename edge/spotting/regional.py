@@ -273,7 +273,8 @@ class RegionalSpotter:
 
     def _make_meters(self) -> None:
         p = self.params
-        self._meter = RegionMotion(p.flow_size, p.patch, recompensate_px=p.recompensate_px, refine_iters=p.refine_iters)
+        self._meter = RegionMotion(p.flow_size, p.patch, recompensate_px=p.recompensate_px, refine_iters=p.refine_iters,
+                                   band=(p.band_side, p.band_top, p.band_bottom))
 
     def _w(self) -> np.ndarray | float:
         return self._weights if self._weights is not None else 1.0

@@ -9,7 +9,10 @@ so the facial regions (brows, eyes, nose, mouth corners, chin) sit at fixed boxe
    rotations and scale changes left over by alignment;
 3. each region scores the largest local mean (a box filter about an action unit wide) of the residual
    flow's length inside its box, in pixels of the flow grid: an action unit moves a patch, not the
-   whole box, and the local mean keeps its full size while averaging flow noise away.
+   whole box, and the local mean keeps its full size while averaging flow noise away. The crop's outer
+   band (`band`) is left out: there lie the face's silhouette against the background and the crop's
+   edge, where a moving head's flow is least exact (a motion boundary, content entering the crop) and
+   where no action unit acts.
 
     meter = RegionMotion(flow_size=64)
     a, b = meter.prepare(crop_a), meter.prepare(crop_b)
@@ -71,7 +74,8 @@ def _solve3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class RegionMotion:
     """Flow between two prepared crops -> per-region residual motion. One per stream (DIS keeps buffers)."""
 
-    def __init__(self, flow_size: int, patch: int = 9, recompensate_px: float = 0.0, refine_iters: int = 3) -> None:
+    def __init__(self, flow_size: int, patch: int = 9, recompensate_px: float = 0.0, refine_iters: int = 3,
+                 band: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         self.size = flow_size
         self.patch = patch
         self.recompensate_px = recompensate_px
@@ -109,6 +113,12 @@ class RegionMotion:
         self._design = np.stack([xs.ravel() - c, ys.ravel() - c, np.ones(xs.size)], axis=1).astype(np.float64)
         self._pinv = np.linalg.pinv(self._design)
         self._corners = np.array([[x - c, y - c, 1.0] for x in (x0, x1) for y in (y0, y1)])
+        # the scored part of the grid: band = (each side, top, bottom) as fractions of the crop
+        side, top, bottom = (int(round(f * flow_size)) for f in band)
+        self._scored = None
+        if side or top or bottom:
+            self._scored = np.zeros((flow_size, flow_size), np.float32)
+            self._scored[top : flow_size - bottom, side : flow_size - side] = 1.0
         gy, gx = np.mgrid[0:flow_size, 0:flow_size]
         self._gx = (gx - c).astype(np.float32)
         self._gy = (gy - c).astype(np.float32)
@@ -173,5 +183,8 @@ class RegionMotion:
 
     def field_scores(self, res: np.ndarray) -> np.ndarray:
         """The region scores of a residual flow field (or of a difference of two: the motion between them)."""
-        mag = cv2.blur(cv2.magnitude(res[..., 0], res[..., 1]), (self.patch, self.patch))
+        mag = cv2.magnitude(res[..., 0], res[..., 1])
+        if self._scored is not None:
+            mag *= self._scored
+        mag = cv2.blur(mag, (self.patch, self.patch))
         return np.array([mag[y : y + h, x : x + w].max() for x, y, w, h in self.boxes], dtype=np.float32)

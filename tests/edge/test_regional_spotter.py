@@ -200,6 +200,28 @@ def test_bad_parameters_are_refused_with_the_value():
         SpotParams(candidate_frac=1.2)
     with pytest.raises(MestreamError, match="hold_frac=1.0"):
         SpotParams(hold_frac=1.0)
+    with pytest.raises(MestreamError, match="band_side=0.5"):
+        SpotParams(band_side=0.5)
+
+
+def test_motion_in_the_crops_outer_band_is_left_out_of_the_region_scores_and_motion_inside_is_not():
+    from edge.spotting.signal import REGION_NAMES, RegionMotion
+
+    face = _texture(3)
+    x, y, w, h = region_boxes(S)["brow_right"]
+    edge = (S - 5.0, y + h / 2)  # the brow box's outer end, in the crop's side band
+    inside = _mouth_corner()
+    banded = RegionMotion(48, 7, band=(0.125, 0.02, 0.04))
+    plain = RegionMotion(48, 7)
+    rest = np.clip(face, 0, 255).astype(np.uint8)
+
+    def scores(meter, centre):
+        moved = np.clip(_warp(face, centre, (0.0, 4.0), 5.0), 0, 255).astype(np.uint8)
+        return dict(zip(REGION_NAMES, meter.scores(meter.prepare(rest), meter.prepare(moved))))
+
+    assert scores(plain, edge)["brow_right"] > 0.12
+    assert scores(banded, edge)["brow_right"] < 0.04
+    assert scores(banded, inside)["mouth_left"] == pytest.approx(scores(plain, inside)["mouth_left"], rel=0.05)
 
 
 def test_an_onset_placed_at_a_higher_rest_level_still_finds_the_micro_expression():
