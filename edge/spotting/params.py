@@ -129,6 +129,10 @@ class SpotParams:
     # with a blink inside, as many real ones have (CASME II tuning subjects: 10 of 14 such clips kept, 4 of 5
     # synthetic blinks over T dropped; benchmarks/results/spotting_real.md).
     blink_keep: float = 1.5
+    # ... and at least blink_leak x the masked eyes' and brows' own displacement: DIS spreads a lid sweep of 1-2
+    # px into the nose box at 4-6 % of it. Chosen on the synth tuning videos; on the real tuning subjects no
+    # micro-expression with a blink inside was under 0.067 (benchmarks/results/spotting_tune.md).
+    blink_leak: float = 0.06
     # "regional" is the training-free spotter above; "learned" scores windows with a softnet artifact
     # (edge/spotting/learned.py, made by `mestream train-spotter`), given as artifact = PATH.
     method: str = "regional"

@@ -367,9 +367,17 @@ class RegionalSpotter:
         return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
 
     def _only_a_blink(self, ev: _Event, confirm: np.ndarray) -> bool:
-        """A blink's onset whose unmasked regions moved less than blink_keep x T: the blink's leak through the
-        flow. Above it, a micro-expression with a blink inside (CASME II has many) is kept."""
-        return ev.blink_onset and float(confirm.max()) < self.params.blink_keep * ev.threshold
+        """A blink's onset whose unmasked regions moved less than blink_keep x T, or less than blink_leak x what
+        the masked eyes and brows moved: the blink's leak through the flow, which grows with the lid sweep. Above
+        both, a micro-expression with a blink inside (CASME II has many) is kept."""
+        if not ev.blink_onset:
+            return False
+        p, moved = self.params, float(confirm.max())
+        if moved < p.blink_keep * ev.threshold:
+            return True
+        d = np.asarray(ev.d)
+        lids = d[ev.measured :, BLINK_MASK] if len(d) > ev.measured else d[-1:, BLINK_MASK]
+        return moved < p.blink_leak * float(lids.max())
 
     def _close_event(self, d: np.ndarray, released: _Displaced | None | object = _UNCHECKED) -> list[Message]:
         """released: the displaced event this one releases, None, or _UNCHECKED (look, at the offset frame)."""

@@ -342,6 +342,9 @@ def test_a_micro_expression_with_a_blink_inside_is_kept_when_the_other_regions_m
     found = intervals(spot(faces))
     assert len(found) == 1 and iou(found[0], Interval(62, 71, "micro", 66)) >= 0.5
     assert intervals(spot(faces, SpotParams(blink_keep=100.0))) == []  # with an impossible bar: dropped
+    # the leak bar scales with the lid: the mouth moves about a quarter of what the lid does, far over 6 %
+    assert intervals(spot(faces, SpotParams(blink_leak=0.2))) == found
+    assert intervals(spot(faces, SpotParams(blink_leak=1.0))) == []
 
 
 def test_a_micro_expression_that_starts_before_a_blink_is_still_found():
