@@ -3,6 +3,7 @@
     MESTREAM_ASSETS=/work/shared/assets .venv/bin/python benchmarks/spotting_real.py --work /tmp/real \\
         [--set eval] [--fps 200 30] [--protocol still drift] [--variant default] [--variant "z4:z=4"] \\
         [--plots DIR] [--json out.json] [--limit N]
+    ... --set unseen [--dataset casme2|samm|smic --frames DIR [--sheet XLSX]]   (clips of other subjects)
 
 Every shared clip of ../shared/assets/casme2_cropped/ (onset..offset frames at 200 fps, truth from the official
 2014-05-08 CASME II sheet) becomes a test video (trainer/spotting/real_clips.py: framed at 640x480, held still
@@ -33,12 +34,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# Fixed before any spotter was tuned on real clips; 101 clips of 10 subjects, 84 of 9.
+# Fixed before any spotter was tuned on real clips; 101 clips of 10 subjects, 84 of 9. Set "unseen" is every
+# other subject of the data (CASME II subjects not shared here; every subject of SAMM and SMIC).
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub18", "sub20", "sub25")
 EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
+SETS = ("tune", "eval", "unseen")
 SHEET = "annotations/davidnvq_me_recognition/CASME2-coding-20140508.xlsx"
 FRAMES = "casme2_cropped/CASME2_Cropped"
-CLIP_FPS = 200.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset's clips: its loader's arguments, the rate its camera recorded at, and default paths under the assets."""
+    rate: float
+    sheet: str  # under the assets folder, unless --sheet
+    frames: str | None  # under the assets folder, unless --frames (None: --frames is needed)
+
+
+DATASETS = {
+    "casme2": Source(200.0, SHEET, FRAMES),
+    "samm": Source(200.0, "annotations/MouathAb_AnalyseMiE/SAMM_Micro_FACS_Codes_v2.xlsx", None),
+    "smic": Source(100.0, "annotations/davidnvq_me_recognition/SMIC-HS-E_annotation.xlsx", None),  # SMIC-HS
+}
+CLIP_FPS = DATASETS["casme2"].rate
 
 
 @dataclass
@@ -51,14 +69,30 @@ class ClipVideo:
     faces: list
 
 
-def load_clips(assets: Path, subjects: tuple[str, ...]):
-    from trainer.data.casme2 import load_casme2
+def load_clips(assets: Path, set_name: str, dataset: str = "casme2", frames: Path | None = None,
+               sheet: Path | None = None):
+    """The clips of one set: every emotion, since spotting does not depend on it."""
+    source = DATASETS[dataset]
+    frames = frames if frames is not None else assets / source.frames
+    sheet = sheet if sheet is not None else assets / source.sheet
+    if dataset == "casme2":
+        from trainer.data.casme2 import load_casme2
 
-    result = load_casme2(assets / FRAMES, assets / SHEET, "2014-05-08", "casme2-7class")
-    return [c for c in result.clips if c.subject in subjects]
+        clips = load_casme2(frames, sheet, "2014-05-08", "casme2-7class").clips
+    elif dataset == "samm":
+        from trainer.data.samm import load_samm
+
+        clips = load_samm(frames, sheet, "samm-8class").clips
+    else:
+        from trainer.data.smic import load_smic
+
+        clips = load_smic(frames, sheet).clips
+    if set_name == "unseen":
+        return [c for c in clips if dataset != "casme2" or c.subject not in TUNE + EVAL]
+    return [c for c in clips if c.subject in {"tune": TUNE, "eval": EVAL}[set_name]]
 
 
-def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> ClipVideo:
+def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path, clip_fps: float = CLIP_FPS) -> ClipVideo:
     """The clip's test video, tracked by the live track stage; cached as npz under `cache`."""
     import cv2
 
@@ -66,7 +100,8 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
     from trainer.spotting.features import load_tracked, save_tracked, track_frames
     from trainer.spotting.real_clips import ClipTruth, Protocol, compose
 
-    target = cache / f"{clip.subject}_{clip.name}_{protocol_name}_{fps:g}_{seed}.npz"
+    rate = "" if clip_fps == CLIP_FPS else f"_from{clip_fps:g}"  # CASME II's caches keep their names
+    target = cache / f"{clip.subject}_{clip.name}_{protocol_name}_{fps:g}_{seed}{rate}.npz"
     if target.is_file():
         video, extra = load_tracked(target, target.stem)
         truth = Interval(*(int(v) for v in extra["truth"][:2]), "micro", int(extra["truth"][2]))
@@ -75,7 +110,7 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
         # the clip's frames are onset..offset: positions are 1-based in clip.frames
         truth_in_clip = ClipTruth(clip.onset - 1, clip.apex - 1, clip.offset - 1)
         seed_here = seed * 100003 + hash_name(f"{clip.subject}_{clip.name}")
-        composed = compose(frames, truth_in_clip, Protocol(protocol_name, seed=seed_here), fps, CLIP_FPS)
+        composed = compose(frames, truth_in_clip, Protocol(protocol_name, seed=seed_here), fps, clip_fps)
         video = track_frames(target.stem, composed.frames, fps)
         truth = composed.truth
         cache.mkdir(parents=True, exist_ok=True)
@@ -83,8 +118,8 @@ def tracked(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> Cli
     return ClipVideo(clip.subject, clip.name, fps, protocol_name, truth, video.face_messages())
 
 
-def _track_only(clip, fps: float, protocol_name: str, seed: int, cache: Path) -> None:
-    tracked(clip, fps, protocol_name, seed, cache)
+def _track_only(clip, fps: float, protocol_name: str, seed: int, cache: Path, clip_fps: float) -> None:
+    tracked(clip, fps, protocol_name, seed, cache, clip_fps)
 
 
 def hash_name(text: str) -> int:
@@ -176,8 +211,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
     parser.add_argument("--work", type=Path, required=True, help="folder for the tracking cache")
-    parser.add_argument("--set", dest="sets", nargs="+", default=["eval"], choices=("tune", "eval"))
-    parser.add_argument("--fps", nargs="+", type=float, default=[200.0, 30.0])
+    parser.add_argument("--set", dest="sets", nargs="+", default=["eval"], choices=SETS,
+                        help="tune / eval: this project's split of the shared CASME II subjects; unseen: every other subject")
+    parser.add_argument("--dataset", default="casme2", choices=tuple(DATASETS),
+                        help="whose clips (samm and smic: --frames is needed; smic is SMIC-HS at 100 fps)")
+    parser.add_argument("--frames", type=Path, default=None, help="the dataset's frame folders (default: the shared CASME II)")
+    parser.add_argument("--sheet", type=Path, default=None, help="its annotation sheet (default: the one under the assets)")
+    parser.add_argument("--fps", nargs="+", type=float, default=None, help="default: the dataset's own rate and 30")
     parser.add_argument("--protocol", nargs="+", default=["still"], choices=("still", "drift"))
     parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
     parser.add_argument("--seed", type=int, default=0)
@@ -189,24 +229,39 @@ def main() -> int:
     parser.add_argument("--as-published", action="store_true",
                         help="score every interval as the spotter published it, micro events a later macro revises included")
     args = parser.parse_args()
-    if args.assets is None or not (Path(args.assets) / FRAMES).is_dir():
-        raise SystemExit(f"give --assets or set MESTREAM_ASSETS to the shared assets folder (with {FRAMES})")
+    source = DATASETS[args.dataset]
+    if args.frames is None and source.frames is None:
+        raise SystemExit(f"--dataset {args.dataset} needs --frames DIR, the folder of its clips' frames")
+    if args.dataset != "casme2" and set(args.sets) != {"unseen"}:
+        raise SystemExit(f"--set {' '.join(args.sets)} with --dataset {args.dataset}: tune and eval are CASME II subjects; "
+                         "expected --set unseen")
+    if args.assets is None and (args.frames is None or args.sheet is None):
+        raise SystemExit("give --assets or set MESTREAM_ASSETS to the shared assets folder, or give --frames and --sheet")
+    if args.frames is None and not (Path(args.assets) / FRAMES).is_dir():
+        raise SystemExit(f"{Path(args.assets) / FRAMES} does not exist; expected the shared assets folder (with {FRAMES})")
+    args.fps = args.fps or [source.rate, 30.0]
     for fps in args.fps:
-        if not 0 < fps <= CLIP_FPS:
-            raise SystemExit(f"--fps {fps:g}; expected a rate in (0, {CLIP_FPS:g}], e.g. 200 or 30")
+        if not 0 < fps <= source.rate:
+            raise SystemExit(f"--fps {fps:g}; expected a rate in (0, {source.rate:g}], {args.dataset}'s own rate or less")
     if args.plots is not None:
         args.plots.mkdir(parents=True, exist_ok=True)
 
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
+    from engines.errors import MestreamError
 
     variants = parse_variants(args.variant)
-    subjects = {"tune": TUNE, "eval": EVAL}
     results: dict = {}
     print(f"{'variant':22s} {'set':4s} {'proto':5s} {'fps':>4s} {'clips':>5s} {'recall':>6s} {'any':>5s} {'extra':>5s} "
           f"{'outside':>7s} {'onset ms':>9s} {'offset ms':>9s} {'micro':>5s} {'CPU ms':>6s}")
     for set_name in args.sets:
-        clips = load_clips(Path(args.assets), subjects[set_name])
+        try:
+            clips = load_clips(Path(args.assets) if args.assets else Path("."), set_name, args.dataset, args.frames, args.sheet)
+        except MestreamError as e:
+            raise SystemExit(str(e)) from None
+        if not clips:
+            raise SystemExit(f"no clips of set {set_name!r} in {args.frames or Path(args.assets) / source.frames}; "
+                             "expected subjects other than this project's tune and eval ones for --set unseen")
         if args.limit:
             clips = [c for s in dict.fromkeys(c.subject for c in clips) for c in [c for c in clips if c.subject == s][: args.limit]]
         for protocol in args.protocol:
@@ -216,8 +271,8 @@ def main() -> int:
                     from multiprocessing import Pool
 
                     with Pool(args.jobs) as pool:
-                        pool.starmap(_track_only, [(c, fps, protocol, args.seed, cache) for c in clips])
-                videos = [tracked(c, fps, protocol, args.seed, cache) for c in clips]
+                        pool.starmap(_track_only, [(c, fps, protocol, args.seed, cache, source.rate) for c in clips])
+                videos = [tracked(c, fps, protocol, args.seed, cache, source.rate) for c in clips]
                 for name, kw in variants.items():
                     rows, cpu, failures = [], [], []
                     for video in videos:
@@ -247,7 +302,8 @@ def main() -> int:
                         plot_failures(args.plots / f"missed_{name}_{set_name}_{protocol}_{fps:g}.png", failures,
                                       f"{name} {set_name} {protocol} {fps:g} fps")
     if args.json is not None:
-        args.json.write_text(json.dumps({"variants": variants, "split": {"tune": TUNE, "eval": EVAL}, "results": results},
+        args.json.write_text(json.dumps({"variants": variants, "dataset": args.dataset, "split": {"tune": TUNE, "eval": EVAL},
+                                         "results": results},
                                         indent=1))
     return 0
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engines.errors import MestreamError
-from trainer.spotting.real_clips import CANVAS, ClipTruth, Protocol, compose, frame_noise
+from trainer.spotting.real_clips import CANVAS, ClipTruth, Protocol, compose, frame_in_canvas, frame_noise
 
 
 def _clip(n=60, noise=2.0, seed=0):
@@ -41,6 +41,23 @@ def test_the_drift_protocol_moves_the_whole_picture_slowly():
     drift = compose(_clip(20), ClipTruth(0, 5, 19), Protocol("drift", hold_s=0.5, seed=2), fps=200.0)
     first, last = drift.frames[0].astype(np.float32), drift.frames[-1].astype(np.float32)
     assert np.abs(first - last).mean() > np.abs(still.frames[0].astype(np.float32) - still.frames[-1]).mean() + 1.0
+
+
+def test_a_frame_larger_than_the_camera_picture_is_shrunk_to_fit_it_keeping_its_shape():
+    wide = np.full((1088, 2040, 3), 90, np.uint8)  # SAMM's camera
+    wide[:, 1020:] = 200
+    framed = frame_in_canvas(wide)
+    assert framed.shape == (CANVAS[1], CANVAS[0], 3)
+    # 2040x1088 -> 640x341: the halves stay halves, the height is padded by replicating the border
+    assert framed[240, 310, 0] == 90 and framed[240, 330, 0] == 200
+    assert framed[0, 10, 0] == 90
+
+
+def test_a_100_fps_clip_makes_a_video_at_its_own_rate_and_at_30_fps():
+    video = compose(_clip(30), ClipTruth(0, 10, 29), Protocol("still", hold_s=1.0), fps=30.0, clip_fps=100.0)
+    # 230 frames at 100 fps are 2.29 s: 69 frames at 30 fps; the clip is 100..129 -> 30..38
+    assert len(video.frames) == 69
+    assert (video.truth.onset, video.truth.offset) == (30, 38)
 
 
 def test_bad_clips_and_rates_are_refused_in_one_line():

@@ -79,11 +79,14 @@ def frame_noise(frames: list[np.ndarray]) -> float:
 
 
 def frame_in_canvas(image: np.ndarray) -> np.ndarray:
-    """The face crop centred in a CANVAS picture, its border replicated outwards."""
+    """The face crop centred in a CANVAS picture, its border replicated outwards. A frame larger than the
+    canvas (SAMM's 2040x1088 camera) is first shrunk to fit it, as a 640x480 camera would see that scene."""
     h, w = image.shape[:2]
     cw, ch = CANVAS
     if w > cw or h > ch:
-        raise MestreamError(f"clip frame {w}x{h} is larger than the {cw}x{ch} canvas; expected a face crop")
+        scale = min(cw / w, ch / h)
+        image = cv2.resize(image, (min(cw, round(w * scale)), min(ch, round(h * scale))), interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
     left, top = (cw - w) // 2, (ch - h) // 2
     return cv2.copyMakeBorder(image, top, ch - h - top, left, cw - w - left, cv2.BORDER_REPLICATE)
 
