@@ -25,7 +25,8 @@ def _segments(sup) -> list[Path]:
 
 def _supervise(supervise, tmp_path, *, frames: int, fast: bool, shared: bool = True, middle: tuple = ()):
     """capture | *middle | infer (publish) on a tiny video, supervised in a thread."""
-    topo = parse_topology({"runtime": {**FAST_RUNTIME, "shared_frames": shared}, "process": [
+    # a real track stage: its first FaceMesh frames may hold its heartbeat up for seconds on a loaded machine
+    topo = parse_topology({"runtime": {**FAST_RUNTIME, "hang_timeout_s": 10.0, "shared_frames": shared}, "process": [
         {"name": "capture", "stages": ["capture"]},
         *({"name": name, "stages": [name]} for name in middle),
         {"name": "infer", "stages": ["publish"], "policy": "block"}]})
