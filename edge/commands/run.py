@@ -91,21 +91,23 @@ def build_run_options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from edge.status_view import TerminalStatus, block_lines
     from edge.supervisor import Supervisor, preflight
 
     topo, options = build_run_options(args)
     options = preflight(topo, options)
     tty = sys.stderr.isatty()
     quiet = getattr(args, "quiet", False)
+    view = TerminalStatus(sys.stderr)
 
     def show(line: str, metrics) -> None:
         if quiet:
             return
-        if tty:
-            sys.stderr.write("\r\x1b[2K" + line[:200])
-        else:
+        if tty:  # a block that fits the window, worst sources first (edge/status_view.py)
+            view.show(block_lines(metrics, sup.last_sources, *view.size()))
+        else:  # a log: the whole line, one per tick
             sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            sys.stderr.flush()
 
     level = logging.getLevelName(logging.getLogger("edge").getEffectiveLevel())  # -v reaches the stage processes
     sup = Supervisor(topo, options, on_tick=show, log_level=level if isinstance(level, str) else "WARNING")
@@ -121,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
         sup.stop()  # idempotent; covers a failed start too: nothing is left running
         for s, h in previous.items():
             signal.signal(s, h)
-        if tty and not quiet:
-            sys.stderr.write("\n")
+        view.close()
     if not quiet:
         from edge.nats_out import without_secret
 
