@@ -180,7 +180,7 @@ def _plan(topo: Topology, hop: Hop, nxt: Hop | None, index: int, workdir: Path, 
         output_hwm=output_hwm,
         heartbeat_s=topo.runtime.heartbeat_s,
         run=run,
-        preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
+        preview=f"ipc://{workdir}/preview" if run.publish.preview and _previewed(run.publish.preview_sources, hop.source) else "",
         shm_out=hop.shm_prefix if shared else "",
         shm_slots=slots,
         shm_in=hop.shm_prefix if hop.shm_prefix and index == 1 and not p.input else "",
@@ -189,6 +189,12 @@ def _plan(topo: Topology, hop: Hop, nxt: Hop | None, index: int, workdir: Path, 
         source=hop.source,
         upstreams=upstreams,
     )
+
+
+def _previewed(chosen: tuple[str, ...], source: str) -> bool:
+    """Whether a process taps the preview: every process when no source is chosen, else the chosen sources'
+    chains and the shared processes (their events and statuses are few; the viewer sorts them by source)."""
+    return not chosen or not source or source in chosen
 
 
 def _input(hop: Hop, workdir: Path) -> str:
@@ -497,6 +503,11 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     from edge.stages.registry import build_stage
 
     names = topo.stage_names()
+    if run.publish.preview:
+        from edge.preview.relay import check_preview_endpoint, check_preview_sources
+
+        check_preview_endpoint(run.publish.preview)
+        check_preview_sources(run.publish.preview_sources, [name for name, _ in run.all_sources()])
     if run.record:
         record = Path(run.record)
         if not record.parent.is_dir():
@@ -519,10 +530,6 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
             sock.close(0)
         finally:
             ctx.term()
-    if run.publish.preview:
-        from edge.preview.relay import check_preview_endpoint
-
-        check_preview_endpoint(run.publish.preview)
     if "classify" in names:
         from engines import default_artifact_path, read_artifact
 

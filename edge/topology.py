@@ -49,6 +49,7 @@ class PublishConfig:
     curve_clients: str = ""  # ... and only subscribers whose NAME.key is in this folder get them
     preview: str = ""  # "" = off; else frames/crops/signal/events for `mestream preview` (loopback or ipc only)
     preview_fps: float = 10.0  # preview frames (JPEG) per second at most: people need no more, the pipeline pays per frame
+    preview_sources: tuple[str, ...] = ()  # () = every source; else only these sources' frames and signal (fewer JPEGs)
     nats: str = ""  # "" = off; else the NATS server on this device (a leaf node), e.g. "nats://127.0.0.1:4222" (edge/nats_out.py)
     site: str = "site"  # subject mestream.v1.<site>.<device>.<source>.<event|status>: one token each
     device: str = ""  # "" = this host's name (made a valid subject token)

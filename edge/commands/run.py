@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
     parser.add_argument("--preview", nargs="?", const="tcp://127.0.0.1:5561", default=None, metavar="ENDPOINT",
                         help="also publish a low-rate preview stream for `mestream preview` (default endpoint tcp://127.0.0.1:5561)")
+    parser.add_argument("--preview-source", action="append", default=None, metavar="NAME",
+                        help="with several sources, preview only this one (repeatable; default: every source, tiled in `mestream preview`)")
     parser.add_argument("--nats", default=None, metavar="URL", help="also publish to the NATS server on this device, e.g. nats://127.0.0.1:4222 (topology [publish] nats)")
     parser.add_argument("--site", default=None, help="NATS subject's site name (topology [publish] site)")
     parser.add_argument("--device", default=None, help="NATS subject's device name (topology [publish] device; default: the host name)")
@@ -53,6 +55,12 @@ def build_run_options(args: argparse.Namespace):
         publish = replace(publish, allow_public=True)
     if getattr(args, "preview", None):
         publish = replace(publish, preview=args.preview)
+    if getattr(args, "preview_source", None):
+        if not publish.preview:
+            from engines.errors import MestreamError
+
+            raise MestreamError(f"--preview-source {args.preview_source[0]}: there is no preview to choose for; add --preview")
+        publish = replace(publish, preview_sources=tuple(args.preview_source))
     if args.curve_key or args.curve_clients:
         from engines.errors import MestreamError
 
