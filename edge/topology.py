@@ -54,6 +54,7 @@ class PublishConfig:
     site: str = "site"  # subject mestream.v1.<site>.<device>.<source>.<event|status>: one token each
     device: str = ""  # "" = this host's name (made a valid subject token)
     nats_queue: int = 10000  # messages held for NATS while its server is slow or away; beyond this new ones are dropped (counted)
+    nats_nkey: str = ""  # seed file (NAME.nk, deploy/nats/make_nkeys.py) to log in to the NATS server with; "" = none, or the URL's user:password
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,10 @@ def check_nats(pub: PublishConfig, where: str) -> None:
         check_subject_name(pub.device, f"{where} [publish] device")
     if pub.nats_queue < 1:
         raise MestreamError(f"{where} [publish] nats_queue = {pub.nats_queue}: expected at least 1 message")
+    if pub.nats_nkey:
+        from edge.nats_out import check_nkey_seed
+
+        check_nkey_seed(pub.nats_nkey, f"{where} [publish] nats_nkey")
 
 
 def device_name(configured: str) -> str:

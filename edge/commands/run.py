@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-source", action="append", default=None, metavar="NAME",
                         help="with several sources, preview only this one (repeatable; default: every source, tiled in `mestream preview`)")
     parser.add_argument("--nats", default=None, metavar="URL", help="also publish to the NATS server on this device, e.g. nats://127.0.0.1:4222 (topology [publish] nats)")
+    parser.add_argument("--nats-nkey", default=None, metavar="FILE",
+                        help="log in to that NATS server with this user nkey's seed file (deploy/nats/make_nkeys.py; topology [publish] nats_nkey)")
     parser.add_argument("--site", default=None, help="NATS subject's site name (topology [publish] site)")
     parser.add_argument("--device", default=None, help="NATS subject's device name (topology [publish] device; default: the host name)")
 
@@ -67,7 +69,7 @@ def build_run_options(args: argparse.Namespace):
         if not (args.curve_key and args.curve_clients):
             raise MestreamError("--curve-key and --curve-clients go together: the server key and the folder of allowed subscriber keys")
         publish = replace(publish, curve_secret_key=str(args.curve_key), curve_clients=str(args.curve_clients))
-    nats = {k: v for k in ("nats", "site", "device") if (v := getattr(args, k, None)) is not None}
+    nats = {k: v for k in ("nats", "site", "device", "nats_nkey") if (v := getattr(args, k, None)) is not None}
     if nats:
         from edge.topology import check_nats
 
