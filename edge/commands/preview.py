@@ -62,16 +62,17 @@ def wait_for_source(server, source: str, duration: float) -> None:
     from edge.preview.server import unknown_source
 
     t_end = time.monotonic() + duration if duration > 0 else float("inf")
-    seen_since = None
+    settled_since = None  # when every source seen so far first had a frame, none of them `source`
+    said = not source
     while (now := time.monotonic()) < t_end:
         time.sleep(min(0.25, max(0.0, t_end - now)))
-        if not source or seen_since == -1:
+        if said:
             continue
         names = server.state.names()
         if source in names:
-            seen_since = -1  # it is there: nothing to say
+            said = True  # it is there: nothing to say
         elif names and len(server.state.latest_frames()) == len(names):
-            seen_since = seen_since or time.monotonic()
-            if time.monotonic() - seen_since >= 1.0:
+            settled_since = settled_since or time.monotonic()
+            if time.monotonic() - settled_since >= 1.0:
                 print(f"mestream preview: {unknown_source(source, names)}; the page waits for it", file=sys.stderr, flush=True)
-                seen_since = -1
+                said = True
