@@ -11,20 +11,24 @@ trouble, without reading 400 characters. So on a terminal:
   window's height fold into one "+ N more" line that says how those are doing;
 - a window too low for rows: the summary and the worst sources squeezed into one line.
 
-Piped into a file (no terminal), `mestream run` writes the full status line instead, one per tick.
+The block stays at the bottom of the window while log lines scroll above it (TerminalStatus). Piped into a
+file (no terminal), `mestream run` writes the full status line instead, one per tick.
 
-    view = TerminalStatus(sys.stderr); view.show(block_lines(metrics, sources, *view.size())); view.close()
+    view = TerminalStatus(sys.stderr)
+    width, height = view.size()
+    view.show(block_lines(metrics, sources, width, height), height); ...; view.close()
 """
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 from typing import Any, TextIO
 
 from edge.supervisor import process_part, result_tail
 
 OK_STATES = frozenset({"running", "ready", "finishing", "done", None})
+CALM_STATES = OK_STATES | {"waiting", "starting"}  # not in trouble (yet): every source starts so
 _MIN_TABLE_WIDTH = 48  # below this the columns do not fit: the compact one-line form instead
 
 
@@ -95,7 +99,7 @@ def _more(rest: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _worst_first(item: tuple[str, dict[str, Any]]) -> tuple:
     name, s = item
-    return (s.get("state") in OK_STATES, -_drops(s), -int(s.get("restarts") or 0), _natural(name))
+    return (s.get("state") in CALM_STATES, -_drops(s), -int(s.get("restarts") or 0), _natural(name))
 
 
 def _natural(name: str) -> list:
@@ -104,7 +108,7 @@ def _natural(name: str) -> list:
 
 
 def _in_trouble(s: dict[str, Any]) -> bool:
-    return s.get("state") not in OK_STATES or _drops(s) > 0 or bool(s.get("restarts"))
+    return s.get("state") not in CALM_STATES or _drops(s) > 0 or bool(s.get("restarts"))
 
 
 def _drops(s: dict[str, Any]) -> int:
@@ -135,26 +139,58 @@ def _wrap(line: str, width: int) -> list[str]:
 
 
 class TerminalStatus:
-    """Redraws a block of lines in place on a terminal stream: back to the block's first line, clear, write."""
+    """Keeps a block of lines at the bottom of the terminal while everything else scrolls above it.
+
+    The block's rows are taken out of the terminal's scrolling region (DECSTBM), so the log lines the stage
+    processes write to the same terminal scroll in the region above and never overwrite the block, nor the
+    block them; each redraw saves the cursor, rewrites the bottom rows and puts the cursor back. A block of
+    another height, or a window of another size, gives the rows back and takes them again. close() gives
+    them back and leaves the last block on screen with the cursor below it.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.drawn = 0  # lines of the block on screen (the cursor is on its last line)
+        self.rows = 0  # bottom rows held for the block (0: none)
+        self.height = 0  # the window's lines when they were taken
 
-    @staticmethod
-    def size() -> tuple[int, int]:
-        size = shutil.get_terminal_size(fallback=(100, 24))
-        return size.columns, size.lines
+    def size(self) -> tuple[int, int]:
+        """(columns, lines) of the window the stream writes to: COLUMNS/LINES when set, else the stream's own
+        terminal (stdout may be piped while stderr is not), else 100 x 24."""
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            size = os.terminal_size((0, 0))
+        return _env_int("COLUMNS") or size.columns or 100, _env_int("LINES") or size.lines or 24
 
-    def show(self, lines: list[str]) -> None:
-        up = f"\x1b[{self.drawn - 1}F" if self.drawn > 1 else "\r"
-        self.stream.write(up + "\x1b[J" + "\n".join(lines))
+    def show(self, lines: list[str], height: int) -> None:
+        n = min(len(lines), height - 1)  # one row at least stays for the scrolling region
+        out = []
+        if (n, height) != (self.rows, self.height):
+            out.append(self._give_back())
+            # room for the block below the cursor (scrolling what is there up), then the region above it
+            out.append("\n" * n + f"\x1b[{n}A" + f"\x1b7\x1b[1;{height - n}r\x1b8")
+            self.rows, self.height = n, height
+        out.append("\x1b7")
+        out += [f"\x1b[{height - n + 1 + i};1H\x1b[2K{line}" for i, line in enumerate(lines[:n])]
+        out.append("\x1b8")
+        self.stream.write("".join(out))
         self.stream.flush()
-        self.drawn = len(lines)
+
+    def _give_back(self) -> str:
+        """The whole window scrolls again, and the old block's rows are cleared (the cursor stays put)."""
+        if not self.rows:
+            return ""
+        first = self.height - self.rows + 1
+        return "\x1b7\x1b[r" + "".join(f"\x1b[{first + i};1H\x1b[2K" for i in range(self.rows)) + "\x1b8"
 
     def close(self) -> None:
-        """Leave the last block on screen and the cursor on a fresh line."""
-        if self.drawn:
-            self.stream.write("\n")
+        """Give the rows back, leave the last block on screen, and the cursor on a fresh line below it."""
+        if self.rows:
+            self.stream.write(f"\x1b[r\x1b[{self.height};1H\n")
             self.stream.flush()
-            self.drawn = 0
+            self.rows = self.height = 0
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else 0

@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     def show(line: str, metrics) -> None:
         if quiet:
             return
-        if tty:  # a block that fits the window, worst sources first (edge/status_view.py)
-            view.show(block_lines(metrics, sup.last_sources, *view.size()))
+        if tty:  # a block at the window's bottom, worst sources first, logs scrolling above (edge/status_view.py)
+            width, height = view.size()
+            view.show(block_lines(metrics, sup.last_sources, width, height), height)
         else:  # a log: the whole line, one per tick
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

@@ -1,7 +1,19 @@
 """`mestream run`'s status on a terminal: readable with 1 to 12 sources, worst first, never wider than the window."""
 
+import fcntl
 import io
+import os
+import pty
 import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+from pathlib import Path
+
+import pytest
+from stand_ins import artifact_for_tests, free_port, tiny_video
 
 from edge.status_view import TerminalStatus, block_lines
 from edge.supervisor import status_line
@@ -75,11 +87,88 @@ def test_no_line_is_wider_than_the_window_for_1_to_12_sources():
                 assert len(lines) <= max(1, height - 1)
 
 
-def test_the_terminal_block_is_redrawn_in_place():
+def test_the_block_holds_the_window_s_bottom_rows_while_the_rest_scrolls_above_it():
     out = io.StringIO()
     view = TerminalStatus(out)
-    view.show(["a", "b", "c"])
-    view.show(["d", "e"])
-    view.show(["f"])
+    view.show(["a", "b"], 10)
+    first = out.getvalue()
+    # room below the cursor, rows 1-8 scroll, then the block on rows 9-10 with the cursor put back
+    assert first == "\n\n\x1b[2A" + "\x1b7\x1b[1;8r\x1b8" + "\x1b7\x1b[9;1H\x1b[2Ka\x1b[10;1H\x1b[2Kb\x1b8"
+    view.show(["c", "d"], 10)
+    assert out.getvalue()[len(first):] == "\x1b7\x1b[9;1H\x1b[2Kc\x1b[10;1H\x1b[2Kd\x1b8"  # same rows: only redrawn
+    mark = len(out.getvalue())
+    view.show(["e", "f", "g"], 10)  # a taller block: the old rows given back and cleared, three taken
+    assert out.getvalue()[mark:] == ("\x1b7\x1b[r\x1b[9;1H\x1b[2K\x1b[10;1H\x1b[2K\x1b8" + "\n\n\n\x1b[3A\x1b7\x1b[1;7r\x1b8"
+                                     + "\x1b7\x1b[8;1H\x1b[2Ke\x1b[9;1H\x1b[2Kf\x1b[10;1H\x1b[2Kg\x1b8")
+    mark = len(out.getvalue())
     view.close()
-    assert out.getvalue() == "\r\x1b[Ja\nb\nc" + "\x1b[2F\x1b[Jd\ne" + "\x1b[1F\x1b[Jf" + "\n"
+    assert out.getvalue()[mark:] == "\x1b[r\x1b[10;1H\n"  # the whole window scrolls again, the cursor below the block
+    view.close()
+    assert out.getvalue()[mark:] == "\x1b[r\x1b[10;1H\n"  # once
+
+
+def test_log_lines_scroll_above_the_block_and_stay_on_screen():
+    pyte = pytest.importorskip("pyte", reason="pyte is not installed: pip install 'mestream[dev]'")
+    screen = pyte.Screen(40, 8)
+    terminal = pyte.Stream(screen)
+
+    class Tty(io.StringIO):
+        def write(self, text: str) -> int:
+            terminal.feed(text.replace("\n", "\r\n"))  # what the terminal's line discipline does
+            return len(text)
+
+    view = TerminalStatus(Tty())
+    terminal.feed("earlier output\r\n")
+    for k in range(6):
+        view.show([f"summary {k}", f"front {k}", f"side {k}"], 8)
+        terminal.feed(f"log line {k}\r\n")  # a stage process writes to the same terminal
+    assert [x.rstrip() for x in screen.display] == ["log line 2", "log line 3", "log line 4", "log line 5", "",
+                                                    "summary 5", "front 5", "side 5"]
+    view.show(["summary 6", "front 6"], 8)  # a shorter block: the freed row joins the scrolling part
+    terminal.feed("log line 6\r\n")
+    assert [x.rstrip() for x in screen.display][-4:] == ["log line 6", "", "summary 6", "front 6"]
+    view.close()
+    terminal.feed("mestream run: finished\r\n")
+    assert [x.rstrip() for x in screen.display][-4:] == ["summary 6", "front 6", "mestream run: finished", ""]
+
+
+def test_mestream_run_on_a_terminal_redraws_a_block_with_a_row_per_source(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    videos = [tiny_video(tmp_path / f"{name}.avi", 75) for name in ("front", "side", "door")]  # 2.5 s paced: a few ticks
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))  # a 90 x 30 window
+    cmd = [sys.executable, "-m", "edge.cli", "run", "--artifact", str(artifact_for_tests(tmp_path)),
+           "--publish", f"tcp://127.0.0.1:{free_port()}", *(f"--source={v.stem}={v}" for v in videos)]
+    proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sub,
+                            env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")})
+    os.close(sub)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert proc.wait(timeout=180) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    finally:
+        proc.kill()
+        reader.join(5)
+        os.close(main)
+    out = b"".join(chunks).decode(errors="replace")
+    drawn = re.findall(r"\x1b\[(\d+);1H\x1b\[2K([^\x1b]*)", out)
+    start = max(i for i, (_, text) in enumerate(drawn) if text.startswith("3 sources: "))
+    last = drawn[start:]  # the last block: the summary (one line or two), the header, a row per source
+    assert int(last[-1][0]) == 30 and [int(r) for r, _ in last] == list(range(31 - len(last), 31)), last
+    assert f"\x1b[1;{30 - len(last)}r" in out  # the rows above it scroll
+    assert all(len(text) <= 90 for _, text in last), last
+    assert "source" in last[-4][1] and sorted(text.split()[0] for _, text in last[-3:]) == ["door", "front", "side"], last
+    assert out.rstrip().endswith("mestream run: finished; published on " + cmd[cmd.index("--publish") + 1]), out[-300:]
+    assert "\x1b[r\x1b[30;1H\r\n" in out  # the whole window scrolls again at the end (the terminal turns \\n into CR LF)
