@@ -318,3 +318,29 @@ def test_a_seed_file_that_is_not_one_is_refused_in_one_line(tmp_path):
         done = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--nats", "nats://127.0.0.1:4222", "--nats-nkey", str(path)],
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and expected in done.stderr, done.stderr
+
+
+def test_the_passwords_the_comments_give_instead_of_nkeys_work_as_written(deployed):
+    leaf_user = "{ user: mestream, password: $MESTREAM_PUBLISH_PASSWORD, permissions: $PUBLISHER }"
+    hub_leaves = "authorization { users = [ { user: leaf-dev1, password: $MESTREAM_LEAF_PASSWORD, account: FLEET } ] }"
+    leaf, hub = (deployed.folder / "leaf.conf").read_text(), (deployed.folder / "hub.conf").read_text()
+    assert leaf_user in leaf and hub_leaves in hub  # what the comments say to write
+    leaf = _swap(leaf, {"{ nkey: $MESTREAM_PUBLISH_NKEY, permissions: $PUBLISHER }": leaf_user,
+                        "      nkey: $MESTREAM_LEAF_SEED": "      # nkey: $MESTREAM_LEAF_SEED"})
+    hub = _swap(hub, {"  # no authorization block:": f"  {hub_leaves}\n  # no authorization block:"})
+    (deployed.folder / "leaf.conf").write_text(leaf)
+    (deployed.folder / "hub.conf").write_text(hub)
+    deployed.env.update(MESTREAM_PUBLISH_PASSWORD="pub-secret", MESTREAM_LEAF_PASSWORD="leaf-secret",
+                        MESTREAM_HUB_URL=f"nats-leaf://leaf-dev1:leaf-secret@127.0.0.1:{deployed.ports['hub_leaf']}")
+    for name in ("hub", "leaf"):
+        done = deployed.check(name)
+        assert done.returncode == 0, f"{name}.conf: {done.stdout}{done.stderr}"
+    deployed.start("hub")
+    deployed.start("leaf")
+    assert wait_until(lambda: "Leafnode connection created" in deployed.log("hub"), 15), deployed.log("leaf")[-2000:]
+    out = NatsOutbox(NatsTarget(f"nats://mestream:pub-secret@127.0.0.1:{deployed.ports['leaf']}", site="lab", device="dev1"), run_id="r1")
+    out.start()
+    out.offer("event", b'{"i": 0}', "r1.s0.event.0")
+    assert wait_until(lambda: out.counters()["published"] == 1, 10), (out.counters(), out.take_changes())
+    out.close()
+    assert "pub-secret" not in json.dumps([out.counters(), out.take_changes()])
