@@ -56,8 +56,9 @@ def tile_frames(frames: list[tuple[str, bytes, dict[str, Any]]], tile_width: int
 
 
 def tiles_jpeg(frames: list[tuple[str, bytes, dict[str, Any]]], quality: int = 80) -> bytes:
+    """The grid as JPEG: 480x360 tiles up to four sources, 320x240 beyond (ten sources: 1280x720)."""
     import cv2
 
-    image, _ = tile_frames(frames)
+    image, _ = tile_frames(frames, *((480, 360) if len(frames) <= 4 else (320, 240)))
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return buf.tobytes() if ok else b""
