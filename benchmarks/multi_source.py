@@ -12,6 +12,12 @@ For 1..N sources, one `mestream run` with a --source per video and a --record; f
     python benchmarks/multi_source.py --max-sources 4 --seconds 20
     python benchmarks/multi_source.py --counts 1,2,4,6,8 --seconds 20 --work /tmp/ms   # reuses the videos there
 
+Sources x faces (`--faces 1,2`): each source is then 1280x480, two of those videos side by side (two faces,
+`[stages.track] max_faces = 2`) or one beside a black half (one face, same frame size and codec, so the
+difference is what the second face costs, not the bigger frame); 640x480 rows stay as above:
+
+    python benchmarks/multi_source.py --counts 1,2,4 --faces 1,2 --seconds 20 --work /tmp/ms
+
 A source count is sustained when every source ran at >= 29 fps with 0 drops and 0 lost frames.
 """
 
@@ -47,9 +53,51 @@ def make_sources(work: Path, n: int, seconds: float) -> list[Path]:
     return videos
 
 
-def run_sources(videos: list[Path], work: Path, port: int, timeout_s: float) -> dict:
-    record = work / f"run_{len(videos)}.jsonl"
+def side_by_side(out: Path, left: Path, right: Path | None) -> Path:
+    """`left` | `right` (or | black) as one MJPG video of twice the width, as a wide camera would give it."""
+    import cv2
+    import numpy as np
+
+    if out.is_file():
+        return out
+    caps = [cv2.VideoCapture(str(v)) for v in (left, right) if v is not None]
+    w, h = int(caps[0].get(cv2.CAP_PROP_FRAME_WIDTH)), int(caps[0].get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), caps[0].get(cv2.CAP_PROP_FPS) or 30.0, (2 * w, h))
+    while True:
+        frames = [c.read() for c in caps]
+        if not all(ok for ok, _ in frames):
+            break
+        canvas = np.zeros((h, 2 * w, 3), np.uint8)
+        for i, (_, frame) in enumerate(frames):
+            canvas[:, i * w : (i + 1) * w] = frame[:h, :w]
+        writer.write(canvas)
+    writer.release()
+    for c in caps:
+        c.release()
+    return out
+
+
+def wide_sources(work: Path, videos: list[Path], faces: int) -> list[Path]:
+    """One 1280x480 video per source: videos k and k+1 side by side (faces=2), or video k beside black (faces=1)."""
+    n = len(videos)
+    return [side_by_side(work / f"wide{faces}_{k}.avi", v, videos[(k + 1) % n] if faces == 2 else None) for k, v in enumerate(videos)]
+
+
+def topology_with_faces(work: Path, faces: int) -> Path:
+    """The packaged topology with [stages.track] max_faces = faces."""
+    text = (Path(__file__).resolve().parents[1] / "edge" / "topology.toml").read_text()
+    if "\n# [stages.track]\n# max_faces = 1" not in text:
+        sys.exit("edge/topology.toml no longer has the commented [stages.track] max_faces line this script edits")
+    out = work / f"topology_faces{faces}.toml"
+    out.write_text(text.replace("\n# [stages.track]\n# max_faces = 1", f"\n[stages.track]\nmax_faces = {faces}"))
+    return out
+
+
+def run_sources(videos: list[Path], work: Path, port: int, timeout_s: float, topology: Path | None = None) -> dict:
+    record = work / f"run_{len(videos)}{'_' + topology.stem if topology else ''}.jsonl"
     cmd = [sys.executable, "-m", "edge.cli", "-q", "run", "--record", str(record), "--publish", f"tcp://127.0.0.1:{port}"]
+    if topology is not None:
+        cmd += ["--topology", str(topology)]
     for k, v in enumerate(videos):
         cmd += ["--source", f"s{k}={v}"]
     t0 = time.monotonic()
@@ -57,8 +105,11 @@ def run_sources(videos: list[Path], work: Path, port: int, timeout_s: float) -> 
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         sys.exit(f"mestream run with {len(videos)} sources failed ({proc.returncode}): {proc.stderr[-1500:]}")
-    metrics = [m for m in (json.loads(x) for x in record.read_text().splitlines()) if m.get("event") == "metrics"]
-    return summarise(metrics, wall)
+    messages = [json.loads(x) for x in record.read_text().splitlines()]
+    metrics = [m for m in messages if m.get("event") == "metrics"]
+    # faces that gave events, (source, face_id): shows the second face of a two-face source was tracked
+    faces = {(m.get("source"), m.get("face_id")) for m in messages if m.get("kind") is not None and "face_id" in m}
+    return dict(summarise(metrics, wall), faces_with_events=len(faces))
 
 
 def summarise(metrics: list[dict], wall: float) -> dict:
@@ -90,17 +141,35 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each source video (default 20)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the videos and records (default: a new temporary one)")
     ap.add_argument("--port", type=int, default=5591)
+    ap.add_argument("--faces", default="", help="faces per source to run, e.g. 1,2: 1280x480 sources (default: 640x480, one face)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="multi_source-"))
     work.mkdir(parents=True, exist_ok=True)
     counts = [int(c) for c in args.counts.split(",")] if args.counts else list(range(1, args.max_sources + 1))
-    videos = make_sources(work, max(counts), args.seconds)
+    videos = make_sources(work, max(max(counts), 2), args.seconds)
+    if args.faces:
+        faces_list = [int(f) for f in args.faces.split(",")]
+        wide = {f: wide_sources(work, videos[: max(max(counts), 2)], f) for f in faces_list}
+        topology = {f: topology_with_faces(work, f) for f in faces_list}
+        rows: dict[int, list[dict]] = {f: [] for f in faces_list}
+        for n in counts:  # each count with every face number in turn: a machine shared with other jobs loads them alike
+            for f in faces_list:
+                r = dict(run_sources(wide[f][:n], work, args.port, args.seconds * 3 + 120, topology[f]), faces=f, load=os.getloadavg()[0])
+                rows[f].append(r)
+                print(json.dumps(r), flush=True)
+        for f in faces_list:
+            print_table(rows[f], f"1280x480, {f} face(s) per source")
+        return
     rows = []
     for n in counts:
         r = run_sources(videos[:n], work, args.port, timeout_s=args.seconds * 3 + 120)
         rows.append(r)
         print(json.dumps(r), flush=True)
-    print("\n| sources | fps per source (min) | cores busy | + per added source (from the row above) | drops | lost | p95 offset->result ms (max) | restarts | sustained |")
+    print_table(rows, "640x480, one face per source")
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    print(f"\n{title}\n\n| sources | fps per source (min) | cores busy | + per added source (from the row above) | drops | lost | p95 offset->result ms (max) | restarts | sustained |")
     print("|---|---|---|---|---|---|---|---|---|")
     prev = None
     for r in rows:

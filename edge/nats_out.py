@@ -68,6 +68,29 @@ def without_secret(url: str) -> str:
     return parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[1]}").geturl()
 
 
+def check_nkey_seed(path: str, where: str) -> str:
+    """A readable file holding a user nkey's seed (SU..., as deploy/nats/make_nkeys.py writes it): one line if not."""
+    from pathlib import Path
+
+    try:
+        seed = Path(path).read_text().strip()
+    except OSError as exc:
+        raise MestreamError(f"{where} = {path!r}: cannot read it ({exc.strerror}); give the seed file (NAME.nk) "
+                            "made by deploy/nats/make_nkeys.py") from None
+    try:
+        import nkeys
+    except ImportError:
+        raise MestreamError(f"{where}: nkeys are signed with the nkeys package, which is not installed: pip install 'mestream[nats]'") from None
+    try:
+        if not seed.startswith("SU"):
+            raise ValueError("not a user seed")
+        nkeys.from_seed(bytearray(seed.encode()))
+    except Exception:  # noqa: BLE001 - nkeys raises its own error classes for each way a seed can be wrong
+        raise MestreamError(f"{where} = {path!r}: not a user nkey seed (one line SU...); give the NAME.nk file "
+                            "made by deploy/nats/make_nkeys.py, not its .pub") from None
+    return path
+
+
 def is_subject_name(value: str) -> bool:
     return bool(_NAME.match(value))
 
@@ -91,6 +114,7 @@ class NatsTarget:
     device: str
     source: str = "s0"
     queue: int = 10000  # messages held while the local server is slow or away; beyond this new ones are dropped
+    nkey: str = ""  # a user nkey's seed file to sign the server's challenge with (deploy/nats/make_nkeys.py); "" = none
 
     def __post_init__(self) -> None:
         check_nats_url(self.url, "[publish] nats")
@@ -281,7 +305,7 @@ class NatsOutbox:
             # no reconnects inside the client (and its first connect gives up after two tries, where 0 would
             # mean forever): this loop reconnects with its own backoff and says so once on me.status
             nc = await nats.connect(self.target.url, connect_timeout=self.connect_timeout_s, allow_reconnect=False,
-                                    max_reconnect_attempts=1, reconnect_time_wait=0.1,
+                                    max_reconnect_attempts=1, reconnect_time_wait=0.1, nkeys_seed=self.target.nkey or None,
                                     name=f"mestream {self.target.site}.{self.target.device}",
                                     error_cb=self._on_error, disconnected_cb=self._on_disconnected)
         except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS or auth: all mean "not now", and are retried

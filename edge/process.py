@@ -165,7 +165,7 @@ class StageProcess:
         if plan.preview:
             from edge.preview.tap import PreviewTap
 
-            self.preview = PreviewTap(self.ctx, plan.preview, plan.name, fps=plan.run.publish.preview_fps)
+            self.preview = PreviewTap(self.ctx, plan.preview, plan.name, fps=plan.run.publish.preview_fps, source=plan.source)
         self.heartbeat("ready", force=True)
 
     def close(self) -> None:

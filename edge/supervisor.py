@@ -180,7 +180,7 @@ def _plan(topo: Topology, hop: Hop, nxt: Hop | None, index: int, workdir: Path, 
         output_hwm=output_hwm,
         heartbeat_s=topo.runtime.heartbeat_s,
         run=run,
-        preview=f"ipc://{workdir}/preview" if run.publish.preview else "",
+        preview=f"ipc://{workdir}/preview" if run.publish.preview and _previewed(run.publish.preview_sources, hop.source) else "",
         shm_out=hop.shm_prefix if shared else "",
         shm_slots=slots,
         shm_in=hop.shm_prefix if hop.shm_prefix and index == 1 and not p.input else "",
@@ -189,6 +189,12 @@ def _plan(topo: Topology, hop: Hop, nxt: Hop | None, index: int, workdir: Path, 
         source=hop.source,
         upstreams=upstreams,
     )
+
+
+def _previewed(chosen: tuple[str, ...], source: str) -> bool:
+    """Whether a process taps the preview: every process when no source is chosen, else the chosen sources'
+    chains and the shared processes (their events and statuses are few; the viewer sorts them by source)."""
+    return not chosen or not source or source in chosen
 
 
 def _input(hop: Hop, workdir: Path) -> str:
@@ -216,6 +222,7 @@ class Supervisor:
         self.status_out: zmq.Socket | None = None
         self.preview_relay = None  # edge.preview.relay.PreviewRelay when the run publishes a preview
         self._last_tick = 0.0
+        self.last_sources: dict[str, dict[str, Any]] = {}  # per-source metrics of the last tick (source_metrics)
         self._final_sent = False
         self.started_ns = 0
         self.ended_ns = 0
@@ -379,6 +386,7 @@ class Supervisor:
         metrics = self.metrics()
         sources = source_metrics(self.children, metrics)
         line = status_line(metrics, sources if len(sources) > 1 else None)
+        self.last_sources = sources
         if publish:
             self.publish_status(status("supervisor", "metrics", line, final=final, processes={
                 k: {f: v.get(f) for f in ("state", "fps", "n_in", "drops", "lost", "restarts", "busy_ms", "result_ms", "cpu_s", "rss_mb")}
@@ -449,29 +457,30 @@ def source_metrics(children: list[Child], metrics: dict[str, dict[str, Any]]) ->
 def status_line(metrics: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]] | None = None) -> str:
     """One line for people: fps per process, drops, latency, restarts. With several sources, one part per
     source (its fps, frame number, drops, restarts, latency) instead of its chain's processes."""
-    parts = []
-    total_drops = 0
-    chained = {f"-{name}" for name in sources} if sources else set()
-    for name, m in metrics.items():
-        drops = sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0)
-        total_drops += drops
-        if any(name.endswith(suffix) for suffix in chained):
-            continue  # shown in its source's part
-        p95 = (m.get("busy_ms") or {}).get("p95")
-        text = f"{name} {m.get('fps', 0):.0f} fps"
-        if p95 is not None:
-            text += f" {p95:.1f} ms"
-        if m.get("restarts"):
-            text += f" {m['restarts']} restart(s)"
-        if m.get("state") not in ("running", "ready", "finishing", "done", None):
-            text += f" [{m.get('state')}]"
-        parts.append(text)
-    parts[:0] = [_source_part(name, s) for name, s in (sources or {}).items()]
+    chained = tuple(f"-{name}" for name in sources) if sources else ()
+    parts = [_source_part(name, s) for name, s in (sources or {}).items()]
+    parts += [process_part(name, m) for name, m in metrics.items() if not (chained and name.endswith(chained))]  # chains: in their source's part
+    total_drops = sum(sum((m.get("drops") or {}).values()) + int(m.get("lost") or 0) for m in metrics.values())
+    return " | ".join(parts) + f" | drops {total_drops}" + result_tail(metrics)
+
+
+def process_part(name: str, m: dict[str, Any]) -> str:
+    """'infer 2 fps 41.0 ms 1 restart(s) [blocked]': one process's fps, p95 busy time, restarts, odd state."""
+    p95 = (m.get("busy_ms") or {}).get("p95")
+    text = f"{name} {m.get('fps', 0):.0f} fps"
+    if p95 is not None:
+        text += f" {p95:.1f} ms"
+    if m.get("restarts"):
+        text += f" {m['restarts']} restart(s)"
+    if m.get("state") not in ("running", "ready", "finishing", "done", None):
+        text += f" [{m.get('state')}]"
+    return text
+
+
+def result_tail(metrics: dict[str, dict[str, Any]]) -> str:
+    """' | offset->result p50 .. ms p95 .. ms' from the last process that measures it, or ''."""
     result = next((m.get("result_ms") for m in reversed(list(metrics.values())) if m.get("result_ms")), None)
-    tail = f" | drops {total_drops}"
-    if result:
-        tail += f" | offset->result p50 {result['p50']:.0f} ms p95 {result['p95']:.0f} ms"
-    return " | ".join(parts) + tail
+    return f" | offset->result p50 {result['p50']:.0f} ms p95 {result['p95']:.0f} ms" if result else ""
 
 
 def _source_part(name: str, s: dict[str, Any]) -> str:
@@ -494,6 +503,11 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
     from edge.stages.registry import build_stage
 
     names = topo.stage_names()
+    if run.publish.preview:
+        from edge.preview.relay import check_preview_endpoint, check_preview_sources
+
+        check_preview_endpoint(run.publish.preview)
+        check_preview_sources(run.publish.preview_sources, [name for name, _ in run.all_sources()])
     if run.record:
         record = Path(run.record)
         if not record.parent.is_dir():
@@ -516,10 +530,6 @@ def preflight(topo: Topology, run: RunOptions) -> RunOptions:
             sock.close(0)
         finally:
             ctx.term()
-    if run.publish.preview:
-        from edge.preview.relay import check_preview_endpoint
-
-        check_preview_endpoint(run.publish.preview)
     if "classify" in names:
         from engines import default_artifact_path, read_artifact
 

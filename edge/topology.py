@@ -49,10 +49,12 @@ class PublishConfig:
     curve_clients: str = ""  # ... and only subscribers whose NAME.key is in this folder get them
     preview: str = ""  # "" = off; else frames/crops/signal/events for `mestream preview` (loopback or ipc only)
     preview_fps: float = 10.0  # preview frames (JPEG) per second at most: people need no more, the pipeline pays per frame
+    preview_sources: tuple[str, ...] = ()  # () = every source; else only these sources' frames and signal (fewer JPEGs)
     nats: str = ""  # "" = off; else the NATS server on this device (a leaf node), e.g. "nats://127.0.0.1:4222" (edge/nats_out.py)
     site: str = "site"  # subject mestream.v1.<site>.<device>.<source>.<event|status>: one token each
     device: str = ""  # "" = this host's name (made a valid subject token)
     nats_queue: int = 10000  # messages held for NATS while its server is slow or away; beyond this new ones are dropped (counted)
+    nats_nkey: str = ""  # seed file (NAME.nk, deploy/nats/make_nkeys.py) to log in to the NATS server with; "" = none, or the URL's user:password
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,10 @@ def check_nats(pub: PublishConfig, where: str) -> None:
         check_subject_name(pub.device, f"{where} [publish] device")
     if pub.nats_queue < 1:
         raise MestreamError(f"{where} [publish] nats_queue = {pub.nats_queue}: expected at least 1 message")
+    if pub.nats_nkey:
+        from edge.nats_out import check_nkey_seed
+
+        check_nkey_seed(pub.nats_nkey, f"{where} [publish] nats_nkey")
 
 
 def device_name(configured: str) -> str:

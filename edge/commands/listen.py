@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the events and statuses of this face_id (a source with several faces: [stages.track] max_faces)")
     parser.add_argument("--source", default=None, metavar="NAME",
                         help="only the events and statuses of this source (a run with several: --source NAME=URI)")
+    parser.add_argument("--nats-nkey", default=None, metavar="FILE",
+                        help="log in to the NATS server with this user nkey's seed file (NAME.nk from deploy/nats/make_nkeys.py) instead of a password")
     parser.add_argument("--nats-ca", type=Path, default=None, metavar="FILE", help="CA certificate that signed the NATS server's (tls:// with a private CA)")
 
 
@@ -120,6 +122,10 @@ def _listen_nats(args: argparse.Namespace) -> int:
     from engines.errors import MestreamError
 
     check_nats_url(args.nats, "--nats")
+    if getattr(args, "nats_nkey", None):
+        from edge.nats_out import check_nkey_seed
+
+        check_nkey_seed(args.nats_nkey, "--nats-nkey")
     subject = args.subject.strip()
     if not subject or " " in subject or ".." in subject or subject.startswith(".") or subject.endswith("."):
         raise MestreamError(f"--subject {args.subject!r}: not a NATS subject; expected tokens joined by '.', e.g. 'mestream.v1.>'")
@@ -158,12 +164,13 @@ async def _nats_loop(nats, args: argparse.Namespace, subject: str) -> int:
 
     try:
         # two tries at start (0 would mean forever), then reconnects without end once connected
-        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, tls=tls, error_cb=quiet)
+        nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, tls=tls, error_cb=quiet,
+                                nkeys_seed=getattr(args, "nats_nkey", None) or None)
         nc.options["max_reconnect_attempts"] = -1  # nats-py reads it at each reconnect
     except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS, auth: each is one line with its reason
         why = failures[-1] if failures else (str(exc) or type(exc).__name__)
         raise MestreamError(f"--nats {without_secret(args.nats)!r}: cannot connect ({why}); "
-                            "is the NATS server running there, and are the user and password right?") from None
+                            "is the NATS server running there, and are the user and password (or --nats-nkey) right?") from None
     got = 0
     queue: asyncio.Queue = asyncio.Queue()
 

@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curve-clients", type=Path, default=None, metavar="DIR", help="folder of subscriber NAME.key files allowed to receive (with --curve-key)")
     parser.add_argument("--preview", nargs="?", const="tcp://127.0.0.1:5561", default=None, metavar="ENDPOINT",
                         help="also publish a low-rate preview stream for `mestream preview` (default endpoint tcp://127.0.0.1:5561)")
+    parser.add_argument("--preview-source", action="append", default=None, metavar="NAME",
+                        help="with several sources, preview only this one (repeatable; default: every source, tiled in `mestream preview`)")
     parser.add_argument("--nats", default=None, metavar="URL", help="also publish to the NATS server on this device, e.g. nats://127.0.0.1:4222 (topology [publish] nats)")
+    parser.add_argument("--nats-nkey", default=None, metavar="FILE",
+                        help="log in to that NATS server with this user nkey's seed file (deploy/nats/make_nkeys.py; topology [publish] nats_nkey)")
     parser.add_argument("--site", default=None, help="NATS subject's site name (topology [publish] site)")
     parser.add_argument("--device", default=None, help="NATS subject's device name (topology [publish] device; default: the host name)")
 
@@ -53,13 +57,19 @@ def build_run_options(args: argparse.Namespace):
         publish = replace(publish, allow_public=True)
     if getattr(args, "preview", None):
         publish = replace(publish, preview=args.preview)
+    if getattr(args, "preview_source", None):
+        if not publish.preview:
+            from engines.errors import MestreamError
+
+            raise MestreamError(f"--preview-source {args.preview_source[0]}: there is no preview to choose for; add --preview")
+        publish = replace(publish, preview_sources=tuple(args.preview_source))
     if args.curve_key or args.curve_clients:
         from engines.errors import MestreamError
 
         if not (args.curve_key and args.curve_clients):
             raise MestreamError("--curve-key and --curve-clients go together: the server key and the folder of allowed subscriber keys")
         publish = replace(publish, curve_secret_key=str(args.curve_key), curve_clients=str(args.curve_clients))
-    nats = {k: v for k in ("nats", "site", "device") if (v := getattr(args, k, None)) is not None}
+    nats = {k: v for k in ("nats", "site", "device", "nats_nkey") if (v := getattr(args, k, None)) is not None}
     if nats:
         from edge.topology import check_nats
 
@@ -91,21 +101,24 @@ def build_run_options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from edge.status_view import TerminalStatus, block_lines
     from edge.supervisor import Supervisor, preflight
 
     topo, options = build_run_options(args)
     options = preflight(topo, options)
     tty = sys.stderr.isatty()
     quiet = getattr(args, "quiet", False)
+    view = TerminalStatus(sys.stderr)
 
     def show(line: str, metrics) -> None:
         if quiet:
             return
-        if tty:
-            sys.stderr.write("\r\x1b[2K" + line[:200])
-        else:
+        if tty:  # a block at the window's bottom, worst sources first, logs scrolling above (edge/status_view.py)
+            width, height = view.size()
+            view.show(block_lines(metrics, sup.last_sources, width, height), height)
+        else:  # a log: the whole line, one per tick
             sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            sys.stderr.flush()
 
     level = logging.getLevelName(logging.getLogger("edge").getEffectiveLevel())  # -v reaches the stage processes
     sup = Supervisor(topo, options, on_tick=show, log_level=level if isinstance(level, str) else "WARNING")
@@ -121,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
         sup.stop()  # idempotent; covers a failed start too: nothing is left running
         for s, h in previous.items():
             signal.signal(s, h)
-        if tty and not quiet:
-            sys.stderr.write("\n")
+        view.close()
     if not quiet:
         from edge.nats_out import without_secret
 

@@ -32,6 +32,14 @@ def check_preview_endpoint(endpoint: str) -> None:
         ) from None
 
 
+def check_preview_sources(chosen: tuple[str, ...] | list[str], names: list[str]) -> None:
+    """Each source chosen for the preview (--preview-source) must be one of the run's sources: one line if not."""
+    for name in chosen:
+        if name not in names:
+            raise MestreamError(f"--preview-source {name}: no source of that name in this run (its sources: {', '.join(names)}); "
+                                "give one of them, or leave it out to preview every source")
+
+
 class PreviewRelay:
     """XSUB (bound on `inside`, the taps connect) -> XPUB (bound on `outside`, viewers connect)."""
 

@@ -1,7 +1,10 @@
 """The preview web page: a ZeroMQ SUB thread fills a PreviewState, an http.server on 127.0.0.1 serves it.
 
 Routes: "/" the page (index.html next to this file), "/state.json" the snapshot the page polls,
-"/frame.jpg" and "/crop.jpg" the latest images. The server binds loopback only: the page shows faces.
+"/frame.jpg" and "/crop.jpg" the latest images, "/tiles.jpg" every source's latest frame in one grid
+(edge/preview/tiles.py). With several sources, "?source=NAME" picks one (default: the server's `source`, else
+the first seen); a name the run does not have is a 404 with one line naming the ones it has. The server
+binds loopback only: the page shows faces.
 
     with PreviewServer("tcp://127.0.0.1:5561", port=8765) as server:   # port 0: any free port
         print(server.url)  # the page; server.state holds what it shows
@@ -22,6 +25,7 @@ import zmq
 from edge import bus
 from edge.preview import PREVIEW_TOPIC_PREFIX
 from edge.preview.state import PreviewState
+from edge.preview.tiles import grid, tiles_jpeg
 from engines.errors import MestreamError
 
 log = logging.getLogger(__name__)
@@ -81,14 +85,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path, _, query = self.path.partition("?")
         state = self.server.state
+        params = parse_qs(query)
+        source = params.get("source", [""])[0] or self.server.source or None
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", page_html())
         elif path == "/state.json":
-            self._send(HTTPStatus.OK, "application/json", json.dumps(state.snapshot(), allow_nan=False).encode())
+            try:
+                snap = state.snapshot(source)
+            except KeyError:
+                self._send(HTTPStatus.NOT_FOUND, "text/plain", (unknown_source(source, state.names()) + "\n").encode())
+                return
+            snap["fixed"] = bool(self.server.source)  # `mestream preview --source NAME`: no tiles, no picking
+            if len(snap["sources"]) > 1 and not self.server.source:
+                tiled = [name for name, _, _ in state.latest_frames()]  # tiles.jpg's order
+                snap["tiles"] = dict(zip(("columns", "rows"), grid(len(tiled))), sources=tiled)
+            self._send(HTTPStatus.OK, "application/json", json.dumps(snap, allow_nan=False).encode())
         elif path in ("/frame.jpg", "/crop.jpg"):
-            wanted = parse_qs(query).get("id", [""])[0]
-            frame, crop = state.images(int(wanted) if wanted.isdigit() else None)
+            wanted = params.get("id", [""])[0]
+            frame, crop = state.images(int(wanted) if wanted.isdigit() else None, source)
             body = frame if path == "/frame.jpg" else crop
+            if body:
+                self._send(HTTPStatus.OK, "image/jpeg", body)
+            else:
+                self._send(HTTPStatus.NOT_FOUND, "text/plain", b"no image yet\n")
+        elif path == "/tiles.jpg":
+            frames = state.latest_frames()
+            body = tiles_jpeg(frames) if frames else b""
             if body:
                 self._send(HTTPStatus.OK, "image/jpeg", body)
             else:
@@ -111,20 +133,27 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     state: PreviewState
+    source: str  # "" = the page may show every source
+
+
+def unknown_source(name: str, names: list[str]) -> str:
+    return f"no source {name!r} in this run's preview (its sources: {', '.join(names)}); pick one of them"
 
 
 class PreviewServer:
     """The page on http://127.0.0.1:PORT/ and the feed from `endpoint`; a context manager."""
 
-    def __init__(self, endpoint: str, port: int = 8765, state: PreviewState | None = None) -> None:
+    def __init__(self, endpoint: str, port: int = 8765, state: PreviewState | None = None, source: str = "") -> None:
         if not 0 <= port <= 65535:
             raise MestreamError(f"--port {port}: expected 0..65535 (0 = any free port)")
+        self.source = source
         self.state = state or PreviewState()
         try:
             self._http = _HTTPServer((HOST, port), _Handler)
         except OSError as exc:
             raise MestreamError(f"cannot serve the preview on {HOST}:{port} ({exc.strerror}); choose another --port") from None
         self._http.state = self.state
+        self._http.source = source
         try:
             self.feed = PreviewFeed(endpoint, self.state) if endpoint else None
         except MestreamError:

@@ -1,8 +1,9 @@
 """What a preview viewer keeps of the pipeline's preview stream, and the JSON the web page polls.
 
-Only the latest frame and crop (JPEG bytes, served as images), the last `signal_points` points of the
-motion signal with their thresholds, the last `max_events` events and the latest status lines. Messages
-come from a ZeroMQ thread and snapshots are read by HTTP threads, so everything goes through one lock.
+Per source (every preview message names its source): only the latest frame and crop (JPEG bytes, served as
+images) and the last `signal_points` points of the motion signal with their thresholds; over all sources the
+last `max_events` events and the latest status lines, each naming its source. Messages come from a ZeroMQ
+thread and snapshots are read by HTTP threads, so everything goes through one lock.
 """
 
 from __future__ import annotations
@@ -24,53 +25,73 @@ def _finite(value) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-class PreviewState:
-    def __init__(self, signal_points: int = 600, max_events: int = 50) -> None:
-        self._lock = threading.Lock()
-        self.frame_id = 0
+class SourceView:
+    """One source's latest frame and crop (with the last few, so a page gets the image its poll named) and its signal."""
+
+    def __init__(self, signal_points: int) -> None:
         self.frame_jpeg = b""
         self.crop_jpeg = b""
-        self._recent: deque[tuple[int, bytes, bytes]] = deque(maxlen=4)  # so a page gets the image its poll named
+        self.recent: deque[tuple[int, bytes, bytes]] = deque(maxlen=4)
         self.frame: dict[str, Any] = {}
         self.signal: deque[list] = deque(maxlen=signal_points)
         self.signal_fps = 0.0
+
+
+class PreviewState:
+    """Every source's view, in the order their first message came; events and statuses name their source."""
+
+    def __init__(self, signal_points: int = 600, max_events: int = 50) -> None:
+        self._lock = threading.Lock()
+        self._signal_points = signal_points
+        self.frame_id = 0  # over all sources: an id names one image
+        self.sources: dict[str, SourceView] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
-        self.status: dict[str, dict[str, Any]] = {}  # latest per (stage, event) kind, e.g. face_lost, metrics
+        self.status: dict[tuple[str, str], dict[str, Any]] = {}  # latest per (source, event) kind, e.g. face_lost, metrics
         self.received = 0
         self.last_message_s = 0.0
+
+    def _view(self, source: Any) -> SourceView:
+        name = str(source or "")
+        if name not in self.sources:
+            self.sources[name] = SourceView(self._signal_points)
+        return self.sources[name]
 
     def apply(self, msg: Message) -> None:
         with self._lock:
             self.received += 1
             self.last_message_s = time.monotonic()
+            h = msg.header
             if msg.topic == "pv.frame":
                 self._frame(msg)
             elif msg.topic == "pv.signal":
-                self.signal_fps = float(msg.header.get("fps") or self.signal_fps)
-                for point in msg.header.get("points", []):
+                view = self._view(h.get("source"))
+                view.signal_fps = float(h.get("fps") or view.signal_fps)
+                for point in h.get("points", []):
                     if isinstance(point, list) and len(point) == 3:
                         seq, s, thr = point
-                        if self.signal and seq <= self.signal[-1][0]:
-                            self.signal.clear()  # the source restarted (a new run): start the plot again
-                        self.signal.append([int(seq), _finite(s), _finite(thr)])
+                        if view.signal and seq <= view.signal[-1][0]:
+                            view.signal.clear()  # the source restarted (a new run): start the plot again
+                        view.signal.append([int(seq), _finite(s), _finite(thr)])
             elif msg.topic == "pv.event":
-                self.events.append(_event_row(msg.header))
+                self.events.append(_event_row(h))
             elif msg.topic == "pv.status":
-                h = msg.header
-                self.status[str(h.get("event", "?"))] = {"stage": h.get("stage"), "event": h.get("event"), "detail": h.get("detail", "")}
+                source = str(h.get("source") or "")
+                self.status[(source, str(h.get("event", "?")))] = {"source": source, "stage": h.get("stage"),
+                                                                   "event": h.get("event"), "detail": h.get("detail", "")}
 
     def _frame(self, msg: Message) -> None:
         h = msg.header
         jpeg = msg.arrays.get("jpeg")
         if jpeg is None:
             return
+        view = self._view(h.get("source"))
         self.frame_id += 1
-        self.frame_jpeg = bytes(jpeg)
+        view.frame_jpeg = bytes(jpeg)
         if "crop" in msg.arrays:
-            self.crop_jpeg = bytes(msg.arrays["crop"])
-        self._recent.append((self.frame_id, self.frame_jpeg, self.crop_jpeg))
+            view.crop_jpeg = bytes(msg.arrays["crop"])
+        view.recent.append((self.frame_id, view.frame_jpeg, view.crop_jpeg))
         marks = msg.arrays.get("landmarks")
-        self.frame = {
+        view.frame = {
             "id": self.frame_id,
             "seq": h.get("seq"),
             "width": h.get("width"),
@@ -80,27 +101,55 @@ class PreviewState:
             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in marks] if marks is not None else [],
         }
 
-    def snapshot(self) -> dict[str, Any]:
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self.sources)
+
+    def snapshot(self, source: str | None = None) -> dict[str, Any]:
+        """What the page shows of one source (None: the first one seen); KeyError for a source never seen
+        once others have been (before any message, every name is still possible: an empty view)."""
         with self._lock:
             age = time.monotonic() - self.last_message_s if self.last_message_s else None
+            names = list(self.sources)
+            if source is None:
+                source = names[0] if names else ""
+            elif names and source not in self.sources:
+                raise KeyError(source)
+            view = self.sources.get(source) or SourceView(0)
+            one = len(names) < 2  # one source: everything is its own, whatever name its messages carry
+
+            def mine(x: dict[str, Any]) -> bool:
+                return one or x.get("source", "") in ("", source)
+
             return {
-                "frame": dict(self.frame),
-                "has_crop": bool(self.crop_jpeg),
-                "signal": list(self.signal),
-                "signal_fps": self.signal_fps,
-                "events": list(self.events),
-                "status": list(self.status.values()),
+                "source": source,
+                "sources": names,
+                "frame": dict(view.frame),
+                "has_crop": bool(view.crop_jpeg),
+                "signal": list(view.signal),
+                "signal_fps": view.signal_fps,
+                "events": [e for e in self.events if mine(e)],
+                "status": [x for x in self.status.values() if mine(x)],
                 "received": self.received,
                 "idle_s": round(age, 2) if age is not None else None,
             }
 
-    def images(self, frame_id: int | None = None) -> tuple[bytes, bytes]:
-        """(frame, crop) JPEGs of frame `frame_id` while it is among the last few, else the latest."""
+    def images(self, frame_id: int | None = None, source: str | None = None) -> tuple[bytes, bytes]:
+        """(frame, crop) JPEGs of frame `frame_id` while it is among the last few, else the latest of `source`
+        (None: the first source seen)."""
         with self._lock:
-            for fid, frame, crop in self._recent:
-                if fid == frame_id:
-                    return frame, crop
-            return self.frame_jpeg, self.crop_jpeg
+            views = list(self.sources.values()) if frame_id is not None else []
+            for view in views:
+                for fid, frame, crop in view.recent:
+                    if fid == frame_id:
+                        return frame, crop
+            view = self.sources.get(source) if source is not None else next(iter(self.sources.values()), None)
+            return (view.frame_jpeg, view.crop_jpeg) if view else (b"", b"")
+
+    def latest_frames(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+        """(source, frame JPEG, frame fields) of every source that has a frame, for the tiled view."""
+        with self._lock:
+            return [(name, v.frame_jpeg, dict(v.frame)) for name, v in self.sources.items() if v.frame_jpeg]
 
 
 def _event_row(e: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +157,8 @@ def _event_row(e: dict[str, Any]) -> dict[str, Any]:
     probs = e.get("probabilities") or {}
     label = str(e.get("label", "?"))
     return {
+        "source": str(e.get("source") or ""),
+        "face_id": e.get("face_id"),
         "kind": e.get("kind"),
         "label": label,
         "confidence": _finite(probs.get(label)),

@@ -10,6 +10,8 @@ process calls `offer(msg, outputs)`; the tap picks what people want to see:
   writes them into the face message it consumes), sent in batches at most `fps` per second.
 - "pv.event" / "pv.status": each published event and status, as they come (rare).
 
+Each message names its source ("source"), so that with several sources the viewer keeps each apart.
+
 Frames go out on a PUB socket with a send queue of one (latest only: a viewer that falls behind sees the
 newest frame, not a backlog) and every send is non-blocking, so a slow or absent viewer costs the pipeline
 nothing but the JPEG encoding, capped at `fps` frames a second.
@@ -57,8 +59,9 @@ class PreviewTap:
     """Built by a pipeline process when its plan has a preview endpoint; `offer` after every message."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, process: str, *, fps: float = 10.0,
-                 max_side: int = 640, quality: int = 75) -> None:
+                 max_side: int = 640, quality: int = 75, source: str = "") -> None:
         self.process = process
+        self.source = source  # the source's name this process's chain serves ("" = shared by all: its messages name theirs)
         self.period_s = 1.0 / fps
         self.max_side = max_side
         self.quality = quality
@@ -93,17 +96,19 @@ class PreviewTap:
             self._last_signal = now
             self.flush()
         for m in outputs:
-            if m.topic == "me.event":
-                self._send(self._results, Message("pv.event", dict(m.header)), "event")
-            elif m.topic == "me.status":
-                self._send(self._results, Message("pv.status", dict(m.header)), "status")
+            if m.topic in ("me.event", "me.status"):
+                header = dict(m.header)
+                if self.source:
+                    header.setdefault("source", self.source)  # stamped when the process sends it, after this copy
+                self._send(self._results, Message("pv." + m.topic[3:], header), m.topic[3:])
 
     def flush(self) -> None:
         """Send the signal points collected since the last batch (also at end of stream)."""
         if not self._points:
             return
         points, self._points = self._points, []
-        self._send(self._results, Message("pv.signal", {"process": self.process, "fps": self._fps, "points": points}), "signal")
+        self._send(self._results, Message("pv.signal", {"process": self.process, "source": self.source, "fps": self._fps,
+                                                         "points": points}), "signal")
 
     # -- messages -----------------------------------------------------------------------------------
     def frame_message(self, frame: Message, face: Message) -> Message:
@@ -112,6 +117,7 @@ class PreviewTap:
         h = face.header
         header: dict[str, Any] = {
             "process": self.process,
+            "source": self.source or h.get("source", ""),
             "seq": h.get("seq"),
             "t_capture_ns": h.get("t_capture_ns"),
             "fps": h.get("fps"),

