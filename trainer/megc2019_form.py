@@ -7,13 +7,15 @@ module repeats step by step so that users with raw datasets can train on the sta
    the box the HTNet preprocessing draws from the two eye centres: with d = 5/12 of the eye distance,
    left = left eye x - 0.9 d, right = right eye x + 0.9 d, top = left eye y - 1.4 d, bottom = the face's
    bottom (MTCNN's box there, the chin here; MediaPipe FaceMesh finds the eyes). The box is anisotropic;
-2. onset and apex crops resized to 28x28 (bilinear) *before* the flow, then grey (flow_size 28); measured
-   against the composite, running the flow on 224x224 squares and area-resizing the result to 28 comes closer
-   (u 0.40 -> 0.86 median correlation on 109 CASME II clips), so that is the default (flow_size 224);
-3. OpenCV's DualTVL1 with the recipe's settings (MEGC2019_TVL1), onset -> apex;
-4. optical strain by forward differences, the last row and column repeated (pandas shift + ffill there), on
-   the flow at the side it was computed at; with flow_size 224, u, v and strain are then area-resized to 28
-   (strain at 224 correlates 0.78 with the composite's, strain of the resized u, v 0.71);
+2. onset and apex crops made grey, then resized to 28x28 (bilinear) *before* the flow (flow_size 28); measured
+   against the composite, running the flow on 224x224 squares (area-resized) and shrinking the result to 28
+   comes much closer, so that is the default (flow_size 224);
+3. the IPOL TV-L1 flow onset -> apex (trainer/ipol_tvl1.py, the implementation STSTNet's authors name; tau 0.25,
+   lambda 0.15, theta 0.3, 5 scales at factor 0.5, 5 warps, epsilon 0.01). OpenCV's DualTVL1 with the same
+   settings correlates less with the composite (benchmarks/results/prep_megc2019_form.md);
+4. optical strain sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) by central differences (one-sided at the border, as
+   MATLAB's and numpy's gradient), on the flow at the side it was computed at; with flow_size 224, u, v and
+   strain are then shrunk to 28 with a triangle (antialiased bilinear) filter, as MATLAB's imresize 'bilinear';
 5. each channel min-max scaled to 0..255 and truncated to uint8;
 6. stored with cv2.imwrite as the array (strain, v, u), so the PNG's RGB is (u, v, strain): exactly what
    trainer/data/megc2019.py reads (BGR flipped to RGB = u, v, strain).
@@ -31,14 +33,13 @@ import numpy as np
 
 from engines.errors import MestreamError
 from engines.files import atomic_path
+from trainer.ipol_tvl1 import Tvl1, tvl1_flow
 
 SIZE = 28
 BOXES = ("whole", "eyes")  # face box modes (see the module docstring, step 1)
 # side the flow runs at: 28 is the recipe as published; 224 (the composite's apex crop side) matches its images better
 FLOW_SIZE = 224
-# cv2.optflow.DualTVL1OpticalFlow_create keywords of the recipe (lambda left at OpenCV's 0.15)
-MEGC2019_TVL1 = {"tau": 0.25, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01, "innnerIterations": 30,
-                 "outerIterations": 10, "scaleStep": 0.5, "gamma": 0.1, "medianFiltering": 5, "useInitialFlow": False}
+MEGC2019_TVL1 = Tvl1()  # the IPOL defaults, which are the recipe's settings
 # FaceMesh points: the eye corners (image left eye = subject's right), the chin
 _LEFT_EYE, _RIGHT_EYE, _CHIN = (33, 133), (362, 263), 152
 
@@ -73,13 +74,23 @@ def eye_box(points: np.ndarray, shape: tuple[int, ...]) -> Box:
 
 
 def optical_strain(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) by forward differences; the last row and column repeat the one before."""
-    u_x = u[:-1, :-1] - u[:-1, 1:]
-    v_x = v[:-1, :-1] - v[:-1, 1:]
-    u_y = u[:-1, :-1] - u[1:, :-1]
-    v_y = v[:-1, :-1] - v[1:, :-1]
-    core = np.sqrt(u_x ** 2 + v_y ** 2 + 0.5 * (u_y + v_x) ** 2)
-    return np.pad(core, ((0, 1), (0, 1)), mode="edge")
+    """sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) by central differences, one-sided at the border (np.gradient)."""
+    u_y, u_x = np.gradient(u)
+    v_y, v_x = np.gradient(v)
+    return np.sqrt(u_x ** 2 + v_y ** 2 + 0.5 * (u_y + v_x) ** 2)
+
+
+def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) rows of a triangle filter as wide as the shrink factor (antialiased bilinear), each summing to 1."""
+    scale = n_in / n_out
+    centres = (np.arange(n_out) + 0.5) * scale
+    w = np.clip(1.0 - np.abs(np.arange(n_in)[None, :] + 0.5 - centres[:, None]) / max(scale, 1.0), 0.0, None)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def shrink(c: np.ndarray, side: int = SIZE) -> np.ndarray:
+    """A float channel resized to side x side as MATLAB's imresize 'bilinear' (and PIL's BILINEAR) do."""
+    return _triangle_weights(c.shape[0], side) @ c @ _triangle_weights(c.shape[1], side).T
 
 
 def scale_channel(c: np.ndarray) -> np.ndarray:
@@ -94,10 +105,9 @@ def _square_grey(image: np.ndarray, box: Box, side: int) -> np.ndarray:
     crop = box.crop(image)
     if crop.size == 0:
         raise MestreamError(f"face box {box} is empty in a {image.shape[1]}x{image.shape[0]} frame")
+    grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     # the recipe's bilinear resize at 28; area averaging when the flow runs larger (no aliasing to undo)
-    interp = cv2.INTER_LINEAR if side == SIZE else cv2.INTER_AREA
-    small = cv2.resize(crop, (side, side), interpolation=interp)
-    return small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (side, side), interpolation=cv2.INTER_LINEAR if side == SIZE else cv2.INTER_AREA)
 
 
 def megc2019_image(onset: np.ndarray, apex: np.ndarray, onset_box: Box | None = None,
@@ -105,17 +115,16 @@ def megc2019_image(onset: np.ndarray, apex: np.ndarray, onset_box: Box | None = 
     """(28, 28, 3) uint8 in cv2's order (strain, v, u) from BGR (or grey) onset and apex frames: cv2.imwrite it.
 
     flow_size 28 is the recipe as published (crops resized to 28 before the flow); a larger side runs the
-    flow and the strain on flow_size squares and area-resizes u, v and strain to 28, which matches the
+    flow and the strain on flow_size squares and shrinks u, v and strain to 28, which matches the
     composite's images better (benchmarks/results/prep_megc2019_form.md)."""
     if flow_size < SIZE:
         raise MestreamError(f"flow_size {flow_size} is under the {SIZE}x{SIZE} form; expected >= {SIZE}")
     a = _square_grey(onset, onset_box or whole_box(onset), flow_size)
     b = _square_grey(apex, apex_box or whole_box(apex), flow_size)
-    flow = cv2.optflow.DualTVL1OpticalFlow_create(**MEGC2019_TVL1).calc(a, b, None)
-    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    u, v = tvl1_flow(a, b, MEGC2019_TVL1)
     strain = optical_strain(u, v)
     if flow_size != SIZE:
-        u, v, strain = (cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in (u, v, strain))
+        u, v, strain = (shrink(c) for c in (u, v, strain))
     return np.dstack([scale_channel(strain), scale_channel(v), scale_channel(u)])
 
 
@@ -162,9 +171,9 @@ class Megc2019Params:
             raise MestreamError(f"flow size {self.flow_size} is out of range; expected {SIZE}..1024, e.g. {FLOW_SIZE}")
 
     def as_json(self) -> dict:  # the cache key trainer/prep.py _check_params compares
-        # strain_at: caches made when the strain came from the resized u, v are refused, not mixed in
-        return {"form": "megc2019", "box": self.box, "flow_size": self.flow_size, "tvl1": MEGC2019_TVL1,
-                "strain_at": "flow_size"}
+        # caches made by earlier recipes (OpenCV's DualTVL1, forward differences, area shrink) are refused, not mixed in
+        return {"form": "megc2019", "box": self.box, "flow_size": self.flow_size, "tvl1": MEGC2019_TVL1.as_json(),
+                "strain_at": "flow_size", "strain": "central", "shrink": "triangle"}
 
 
 def image_path(out_dir, spec):

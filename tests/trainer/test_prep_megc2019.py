@@ -8,13 +8,14 @@ import pytest
 
 from engines.errors import MestreamError
 from trainer.data.megc2019 import _read_flow
+from trainer.ipol_tvl1 import tvl1_flow
 from trainer.megc2019_form import (
-    MEGC2019_TVL1,
     Megc2019Params,
     as_flow,
     megc2019_image,
     optical_strain,
     scale_channel,
+    shrink,
 )
 
 # a real clip in both casme2_cropped and the composite (benchmarks/results/prep_megc2019_form.md)
@@ -26,13 +27,21 @@ def _texture(h=120, w=100, seed=0) -> np.ndarray:
     return cv2.GaussianBlur((rng.random((h, w)) * 255).astype(np.uint8), (0, 0), 3)
 
 
-def test_strain_is_forward_differences_with_the_last_row_and_column_repeated():
+def test_strain_is_central_differences_one_sided_at_the_border():
     _, x = np.mgrid[0:6, 0:5].astype(np.float64)
-    strain = optical_strain(2.0 * x, np.zeros_like(x))  # u_x = -2 by u[x] - u[x+1]: strain 2 everywhere
+    strain = optical_strain(2.0 * x, np.zeros_like(x))  # u_x = 2 everywhere: strain 2 everywhere
     assert strain.shape == (6, 5) and np.allclose(strain, 2.0)
-    u = x ** 2
-    strain = optical_strain(u, np.zeros_like(u))
-    assert np.allclose(strain[0, :4], [1, 3, 5, 7]) and strain[0, 4] == strain[0, 3] and (strain[5] == strain[4]).all()
+    strain = optical_strain(x ** 2, np.zeros_like(x))
+    assert np.allclose(strain[0], [1, 2, 4, 6, 7])  # (u[x+1] - u[x-1]) / 2 inside, u[1] - u[0] and u[4] - u[3] at the ends
+    shear = optical_strain(np.zeros_like(x), 2.0 * x)  # v_x = 2: strain sqrt(0.5 * 2^2)
+    assert np.allclose(shear, np.sqrt(2.0))
+
+
+def test_the_flow_is_shrunk_by_a_triangle_filter_that_keeps_a_constant_and_a_ramp():
+    assert np.allclose(shrink(np.full((224, 224), 3.0)), 3.0)
+    _, x = np.mgrid[0:224, 0:224].astype(np.float64)
+    small = shrink(x)  # a ramp lands on the cell centres: 8 input pixels per cell, centre 8 i + 3.5
+    assert small.shape == (28, 28) and np.allclose(small[10, 5:20], 8 * np.arange(5, 20) + 3.5)
 
 
 def test_each_channel_is_min_max_scaled_to_the_full_byte_range_and_truncated():
@@ -101,7 +110,7 @@ def test_a_real_clip_reproduces_its_composite_image(assets, tmp_path, capsys):
     ours = _read_flow(out_dir / CLIP[0] / f"{CLIP[0]}_{CLIP[1]}.png")
     theirs = _read_flow(assets / "preprocessed" / "HTNet_MEGC2019_composite" / "STSNet_whole_norm_u_v_os" / f"{CLIP[0]}_{CLIP[1]} .png")
     r = [np.corrcoef(ours[c].ravel(), theirs[c].ravel())[0, 1] for c in range(3)]
-    assert r[0] > 0.9 and r[1] > 0.9 and r[2] > 0.7, r  # measured 0.94 / 0.98 / 0.79 (u, v, strain)
+    assert r[0] > 0.9 and r[1] > 0.9 and r[2] > 0.8, r  # measured 0.95 / 0.98 / 0.88 (u, v, strain)
     # a second run keeps what is there; other parameters into the same folder are refused
     assert main(["prep", "--form", "megc2019", "--clips", str(path), "--out", str(out_dir), "--no-progress"]) == 0
     assert "0 prepared, 1 already cached" in capsys.readouterr().out
@@ -109,10 +118,9 @@ def test_a_real_clip_reproduces_its_composite_image(assets, tmp_path, capsys):
     assert "other parameters (flow_size differ)" in capsys.readouterr().err
 
 
-def test_with_a_larger_flow_side_the_strain_is_taken_before_the_resize():
+def test_with_a_larger_flow_side_the_strain_is_taken_before_the_shrink():
     onset = _texture(224, 224)
     apex = onset.copy()
     apex[:, 112:] = np.roll(onset[:, 112:], 4, axis=1)
-    flow = cv2.optflow.DualTVL1OpticalFlow_create(**MEGC2019_TVL1).calc(onset, apex, None).astype(np.float64)
-    strain = cv2.resize(optical_strain(flow[..., 0], flow[..., 1]), (28, 28), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(megc2019_image(onset, apex, flow_size=224)[:, :, 0], scale_channel(strain))
+    u, v = tvl1_flow(onset, apex)
+    assert np.array_equal(megc2019_image(onset, apex, flow_size=224)[:, :, 0], scale_channel(shrink(optical_strain(u, v))))

@@ -12,7 +12,7 @@ in OUT/<subject>/<name>.npz (see trainer/prep.py). Re-running resumes; clips tha
 listed with the reason and counted.
 
 --form megc2019 instead reproduces the MEGC2019 composite's flow images (trainer/megc2019_form.py: no
-tracker, a face box, OpenCV DualTVL1 with the published settings), one OUT/<subject>/<name>.png per clip
+tracker, a face box, the IPOL TV-L1 flow the composite was made with), one OUT/<subject>/<name>.png per clip
 whose cv2 channels are (strain, v, u), the order the composite loader reads.
 """
 
