@@ -179,13 +179,31 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
             per_subject[subj][f"acc_{k}"] = float(np.mean(logits[k][idx].argmax(1) == form[k].labels[idx])) if len(idx) else None
     out["per_subject"] = per_subject
     out["matched_clips"] = len(both)
+    out["probs"] = {k: softmax(logits[k][comp_idx if k == "a" else live_idx]).round(6).tolist() for k in settings}
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -> dict:
+    """Each setting's test samples scored on the mean probability of the seeds' models (one ensemble per fold)."""
+    comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
+    live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
+    out = {}
+    for k in next(iter(by_seed.values()))["probs"]:
+        mean = np.mean([np.asarray(r["probs"][k]) for r in by_seed.values()], axis=0)
+        labels = comp.labels[comp_idx] if k == "a" else live.labels[live_idx]
+        out[k] = scores(labels, mean)
     return out
 
 
 def summarise(by_seed: dict[int, dict]) -> dict:
     summary = {}
     first = next(iter(by_seed.values()))
-    for key in [k for k in first if k not in ("per_subject", "matched_clips")]:
+    for key in [k for k in first if k not in ("per_subject", "matched_clips", "probs")]:
         entry = {}
         for metric in ("uf1", "uar"):
             values = np.array([r[key][metric] for r in by_seed.values()])
@@ -296,12 +314,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in args.settings),
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished
+        ensemble = ensemble_scores(by_seed, comp, live, subjects)
         command = "python benchmarks/cross_form_loso.py " + " ".join(sys.argv[1:] if argv is None else argv)
         seconds = time.perf_counter() - start
         (args.out / "cross_form.json").write_text(json.dumps(
             {"command": command, "model": args.model, "subjects": subjects, "meaning": MEANING,
-             "summary": summary, "seeds": by_seed, "seconds": round(seconds, 1)}, indent=2))
-        (args.out / "cross_form.md").write_text(markdown(summary, by_seed, subjects, command, seconds))
+             "summary": summary, "ensemble": ensemble, "seeds": by_seed, "seconds": round(seconds, 1)}, indent=2))
+        text = markdown(summary, by_seed, subjects, command, seconds)
+        text += "\nEnsemble of the seeds' models (mean probability per test sample):\n\n" + "\n".join(
+            f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']})" for k, e in ensemble.items()) + "\n"
+        (args.out / "cross_form.md").write_text(text)
     print((args.out / "cross_form.md").read_text())
     return 0
 
