@@ -57,7 +57,7 @@ def _form_limitation(flow: dict[str, Any], training: dict[str, Any]) -> list[str
                 + " prepared from their frames by the live perception code (edge tracker, aligned crops re-cut to the "
                 f"composite's framing, crop_window {flow['crop_window']}, then mestream's own TV-L1), which is what the "
                 "classify stage computes live. Its figure on live input of unseen subjects is the LOSO part named "
-                "`-frames` above and, over 3 seeds, the section below; expect less on other cameras and lighting."]
+                "`-frames` above and, over 3 seeds, the cross-form LOSO table above; expect less on other cameras and lighting."]
     if flow.get("crop_window") is not None:
         return ["- Trained on the composite's released flow images; at run time the flow comes from mestream's own "
                 "TV-L1 (edge/perception/flow.py) on the live aligned crops re-cut to the composite's framing "
