@@ -19,8 +19,10 @@ subject, three models from scratch:
                                                        classify stage feeds an artifact declaring crop_window)
     H  re-cut live-form CASME II of the others  -> (h) re-cut live form
     I  re-cut live-form CASME II of the others
-       + the composite without the subject      -> (i) re-cut live form
-(e) to (i) on request (--settings); `--shipped` scores the shipped weights instead.
+       + the composite without the subject      -> (i) re-cut live form (the shipped default's recipe)
+    J  I + the same clips' crops as they come   -> (j) re-cut live form
+(e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
+seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
 and parameters the classify stage runs (trainer/clips.py samples_from_clips). Scores are UF1/UAR pooled over
@@ -56,8 +58,9 @@ MEANING = {
     "g": "cross-form, composite framing: train composite w/o subject, test live form of crops re-cut to COMPOSITE_WINDOW",
     "h": "live-form LOSO, composite framing: train and test live form of re-cut crops",
     "i": "train re-cut live-form CASME II (others) + composite w/o subject, test re-cut live form",
+    "j": "train live-form CASME II (others) both re-cut and as they come + composite w/o subject, test re-cut live form",
 }
-FRAMED = ("g", "h", "i")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
+FRAMED = ("g", "h", "i", "j")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
 
 
 @dataclass
@@ -126,6 +129,10 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
     if "i" in settings:
         jobs["I"] = Job(family, joined(take(framed_x, l_train), take(comp_x, c_train)),
                         np.concatenate([live.labels[l_train], comp.labels[c_train]]), {"i": framed_test}, s, 3)
+    if "j" in settings:  # the two framings of the same clips: framing jitter as augmentation
+        jobs["J"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_train)),
+                        np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_train]]),
+                        {"j": framed_test}, s, 3)
     return jobs
 
 
