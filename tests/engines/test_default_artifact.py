@@ -38,6 +38,7 @@ def test_the_model_card_says_which_input_the_default_is_fed_and_what_it_costs():
     assert "cross_form_loso.md" in card  # the measured live-input figure
     assert "| casme2-frames |" in card and "prepared from their frames by the live perception code" in card
     assert "**(i) " in card  # its recipe's row in the cross-form LOSO table
+    assert "benchmarks/make_default_artifact.sh" in card and "--add casme2" in card  # how to rebuild it
 
 
 def test_the_default_artifact_recognises_the_composite_it_was_fitted_on(assets):
