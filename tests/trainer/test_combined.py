@@ -24,6 +24,7 @@ def test_the_composites_casme2_subject_and_the_same_subject_read_from_frames_are
     assert person("casme2", "sub05") == person("casme2-frames", "sub05") == "casme2/sub05"
     assert person("samm", "6") == person("samm-frames", "006") == "samm/006"  # the composite pads SAMM's ids
     assert person("smic", "s01") != person("mmew", "S01")  # other datasets never share a fold by accident
+    assert person("casme2-frames-uncut", "sub05") == "casme2/sub05"  # the second framing of the same clips too
 
 
 def test_combined_samples_keep_each_source_as_a_part_and_key_subjects_by_person():
@@ -38,6 +39,16 @@ def test_combined_samples_keep_each_source_as_a_part_and_key_subjects_by_person(
     sub05 = loso_folds(samples.subjects)[0]
     assert sub05.subject == "casme2/sub05" and sub05.test.tolist() == [0, 3]  # held out in both forms at once
     assert 0 not in sub05.train and 3 not in sub05.train
+
+
+def test_the_same_clips_in_a_second_framing_are_their_own_part_but_the_same_persons():
+    from trainer.data.combined import UNCUT_SUFFIX
+
+    recut = as_frames_part(_samples(["sub05"], ["casme2"], names=["sub05_EP01"]))
+    uncut = as_frames_part(_samples(["sub05"], ["casme2"], names=["sub05_EP01"]), UNCUT_SUFFIX)
+    samples = combine([_samples(["sub05"], ["casme2"]), recut, uncut])
+    assert samples.datasets == ["casme2", "casme2-frames", "casme2-frames-uncut"]
+    assert set(samples.subjects) == {"casme2/sub05"}
 
 
 def test_sources_with_other_classes_or_added_twice_are_refused_in_one_line():
@@ -119,4 +130,6 @@ def test_train_refuses_an_unknown_added_dataset_and_one_given_twice(assets, tmp_
     assert "--add 'casme9' is not a dataset read from frames" in capsys.readouterr().err
     assert main([*base, "--add", "casme2", str(tmp_path), "s.xlsx", "--add", "casme2", str(tmp_path), "s.xlsx"]) != 0
     assert "dataset 'casme2' is given twice" in capsys.readouterr().err
+    assert main([*base, "--both-framings"]) != 0
+    assert "--both-framings needs --dataset megc2019 and an --add dataset" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

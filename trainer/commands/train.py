@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also train on a raw dataset read from its frames and official sheet (repeatable): one "
                         "person is one LOSO fold across sources; beside megc2019 its crops are re-cut to the "
                         "composite's framing and its class map defaults to megc2019-3class")
+    parser.add_argument("--both-framings", action="store_true",
+                        help="beside megc2019, train on each --add clip twice: crops re-cut to the composite's framing "
+                        "and crops as they come (framing as augmentation; part <dataset>-frames-uncut)")
     parser.add_argument("--class-map", default=None, help="raw datasets: class mapping (trainer/data/clips.py CLASS_MAPS)")
     parser.add_argument("--loader-option", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
                         help="raw datasets: loader argument, e.g. version=2019-07-01 (casme2), layout=hs-e (smic); "
@@ -95,6 +98,9 @@ def _check_args(args) -> None:
     if args.dataset in added or len(set(added)) < len(added):
         twice = args.dataset if args.dataset in added else next(d for d in added if added.count(d) > 1)
         raise MestreamError(f"dataset {twice!r} is given twice; pass each dataset once")
+    if args.both_framings and not (args.add and args.dataset == "megc2019"):
+        raise MestreamError("--both-framings needs --dataset megc2019 and an --add dataset: only clips added beside the "
+                            "composite are re-cut to its framing; leave it out")
     if args.prep_dir is not None and len(raw_datasets(args)) > 1:
         raise MestreamError(f"--prep-dir names one cache but {len(raw_datasets(args))} datasets are read from frames "
                             f"({', '.join(raw_datasets(args))}); leave it out (each gets OUT's parent/.mestream-prep/DATASET)")
@@ -118,11 +124,11 @@ def load_samples(args, workers: int):
         crop_window = COMPOSITE_WINDOW
     raw = raw_datasets(args)
 
-    def from_frames(dataset, frames, sheet, class_map):
+    def from_frames(dataset, frames, sheet, class_map, window=crop_window):
         prep_dir = args.prep_dir or args.out.parent / ".mestream-prep" / dataset
         return load_training_samples(dataset, Path(frames), Path(sheet), prep_dir, class_map,
                                      options_for(dataset, args.loader_option, raw), workers=workers,
-                                     crop_window=crop_window)
+                                     crop_window=window)
 
     if args.dataset == "megc2019":
         primary = load_megc2019(args.data, args.labels, args.au_sheets)
@@ -130,11 +136,13 @@ def load_samples(args, workers: int):
         primary = from_frames(args.dataset, args.data, args.labels, args.class_map)
     if not args.add:
         return primary, crop_window
-    from trainer.data.combined import as_frames_part, combine
+    from trainer.data.combined import UNCUT_SUFFIX, as_frames_part, combine
 
     added_map = args.class_map or ("megc2019-3class" if args.dataset.startswith("megc2019") else None)
     parts = [primary if args.dataset == "megc2019" else as_frames_part(primary)]
     parts += [as_frames_part(from_frames(d, f, s, added_map)) for d, f, s in args.add]
+    if args.both_framings:
+        parts += [as_frames_part(from_frames(d, f, s, added_map, None), UNCUT_SUFFIX) for d, f, s in args.add]
     return combine(parts), crop_window
 
 

@@ -5,7 +5,8 @@
 LOSO holds out a person, so every sample's subject becomes a person key, "<dataset>/<subject as the composite
 names it>": the composite's CASME II "sub05" and the "sub05" read from casme2_cropped are one person, one fold,
 while SMIC's "s01" and MMEW's "S01" stay apart. Samples made from frames are reported as their own part,
-"<dataset>-frames" (e.g. "casme2-frames"), beside the composite's "casme2", "samm" and "smic".
+"<dataset>-frames" (e.g. "casme2-frames"), beside the composite's "casme2", "samm" and "smic"; the same clips
+in a second framing (`mestream train --both-framings`) are the part "<dataset>-frames-uncut".
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ from trainer.data.composite import composite_subject
 from trainer.data.samples import Samples
 
 FRAMES_SUFFIX = "-frames"
+UNCUT_SUFFIX = "-frames-uncut"
 
 
 def person(dataset: str, subject: str) -> str:
     """The LOSO unit of a sample of `dataset` ("casme2", "samm", ...; a "-frames" part counts as its dataset)."""
-    dataset = dataset.removesuffix(FRAMES_SUFFIX)
+    dataset = dataset.split(FRAMES_SUFFIX)[0]
     return f"{dataset}/{composite_subject(dataset, subject)}"
 
 
-def as_frames_part(samples: Samples) -> Samples:
-    """The same samples, reported as "<dataset>-frames" parts (made from frames by `mestream prep`'s code)."""
+def as_frames_part(samples: Samples, suffix: str = FRAMES_SUFFIX) -> Samples:
+    """The same samples, reported as "<dataset><suffix>" parts (made from frames by `mestream prep`'s code)."""
     from dataclasses import replace
 
-    return replace(samples, datasets=[d if d.endswith(FRAMES_SUFFIX) else d + FRAMES_SUFFIX for d in samples.datasets])
+    return replace(samples, datasets=[d.split(FRAMES_SUFFIX)[0] + suffix for d in samples.datasets])
 
 
 def combine(parts: list[Samples]) -> Samples:
