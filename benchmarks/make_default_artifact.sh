@@ -9,8 +9,8 @@
 # mestream-default.onnx and MODEL_CARD.md, default engines/default: point it elsewhere to compare first),
 # WORK (the train job's output folder), PREP_DIR (the CASME II prep cache, default WORK's parent/.mestream-prep/
 # casme2), CROSS_FORM (space-separated OUT/cross_form.json files of benchmarks/cross_form_loso.py, shown on the
-# card), FRAMINGS (recut: the CASME II clips re-cut to the composite's framing, setting i, the default; both: re-cut
-# and as they come, setting j), NOTE (lines added to the card's Reproduce block), PYTHON.
+# card), FRAMINGS (both: the CASME II clips re-cut to the composite's framing and as they come, setting j, the
+# default; recut: re-cut only, setting i), NOTE (lines added to the card's Reproduce block), PYTHON.
 #
 # Needs the [train] extra and the research-only assets ($MESTREAM_ASSETS, default ../shared/assets).
 # The raw data never enters the repo; only the ONNX weights derived from it do (see the model card).
@@ -28,7 +28,7 @@ WORK="${WORK:-runs/default-$MODEL-seed$SEED}"
 PY="${PYTHON:-.venv/bin/python}"
 WORKERS="${WORKERS:-1}"
 DEST="${DEST:-engines/default}"
-FRAMINGS="${FRAMINGS:-recut}"
+FRAMINGS="${FRAMINGS:-both}"
 OUT="$DEST/mestream-default.onnx"
 CARD="$DEST/MODEL_CARD.md"
 mkdir -p "$DEST"

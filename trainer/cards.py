@@ -56,7 +56,10 @@ def _form_limitation(flow: dict[str, Any], training: dict[str, Any]) -> list[str
                 + ", ".join(f"{n} {p.removesuffix('-frames')} clips" for p, n in frames.items())
                 + " prepared from their frames by the live perception code (edge tracker, aligned crops re-cut to the "
                 f"composite's framing, crop_window {flow['crop_window']}, then mestream's own TV-L1), which is what the "
-                "classify stage computes live. Its figure on live input of unseen subjects is the LOSO part named "
+                "classify stage computes live"
+                + ("; each clip also once more with its crops as they come (the `-frames-uncut` part: framing as "
+                   "augmentation)" if any(p.endswith("-frames-uncut") for p in training.get("parts") or {}) else "")
+                + ". Its figure on live input of unseen subjects is the LOSO part named "
                 "`-frames` above and, over 3 seeds, the cross-form LOSO table above; expect less on other cameras and lighting."]
     if flow.get("crop_window") is not None:
         return ["- Trained on the composite's released flow images; at run time the flow comes from mestream's own "

@@ -22,11 +22,13 @@ def test_the_default_artifact_describes_its_inputs_classes_and_scores():
     assert meta.protocol == "loso"
     full = meta.scores.get("parts", meta.scores)["full"]
     assert 0.0 < full["uf1"] <= 1.0 and 0.0 < full["uar"] <= 1.0
-    # the composite's 442 samples plus 113 live-form CASME II clips of 18 of its subjects (benchmarks/
-    # make_default_artifact.sh): one person is one LOSO fold, so the subjects stay the composite's 68
+    # the composite's 442 samples plus 113 live-form CASME II clips of 18 of its subjects, each re-cut to the
+    # composite's framing and as the crops come (benchmarks/make_default_artifact.sh, FRAMINGS=both): one person is
+    # one LOSO fold, so the subjects stay the composite's 68
     assert meta.training["dataset"] == "megc2019+casme2"
-    assert meta.training["samples"] == 555 and meta.training["subjects"] == 68
-    assert meta.training["parts"] == {"casme2": 145, "smic": 164, "samm": 133, "casme2-frames": 113}
+    assert meta.training["samples"] == 668 and meta.training["subjects"] == 68
+    assert meta.training["parts"] == {"casme2": 145, "smic": 164, "samm": 133, "casme2-frames": 113,
+                                      "casme2-frames-uncut": 113}
     frames = meta.scores.get("parts", meta.scores)["casme2-frames"]  # its LOSO on live input of unseen subjects
     assert frames["n"] == 113 and 0.0 < frames["uf1"] <= 1.0
     assert meta.flow["params"] and meta.flow["form"] and meta.flow["crop_window"]  # fitted on the composite's framing
@@ -37,8 +39,8 @@ def test_the_model_card_says_which_input_the_default_is_fed_and_what_it_costs():
     assert "re-cut to the composite's framing" in card and "crop_window" in card
     assert "cross_form_loso.md" in card  # the measured live-input figure
     assert "| casme2-frames |" in card and "prepared from their frames by the live perception code" in card
-    assert "**(i) " in card  # its recipe's row in the cross-form LOSO table
-    assert "benchmarks/make_default_artifact.sh" in card and "--add casme2" in card  # how to rebuild it
+    assert "**(j) " in card  # its recipe's row in the cross-form LOSO table
+    assert "benchmarks/make_default_artifact.sh" in card and "--add casme2" in card and "--both-framings" in card
 
 
 def test_the_default_artifact_recognises_the_composite_it_was_fitted_on(assets):

@@ -1,11 +1,11 @@
 """The shipped artifact's input form is the one the live pipeline feeds it (issue 18).
 
 The default model was fitted on the MEGC2019 composite's flow images and on live-form CASME II whose aligned crops
-were re-cut to the composite's framing, so its metadata declares that framing (flow.crop_window =
+were re-cut to the composite's framing (and, as augmentation, as they come), so its metadata declares that framing (flow.crop_window =
 COMPOSITE_WINDOW): the classify stage re-cuts the aligned crops to that window and runs the live TV-L1 preset on
 them (edge/stages/classify_input.py), as trainer.data.clips made its CASME II training inputs (crop_window). If the
 metadata, the stage and the perception code drifted apart, the model would be scored on one input
-(benchmarks/cross_form_loso.py, setting i) and fed another, silently.
+(benchmarks/cross_form_loso.py, settings i and j) and fed another, silently.
 """
 
 import numpy as np
