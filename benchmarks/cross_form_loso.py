@@ -19,8 +19,10 @@ subject, three models from scratch:
                                                        classify stage feeds an artifact declaring crop_window)
     H  re-cut live-form CASME II of the others  -> (h) re-cut live form
     I  re-cut live-form CASME II of the others
-       + the composite without the subject      -> (i) re-cut live form
-(e) to (i) on request (--settings); `--shipped` scores the shipped weights instead.
+       + the composite without the subject      -> (i) re-cut live form (the shipped default's recipe)
+    J  I + the same clips' crops as they come   -> (j) re-cut live form
+(e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
+seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
 and parameters the classify stage runs (trainer/clips.py samples_from_clips). Scores are UF1/UAR pooled over
@@ -56,8 +58,9 @@ MEANING = {
     "g": "cross-form, composite framing: train composite w/o subject, test live form of crops re-cut to COMPOSITE_WINDOW",
     "h": "live-form LOSO, composite framing: train and test live form of re-cut crops",
     "i": "train re-cut live-form CASME II (others) + composite w/o subject, test re-cut live form",
+    "j": "train live-form CASME II (others) both re-cut and as they come + composite w/o subject, test re-cut live form",
 }
-FRAMED = ("g", "h", "i")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
+FRAMED = ("g", "h", "i", "j")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
 
 
 @dataclass
@@ -126,6 +129,10 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
     if "i" in settings:
         jobs["I"] = Job(family, joined(take(framed_x, l_train), take(comp_x, c_train)),
                         np.concatenate([live.labels[l_train], comp.labels[c_train]]), {"i": framed_test}, s, 3)
+    if "j" in settings:  # the two framings of the same clips: framing jitter as augmentation
+        jobs["J"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_train)),
+                        np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_train]]),
+                        {"j": framed_test}, s, 3)
     return jobs
 
 
@@ -179,13 +186,31 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
             per_subject[subj][f"acc_{k}"] = float(np.mean(logits[k][idx].argmax(1) == form[k].labels[idx])) if len(idx) else None
     out["per_subject"] = per_subject
     out["matched_clips"] = len(both)
+    out["probs"] = {k: softmax(logits[k][comp_idx if k == "a" else live_idx]).round(6).tolist() for k in settings}
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -> dict:
+    """Each setting's test samples scored on the mean probability of the seeds' models (one ensemble per fold)."""
+    comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
+    live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
+    out = {}
+    for k in next(iter(by_seed.values()))["probs"]:
+        mean = np.mean([np.asarray(r["probs"][k]) for r in by_seed.values()], axis=0)
+        labels = comp.labels[comp_idx] if k == "a" else live.labels[live_idx]
+        out[k] = scores(labels, mean)
     return out
 
 
 def summarise(by_seed: dict[int, dict]) -> dict:
     summary = {}
     first = next(iter(by_seed.values()))
-    for key in [k for k in first if k not in ("per_subject", "matched_clips")]:
+    for key in [k for k in first if k not in ("per_subject", "matched_clips", "probs")]:
         entry = {}
         for metric in ("uf1", "uar"):
             values = np.array([r[key][metric] for r in by_seed.values()])
@@ -296,12 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in args.settings),
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished
+        ensemble = ensemble_scores(by_seed, comp, live, subjects)
         command = "python benchmarks/cross_form_loso.py " + " ".join(sys.argv[1:] if argv is None else argv)
         seconds = time.perf_counter() - start
         (args.out / "cross_form.json").write_text(json.dumps(
             {"command": command, "model": args.model, "subjects": subjects, "meaning": MEANING,
-             "summary": summary, "seeds": by_seed, "seconds": round(seconds, 1)}, indent=2))
-        (args.out / "cross_form.md").write_text(markdown(summary, by_seed, subjects, command, seconds))
+             "summary": summary, "ensemble": ensemble, "seeds": by_seed, "seconds": round(seconds, 1)}, indent=2))
+        text = markdown(summary, by_seed, subjects, command, seconds)
+        text += "\nEnsemble of the seeds' models (mean probability per test sample):\n\n" + "\n".join(
+            f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']})" for k, e in ensemble.items()) + "\n"
+        (args.out / "cross_form.md").write_text(text)
     print((args.out / "cross_form.md").read_text())
     return 0
 

@@ -35,7 +35,8 @@ def _score_rows(scores: dict[str, Any]) -> list[str]:
 
     parts = score_parts(scores)
     rows = []
-    for part in ("full", "casme2", "smic", "samm"):
+    # the composite's parts first, then any other (e.g. "casme2-frames": clips prepared from frames)
+    for part in dict.fromkeys(("full", "casme2", "smic", "samm", *parts)):
         values = parts.get(part)
         if isinstance(values, dict):
             cells = [f"{values[k]:.4f}" if isinstance(values.get(k), (int, float)) else "-" for k in ("uf1", "uar", "acc")]
@@ -43,7 +44,23 @@ def _score_rows(scores: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _form_limitation(flow: dict[str, Any]) -> list[str]:
+def _from_frames(training: dict[str, Any]) -> dict[str, int]:
+    """The training parts made from raw frames by `mestream prep`'s code ("casme2-frames": 113)."""
+    return {p: n for p, n in (training.get("parts") or {}).items() if p.endswith("-frames")}
+
+
+def _form_limitation(flow: dict[str, Any], training: dict[str, Any]) -> list[str]:
+    frames = _from_frames(training)
+    if frames and flow.get("crop_window") is not None:
+        return ["- Trained on the composite's released flow images and on "
+                + ", ".join(f"{n} {p.removesuffix('-frames')} clips" for p, n in frames.items())
+                + " prepared from their frames by the live perception code (edge tracker, aligned crops re-cut to the "
+                f"composite's framing, crop_window {flow['crop_window']}, then mestream's own TV-L1), which is what the "
+                "classify stage computes live"
+                + ("; each clip also once more with its crops as they come (the `-frames-uncut` part: framing as "
+                   "augmentation)" if any(p.endswith("-frames-uncut") for p in training.get("parts") or {}) else "")
+                + ". Its figure on live input of unseen subjects is the LOSO part named "
+                "`-frames` above and, over 3 seeds, the cross-form LOSO table above; expect less on other cameras and lighting."]
     if flow.get("crop_window") is not None:
         return ["- Trained on the composite's released flow images; at run time the flow comes from mestream's own "
                 "TV-L1 (edge/perception/flow.py) on the live aligned crops re-cut to the composite's framing "
@@ -57,8 +74,35 @@ def _form_limitation(flow: dict[str, Any]) -> list[str]:
             "so expect some loss of accuracy on live video."]
 
 
-def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summary: str = "") -> str:
-    """MODEL_CARD.md for a shipped artifact, from its own metadata (nothing typed by hand can drift)."""
+def _live_input_section(runs: list[dict] | None, setting: str | None) -> list[str]:
+    """The cross-form LOSO table (benchmarks/cross_form_loso.py OUT/cross_form.json files), this recipe in bold."""
+    if not runs:
+        return []
+    lines = ["## On live input of unseen subjects", "",
+             "`benchmarks/cross_form_loso.py`: for each CASME II subject with real frames, models trained without that "
+             "subject, tested on what the live pipeline computes from its clips. UF1/UAR pooled over the folds of a "
+             "seed, mean ± std over seeds." + (f" Setting ({setting}) is this artifact's recipe." if setting else ""),
+             "", "| setting | n | UF1 | UAR | UF1 per seed |", "|---|---|---|---|---|"]
+    for run in runs:
+        for key, row in run["summary"].items():
+            if key.endswith("_matched"):
+                continue
+            uf1, uar = row["uf1"], row["uar"]
+            name = f"({key}) {run['meaning'].get(key, '')}"
+            cells = [name, str(row["n"]), f"{uf1['mean']:.4f} ± {uf1['std']:.4f}", f"{uar['mean']:.4f} ± {uar['std']:.4f}",
+                     " / ".join(f"{v:.4f}" for v in uf1["per_seed"])]
+            if key == setting:
+                cells = [f"**{c}**" for c in cells]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Commands (results in benchmarks/results/cross_form_loso.md):", "", "```",
+              *(run["command"] for run in runs), "```", ""]
+    return lines
+
+
+def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summary: str = "",
+                      live_input: list[dict] | None = None, live_setting: str | None = None) -> str:
+    """MODEL_CARD.md for a shipped artifact, from its own metadata (nothing typed by hand can drift) and, when
+    given, the cross-form LOSO results of its recipe (`live_input`: cross_form.json dicts; `live_setting`: which)."""
     training = artifact.training or {}
     lines = [
         "# mestream default model",
@@ -90,7 +134,11 @@ def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summ
         f"{training.get('subjects', '?')} subjects; the shipped weights are fitted on all of them with the "
         "family's fixed recipe (no held-out data, no early stopping).",
     ]
-    extra = {k: v for k, v in training.items() if k not in ("dataset", "samples", "subjects", "flow")}
+    if training.get("parts"):
+        lines += ["", "Samples per part: " + ", ".join(f"{p} {n}" for p, n in training["parts"].items())
+                  + (" (`-frames`: clips prepared from the raw frames by the live perception code; one person is one "
+                     "LOSO fold whichever part their samples are in)" if _from_frames(training) else "") + "."]
+    extra = {k: v for k, v in training.items() if k not in ("dataset", "samples", "subjects", "flow", "parts")}
     if extra:
         lines.append("")
         lines.append("Training details: " + ", ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in sorted(extra.items())) + ".")
@@ -111,9 +159,10 @@ def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summ
         "Published anchors on the same inputs (for scale): STSTNet 0.7353 UF1 / 0.7605 UAR; HTNet 0.8603 / 0.8475 "
         "(epoch picked on the test subject, an inflated figure).",
         "",
+        *_live_input_section(live_input, live_setting),
         "## Limitations",
         "",
-        *_form_limitation(artifact.flow or {}),
+        *_form_limitation(artifact.flow or {}, training),
         "- Three coarse classes from lab recordings of a few dozen young adults; it has not been validated on other "
         "populations, cameras or lighting, and must not be used to judge people.",
         "",
@@ -131,7 +180,8 @@ def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summ
 
 
 def write_model_card(artifact_path: Path | str, out: Path | str, *, command: str,
-                     comparison: dict | None = None) -> Path:
+                     comparison: dict | None = None, live_input: list[dict] | None = None,
+                     live_setting: str | None = None) -> Path:
     """Render the card of a shipped artifact to `out` (atomically): the spotter's card for family "softnet"."""
     from engines.artifact import read_artifact
 
@@ -141,7 +191,8 @@ def write_model_card(artifact_path: Path | str, out: Path | str, *, command: str
     if artifact.family == SPOTTER_FAMILY:
         text = render_spotter_card(artifact, size_bytes=size, command=command, comparison=comparison)
     else:
-        text = render_model_card(artifact, command=command, size_bytes=size, summary=_family_summary(artifact.family))
+        text = render_model_card(artifact, command=command, size_bytes=size, summary=_family_summary(artifact.family),
+                                 live_input=live_input, live_setting=live_setting)
     atomic_write(Path(out), text)
     return Path(out)
 

@@ -4,7 +4,8 @@
     family, model, ckpt = load_model(Path("runs/ststnorm/model.pt"))
 
 The file is a torch-saved dict. It holds what rebuilding the model needs (family, num_classes, state_dict,
-classes, inputs) and what the exported artifact records (recipe, seed, training, protocol, scores, selection).
+classes, inputs) and what the exported artifact records (recipe, seed, training, protocol, scores, selection,
+crop_window).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ REQUIRED = ("family", "num_classes", "state_dict", "classes")
 
 
 def save_checkpoint(path: Path | str, family, model, *, classes: list[str], recipe, seed: int,
-                    training: dict[str, Any], protocol: str, scores: dict[str, Any], selection: str) -> Path:
-    """Write `model` (a module of `family`) and its provenance to `path`, whole or not at all."""
+                    training: dict[str, Any], protocol: str, scores: dict[str, Any], selection: str,
+                    crop_window=None) -> Path:
+    """Write `model` (a module of `family`) and its provenance to `path`, whole or not at all.
+
+    `crop_window`: the framing its flow inputs were cut to (edge/perception/composite_framing.py), which
+    `mestream export` declares so that the classify stage re-cuts live crops the same way; None: crops as they come."""
     torch = require("torch", "train")
     checkpoint = {
         "family": family.name,
@@ -36,6 +41,7 @@ def save_checkpoint(path: Path | str, family, model, *, classes: list[str], reci
         "protocol": protocol,
         "scores": scores,
         "selection": selection,
+        "crop_window": None if crop_window is None else [float(v) for v in crop_window],
     }
     path = Path(path)
     with atomic_path(path) as tmp:

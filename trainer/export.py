@@ -62,19 +62,27 @@ def flow_description() -> dict[str, Any]:
     return {"algorithm": algorithm, "params": params, "form": form}
 
 
+def framed_flow(flow: dict[str, Any], window) -> dict[str, Any]:
+    """A flow block declaring that the aligned crops are re-cut to `window` before the flow (classify_input.py)."""
+    from edge.perception.composite_framing import FRAMED_FLOW_FORM, check_window
+
+    return {**flow, "crop_window": list(check_window(window)), "form": FRAMED_FLOW_FORM}
+
+
 def framed_for_composite(artifact_path: Path | str, out: Path | str) -> Artifact:
     """Re-declare an artifact trained on the composite's flow images to be fed crops re-cut to the composite's
     framing (edge/perception/composite_framing.py): flow.crop_window, flow.form and the flow input's
-    normalisation change; the graph, its weights and the model id do not."""
+    normalisation change; the graph, its weights and the model id do not. (A checkpoint that records its
+    crop_window is exported so declared in the first place.)"""
     from dataclasses import replace
 
-    from edge.perception.composite_framing import COMPOSITE_WINDOW, FRAMED_FLOW_FORM
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
     from engines.artifact import read_artifact
 
     onnx = require("onnx", "train")
     artifact = read_artifact(artifact_path)
-    flow = {**artifact.flow, "crop_window": list(COMPOSITE_WINDOW), "form": FRAMED_FLOW_FORM}
-    inputs = tuple(replace(spec, normalisation=FRAMED_FLOW_FORM) if spec.name == "flow" else spec
+    flow = framed_flow(artifact.flow, COMPOSITE_WINDOW)
+    inputs = tuple(replace(spec, normalisation=flow["form"]) if spec.name == "flow" else spec
                    for spec in artifact.inputs)
     framed = replace(artifact, flow=flow, inputs=inputs, path=None)
     proto = onnx.load(str(artifact_path))
@@ -263,12 +271,16 @@ def export_model(
     selection: Any = None,
     atol: float = 1e-4,
     seed: int = 0,
+    crop_window=None,
 ) -> Artifact:
     """Export a classifier (forward(*inputs) -> logits) with "logits" and "probs" outputs.
 
     `inputs` are [{"name", "shape" (without batch), "meaning", optional "normalisation"}] in forward()'s order.
+    `crop_window`: the framing the model was trained on, declared in the flow block (see framed_flow).
     """
     flow_block = flow_description()
+    if crop_window is not None:
+        flow_block = framed_flow(flow_block, crop_window)
     outputs = tuple(
         TensorInfo(name, (1, len(classes)), "float32", meaning, "")
         for name, meaning in zip(OUTPUT_NAMES, ("raw class scores", "softmax of logits, sums to 1"))
@@ -299,6 +311,7 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, *, atol: float = 
         scores=ckpt.get("scores"),
         selection=ckpt.get("selection"),
         atol=atol,
+        crop_window=ckpt.get("crop_window"),
     )
 
 

@@ -1,10 +1,11 @@
 """The shipped artifact's input form is the one the live pipeline feeds it (issue 18).
 
-The default model was fitted on the MEGC2019 composite's flow images, so its metadata declares the composite's
-framing (flow.crop_window = COMPOSITE_WINDOW): the classify stage re-cuts the aligned crops to that window and
-runs the live TV-L1 preset on them (edge/stages/classify_input.py). If the metadata, the stage and the
-perception code drifted apart, the model would be scored on one input (benchmarks/cross_form_loso.py, setting g)
-and fed another, silently.
+The default model was fitted on the MEGC2019 composite's flow images and on live-form CASME II whose aligned crops
+were re-cut to the composite's framing (and, as augmentation, as they come), so its metadata declares that framing (flow.crop_window =
+COMPOSITE_WINDOW): the classify stage re-cuts the aligned crops to that window and runs the live TV-L1 preset on
+them (edge/stages/classify_input.py), as trainer.data.clips made its CASME II training inputs (crop_window). If the
+metadata, the stage and the perception code drifted apart, the model would be scored on one input
+(benchmarks/cross_form_loso.py, settings i and j) and fed another, silently.
 """
 
 import numpy as np
@@ -63,3 +64,20 @@ def test_the_classify_stage_feeds_the_shipped_artifact_the_re_cut_live_flow():
         stage.close()
     assert event.topic == "event"
     np.testing.assert_array_equal(seen[0][0], composite_flow_input(onset, apex, flow.TVL1Params()))
+
+
+def test_the_live_form_training_clips_were_cut_and_flowed_as_the_stage_cuts_and_flows_live_crops(tmp_path):
+    # trainer.data.clips makes the added CASME II clips' flow with trainer.prep.reframed_flow of their prepared
+    # aligned crops and the artifact's own window; the stage must compute the very same array from those crops
+    from edge.stages.classify_input import flow_function
+    from trainer.prep import reframed_flow
+
+    rng = np.random.default_rng(1)
+    onset = (rng.random((128, 128)) * 255).astype(np.uint8)
+    apex = np.roll(onset, 3, axis=0)
+    (tmp_path / "sub05").mkdir()
+    np.savez(tmp_path / "sub05" / "sub05_EP01_01.npz", onset_crop=onset, apex_crop=apex)
+    meta = read_artifact(default_artifact_path())
+    trained_on = reframed_flow(tmp_path, ["sub05"], ["sub05_EP01_01"], meta.flow["crop_window"])[0]
+    live = flow_function(meta.flow)(onset, apex, classify._flow_params(meta.flow))
+    np.testing.assert_array_equal(trained_on, live)

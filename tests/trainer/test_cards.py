@@ -36,3 +36,26 @@ def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path):
     assert "full: UF1 0.7400, UAR 0.7500, ACC 0.7600" in artifact.summary()
     card = write_model_card(tmp_path / "t.onnx", tmp_path / "CARD.md", command="x").read_text()
     assert "| full | 0.7400 | 0.7500 | 0.7600 |" in card and "| samm | 0.6000 | 0.6100 | 0.6200 |" in card
+
+
+def test_a_model_trained_on_clips_from_frames_says_so_with_its_live_input_figures(tmp_path):
+    from dataclasses import replace
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
+    from trainer.cards import render_model_card
+
+    artifact = _artifact(tmp_path / "t.onnx", {"full": {"uf1": 0.8, "uar": 0.8, "acc": 0.8},
+                                              "casme2-frames": {"uf1": 0.86, "uar": 0.88, "acc": 0.9}})
+    training = {"dataset": "megc2019+casme2", "samples": 555, "subjects": 68,
+                "parts": {"casme2": 145, "smic": 164, "samm": 133, "casme2-frames": 113}}
+    artifact = replace(artifact, training=training, flow={**artifact.flow, "crop_window": list(COMPOSITE_WINDOW)})
+    run = {"command": "python benchmarks/cross_form_loso.py --settings i", "meaning": {"i": "composite + re-cut live"},
+           "summary": {"i": {"n": 113, "uf1": {"mean": 0.8591, "std": 0.0004, "per_seed": [0.8586, 0.8594, 0.8594]},
+                             "uar": {"mean": 0.8877, "std": 0.0038, "per_seed": [0.893, 0.885, 0.885]}},
+                       "i_matched": {"n": 109, "uf1": {}, "uar": {}}}}
+    card = render_model_card(artifact, command="x", size_bytes=1, live_input=[run], live_setting="i")
+    assert "| casme2-frames | 0.8600 | 0.8800 | 0.9000 |" in card
+    assert "Samples per part: casme2 145, smic 164, samm 133, casme2-frames 113" in card
+    assert "113 casme2 clips prepared from their frames by the live perception code" in card
+    assert "| **(i) composite + re-cut live** | **113** | **0.8591 ± 0.0004** | **0.8877 ± 0.0038** |" in card
+    assert "python benchmarks/cross_form_loso.py --settings i" in card and "i_matched" not in card

@@ -35,7 +35,8 @@ def test_the_saved_file_holds_the_keys_older_checkpoints_have(tmp_path):
     _save(tmp_path / "model.pt", "ststnet")
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert set(ckpt) == {"family", "num_classes", "state_dict", "classes", "inputs", "recipe", "seed", "training",
-                         "protocol", "scores", "selection"}
+                         "protocol", "scores", "selection", "crop_window"}
+    assert ckpt["crop_window"] is None  # crops as they come, unless the training inputs were re-cut
     assert ckpt["recipe"]["epochs"] == get_family("ststnet").recipe.epochs and ckpt["num_classes"] == 3
 
 

@@ -71,6 +71,30 @@ def test_settings_e_and_f_add_the_composite_where_there_are_no_frames_or_all_of_
     assert tag(jobs["F"].train) == [2, 3, 4, 5, 100, 103]
 
 
+def test_settings_i_and_j_train_on_the_re_cut_live_clips_of_the_others_and_test_the_subjects_re_cut_clips():
+    cf = _module()
+    comp = _samples(["sub01", "sub02", "s01"], ["casme2", "casme2", "smic"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    framed = {"flow": live.flow + 100}  # tags 200..203
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("i", "j"), framed_x=framed)
+    assert tag(jobs["I"].train) == [1, 2, 200, 203] and tag(jobs["I"].tests["i"]) == [201, 202]
+    assert tag(jobs["J"].train) == [1, 2, 100, 103, 200, 203] and tag(jobs["J"].tests["j"]) == [201, 202]
+    assert len(jobs["J"].labels) == 6
+
+
+def test_the_seeds_ensemble_scores_the_mean_probability():
+    cf = _module()
+    comp = _samples(["sub01"], ["casme2"], offset=0)
+    live = _samples(["sub01", "sub01"], ["casme2"] * 2, offset=100)
+    live.labels = np.array([0, 1])
+    # seed 0 gets the second clip wrong, seed 1 the first, but each only narrowly: the mean is right on both
+    by_seed = {0: {"probs": {"i": [[0.9, 0.1, 0.0], [0.45, 0.4, 0.15]]}},
+               1: {"probs": {"i": [[0.4, 0.45, 0.15], [0.0, 0.9, 0.1]]}}}
+    ensemble = cf.ensemble_scores(by_seed, comp, live, ["sub01"])
+    assert ensemble["i"]["acc"] == 1.0 and ensemble["i"]["n"] == 2
+
+
 def test_run_seed_pools_each_setting_on_its_own_form(monkeypatch):
     cf = _module()
     comp = _samples(["sub01", "sub01", "sub02", "s01"], ["casme2", "casme2", "casme2", "smic"], offset=0)

@@ -148,6 +148,19 @@ def test_flow_parameters_come_from_the_runtime_flow_module_and_rebuild_its_param
     assert meta.flow["form"] == flow.FLOW_FORM
 
 
+def test_a_checkpoint_trained_on_the_composites_framing_is_exported_declaring_its_crop_window(tmp_path, tiny_family):
+    from edge.perception import flow
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, FRAMED_FLOW_FORM
+
+    ckpt = _checkpoint(tmp_path / "model.pt", crop_window=list(COMPOSITE_WINDOW))  # as `mestream train` records it
+    export_checkpoint(ckpt, tmp_path / "t.onnx")
+    meta = read_artifact(tmp_path / "t.onnx")
+    assert meta.flow["crop_window"] == list(COMPOSITE_WINDOW) and meta.flow["form"] == FRAMED_FLOW_FORM
+    assert meta.input("flow").normalisation == FRAMED_FLOW_FORM and flow.TVL1Params(**meta.flow["params"]) == flow.TVL1Params()
+    export_checkpoint(_checkpoint(tmp_path / "plain.pt", crop_window=None), tmp_path / "p.onnx")
+    assert "crop_window" not in read_artifact(tmp_path / "p.onnx").flow  # crops as they come
+
+
 def test_an_unsupported_operator_refuses_the_export_and_writes_nothing(tmp_path):
     class UsesDet(torch.nn.Module):
         def forward(self, flow):  # Det has no TensorRT importer

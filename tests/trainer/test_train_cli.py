@@ -59,6 +59,9 @@ def test_fit_all_checkpoint_describes_itself_for_export(two_runs):
     assert checkpoint["inputs"][0]["name"] == "flow" and list(checkpoint["inputs"][0]["shape"]) == [3, 28, 28]
     assert checkpoint["training"] == {"dataset": "megc2019", "samples": 442, "subjects": 68}
     assert checkpoint["protocol"] == "loso" and "full" in checkpoint["scores"] and checkpoint["selection"]
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
+
+    assert checkpoint["crop_window"] == list(COMPOSITE_WINDOW)  # the composite's framing, which export declares
     from trainer.models.registry import get_family
 
     get_family("ststnet").build(3).load_state_dict(checkpoint["state_dict"])

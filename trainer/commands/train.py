@@ -5,6 +5,18 @@
         --labels $MESTREAM_ASSETS/annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv \\
         --protocol loso --seed 0 --out runs/msmt-s0 [--fit-all] [--epochs N] [--folds K] [--workers W]
 
+With `--add DATASET FRAMES SHEET` (repeatable) it also trains on a raw dataset prepared from its frames, e.g. the
+composite plus live-form CASME II (the shipped default's recipe, benchmarks/make_default_artifact.sh):
+
+    mestream train --model ststnorm --dataset megc2019 --data COMPOSITE --labels CSV \\
+        --add casme2 $MESTREAM_ASSETS/casme2_cropped/CASME2_Cropped CASME2-coding-20190701.xlsx \\
+        --loader-option version=2019-07-01 --seed 1 --out runs/default --fit-all
+
+One person is one LOSO fold whichever source their samples come from (trainer/data/combined.py). Beside the
+composite's images the added clips' aligned crops are re-cut to the composite's framing (COMPOSITE_WINDOW) before
+the flow, and model.pt records that window, so `mestream export` declares it and the classify stage re-cuts live
+crops the same way.
+
 Writes OUT/report.json, per_subject.csv, predictions.csv, confusion.png, curves.png, per_subject.png (and
 model.pt with --fit-all) through a temporary folder renamed into place at the end.
 """
@@ -27,11 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with STSNet_whole_norm_u_v_os/ and combined_datasets_whole/, or a raw dataset's frames root")
     parser.add_argument("--labels", required=True, type=Path, help="the composite's labels CSV, or the raw dataset's sheet")
+    parser.add_argument("--add", nargs=3, action="append", default=[], metavar=("DATASET", "FRAMES", "SHEET"),
+                        help="also train on a raw dataset read from its frames and official sheet (repeatable): one "
+                        "person is one LOSO fold across sources; beside megc2019 its crops are re-cut to the "
+                        "composite's framing and its class map defaults to megc2019-3class")
+    parser.add_argument("--both-framings", action="store_true",
+                        help="beside megc2019, train on each --add clip twice: crops re-cut to the composite's framing "
+                        "and crops as they come (framing as augmentation; part <dataset>-frames-uncut)")
     parser.add_argument("--class-map", default=None, help="raw datasets: class mapping (trainer/data/clips.py CLASS_MAPS)")
-    parser.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="raw datasets: loader argument, e.g. version=2019-07-01 (casme2), layout=hs-e (smic)")
+    parser.add_argument("--loader-option", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
+                        help="raw datasets: loader argument, e.g. version=2019-07-01 (casme2), layout=hs-e (smic); "
+                        "DATASET: sends it to that one of several raw datasets")
     parser.add_argument("--prep-dir", type=Path, default=None,
-                        help="raw datasets: mestream prep cache (default: OUT's parent/.mestream-prep/DATASET)")
+                        help="raw datasets: mestream prep cache (default: OUT's parent/.mestream-prep/DATASET); "
+                        "only with one dataset read from frames")
     parser.add_argument("--protocol", default="loso", help="evaluation protocol; only loso")
     parser.add_argument("--seed", type=int, default=0, help="base seed; fold k trains with seed*1000+k")
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
@@ -66,6 +87,63 @@ def _check_args(args) -> None:
         raise MestreamError(f"--seed {args.seed} is negative; pass an integer >= 0")
     if not args.data.is_dir():
         raise MestreamError(f"--data {args.data} is not a folder; expected the preprocessed MEGC2019 composite")
+    from trainer.data.clips import LOADERS
+
+    for dataset, frames, _sheet in args.add:
+        if dataset not in LOADERS:
+            raise MestreamError(f"--add {dataset!r} is not a dataset read from frames; expected one of: {', '.join(LOADERS)}")
+        if not Path(frames).is_dir():
+            raise MestreamError(f"--add {dataset} {frames}: not a folder; expected the dataset's frames root")
+    added = [d for d, _f, _s in args.add]
+    if args.dataset in added or len(set(added)) < len(added):
+        twice = args.dataset if args.dataset in added else next(d for d in added if added.count(d) > 1)
+        raise MestreamError(f"dataset {twice!r} is given twice; pass each dataset once")
+    if args.both_framings and not (args.add and args.dataset == "megc2019"):
+        raise MestreamError("--both-framings needs --dataset megc2019 and an --add dataset: only clips added beside the "
+                            "composite are re-cut to its framing; leave it out")
+    if args.prep_dir is not None and len(raw_datasets(args)) > 1:
+        raise MestreamError(f"--prep-dir names one cache but {len(raw_datasets(args))} datasets are read from frames "
+                            f"({', '.join(raw_datasets(args))}); leave it out (each gets OUT's parent/.mestream-prep/DATASET)")
+
+
+def raw_datasets(args) -> list[str]:
+    """The datasets of this run read from frames and prepared by `mestream prep`'s code."""
+    return ([] if args.dataset == "megc2019" else [args.dataset]) + [d for d, _f, _s in args.add]
+
+
+def load_samples(args, workers: int):
+    """(samples, crop_window): --dataset and every --add source in one Samples; crop_window is the framing the
+    model is trained on (the composite's when its images are in the set, else None: crops as they come)."""
+    from trainer.data.clips import load_training_samples, options_for
+    from trainer.data.megc2019 import load_megc2019
+
+    crop_window = None
+    if args.dataset == "megc2019":
+        from edge.perception.composite_framing import COMPOSITE_WINDOW
+
+        crop_window = COMPOSITE_WINDOW
+    raw = raw_datasets(args)
+
+    def from_frames(dataset, frames, sheet, class_map, window=crop_window):
+        prep_dir = args.prep_dir or args.out.parent / ".mestream-prep" / dataset
+        return load_training_samples(dataset, Path(frames), Path(sheet), prep_dir, class_map,
+                                     options_for(dataset, args.loader_option, raw), workers=workers,
+                                     crop_window=window)
+
+    if args.dataset == "megc2019":
+        primary = load_megc2019(args.data, args.labels, args.au_sheets)
+    else:  # raw frames + official sheet -> clips -> mestream prep's inputs (edge tracker and flow code)
+        primary = from_frames(args.dataset, args.data, args.labels, args.class_map)
+    if not args.add:
+        return primary, crop_window
+    from trainer.data.combined import UNCUT_SUFFIX, as_frames_part, combine
+
+    added_map = args.class_map or ("megc2019-3class" if args.dataset.startswith("megc2019") else None)
+    parts = [primary if args.dataset == "megc2019" else as_frames_part(primary)]
+    parts += [as_frames_part(from_frames(d, f, s, added_map)) for d, f, s in args.add]
+    if args.both_framings:
+        parts += [as_frames_part(from_frames(d, f, s, added_map, None), UNCUT_SUFFIX) for d, f, s in args.add]
+    return combine(parts), crop_window
 
 
 def selection_text(family_name: str, recipe, epochs_overridden: bool) -> str:
@@ -87,6 +165,19 @@ def skip_warning(dataset: str, skipped: list[str]) -> str:
     return f"{len(skipped)} clips skipped (frames missing, or prep could not make them; listed in report.json), first: {skipped[0]}"
 
 
+def dataset_name(args) -> str:
+    """"megc2019", or with --add the sources joined: "megc2019+casme2"."""
+    return "+".join([args.dataset, *(d for d, _f, _s in args.add)])
+
+
+def training_record(args, samples, subjects: int) -> dict:
+    """What model.pt (and so the artifact and its card) says it was trained on."""
+    record = {"dataset": dataset_name(args), "samples": len(samples), "subjects": subjects}
+    if args.add:
+        record["parts"] = {p: samples.datasets.count(p) for p in dict.fromkeys(samples.datasets)}
+    return record
+
+
 def run(args) -> int:
     _check_args(args)
     import logging
@@ -98,7 +189,6 @@ def run(args) -> int:
 
     from engines.optional import require
     from trainer.checkpoint import save_checkpoint
-    from trainer.data.megc2019 import load_megc2019
     from trainer.data.samples import PARTS as COMPOSITE_PARTS
     from trainer.models.registry import get_family
     from trainer.report import build_report, staged_dir, write_report_files
@@ -113,17 +203,13 @@ def run(args) -> int:
 
         raise MestreamError("--device cuda but torch sees no CUDA GPU; use --device cpu or install a CUDA build of torch")
     recipe = with_epochs(family.recipe, args.epochs)
-    PARTS = COMPOSITE_PARTS if args.dataset.startswith("megc2019") else (args.dataset,)
-    if args.dataset == "megc2019":
-        samples = load_megc2019(args.data, args.labels, args.au_sheets)
-    else:  # raw frames + official sheet -> clips -> mestream prep's inputs (edge tracker and flow code)
-        from trainer.data.clips import load_training_samples
-
-        samples = load_training_samples(args.dataset, args.data, args.labels,
-                                        args.prep_dir or args.out.parent / ".mestream-prep" / args.dataset,
-                                        args.class_map, args.loader_option, workers=args.workers)
+    samples, crop_window = load_samples(args, args.workers)
+    if args.add:  # every part present, in order: the composite's, then each added dataset's "-frames" part
+        PARTS = tuple(dict.fromkeys(samples.datasets))
+    else:
+        PARTS = COMPOSITE_PARTS if args.dataset.startswith("megc2019") else (args.dataset,)
     if samples.skipped:
-        log.warning("%s", skip_warning(args.dataset, samples.skipped))
+        log.warning("%s", skip_warning(dataset_name(args), samples.skipped))
 
     assets = args.assets or (Path(os.environ["MESTREAM_ASSETS"]) if os.environ.get("MESTREAM_ASSETS") else None)
     cache = args.cache or args.out.parent / ".mestream-cache"
@@ -138,7 +224,7 @@ def run(args) -> int:
                               device=device)
         report = {
             "protocol": "loso",
-            "dataset": args.dataset,
+            "dataset": dataset_name(args),
             "model": family.name,
             "summary": family.summary,
             "seed": args.seed,
@@ -169,7 +255,7 @@ def run(args) -> int:
             trained = fit_all(family, samples, args.seed, recipe, initial_state, device)
             save_checkpoint(tmp / "model.pt", family, trained.model, classes=samples.classes, recipe=recipe,
                             seed=args.seed, protocol="loso", scores=report["parts"], selection=report["selection"],
-                            training={"dataset": args.dataset, "samples": len(samples), "subjects": folds_total})
+                            training=training_record(args, samples, folds_total), crop_window=crop_window)
             report["fit_all"] = {"file": "model.pt", "final_training_loss": trained.loss[-1],
                                  "final_training_acc": trained.acc[-1]}
         write_report_files(tmp, report, samples, result.logits, result.fold_of, result.curves)

@@ -327,6 +327,35 @@ def parse_loader_options(dataset: str, pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def loader_keys(dataset: str) -> list[str]:
+    """The keyword arguments load_<dataset> takes as --loader-option KEY=VALUE."""
+    import inspect
+
+    return [n for n in inspect.signature(get_loader(dataset)).parameters if n not in ("root", "sheet", "class_map_name")]
+
+
+def options_for(dataset: str, pairs: list[str], datasets: list[str]) -> list[str]:
+    """The --loader-option pairs meant for `dataset`, one of the raw `datasets` of a run: "DATASET:KEY=VALUE" goes
+    to that dataset only, a bare "KEY=VALUE" to every one whose loader takes KEY."""
+    mine = []
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        target, colon, bare = key.partition(":")
+        if colon:
+            if target.strip() not in datasets:
+                raise MestreamError(f"loader option {pair!r} names dataset {target.strip()!r}, which this run does not "
+                                    f"read from frames ({', '.join(datasets) or 'none'}); e.g. --loader-option "
+                                    f"{datasets[0] if datasets else 'casme2'}:KEY=VALUE")
+            if target.strip() == dataset:
+                mine.append(f"{bare.strip()}={value}")
+        elif len(datasets) == 1 or key.strip() in loader_keys(dataset):
+            mine.append(pair)
+        elif not any(key.strip() in loader_keys(d) for d in datasets):
+            raise MestreamError(f"loader option {pair!r}: no dataset of this run ({', '.join(datasets)}) takes "
+                                f"{key.strip()!r}; e.g. --loader-option {datasets[0]}:{(loader_keys(datasets[0]) or ['key'])[0]}=...")
+    return mine
+
+
 def clip_spec(clip: Clip):
     """The clip as trainer.prep's ClipSpec: frame numbers as the file names carry them, name = uid."""
     from trainer.prep import ClipSpec
@@ -337,14 +366,17 @@ def clip_spec(clip: Clip):
                     note="" if clip.apex_source == APEX_FROM_SHEET else f"apex: {clip.apex_source}")
 
 
-def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, progress: bool = True):
+def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, progress: bool = True,
+                       crop_window=None):
     """trainer.data.samples.Samples for these clips, made by `mestream prep`'s code (edge tracker + TV-L1 flow)
-    and cached in prep_dir. Clips the loader skipped or prep could not make are in Samples.skipped."""
+    and cached in prep_dir. Clips the loader skipped or prep could not make are in Samples.skipped.
+    `crop_window`: the flow is made from the aligned crops re-cut to it (edge/perception/composite_framing.py),
+    as the classify stage feeds an artifact that declares it."""
     import numpy as np
 
     from trainer.data.au_codes import describe_au_codes
     from trainer.data.samples import Samples
-    from trainer.prep import PrepParams, prep_clips, read_prepared
+    from trainer.prep import PrepParams, prep_clips, read_prepared, reframed_flow
 
     if not result.clips:
         raise MestreamError(f"no clip could be loaded ({len(result.skipped)} skipped, first: "
@@ -360,12 +392,16 @@ def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, pro
     if not kept:
         raise MestreamError(f"prep made no clip in {prep_dir} ({len(report.skipped)} skipped, first: "
                             f"{next(iter(report.skipped.items()), 'none')}); check the frames")
+    if crop_window is None:
+        flow = np.stack([prepared[c.uid]["flow"] for c in kept])
+    else:
+        flow = reframed_flow(Path(prep_dir), [c.subject for c in kept], [c.uid for c in kept], crop_window)
     return Samples(
         names=[c.uid for c in kept],
         subjects=[c.subject for c in kept],
         datasets=[c.dataset for c in kept],
         labels=np.asarray([c.label for c in kept], dtype=np.int64),
-        flow=np.stack([prepared[c.uid]["flow"] for c in kept]).astype(np.float32),
+        flow=flow.astype(np.float32),
         apex=np.stack([prepared[c.uid]["apex"] for c in kept]).astype(np.uint8),
         au_text=[describe_au_codes(c.action_units_raw) for c in kept],
         classes=list(cmap.classes),
@@ -374,8 +410,10 @@ def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, pro
 
 
 def load_training_samples(dataset: str, root: Path, sheet: Path, prep_dir: Path, class_map_name: str | None = None,
-                          options: list[str] | tuple[str, ...] = (), workers: int = 1, progress: bool = True):
-    """`mestream train --dataset <raw dataset>`: load the clips from frames + sheet, prep them, as Samples."""
+                          options: list[str] | tuple[str, ...] = (), workers: int = 1, progress: bool = True,
+                          crop_window=None):
+    """`mestream train --dataset <raw dataset>` (or `--add <raw dataset>`): load the clips from frames + sheet,
+    prep them, as Samples (flow of crops re-cut to `crop_window` when given)."""
     import logging
 
     kwargs = parse_loader_options(dataset, list(options))
@@ -386,4 +424,4 @@ def load_training_samples(dataset: str, root: Path, sheet: Path, prep_dir: Path,
     for name, message in result.warnings:
         log.warning("%s: %s", name, message)
     log.info("%s: %s", dataset, result.summary())
-    return samples_from_clips(result, prep_dir, workers=workers, progress=progress)
+    return samples_from_clips(result, prep_dir, workers=workers, progress=progress, crop_window=crop_window)
