@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from still_faces import STILL_SPANS  # noqa: E402  synth refuses the moving parts of a source face
 
 FACE = "casme2_sub01_EP02_01f.avi"  # 640x480 MJPG: the synth videos keep its size
 
@@ -48,7 +51,8 @@ def make_sources(work: Path, n: int, seconds: float) -> list[Path]:
         if not out.is_file():
             subprocess.run([sys.executable, "-m", "edge.cli", "synth", "--face", str(face), "--out", str(out),
                             "--truth", str(out.with_suffix(".csv")), "--fps", "30", "--seconds", str(seconds),
-                            "--seed", str(100 + k), "--no-progress"], check=True, capture_output=True)
+                            "--seed", str(100 + k), "--no-progress", "--source-frames", STILL_SPANS[FACE]],
+                           check=True, capture_output=True)
         videos.append(out)
     return videos
 
