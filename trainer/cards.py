@@ -24,7 +24,7 @@ def _reproduce(command: str) -> list[str]:
 
 
 LICENCE_NOTE = (
-    "Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS and SAMM. Those datasets are "
+    "Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS and SAMM, and, where the parts above say so, on those datasets' own frames. They are "
     "licensed for non-commercial research only, and so is this model: internal research use only, no "
     "redistribution outside the project, no commercial use. The raw data is not part of this package."
 )
