@@ -208,6 +208,8 @@ def plot_failures(path: Path, failures: list[tuple[ClipVideo, dict, list]], titl
 def main() -> int:
     from spotting_tune import parse_variants
 
+    from trainer.spotting.real_clips import PROTOCOLS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=os.environ.get("MESTREAM_ASSETS"), help="default $MESTREAM_ASSETS")
     parser.add_argument("--work", type=Path, required=True, help="folder for the tracking cache")
@@ -218,7 +220,7 @@ def main() -> int:
     parser.add_argument("--frames", type=Path, default=None, help="the dataset's frame folders (default: the shared CASME II)")
     parser.add_argument("--sheet", type=Path, default=None, help="its annotation sheet (default: the one under the assets)")
     parser.add_argument("--fps", nargs="+", type=float, default=None, help="default: the dataset's own rate and 30")
-    parser.add_argument("--protocol", nargs="+", default=["still"], choices=("still", "drift"))
+    parser.add_argument("--protocol", nargs="+", default=["still"], choices=PROTOCOLS)
     parser.add_argument("--variant", action="append", default=None, help='"name:key=value,..." of SpotParams; repeatable')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="processes that track the clips (the cache) in parallel")

@@ -60,6 +60,20 @@ def test_a_100_fps_clip_makes_a_video_at_its_own_rate_and_at_30_fps():
     assert (video.truth.onset, video.truth.offset) == (30, 38)
 
 
+def test_the_far_protocol_shows_the_face_at_half_size_with_the_clips_own_noise():
+    clip = _clip(20, noise=2.0)
+    near = compose(clip, ClipTruth(0, 5, 19), Protocol("still", hold_s=0.5, seed=4), fps=200.0)
+    far = compose(clip, ClipTruth(0, 5, 19), Protocol("far", hold_s=0.5, seed=4), fps=200.0)
+    assert (far.truth.onset, far.truth.offset) == (near.truth.onset, near.truth.offset)
+    # the 260x300 face: 130x150 at the centre, the border replicated beyond it
+    inside = far.frames[0][240 - 60 : 240 + 60, 320 - 50 : 320 + 50, 0].astype(np.float32)
+    outside = far.frames[0][240 - 60 : 240 + 60, 320 + 80 : 320 + 180, 0].astype(np.float32)
+    assert np.std(inside) > 5 * np.std(np.diff(outside, axis=1))
+    # shrinking halves the camera noise; the clip's frames get it back up to about 2 grey levels
+    grey = [f[200:280, 280:360, 0] for f in far.frames[100:119]]
+    assert 1.6 < frame_noise(grey) < 2.5
+
+
 def test_bad_clips_and_rates_are_refused_in_one_line():
     with pytest.raises(MestreamError, match="does not fit its 10 frames"):
         compose(_clip(10), ClipTruth(0, 5, 12), Protocol(), fps=30.0)

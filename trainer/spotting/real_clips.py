@@ -11,6 +11,9 @@ face on that camera rather than a frozen picture. Protocols:
 - "drift": the same, plus a slow head drift over the whole video (a smooth random walk of translation
   and roll, up to about 1 px and 0.3 degrees): a seated person is never perfectly still, and the face
   after the clip's offset is not the face before its onset.
+- "far": the same as "still" with the face at FAR_SCALE of its size, as a camera twice as far away (or a
+  webcam's usual framing: CASME II's eye distance is about 200 px, a webcam's at arm's length about 100);
+  shrinking averages the camera's noise away, so every frame gets fresh noise back up to the clip's level.
 
 The video is made at the clip's rate and resampled to `fps` by taking the frame nearest each output
 time; the truth is the output frames whose source frame lies within onset..offset.
@@ -29,7 +32,8 @@ import numpy as np
 from edge.spotting.metrics import Interval
 from engines.errors import MestreamError
 
-PROTOCOLS = ("still", "drift")
+PROTOCOLS = ("still", "drift", "far")
+FAR_SCALE = 0.5
 CANVAS = (640, 480)  # w, h: the camera frame CASME II was recorded at
 
 
@@ -120,6 +124,12 @@ def compose(frames: list[np.ndarray], truth: ClipTruth, protocol: Protocol, fps:
         raise MestreamError(f"fps={fps}; expected a rate in (0, {clip_fps:g}], the clip's own rate or less")
     rng = np.random.default_rng(protocol.seed)
     noise = frame_noise([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames])
+    restore = 0.0  # noise that clip frames get back after shrinking ("far")
+    if protocol.name == "far":
+        h, w = frames[0].shape[:2]
+        size = (max(1, round(w * FAR_SCALE)), max(1, round(h * FAR_SCALE)))
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        restore = noise * float(np.sqrt(1.0 - FAR_SCALE**2))
     hold = int(round(protocol.hold_s * clip_fps))
     source = [0] * hold + list(range(len(frames))) + [len(frames) - 1] * hold
     held = [True] * hold + [False] * len(frames) + [True] * hold
@@ -130,8 +140,9 @@ def compose(frames: list[np.ndarray], truth: ClipTruth, protocol: Protocol, fps:
     centre = (CANVAS[0] / 2.0, CANVAS[1] / 2.0)
     for i in picks:
         image = frame_in_canvas(frames[source[i]])
-        if held[i] and noise > 0:
-            grain = (rng.standard_normal(image.shape[:2], dtype=np.float32) * noise).round().astype(np.int16)
+        level = noise if held[i] else restore
+        if level > 0:
+            grain = (rng.standard_normal(image.shape[:2], dtype=np.float32) * level).round().astype(np.int16)
             image = cv2.add(image.astype(np.int16), cv2.merge([grain] * 3), dtype=cv2.CV_16S)
             image = np.clip(image, 0, 255).astype(np.uint8)
         dx, dy, roll = drift[i]
