@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from edge.perception.flow import centred_gradient
+
 
 @dataclass(frozen=True)
 class Tvl1:
@@ -71,15 +73,6 @@ def _zoom_in(flow: np.ndarray, w: int, h: int) -> np.ndarray:
     return bicubic_at(flow, x * fw / w, y * fh / h)
 
 
-def _centred_gradient(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    gx, gy = np.empty_like(image), np.empty_like(image)
-    gx[:, 1:-1] = 0.5 * (image[:, 2:] - image[:, :-2])
-    gx[:, 0], gx[:, -1] = 0.5 * (image[:, 1] - image[:, 0]), 0.5 * (image[:, -1] - image[:, -2])
-    gy[1:-1] = 0.5 * (image[2:] - image[:-2])
-    gy[0], gy[-1] = 0.5 * (image[1] - image[0]), 0.5 * (image[-1] - image[-2])
-    return gx, gy
-
-
 def _forward_gradient(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gx, gy = np.zeros_like(u), np.zeros_like(u)
     gx[:, :-1] = u[:, 1:] - u[:, :-1]
@@ -101,7 +94,7 @@ def _divergence(px: np.ndarray, py: np.ndarray) -> np.ndarray:
 
 def _one_scale(i0, i1, u1, u2, p: Tvl1):
     l_t, taut = p.lam * p.theta, p.tau / p.theta
-    i1x, i1y = _centred_gradient(i1)
+    i1x, i1y = centred_gradient(i1)  # IPOL's one-sided half differences at the borders are the same
     p11, p12, p21, p22 = (np.zeros_like(i0) for _ in range(4))
     h, w = i0.shape
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)

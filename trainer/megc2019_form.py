@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.perception import flow
 from engines.errors import MestreamError
 from engines.files import atomic_path
 from trainer.ipol_tvl1 import Tvl1, tvl1_flow
@@ -74,10 +75,9 @@ def eye_box(points: np.ndarray, shape: tuple[int, ...]) -> Box:
 
 
 def optical_strain(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) by central differences, one-sided at the border (np.gradient)."""
-    u_y, u_x = np.gradient(u)
-    v_y, v_x = np.gradient(v)
-    return np.sqrt(u_x ** 2 + v_y ** 2 + 0.5 * (u_y + v_x) ** 2)
+    """sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) by central differences, one-sided at the border (np.gradient):
+    the live form's strain (edge/perception/flow.py) of the flow given as its two channels."""
+    return flow.optical_strain(np.dstack([u, v]))
 
 
 def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
