@@ -115,6 +115,12 @@ def test_train_adds_live_form_casme2_to_the_composite_and_the_checkpoint_declare
     assert window == COMPOSITE_WINDOW
     (i,) = [i for i, (d, n) in enumerate(zip(samples.datasets, samples.names)) if (d, n) == ("casme2-frames", "sub01_EP02_01f")]
     np.testing.assert_array_equal(samples.flow[i], expected)  # (the composite's own sub01_EP02_01f is another sample)
+    args.both_framings = True  # the same two clips again with their crops as they come: the prep cache's own flow
+    both, _ = load_samples(args, workers=1)
+    (j,) = [j for j, (d, n) in enumerate(zip(both.datasets, both.names)) if (d, n) == ("casme2-frames-uncut", "sub01_EP02_01f")]
+    with np.load(tmp_path / "runs" / ".mestream-prep" / "casme2" / "sub01" / "sub01_EP02_01f.npz") as prepared:
+        np.testing.assert_array_equal(both.flow[j], prepared["flow"])
+    assert len(both) == len(samples) + 2 and len(both.skipped) == len(samples.skipped)
     assert main(["-q", "export", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "both.onnx")]) == 0
     meta = read_artifact(tmp_path / "both.onnx")
     assert meta.flow["crop_window"] == list(COMPOSITE_WINDOW) and meta.inputs[0].normalisation == FRAMED_FLOW_FORM

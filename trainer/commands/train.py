@@ -124,25 +124,33 @@ def load_samples(args, workers: int):
         crop_window = COMPOSITE_WINDOW
     raw = raw_datasets(args)
 
-    def from_frames(dataset, frames, sheet, class_map, window=crop_window):
+    def from_frames(dataset, frames, sheet, class_map):
+        """(the dataset's samples, flow of the aligned crops as they come; its prep cache)"""
         prep_dir = args.prep_dir or args.out.parent / ".mestream-prep" / dataset
-        return load_training_samples(dataset, Path(frames), Path(sheet), prep_dir, class_map,
-                                     options_for(dataset, args.loader_option, raw), workers=workers,
-                                     crop_window=window)
+        samples = load_training_samples(dataset, Path(frames), Path(sheet), prep_dir, class_map,
+                                        options_for(dataset, args.loader_option, raw), workers=workers)
+        return samples, prep_dir
 
     if args.dataset == "megc2019":
         primary = load_megc2019(args.data, args.labels, args.au_sheets)
     else:  # raw frames + official sheet -> clips -> mestream prep's inputs (edge tracker and flow code)
-        primary = from_frames(args.dataset, args.data, args.labels, args.class_map)
+        primary, _ = from_frames(args.dataset, args.data, args.labels, args.class_map)
     if not args.add:
         return primary, crop_window
+    from dataclasses import replace
+
     from trainer.data.combined import UNCUT_SUFFIX, as_frames_part, combine
+    from trainer.prep import reframed_flow
 
     added_map = args.class_map or ("megc2019-3class" if args.dataset.startswith("megc2019") else None)
+    added = [from_frames(d, f, s, added_map) for d, f, s in args.add]
     parts = [primary if args.dataset == "megc2019" else as_frames_part(primary)]
-    parts += [as_frames_part(from_frames(d, f, s, added_map)) for d, f, s in args.add]
-    if args.both_framings:
-        parts += [as_frames_part(from_frames(d, f, s, added_map, None), UNCUT_SUFFIX) for d, f, s in args.add]
+    for part, prep_dir in added:
+        if crop_window is not None:  # beside the composite: the crops re-cut to its framing, as the stage does live
+            part = replace(part, flow=reframed_flow(prep_dir, part.subjects, part.names, crop_window).astype("float32"))
+        parts.append(as_frames_part(part))
+    if args.both_framings:  # the same clips once more with their crops as they come (their skips are counted once)
+        parts += [as_frames_part(replace(part, skipped=[]), UNCUT_SUFFIX) for part, _ in added]
     return combine(parts), crop_window
 
 

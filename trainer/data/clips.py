@@ -366,17 +366,14 @@ def clip_spec(clip: Clip):
                     note="" if clip.apex_source == APEX_FROM_SHEET else f"apex: {clip.apex_source}")
 
 
-def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, progress: bool = True,
-                       crop_window=None):
+def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, progress: bool = True):
     """trainer.data.samples.Samples for these clips, made by `mestream prep`'s code (edge tracker + TV-L1 flow)
-    and cached in prep_dir. Clips the loader skipped or prep could not make are in Samples.skipped.
-    `crop_window`: the flow is made from the aligned crops re-cut to it (edge/perception/composite_framing.py),
-    as the classify stage feeds an artifact that declares it."""
+    and cached in prep_dir. Clips the loader skipped or prep could not make are in Samples.skipped."""
     import numpy as np
 
     from trainer.data.au_codes import describe_au_codes
     from trainer.data.samples import Samples
-    from trainer.prep import PrepParams, prep_clips, read_prepared, reframed_flow
+    from trainer.prep import PrepParams, prep_clips, read_prepared
 
     if not result.clips:
         raise MestreamError(f"no clip could be loaded ({len(result.skipped)} skipped, first: "
@@ -392,16 +389,12 @@ def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, pro
     if not kept:
         raise MestreamError(f"prep made no clip in {prep_dir} ({len(report.skipped)} skipped, first: "
                             f"{next(iter(report.skipped.items()), 'none')}); check the frames")
-    if crop_window is None:
-        flow = np.stack([prepared[c.uid]["flow"] for c in kept])
-    else:
-        flow = reframed_flow(Path(prep_dir), [c.subject for c in kept], [c.uid for c in kept], crop_window)
     return Samples(
         names=[c.uid for c in kept],
         subjects=[c.subject for c in kept],
         datasets=[c.dataset for c in kept],
         labels=np.asarray([c.label for c in kept], dtype=np.int64),
-        flow=flow.astype(np.float32),
+        flow=np.stack([prepared[c.uid]["flow"] for c in kept]).astype(np.float32),
         apex=np.stack([prepared[c.uid]["apex"] for c in kept]).astype(np.uint8),
         au_text=[describe_au_codes(c.action_units_raw) for c in kept],
         classes=list(cmap.classes),
@@ -410,10 +403,9 @@ def samples_from_clips(result: LoadResult, prep_dir: Path, workers: int = 1, pro
 
 
 def load_training_samples(dataset: str, root: Path, sheet: Path, prep_dir: Path, class_map_name: str | None = None,
-                          options: list[str] | tuple[str, ...] = (), workers: int = 1, progress: bool = True,
-                          crop_window=None):
+                          options: list[str] | tuple[str, ...] = (), workers: int = 1, progress: bool = True):
     """`mestream train --dataset <raw dataset>` (or `--add <raw dataset>`): load the clips from frames + sheet,
-    prep them, as Samples (flow of crops re-cut to `crop_window` when given)."""
+    prep them, as Samples."""
     import logging
 
     kwargs = parse_loader_options(dataset, list(options))
@@ -424,4 +416,4 @@ def load_training_samples(dataset: str, root: Path, sheet: Path, prep_dir: Path,
     for name, message in result.warnings:
         log.warning("%s: %s", name, message)
     log.info("%s: %s", dataset, result.summary())
-    return samples_from_clips(result, prep_dir, workers=workers, progress=progress, crop_window=crop_window)
+    return samples_from_clips(result, prep_dir, workers=workers, progress=progress)
