@@ -11,7 +11,8 @@ or earlier, when the displacement has come back to rest. A face held far away fr
 is followed on as a macro-expression until it comes back (or max_event_s). Micro or macro follows the
 datasets' rule: at most 0.5 s long, or rising to its apex within 0.25 s. An event that ended still displaced is
 remembered for release_s: when the next one brings the face back to where it was before it, the two are one held
-expression, published again from the first onset with "revises" naming the first event. An event during which
+expression, published again from the first onset with "revises" naming the first event; one that comes back
+to rest within micro_max_s of its onset without firing an event (it paused at its apex) is revised the same way. An event during which
 the head moved far more than the face (head_ratio) is the leak of that head motion and is dropped.
 
 Quiet frames cost one dense flow (t - k -> t); frames inside an event two, the lagged one and one from the
@@ -46,7 +47,7 @@ from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
 from edge.spotting.intervals import has_returned, interval_message, kind_of, median, onset_index, robust_threshold
 from edge.spotting.params import SpotParams
-from edge.spotting.signal import BLINK_MASK, RegionMotion, eye_aspect_ratio, is_lid_sweep
+from edge.spotting.signal import BLINK_MASK, LOWER_FACE, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ class _Displaced:
     apex: int
     end: int
     peak: float
+    noise: float  # the event's rest level: back within max(return_frac x peak, noise) is back at rest
+    eyes_masked: bool
+    scores: dict
 
 
 class RegionalSpotter:
@@ -254,6 +258,7 @@ class RegionalSpotter:
         msg.header["spot_threshold"] = round(threshold, 5) if np.isfinite(threshold) else None
 
         if self._event is None:
+            out = self._watch_release(n) if self._displaced is not None else []
             refractory = n - self._last_end <= p.frames(p.refractory_s, fps)
             if warm and not refractory and s > threshold:
                 # which region fired: one a blink masks, unless the eyes were masked already
@@ -265,7 +270,8 @@ class RegionalSpotter:
                 self._quiet_seen += 1
                 if self._quiet_seen % 8 == 0 or self._weights is None:
                     self._update_weights()  # every few quiet frames: the noise levels move slowly
-                return []
+                return out
+            return out + self._follow_event(n, k, eyes_masked)
         else:
             ev.d.append(frame.motion / self._w())
             ev.quiet_run = ev.quiet_run + 1 if s <= ev.noise else 0
@@ -367,17 +373,17 @@ class RegionalSpotter:
         return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
 
     def _only_a_blink(self, ev: _Event, confirm: np.ndarray) -> bool:
-        """A blink's onset whose unmasked regions moved less than blink_keep x T, or less than blink_leak x what
-        the masked eyes and brows moved: the blink's leak through the flow, which grows with the lid sweep. Above
-        both, a micro-expression with a blink inside (CASME II has many) is kept."""
-        if not ev.blink_onset:
+        """An event with a blink inside whose lower face moved less than blink_lower x T, or a blink's onset whose
+        unmasked regions moved less than blink_keep x T: the blink's leak through the flow. Above both, a
+        micro-expression with a blink inside (CASME II has many) is kept."""
+        p = self.params
+        if not ev.eyes_masked:
             return False
-        p, moved = self.params, float(confirm.max())
-        if moved < p.blink_keep * ev.threshold:
-            return True
         d = np.asarray(ev.d)
-        lids = d[ev.measured :, BLINK_MASK] if len(d) > ev.measured else d[-1:, BLINK_MASK]
-        return moved < p.blink_leak * float(lids.max())
+        rows = d[ev.measured :] if len(d) > ev.measured else d[-1:]
+        if float(rows[:, LOWER_FACE].max()) < p.blink_lower * ev.threshold:
+            return True
+        return ev.blink_onset and float(confirm.max()) < p.blink_keep * ev.threshold
 
     def _close_event(self, d: np.ndarray, released: _Displaced | None | object = _UNCHECKED) -> list[Message]:
         """released: the displaced event this one releases, None, or _UNCHECKED (look, at the offset frame)."""
@@ -413,12 +419,33 @@ class RegionalSpotter:
             onset, apex = self._frame(released.onset), self._frame(released.apex)
             kind = "micro" if self._seconds(onset.n, offset.n) <= p.micro_max_s else "macro"
         elif not ev.held and float(d[-1]) >= p.release_frac * peak:
-            self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak)
+            self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak, ev.noise, ev.eyes_masked, scores)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
         out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
         if released is not None:
             out.header["revises"] = {"onset": self._frame(released.onset).seq, "offset": self._frame(released.end).seq}
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
+        return [out]
+
+    def _watch_release(self, n: int) -> list[Message]:
+        """A micro-expression that ended displaced because the face paused at its apex (a slow, even one: the
+        lagged signal is flat there) may still come back within micro_max_s of its onset, too slowly to fire an
+        event of its own: frame n back at rest from its reference is its offset, published as a revision of the
+        event (one flow a frame while watched)."""
+        p, old = self.params, self._displaced
+        if old.ref < self._frames[0].n or self._seconds(old.onset, n) > p.micro_max_s:
+            self._displaced = None if self._seconds(old.end, n) > p.release_s else old
+            return []
+        back = self._meter.field_scores(self._meter.residual(self._frame(old.ref).small, self._frame(n).small)) / self._w()
+        if old.eyes_masked:
+            back = back[~BLINK_MASK]
+        if float(back.max()) > max(p.return_frac * old.peak, old.noise):
+            return []
+        self._displaced = None
+        onset, apex, offset = self._frame(old.onset), self._frame(old.apex), self._frame(n)
+        out = interval_message("micro", old.scores, self._source_fps, onset, apex, offset)
+        out.header["revises"] = {"onset": onset.seq, "offset": self._frame(old.end).seq}
+        out.arrays = {name: a.copy() for name, a in out.arrays.items()}
         return [out]
 
     def _released_from(self, ev: _Event, end: int) -> _Displaced | None:

@@ -41,6 +41,8 @@ EYE_REGIONS = np.array([n.startswith("eye") for n in REGION_NAMES])
 # Left out of the signal around a blink: the eyes, and the brows just above them, where a lid sweep
 # still shows through the flow's patch size (a brow move during a blink is lost, an accepted cost).
 BLINK_MASK = np.array([n.startswith(("eye", "brow")) for n in REGION_NAMES])
+# Far enough from the eyes that a lid sweep's leak through the flow does not reach them (it reaches the nose).
+LOWER_FACE = np.array([n.startswith(("mouth", "chin")) for n in REGION_NAMES])
 
 def is_lid_sweep(scores: np.ndarray, blink_px: float, drop: np.ndarray | None = None, drop_px: float = 0.0) -> bool:
     """A blink seen in the motion: an eye region moving further than the brow above it, and either far
