@@ -21,6 +21,9 @@ subject, three models from scratch:
     I  re-cut live-form CASME II of the others
        + the composite without the subject      -> (i) re-cut live form (the shipped default's recipe)
     J  I + the same clips' crops as they come   -> (j) re-cut live form
+                                                -> (j-uncut) the live form of the crops as they come
+                                                -> (j-tta) the mean probability of (j)'s and (j-uncut)'s input
+                                                -> (j-comp) the subject's composite images
 (e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
@@ -59,7 +62,12 @@ MEANING = {
     "h": "live-form LOSO, composite framing: train and test live form of re-cut crops",
     "i": "train re-cut live-form CASME II (others) + composite w/o subject, test re-cut live form",
     "j": "train live-form CASME II (others) both re-cut and as they come + composite w/o subject, test re-cut live form",
+    "j-uncut": "the (j) models, test live form of the crops as they come",
+    "j-tta": "the (j) models, test the mean probability of the re-cut and the uncut live form",
+    "j-comp": "the (j) models, test the subject's composite images",
 }
+J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
+COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
 FRAMED = ("g", "h", "i", "j")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
 
 
@@ -132,7 +140,8 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
     if "j" in settings:  # the two framings of the same clips: framing jitter as augmentation
         jobs["J"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_train)),
                         np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_train]]),
-                        {"j": framed_test}, s, 3)
+                        {k: v for k, v in (("j", framed_test), ("j-uncut", live_test), ("j-comp", take(comp_x, c_test)))
+                         if k in settings}, s, 3)
     return jobs
 
 
@@ -161,13 +170,15 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
             results = {key: f.result() for key, f in futures.items()}
     comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
     live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
-    form = {k: (comp if k == "a" else live) for k in settings}  # which form each setting is tested on
+    form = {k: (comp if k in COMPOSITE_TESTS else live) for k in settings}  # which form each setting is tested on
+    tested = {k: (comp_idx if k in COMPOSITE_TESTS else live_idx) for k in settings}
     logits = {k: np.zeros((len(form[k]), 3), np.float32) for k in settings}
     for (subj, _model), predicted in results.items():
         for k, values in predicted.items():
             logits[k][np.flatnonzero(np.asarray(form[k].subjects) == subj)] = values
-    out = {k: scores(form[k].labels[comp_idx if k == "a" else live_idx], logits[k][comp_idx if k == "a" else live_idx])
-           for k in settings}
+    if "j-tta" in settings:  # log of the mean probability: its argmax and softmax are the average's
+        logits["j-tta"] = np.log((softmax(logits["j"]) + softmax(logits["j-uncut"])) / 2).astype(np.float32)
+    out = {k: scores(form[k].labels[tested[k]], logits[k][tested[k]]) for k in settings}
     # every setting on the same clips: those whose name is in both forms (and whose labels agree)
     comp_pos = {n: i for i, n in enumerate(comp.names)}
     live_set = set(live_idx.tolist())
@@ -175,7 +186,7 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
             if n in comp_pos and j in live_set and comp.labels[comp_pos[n]] == live.labels[j]]
     ci, lj = (np.asarray(x, dtype=np.int64) for x in zip(*both))
     for k in settings:
-        idx = ci if k == "a" else lj
+        idx = ci if k in COMPOSITE_TESTS else lj
         out[f"{k}_matched"] = scores(form[k].labels[idx], logits[k][idx])
     per_subject = {}
     for subj in subjects:
@@ -186,7 +197,7 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
             per_subject[subj][f"acc_{k}"] = float(np.mean(logits[k][idx].argmax(1) == form[k].labels[idx])) if len(idx) else None
     out["per_subject"] = per_subject
     out["matched_clips"] = len(both)
-    out["probs"] = {k: softmax(logits[k][comp_idx if k == "a" else live_idx]).round(6).tolist() for k in settings}
+    out["probs"] = {k: softmax(logits[k][tested[k]]).round(6).tolist() for k in settings}
     return out
 
 
@@ -202,7 +213,7 @@ def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -
     out = {}
     for k in next(iter(by_seed.values()))["probs"]:
         mean = np.mean([np.asarray(r["probs"][k]) for r in by_seed.values()], axis=0)
-        labels = comp.labels[comp_idx] if k == "a" else live.labels[live_idx]
+        labels = comp.labels[comp_idx] if k in COMPOSITE_TESTS else live.labels[live_idx]
         out[k] = scores(labels, mean)
     return out
 
@@ -229,20 +240,20 @@ def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], comma
              f"Seeds {', '.join(map(str, by_seed))}; {len(subjects)} shared CASME II subjects, megc2019-3class.", "",
              "| setting | n | UF1 (mean ± std) | UAR (mean ± std) | UF1 per seed |", "|---|---|---|---|---|"]
     for k in summary:
-        label = MEANING.get(k, f"{MEANING[k[0]].split(':')[0]}, matched clips only")
+        label = MEANING.get(k, f"{MEANING[k.removesuffix('_matched')].split(':')[0]}, matched clips only")
         lines.append(f"| ({k}) {label} | {summary[k]['n']} | {cell(k, 'uf1')} | {cell(k, 'uar')} | "
                      f"{' / '.join(map(str, summary[k]['uf1']['per_seed']))} |")
     first = next(iter(by_seed.values()))["per_subject"]
     keys = [k[4:] for k in next(iter(first.values())) if k.startswith("acc_")]
-    lines += ["", f"Per subject (clip counts; accuracy of seed {next(iter(by_seed))}):", "",
+    lines += ["", f"Per subject (clip counts; accuracy per seed, {' / '.join(map(str, by_seed))}):", "",
               "| subject | n composite | n live | " + " | ".join(f"acc ({k})" for k in keys) + " |",
               "|---|---|" + "---|" * (len(keys) + 1)]
     def fmt(v):
         return "-" if v is None else f"{v:.2f}"
 
     for subj, e in first.items():
-        lines.append(f"| {subj} | {e['n_composite']} | {e['n_live']} | "
-                     + " | ".join(fmt(e[f"acc_{k}"]) for k in keys) + " |")
+        lines.append(f"| {subj} | {e['n_composite']} | {e['n_live']} | " + " | ".join(
+            " / ".join(fmt(r["per_subject"][subj][f"acc_{k}"]) for r in by_seed.values()) for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -290,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="ststnorm")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=sorted(MEANING))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
+                        choices=sorted(k for k in MEANING if k not in J_TESTS), help=f"(j) also scores {J_TESTS}")
     parser.add_argument("--shipped", action="store_true",
                         help="only score the shipped artifact's weights on both forms (OUT/shipped.json)")
     parser.add_argument("--prep-dir", type=Path, default=None, help="default: OUT's parent/.mestream-prep/casme2")
@@ -314,11 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, s in result.items():
             print(f"shipped artifact, {key}: UF1 {s['uf1']:.4f} UAR {s['uar']:.4f} (n={s['n']})")
         return 0
+    settings = tuple(args.settings) + (J_TESTS if "j" in args.settings else ())
     by_seed = {}
     for seed in args.seeds:
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 tuple(args.settings), framed_x)
-        print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in args.settings),
+                                 settings, framed_x)
+        print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in settings),
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished
         ensemble = ensemble_scores(by_seed, comp, live, subjects)
