@@ -24,13 +24,17 @@ subject, three models from scratch:
                                                 -> (j-uncut) the live form of the crops as they come
                                                 -> (j-tta) the mean probability of (j)'s and (j-uncut)'s input
                                                 -> (j-comp) the subject's composite images
+    K  J + each live clip re-cut to K_WINDOWS
+       jittered windows                         -> (k) re-cut live form
+    L  J trained for L_EPOCHS epochs            -> (l) re-cut live form
 (e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
 and parameters the classify stage runs (trainer/clips.py samples_from_clips). Scores are UF1/UAR pooled over
 the folds of one seed, then mean ± std over seeds. "matched" rows score (a) and (c) on the clips present
-in both forms only. Writes OUT/cross_form.json and OUT/cross_form.md.
+in both forms only; "tune" and "eval" rows pool only the folds of the TUNE or the EVAL subjects (candidates are
+compared on TUNE only, see TUNE below). Writes OUT/cross_form.json and OUT/cross_form.md.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +70,18 @@ MEANING = {
     "j-uncut": "the (j) models, test live form of the crops as they come",
     "j-tta": "the (j) models, test the mean probability of the re-cut and the uncut live form",
     "j-comp": "the (j) models, test the subject's composite images",
+    "k": "(j) + each live training clip also re-cut to 2 jittered windows (edges ±0.02), test re-cut live form",
+    "l": "(j) trained for 80 epochs instead of 50, test re-cut live form",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j")  # settings whose live inputs are cut to the composite's framing (composite_framing.py)
+FRAMED = ("g", "h", "i", "j", "k", "l")  # settings whose live inputs are cut to the composite's framing
+# Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
+# chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
+TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
+EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
+K_WINDOWS, K_SPREAD = 2, 0.02  # (k): extra jittered windows per clip, each edge moved within ±K_SPREAD of the side
+L_EPOCHS = 80  # (l)
 
 
 @dataclass
@@ -81,6 +94,7 @@ class Job:
     tests: dict[str, dict[str, np.ndarray]]
     seed: int
     num_classes: int
+    epochs: int | None = None  # None: the family's recipe
 
 
 def run_job(job: Job) -> dict[str, np.ndarray]:
@@ -89,7 +103,8 @@ def run_job(job: Job) -> dict[str, np.ndarray]:
 
     family = get_family(job.family)
     names = [spec.name for spec in family.inputs]
-    trained = train_model(family, job.train, job.labels, None, family.recipe, job.seed, job.num_classes)
+    recipe = family.recipe if job.epochs is None else replace(family.recipe, epochs=job.epochs)
+    trained = train_model(family, job.train, job.labels, None, recipe, job.seed, job.num_classes)
     return {key: predict(trained.model, arrays, names) for key, arrays in job.tests.items()}
 
 
@@ -103,9 +118,11 @@ def joined(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
               settings: tuple[str, ...] = SETTINGS, shared: tuple[str, ...] = (),
-              framed_x: dict[str, np.ndarray] | None = None) -> dict[str, Job]:
+              framed_x: dict[str, np.ndarray] | None = None,
+              jittered_x: tuple[dict[str, np.ndarray], ...] = ()) -> dict[str, Job]:
     """The models of one fold, one per training set; fold seed as `mestream train --dataset casme2` gives
-    this subject. `shared`: the subjects that have frames (setting e drops their composite images)."""
+    this subject. `shared`: the subjects that have frames (setting e drops their composite images);
+    `jittered_x`: the live clips re-cut to their jittered windows (setting k)."""
     from trainer.train import fold_seed
 
     c_subj, l_subj = np.asarray(comp.subjects), np.asarray(live.subjects)
@@ -142,6 +159,13 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
                         np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_train]]),
                         {k: v for k, v in (("j", framed_test), ("j-uncut", live_test), ("j-comp", take(comp_x, c_test)))
                          if k in settings}, s, 3)
+    j_train = (take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_train)) if framed_x is not None else ()
+    j_labels = np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_train]])
+    if "k" in settings:
+        jobs["K"] = Job(family, joined(*j_train, *(take(x, l_train) for x in jittered_x)),
+                        np.concatenate([j_labels, *[live.labels[l_train]] * len(jittered_x)]), {"k": framed_test}, s, 3)
+    if "l" in settings:
+        jobs["L"] = Job(family, joined(*j_train), j_labels, {"l": framed_test}, s, 3, epochs=L_EPOCHS)
     return jobs
 
 
@@ -153,11 +177,12 @@ def scores(labels: np.ndarray, logits: np.ndarray) -> dict:
 
 
 def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed: int, workers: int,
-             settings: tuple[str, ...] = SETTINGS, framed_x: dict[str, np.ndarray] | None = None) -> dict:
+             settings: tuple[str, ...] = SETTINGS, framed_x: dict[str, np.ndarray] | None = None,
+             jittered_x: tuple[dict[str, np.ndarray], ...] = ()) -> dict:
     """Pooled logits of every setting for one seed, then its scores."""
     jobs = {(subj, m): job for subj in subjects
             for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects),
-                                      framed_x).items()}
+                                      framed_x, jittered_x).items()}
     results: dict[tuple[str, str], dict] = {}
     if workers <= 1:
         results = {key: run_job(job) for key, job in jobs.items()}
@@ -179,6 +204,10 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
     if "j-tta" in settings:  # log of the mean probability: its argmax and softmax are the average's
         logits["j-tta"] = np.log((softmax(logits["j"]) + softmax(logits["j-uncut"])) / 2).astype(np.float32)
     out = {k: scores(form[k].labels[tested[k]], logits[k][tested[k]]) for k in settings}
+    for k in settings:  # the same pooled scores over the TUNE folds and over the EVAL folds
+        for part, members in (("tune", TUNE), ("eval", EVAL)):
+            idx = tested[k][np.isin(np.asarray(form[k].subjects)[tested[k]], members)]
+            out[f"{k}_{part}"] = scores(form[k].labels[idx], logits[k][idx])
     # every setting on the same clips: those whose name is in both forms (and whose labels agree)
     comp_pos = {n: i for i, n in enumerate(comp.names)}
     live_set = set(live_idx.tolist())
@@ -239,8 +268,10 @@ def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], comma
     lines = [f"Command: `{command}` ({seconds:.0f} s wall)", "",
              f"Seeds {', '.join(map(str, by_seed))}; {len(subjects)} shared CASME II subjects, megc2019-3class.", "",
              "| setting | n | UF1 (mean ± std) | UAR (mean ± std) | UF1 per seed |", "|---|---|---|---|---|"]
+    parts = {"matched": "matched clips only", "tune": "TUNE folds only", "eval": "EVAL folds only"}
     for k in summary:
-        label = MEANING.get(k, f"{MEANING[k.removesuffix('_matched')].split(':')[0]}, matched clips only")
+        base, _, part = k.partition("_")
+        label = f"{MEANING[base].split(':')[0]}, {parts[part]}" if part else MEANING[k]
         lines.append(f"| ({k}) {label} | {summary[k]['n']} | {cell(k, 'uf1')} | {cell(k, 'uar')} | "
                      f"{' / '.join(map(str, summary[k]['uf1']['per_seed']))} |")
     first = next(iter(by_seed.values()))["per_subject"]
@@ -276,12 +307,30 @@ def shipped_scores(comp, live, subjects: list[str], framed=None) -> dict:
 def framed_samples(live, prep_dir: Path):
     """The live samples with their flow remade from the prepared aligned crops re-cut to the composite's
     framing: what the classify stage computes for an artifact whose metadata names COMPOSITE_WINDOW."""
-    from dataclasses import replace
-
     from edge.perception.composite_framing import COMPOSITE_WINDOW
     from trainer.prep import reframed_flow
 
     return replace(live, flow=reframed_flow(prep_dir, list(live.subjects), list(live.names), COMPOSITE_WINDOW))
+
+
+def jittered_windows(subject: str, name: str, seed: int, count: int = K_WINDOWS, spread: float = K_SPREAD):
+    """`count` windows around COMPOSITE_WINDOW, each edge moved uniformly within ±spread of the crop side;
+    fixed by (seed, clip), whatever the clip's position in the set."""
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
+
+    rng = np.random.default_rng([seed, zlib.crc32(f"{subject}/{name}".encode())])
+    return [tuple(float(v) for v in np.add(COMPOSITE_WINDOW, rng.uniform(-spread, spread, 4))) for _ in range(count)]
+
+
+def jittered_samples(live, prep_dir: Path, seed: int) -> list:
+    """K_WINDOWS copies of the live samples, each clip's flow remade from its crops re-cut to its jittered
+    windows (the re-cut's code path, trainer.prep.reframed_flow, one window per clip)."""
+    from trainer.prep import reframed_flow
+
+    windows = [jittered_windows(s, n, seed) for s, n in zip(live.subjects, live.names)]
+    return [replace(live, flow=np.concatenate([reframed_flow(prep_dir, [s], [n], w[i])
+                                               for s, n, w in zip(live.subjects, live.names, windows)]))
+            for i in range(K_WINDOWS)]
 
 
 def load(assets: Path, prep_dir: Path, workers: int):
@@ -329,9 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = tuple(args.settings) + (J_TESTS if "j" in args.settings else ())
     by_seed = {}
     for seed in args.seeds:
+        jittered_x = tuple(prepare_inputs(family, j) for j in jittered_samples(live, prep_dir, seed)) \
+            if "k" in settings else ()
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 settings, framed_x)
-        print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f}" for k in settings),
+                                 settings, framed_x, jittered_x)
+        print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f} / TUNE "
+                                           f"{by_seed[seed][f'{k}_tune']['uf1']:.4f} / EVAL "
+                                           f"{by_seed[seed][f'{k}_eval']['uf1']:.4f}" for k in settings),
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished
         ensemble = ensemble_scores(by_seed, comp, live, subjects)

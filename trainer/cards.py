@@ -85,7 +85,7 @@ def _live_input_section(runs: list[dict] | None, setting: str | None) -> list[st
              "", "| setting | n | UF1 | UAR | UF1 per seed |", "|---|---|---|---|---|"]
     for run in runs:
         for key, row in run["summary"].items():
-            if key.endswith("_matched"):
+            if key.endswith(("_matched", "_tune", "_eval")):  # subsets of the same folds
                 continue
             uf1, uar = row["uf1"], row["uar"]
             name = f"({key}) {run['meaning'].get(key, '')}"

@@ -83,6 +83,51 @@ def test_settings_i_and_j_train_on_the_re_cut_live_clips_of_the_others_and_test_
     assert len(jobs["J"].labels) == 6
 
 
+def test_setting_k_adds_the_others_clips_re_cut_to_jittered_windows_and_l_only_trains_longer():
+    cf = _module()
+    comp = _samples(["sub01", "sub02", "s01"], ["casme2", "casme2", "smic"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    framed = {"flow": live.flow + 100}  # tags 200..203
+    jittered = ({"flow": live.flow + 200}, {"flow": live.flow + 300})  # tags 300..303, 400..403
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("j", "k", "l"), framed_x=framed, jittered_x=jittered)
+    assert tag(jobs["K"].train) == [1, 2, 100, 103, 200, 203, 300, 303, 400, 403] and len(jobs["K"].labels) == 10
+    assert tag(jobs["K"].tests["k"]) == [201, 202]  # tested on the re-cut input, as (j)
+    assert tag(jobs["L"].train) == tag(jobs["J"].train) and jobs["L"].epochs == cf.L_EPOCHS and jobs["J"].epochs is None
+
+
+def test_jittered_windows_are_fixed_by_seed_and_clip_and_move_each_edge_within_the_spread():
+    from edge.perception.composite_framing import COMPOSITE_WINDOW
+
+    cf = _module()
+    windows = cf.jittered_windows("sub05", "EP02_01f", seed=0)
+    assert len(windows) == cf.K_WINDOWS and windows == cf.jittered_windows("sub05", "EP02_01f", seed=0)
+    assert windows != cf.jittered_windows("sub05", "EP02_01f", seed=1)
+    assert windows != cf.jittered_windows("sub05", "EP03_01", seed=0)
+    moved = np.abs(np.subtract(windows, COMPOSITE_WINDOW))
+    assert moved.max() <= cf.K_SPREAD and moved.min() > 0
+
+
+def test_run_seed_pools_the_tune_and_the_eval_folds_apart(monkeypatch):
+    cf = _module()
+    comp = _samples(["sub02", "sub03"], ["casme2"] * 2, offset=0)
+    live = _samples(["sub02", "sub02", "sub03"], ["casme2"] * 3, offset=100)
+
+    def sub02_right(job):  # the TUNE subject's clips right, the EVAL subject's wrong
+        out = {}
+        for key, arrays in job.tests.items():
+            ids = arrays["flow"][:, 0, 0, 0].astype(int) % 100
+            right = np.asarray(live.subjects)[ids] == "sub02"
+            out[key] = np.eye(3, dtype=np.float32)[np.where(right, live.labels[ids], (live.labels[ids] + 1) % 3)]
+        return out
+
+    monkeypatch.setattr(cf, "run_job", sub02_right)
+    out = cf.run_seed("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, ["sub02", "sub03"], 0,
+                      workers=1, settings=("b",))
+    assert out["b_tune"]["n"] == 2 and out["b_tune"]["acc"] == 1.0
+    assert out["b_eval"]["n"] == 1 and out["b_eval"]["acc"] == 0.0 and out["b"]["n"] == 3
+
+
 def test_the_seeds_ensemble_scores_the_mean_probability():
     cf = _module()
     comp = _samples(["sub01"], ["casme2"], offset=0)
