@@ -434,8 +434,7 @@ class RegionalSpotter:
         event (one flow a frame while watched)."""
         p, old = self.params, self._displaced
         if old.ref < self._frames[0].n or self._seconds(old.onset, n) > p.micro_max_s:
-            self._displaced = None if self._seconds(old.end, n) > p.release_s else old
-            return []
+            return []  # too late for a micro-expression; a held one's release is _released_from's
         back = self._meter.field_scores(self._meter.residual(self._frame(old.ref).small, self._frame(n).small)) / self._w()
         if old.eyes_masked:
             back = back[~BLINK_MASK]
@@ -443,6 +442,7 @@ class RegionalSpotter:
             return []
         self._displaced = None
         onset, apex, offset = self._frame(old.onset), self._frame(old.apex), self._frame(n)
+        # at most micro_max_s from onset to offset: micro by the datasets' rule
         out = interval_message("micro", old.scores, self._source_fps, onset, apex, offset)
         out.header["revises"] = {"onset": onset.seq, "offset": self._frame(old.end).seq}
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}
