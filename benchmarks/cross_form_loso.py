@@ -72,10 +72,11 @@ MEANING = {
     "j-comp": "the (j) models, test the subject's composite images",
     "k": "(j) + each live training clip also re-cut to 2 jittered windows (edges ±0.02), test re-cut live form",
     "l": "(j) trained for 80 epochs instead of 50, test re-cut live form",
+    "m": "(j) with the composite's CASME II only (no SAMM, no SMIC), test re-cut live form",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j", "k", "l")  # settings whose live inputs are cut to the composite's framing
+FRAMED = ("g", "h", "i", "j", "k", "l", "m")  # settings whose live inputs are cut to the composite's framing
 # Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
 # chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
@@ -166,6 +167,11 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
                         np.concatenate([j_labels, *[live.labels[l_train]] * len(jittered_x)]), {"k": framed_test}, s, 3)
     if "l" in settings:
         jobs["L"] = Job(family, joined(*j_train), j_labels, {"l": framed_test}, s, 3, epochs=L_EPOCHS)
+    if "m" in settings:  # (j) with the composite's CASME II only: the live domain without SAMM's and SMIC's cameras
+        c_casme = np.setdiff1d(c_train, other_parts)
+        jobs["M"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_casme)),
+                        np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_casme]]),
+                        {"m": framed_test}, s, 3)
     return jobs
 
 

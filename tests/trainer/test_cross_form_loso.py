@@ -96,6 +96,18 @@ def test_setting_k_adds_the_others_clips_re_cut_to_jittered_windows_and_l_only_t
     assert tag(jobs["L"].train) == tag(jobs["J"].train) and jobs["L"].epochs == cf.L_EPOCHS and jobs["J"].epochs is None
 
 
+def test_setting_m_is_j_without_the_composites_samm_and_smic():
+    cf = _module()
+    comp = _samples(["sub01", "sub02", "s01", "006"], ["casme2", "casme2", "smic", "samm"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    framed = {"flow": live.flow + 100}  # tags 200..203
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("j", "m"), framed_x=framed)
+    assert tag(jobs["J"].train) == [1, 2, 3, 100, 103, 200, 203]
+    assert tag(jobs["M"].train) == [1, 100, 103, 200, 203] and len(jobs["M"].labels) == 5
+    assert tag(jobs["M"].tests["m"]) == [201, 202]
+
+
 def test_jittered_windows_are_fixed_by_seed_and_clip_and_move_each_edge_within_the_spread():
     from edge.perception.composite_framing import COMPOSITE_WINDOW
 
