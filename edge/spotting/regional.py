@@ -421,11 +421,21 @@ class RegionalSpotter:
         elif not ev.held and float(d[-1]) >= p.release_frac * peak:
             self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak, ev.noise, ev.eyes_masked, scores)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
+        return [self._interval(kind, scores, onset, apex, offset, released)]
+
+    def _interval(self, kind: str, scores: dict, onset: _Frame, apex: _Frame, offset: _Frame,
+                  revised: _Displaced | None = None) -> Message:
+        """The "interval" message, naming the displaced event it revises if any."""
         out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
-        if released is not None:
-            out.header["revises"] = {"onset": self._frame(released.onset).seq, "offset": self._frame(released.end).seq}
+        if revised is not None:
+            out.header["revises"] = {"onset": self._frame(revised.onset).seq, "offset": self._frame(revised.end).seq}
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused
-        return [out]
+        return out
+
+    def _moved_since(self, ref: int, n: int, eyes_masked: bool) -> float:
+        """How far frame n is from frame ref (largest weighted region score; one flow)."""
+        back = self._meter.field_scores(self._meter.residual(self._frame(ref).small, self._frame(n).small)) / self._w()
+        return float((back[~BLINK_MASK] if eyes_masked else back).max())
 
     def _watch_release(self, n: int) -> list[Message]:
         """A micro-expression that ended displaced because the face paused at its apex (a slow, even one: the
@@ -435,28 +445,18 @@ class RegionalSpotter:
         p, old = self.params, self._displaced
         if old.ref < self._frames[0].n or self._seconds(old.onset, n) > p.micro_max_s:
             return []  # too late for a micro-expression; a held one's release is _released_from's
-        back = self._meter.field_scores(self._meter.residual(self._frame(old.ref).small, self._frame(n).small)) / self._w()
-        if old.eyes_masked:
-            back = back[~BLINK_MASK]
-        if float(back.max()) > max(p.return_frac * old.peak, old.noise):
+        if self._moved_since(old.ref, n, old.eyes_masked) > max(p.return_frac * old.peak, old.noise):
             return []
         self._displaced = None
-        onset, apex, offset = self._frame(old.onset), self._frame(old.apex), self._frame(n)
         # at most micro_max_s from onset to offset: micro by the datasets' rule
-        out = interval_message("micro", old.scores, self._source_fps, onset, apex, offset)
-        out.header["revises"] = {"onset": onset.seq, "offset": self._frame(old.end).seq}
-        out.arrays = {name: a.copy() for name, a in out.arrays.items()}
-        return [out]
+        return [self._interval("micro", old.scores, self._frame(old.onset), self._frame(old.apex), self._frame(n), old)]
 
     def _released_from(self, ev: _Event, end: int) -> _Displaced | None:
         """The displaced event this one brought the face back from, if any: one flow from its reference."""
         p, old = self.params, self._displaced
         if old is None or old.ref < self._frames[0].n or self._seconds(old.end, ev.ref) > p.release_s:
             return None
-        back = self._meter.field_scores(self._meter.residual(self._frame(old.ref).small, self._frame(end).small)) / self._w()
-        if ev.eyes_masked:
-            back = back[~BLINK_MASK]
-        return old if float(back.max()) <= p.return_frac * old.peak else None
+        return old if self._moved_since(old.ref, end, ev.eyes_masked) <= p.return_frac * old.peak else None
 
     def flush(self) -> list[Message]:
         """End of stream: an expression still under way is closed at the last frame."""
