@@ -15,6 +15,10 @@ makes). For every CASME II clip there that is also in the composite:
    the same crops cut to COMPOSITE_WINDOW first. Median (min..max) over clips; again over the clips whose
    apex crop registers to the composite's apex image at >= 0.99 after the warp (the others were cut from
    other frames for the composite).
+3. two re-cut inputs made another way, benchmarks/cross_form_loso.py's settings (n) and (o): u, v and strain
+   shrunk to 28 by a triangle filter instead of area (re-cut tri), and the apex crop put back into the onset
+   crop's alignment before the flow (re-cut onset-aligned); a last table keeps the clips on which the tracker
+   re-aligned between onset and apex (their two transforms differ).
 """
 
 from __future__ import annotations
@@ -31,16 +35,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input  # noqa: E402
+from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input, reframe  # noqa: E402
 from edge.perception.flow import flow_input  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cross_form_loso import apex_in_onset_alignment, triangle_flow_input  # noqa: E402
 from prep_megc2019_form import corr, shared_clips  # noqa: E402
 
 from trainer.megc2019_form import as_flow  # noqa: E402
 
 REGISTERED = 0.99
-FORMS = ("live", "re-cut")
+FORMS = ("live", "re-cut", "re-cut tri", "re-cut onset-aligned")
 
 
 def register(crop: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray]:
@@ -68,7 +73,7 @@ def measure(assets: Path, prep_dir: Path) -> list[dict]:
         if not npz.exists():
             continue
         with np.load(npz) as d:
-            onset, apex, live = d["onset_crop"], d["apex_crop"], d["flow"]
+            onset, apex, live, transforms = d["onset_crop"], d["apex_crop"], d["flow"], d["transforms"]
         side = apex.shape[0]
         jpg = cv2.imread(str(whole / f"{spec.name}.jpg"), cv2.IMREAD_GRAYSCALE)
         cc, warp = register(apex, cv2.resize(jpg, (side, side), interpolation=cv2.INTER_AREA))
@@ -76,6 +81,10 @@ def measure(assets: Path, prep_dir: Path) -> list[dict]:
         rows.append({"clip": spec.name, "subject": spec.subject, "registered": cc, "window": window_of(warp, side),
                      "live": corr(live, reference),
                      "re-cut": corr(composite_flow_input(onset, apex), reference),
+                     "re-cut tri": corr(triangle_flow_input(reframe(onset), reframe(apex)), reference),
+                     "re-cut onset-aligned": corr(composite_flow_input(onset, apex_in_onset_alignment(apex, transforms)),
+                                                  reference),
+                     "re-aligned": not np.array_equal(transforms[0], transforms[1]),
                      "check": float(np.abs(flow_input(onset, apex) - live).max())})
     return rows
 
@@ -117,6 +126,9 @@ def main() -> int:
     kept = [r for r in rows if r["registered"] >= REGISTERED]
     print(f"clips whose apex crop registers to the composite's apex image at >= {REGISTERED} ({len(kept)} of {len(rows)}):")
     print(table(kept))
+    moved = [r for r in kept if r["re-aligned"]]
+    print(f"\nof them, the clips on which the tracker re-aligned between onset and apex ({len(moved)}):")
+    print(table(moved))
     print(f"{time.perf_counter() - start:.0f} s")
     if args.per_clip:
         with open(args.per_clip, "w", newline="") as f:

@@ -27,6 +27,11 @@ subject, three models from scratch:
     K  J + each live clip re-cut to K_WINDOWS
        jittered windows                         -> (k) re-cut live form
     L  J trained for L_EPOCHS epochs            -> (l) re-cut live form
+    M  J with the composite's CASME II only     -> (m) re-cut live form
+    N  J on live inputs shrunk to 28 by a
+       triangle filter instead of area          -> (n) re-cut live form, shrunk the same way
+    O  J on live inputs whose apex crop is put
+       back into the onset crop's alignment     -> (o) re-cut live form, made the same way
 (e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
@@ -73,16 +78,19 @@ MEANING = {
     "k": "(j) + each live training clip also re-cut to 2 jittered windows (edges ±0.02), test re-cut live form",
     "l": "(j) trained for 80 epochs instead of 50, test re-cut live form",
     "m": "(j) with the composite's CASME II only (no SAMM, no SMIC), test re-cut live form",
+    "n": "(j) with every live input's u, v, strain shrunk to 28x28 by a triangle filter instead of area, test so",
+    "o": "(j) with every live input's apex crop put back into the onset crop's alignment, test so",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j", "k", "l", "m")  # settings whose live inputs are cut to the composite's framing
+FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o")  # settings whose live inputs are cut to the composite's framing
 # Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
 # chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
 EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
 K_WINDOWS, K_SPREAD = 2, 0.02  # (k): extra jittered windows per clip, each edge moved within ±K_SPREAD of the side
 L_EPOCHS = 80  # (l)
+REMADE = ("n", "o")  # settings whose live inputs (both framings) are remade from the prepared crops another way
 
 
 @dataclass
@@ -120,10 +128,12 @@ def joined(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
               settings: tuple[str, ...] = SETTINGS, shared: tuple[str, ...] = (),
               framed_x: dict[str, np.ndarray] | None = None,
-              jittered_x: tuple[dict[str, np.ndarray], ...] = ()) -> dict[str, Job]:
+              jittered_x: tuple[dict[str, np.ndarray], ...] = (),
+              remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None) -> dict[str, Job]:
     """The models of one fold, one per training set; fold seed as `mestream train --dataset casme2` gives
     this subject. `shared`: the subjects that have frames (setting e drops their composite images);
-    `jittered_x`: the live clips re-cut to their jittered windows (setting k)."""
+    `jittered_x`: the live clips re-cut to their jittered windows (setting k); `remade_x`: setting -> (the live
+    inputs as they come, re-cut) made that setting's way (REMADE)."""
     from trainer.train import fold_seed
 
     c_subj, l_subj = np.asarray(comp.subjects), np.asarray(live.subjects)
@@ -172,6 +182,9 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
         jobs["M"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_casme)),
                         np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_casme]]),
                         {"m": framed_test}, s, 3)
+    for key, (uncut_x, recut_x) in (remade_x or {}).items():  # (j)'s recipe, every live input made another way
+        jobs[key.upper()] = Job(family, joined(take(recut_x, l_train), take(uncut_x, l_train), take(comp_x, c_train)),
+                                j_labels, {key: take(recut_x, l_test)}, s, 3)
     return jobs
 
 
@@ -184,11 +197,12 @@ def scores(labels: np.ndarray, logits: np.ndarray) -> dict:
 
 def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed: int, workers: int,
              settings: tuple[str, ...] = SETTINGS, framed_x: dict[str, np.ndarray] | None = None,
-             jittered_x: tuple[dict[str, np.ndarray], ...] = ()) -> dict:
+             jittered_x: tuple[dict[str, np.ndarray], ...] = (),
+             remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None) -> dict:
     """Pooled logits of every setting for one seed, then its scores."""
     jobs = {(subj, m): job for subj in subjects
             for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects),
-                                      framed_x, jittered_x).items()}
+                                      framed_x, jittered_x, remade_x).items()}
     results: dict[tuple[str, str], dict] = {}
     if workers <= 1:
         results = {key: run_job(job) for key, job in jobs.items()}
@@ -339,6 +353,49 @@ def jittered_samples(live, prep_dir: Path, seed: int) -> list:
             for i in range(K_WINDOWS)]
 
 
+def triangle_flow_input(onset_crop: np.ndarray, apex_crop: np.ndarray) -> np.ndarray:
+    """(n): flow_input with u, v and strain shrunk to 28x28 by the triangle filter of `prep --form megc2019`
+    (MATLAB's imresize 'bilinear', the composite's resampling) instead of an area average."""
+    from edge.perception.flow import TVL1Params, optical_strain, quantise_minmax, to_grey_float, tvl1_flow
+    from trainer.megc2019_form import shrink
+
+    flow = tvl1_flow(to_grey_float(onset_crop, "onset"), to_grey_float(apex_crop, "apex"), TVL1Params())
+    channels = (flow[..., 0], flow[..., 1], optical_strain(flow))
+    return np.stack([quantise_minmax(shrink(c).astype(np.float32)) for c in channels]).astype(np.float32)
+
+
+def apex_in_onset_alignment(apex_crop: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """(o): the apex crop re-cut as the onset's transform would have cut it (transforms: the prepared (2, 2, 3)
+    source -> crop alignments of onset and apex). The tracker re-aligned between the two frames on 16 of the
+    113 clips, which puts a whole-crop shift of 1-5.5 px into their flow."""
+    import cv2
+
+    onset_t, apex_t = (np.vstack([t, [0.0, 0.0, 1.0]]) for t in transforms)
+    if np.array_equal(onset_t, apex_t):
+        return apex_crop
+    to_onset = (onset_t @ np.linalg.inv(apex_t))[:2]
+    return cv2.warpAffine(apex_crop, to_onset, apex_crop.shape[::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def remade_samples(live, prep_dir: Path, setting: str):
+    """(uncut, re-cut) copies of the live samples with their flow remade from the prepared crops the `setting`
+    way (REMADE): a measurement of the input form, not the product's form."""
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, reframe
+    from edge.perception.flow import flow_input
+
+    uncut, recut = [], []
+    for subject, name in zip(live.subjects, live.names):
+        with np.load(prep_dir / subject / f"{name}.npz") as d:
+            onset, apex = d["onset_crop"], d["apex_crop"]
+            if setting == "o":
+                apex = apex_in_onset_alignment(apex, d["transforms"])
+        make = triangle_flow_input if setting == "n" else flow_input
+        uncut.append(make(onset, apex))
+        recut.append(make(reframe(onset, COMPOSITE_WINDOW), reframe(apex, COMPOSITE_WINDOW)))
+    return replace(live, flow=np.stack(uncut)), replace(live, flow=np.stack(recut))
+
+
 def load(assets: Path, prep_dir: Path, workers: int):
     from trainer.data.clips import load_training_samples
     from trainer.data.megc2019 import load_megc2019
@@ -382,12 +439,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shipped artifact, {key}: UF1 {s['uf1']:.4f} UAR {s['uar']:.4f} (n={s['n']})")
         return 0
     settings = tuple(args.settings) + (J_TESTS if "j" in args.settings else ())
+    remade_x = {k: tuple(prepare_inputs(family, x) for x in remade_samples(live, prep_dir, k))
+                for k in REMADE if k in settings}
     by_seed = {}
     for seed in args.seeds:
         jittered_x = tuple(prepare_inputs(family, j) for j in jittered_samples(live, prep_dir, seed)) \
             if "k" in settings else ()
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 settings, framed_x, jittered_x)
+                                 settings, framed_x, jittered_x, remade_x)
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f} / TUNE "
                                            f"{by_seed[seed][f'{k}_tune']['uf1']:.4f} / EVAL "
                                            f"{by_seed[seed][f'{k}_eval']['uf1']:.4f}" for k in settings),
