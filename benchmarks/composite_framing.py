@@ -18,7 +18,9 @@ makes). For every CASME II clip there that is also in the composite:
 3. two re-cut inputs made another way, benchmarks/cross_form_loso.py's settings (n) and (o): u, v and strain
    shrunk to 28 by a triangle filter instead of area (re-cut tri), and the apex crop put back into the onset
    crop's alignment before the flow (re-cut onset-aligned); a last table keeps the clips on which the tracker
-   re-aligned between onset and apex (their two transforms differ).
+   re-aligned between onset and apex (their two transforms differ), and for each of them how far the aligner
+   moved (the crop centre's source point, onset -> apex) against how far the whole frame moved (translation ECC
+   of the raw onset and apex frames): a real head move, or one the aligner made up.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cross_form_loso import apex_in_onset_alignment, triangle_flow_input  # noqa
 from prep_megc2019_form import corr, shared_clips  # noqa: E402
 
 from trainer.megc2019_form import as_flow  # noqa: E402
+from trainer.prep import frame_index  # noqa: E402
 
 REGISTERED = 0.99
 FORMS = ("live", "re-cut", "re-cut tri", "re-cut onset-aligned")
@@ -65,6 +68,18 @@ def window_of(warp: np.ndarray, side: int) -> np.ndarray:
     return np.array([x0, y0, x0 + warp[0, 0], y0 + warp[1, 1]])
 
 
+def moves(spec, transforms: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(aligner, frame): source-pixel shift onset -> apex of the point the crop centre shows, and of the whole raw
+    frame (translation ECC)."""
+    index = frame_index(spec.frames_dir)
+    onset, apex = (cv2.imread(str(index[n]), cv2.IMREAD_GRAYSCALE).astype(np.float32) for n in (spec.onset, spec.apex))
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+    _, warp = cv2.findTransformECC(onset, apex, np.eye(2, 3, dtype=np.float32), cv2.MOTION_TRANSLATION, criteria, None, 5)
+    centre = np.array([side / 2, side / 2, 1.0])  # the middle of the aligned crop
+    onset_t, apex_t = (np.linalg.inv(np.vstack([t, [0.0, 0.0, 1.0]])) @ centre for t in transforms)
+    return (apex_t - onset_t)[:2], warp[:, 2].astype(np.float64)
+
+
 def measure(assets: Path, prep_dir: Path) -> list[dict]:
     rows = []
     whole = assets / "preprocessed" / "HTNet_MEGC2019_composite" / "combined_datasets_whole"
@@ -85,6 +100,7 @@ def measure(assets: Path, prep_dir: Path) -> list[dict]:
                      "re-cut onset-aligned": corr(composite_flow_input(onset, apex_in_onset_alignment(apex, transforms)),
                                                   reference),
                      "re-aligned": not np.array_equal(transforms[0], transforms[1]),
+                     "moves": moves(spec, transforms, apex.shape[0]) if not np.array_equal(transforms[0], transforms[1]) else None,
                      "check": float(np.abs(flow_input(onset, apex) - live).max())})
     return rows
 
@@ -129,6 +145,11 @@ def main() -> int:
     moved = [r for r in kept if r["re-aligned"]]
     print(f"\nof them, the clips on which the tracker re-aligned between onset and apex ({len(moved)}):")
     print(table(moved))
+    print("\n| clip | aligner moved (x, y source px) | frame moved (ECC) | re-cut u / v | onset-aligned u / v |\n|---|---|---|---|---|")
+    for r in moved:
+        a, f = r["moves"]
+        print(f"| {r['clip']} | {a[0]:+.1f}, {a[1]:+.1f} | {f[0]:+.1f}, {f[1]:+.1f} | {r['re-cut'][0]:.2f} / {r['re-cut'][1]:.2f} | "
+              f"{r['re-cut onset-aligned'][0]:.2f} / {r['re-cut onset-aligned'][1]:.2f} |")
     print(f"{time.perf_counter() - start:.0f} s")
     if args.per_clip:
         with open(args.per_clip, "w", newline="") as f:
