@@ -32,7 +32,7 @@ subject, three models from scratch:
        triangle filter instead of area          -> (n) re-cut live form, shrunk the same way
     O  J on live inputs whose apex crop is put
        back into the onset crop's alignment     -> (o) re-cut live form, made the same way
-(e) to (j) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
+(e) to (o) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
@@ -60,7 +60,7 @@ COMPOSITE = "preprocessed/HTNet_MEGC2019_composite"
 COMPOSITE_CSV = "annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
 FRAMES = "casme2_cropped/CASME2_Cropped"
 SHEET = "annotations/MouathAb_AnalyseMiE/CASME2-coding-20190701.xlsx"
-SETTINGS = ("a", "b", "c", "d")  # the issue's four; e and f on request (--settings)
+SETTINGS = ("a", "b", "c", "d")  # the issue's four; e to o on request (--settings)
 MEANING = {
     "a": "composite-form LOSO: train composite w/o subject, test its composite images",
     "b": "live-form LOSO: train live-form CASME II of the other shared subjects, test live form",
