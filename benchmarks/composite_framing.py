@@ -93,14 +93,17 @@ def measure(assets: Path, prep_dir: Path) -> list[dict]:
         jpg = cv2.imread(str(whole / f"{spec.name}.jpg"), cv2.IMREAD_GRAYSCALE)
         cc, warp = register(apex, cv2.resize(jpg, (side, side), interpolation=cv2.INTER_AREA))
         reference = as_flow(cv2.imread(str(png)))
+        re_aligned = not np.array_equal(transforms[0], transforms[1])
+        recut = corr(composite_flow_input(onset, apex), reference)
         rows.append({"clip": spec.name, "subject": spec.subject, "registered": cc, "window": window_of(warp, side),
                      "live": corr(live, reference),
-                     "re-cut": corr(composite_flow_input(onset, apex), reference),
+                     "re-cut": recut,
                      "re-cut tri": corr(triangle_flow_input(reframe(onset), reframe(apex)), reference),
+                     # only a re-aligned clip's apex changes when put back into the onset's alignment
                      "re-cut onset-aligned": corr(composite_flow_input(onset, apex_in_onset_alignment(apex, transforms)),
-                                                  reference),
-                     "re-aligned": not np.array_equal(transforms[0], transforms[1]),
-                     "moves": moves(spec, transforms, apex.shape[0]) if not np.array_equal(transforms[0], transforms[1]) else None,
+                                                  reference) if re_aligned else recut,
+                     "re-aligned": re_aligned,
+                     "moves": moves(spec, transforms, side) if re_aligned else None,
                      "check": float(np.abs(flow_input(onset, apex) - live).max())})
     return rows
 

@@ -384,13 +384,13 @@ def remade_samples(live, prep_dir: Path, setting: str):
     from edge.perception.composite_framing import COMPOSITE_WINDOW, reframe
     from edge.perception.flow import flow_input
 
+    make = triangle_flow_input if setting == "n" else flow_input
     uncut, recut = [], []
     for subject, name in zip(live.subjects, live.names):
         with np.load(prep_dir / subject / f"{name}.npz") as d:
             onset, apex = d["onset_crop"], d["apex_crop"]
             if setting == "o":
                 apex = apex_in_onset_alignment(apex, d["transforms"])
-        make = triangle_flow_input if setting == "n" else flow_input
         uncut.append(make(onset, apex))
         recut.append(make(reframe(onset, COMPOSITE_WINDOW), reframe(apex, COMPOSITE_WINDOW)))
     return replace(live, flow=np.stack(uncut)), replace(live, flow=np.stack(recut))
