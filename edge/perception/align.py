@@ -103,11 +103,9 @@ def region_boxes(size: int) -> dict[str, tuple[int, int, int, int]]:
 @dataclass(frozen=True)
 class AlignParams:
     size: int = 128  # S: side of the square aligned crop, pixels
-    # Hold: the held transform is kept until the face's landmarks, mapped by it, stray this far (median over
-    # all landmarks, crop pixels) from where they were when the hold began, or the head turns this much
-    # in-plane. The median, because a head move shifts every landmark while an expression slides a few: in a
-    # squint FaceMesh slides the outer eye corners (two of the six anchors) by 4-10 px with the head still.
-    # 1.0 px at S=128 is about twice MediaPipe's frame-to-frame landmark noise on a still face.
+    # Hold: the held transform is kept until the anchors, mapped by it, stray this far (mean, in crop
+    # pixels) from where the template puts them, or the head turns this much in-plane. 1.0 px at S=128 is
+    # about twice MediaPipe's frame-to-frame anchor noise on a still face, and well under a head move.
     move_px: float = 1.0
     move_deg: float = 1.5
     # Following: the transform is re-estimated every frame while the head moves, and held again once the
@@ -229,18 +227,16 @@ class AlignStep:
     transform: np.ndarray  # 2x3 float64, source pixels -> crop pixels
     held: bool  # True when the transform is the held one (head still)
     deviation_px: float  # mean anchor distance (crop px) between the held transform and this frame's estimate
-    shift_px: float = 0.0  # median landmark shift (crop px) from the hold's reference; 0 while following
 
 
 class SteadyAligner:
     """Holds the alignment while the head is still; follows it frame by frame while the head moves.
 
     States: "hold" (transform fixed) and "follow" (re-estimated each frame). hold -> follow when this
-    frame's landmarks, mapped by the held transform, lie more than move_px (crop pixels, median over all
-    landmarks) from the hold's reference (the same landmarks of the frames the hold began with, mapped
-    the same way), or the in-plane rotation differs by more than move_deg. follow -> hold after
-    settle_frames frames whose change from the frame before is under settle_px; the new held transform
-    is their mean. The similarity to eye units is what is held and averaged; the
+    frame's anchors, mapped by the held transform, land more than move_px (crop pixels, mean) away from
+    where this frame's own estimate puts them, or the in-plane rotation differs by more than move_deg.
+    follow -> hold after settle_frames frames whose change from the frame before is under settle_px;
+    the new held transform is their mean. The similarity to eye units is what is held and averaged; the
     crop transform is that similarity followed by the fixed window map. A frame whose eyes are closing
     (aspect ratio under blink_ratio of its running median) changes nothing: the current transform stays.
     """
@@ -253,8 +249,6 @@ class SteadyAligner:
         self._held: np.ndarray | None = None  # similarity, source px -> eye units
         self._following = False
         self._recent: list[np.ndarray] = []
-        self._recent_points: list[np.ndarray] = []  # the landmarks of the estimates in _recent
-        self._reference: np.ndarray | None = None  # landmarks (crop px) under the held transform at its start
         self._ears: list[float] = []
         self._ear_median = 0.0
 
@@ -263,8 +257,6 @@ class SteadyAligner:
         self._held = None
         self._following = False
         self._recent = []
-        self._recent_points = []
-        self._reference = None
         self._ears = []
         self._ear_median = 0.0
 
@@ -304,47 +296,35 @@ class SteadyAligner:
         deg = abs((rotation_deg(held) - rotation_deg(estimate) + 180.0) % 360.0 - 180.0)
         return px, deg
 
-    def _step(self, held: bool, px: float, shift: float = 0.0) -> AlignStep:
-        return AlignStep(compose(self._window, self._held), held, px, shift)
-
-    def _shift(self, points: np.ndarray) -> float:
-        """Median distance (crop px) of these landmarks, mapped by the held transform, from the reference."""
-        if self._reference is None or self._reference.shape != points.shape:
-            return float("inf")
-        mapped = apply_transform(compose(self._window, self._held), points)
-        return float(np.median(np.linalg.norm(mapped - self._reference, axis=1)))
+    def _step(self, held: bool, px: float) -> AlignStep:
+        return AlignStep(compose(self._window, self._held), held, px)
 
     def update(self, landmarks: np.ndarray) -> AlignStep:
         p = self.params
         src = anchors(landmarks)
-        points = np.asarray(landmarks, dtype=np.float64)[:, :2]
         estimate = estimate_similarity(src, ANCHOR_TEMPLATE)
         if self._held is None:
             self._held = estimate
             self._following = True
-            self._recent, self._recent_points = [estimate], [points]
+            self._recent = [estimate]
             return self._step(False, 0.0)
         px, deg = self._deviation(self._held, src, estimate)
         if self.blinking(landmarks):
             return self._step(not self._following, px)
         if not self._following:
-            shift = self._shift(points)
-            if shift <= p.move_px and deg <= p.move_deg:
-                return self._step(True, px, shift)
+            if px <= p.move_px and deg <= p.move_deg:
+                return self._step(True, px)
             self._following = True
-            self._recent, self._recent_points = [], []
+            self._recent = []
         # following: a change under settle_px counts towards settling, a larger one restarts the count
         if px < p.settle_px:
             self._recent.append(estimate)
-            self._recent_points.append(points)
         else:
-            self._recent, self._recent_points = [estimate], [points]
+            self._recent = [estimate]
         if len(self._recent) >= p.settle_frames:
             self._held = np.mean(self._recent, axis=0)
-            held = compose(self._window, self._held)
-            self._reference = np.mean([apply_transform(held, q) for q in self._recent_points], axis=0)
             self._following = False
-            self._recent, self._recent_points = [], []
+            self._recent = []
             return self._step(True, px)
         self._held = estimate
         return self._step(False, px)

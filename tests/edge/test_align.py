@@ -148,45 +148,11 @@ def test_the_aligner_holds_through_a_blink_whose_eye_corners_slide(still_landmar
     before = aligner.transform.copy()
     step = aligner.update(_blinked(still_landmarks, 3.0))
     assert step.held and np.array_equal(step.transform, before)
-
-
-def test_a_blink_while_the_aligner_follows_a_head_move_does_not_move_the_crop(still_landmarks):
-    moved = apply_transform(_similarity(1.0, 0.0, 6.0, 4.0), still_landmarks)
-    for blink_ratio, kept in ((0.8, True), (0.0, False)):  # 0: no blink hold
-        aligner = SteadyAligner(AlignParams(size=128, blink_ratio=blink_ratio))
-        for _ in range(8):
-            aligner.update(still_landmarks)
-        following = aligner.update(moved)
-        assert not following.held
-        step = aligner.update(_blinked(moved, 3.0))
-        assert np.array_equal(step.transform, following.transform) == kept
-
-
-def test_the_aligner_holds_while_a_squint_slides_the_outer_eye_corners(still_landmarks):
-    # A squint with the head still: FaceMesh slides the outer eye corners inwards (4-10 px on CASME II
-    # clips) while the rest of the face stays; the anchors' own fit moves by more than move_px.
-    aligner = SteadyAligner(AlignParams(size=128, blink_ratio=0.0))
+    # without the blink hold, the same frame moves the crop
+    loose = SteadyAligner(AlignParams(size=128, blink_ratio=0.0))
     for _ in range(8):
-        aligner.update(still_landmarks)
-    before = aligner.transform.copy()
-    squint = still_landmarks.copy()
-    squint[33] += (5.0, 0.0)
-    squint[263] -= (5.0, 0.0)
-    step = aligner.update(squint)
-    assert step.deviation_px > aligner.params.move_px
-    assert step.held and np.array_equal(step.transform, before)
-    assert step.shift_px < 0.1
-
-
-def test_the_hold_breaks_when_most_landmarks_move_by_more_than_move_px(still_landmarks):
-    aligner = SteadyAligner(AlignParams(size=128))
-    for _ in range(8):
-        aligner.update(still_landmarks)
-    scale = float(np.linalg.norm(aligner.transform[:, 0]))  # crop px per source px along x
-    small = aligner.update(still_landmarks + (0.5 / scale, 0.0))
-    assert small.held and small.shift_px == pytest.approx(0.5, abs=1e-6)
-    large = aligner.update(still_landmarks + (1.5 / scale, 0.0))
-    assert not large.held
+        loose.update(still_landmarks)
+    assert not np.array_equal(loose.update(_blinked(still_landmarks, 3.0)).transform, before)
 
 
 def test_an_out_of_range_blink_ratio_is_refused_with_the_fix():
