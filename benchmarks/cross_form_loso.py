@@ -267,6 +267,21 @@ def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -
     return out
 
 
+def subject_intervals(by_seed: dict[int, dict], comp, live, subjects: list[str]) -> dict:
+    """Each setting's 95% interval of its mean-of-seeds UF1 and UAR when the subjects are drawn again
+    (trainer/metrics.py subject_interval): how far the figure would move with other subjects like these."""
+    from trainer.metrics import subject_interval
+
+    comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
+    live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
+    out = {}
+    for k in next(iter(by_seed.values()))["probs"]:
+        samples, idx = (comp, comp_idx) if k in COMPOSITE_TESTS else (live, live_idx)
+        predictions = np.stack([np.asarray(r["probs"][k]).argmax(axis=1) for r in by_seed.values()])
+        out[k] = subject_interval(samples.labels[idx], predictions, np.asarray(samples.subjects)[idx], 3)
+    return out
+
+
 def summarise(by_seed: dict[int, dict]) -> dict:
     summary = {}
     first = next(iter(by_seed.values()))
@@ -281,19 +296,24 @@ def summarise(by_seed: dict[int, dict]) -> dict:
     return summary
 
 
-def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], command: str, seconds: float) -> str:
+def markdown(summary: dict, by_seed: dict[int, dict], subjects: list[str], command: str, seconds: float,
+             intervals: dict | None = None) -> str:
     def cell(k, m):
         return f"{summary[k][m]['mean']:.4f} ± {summary[k][m]['std']:.4f}"
 
+    def spread(k):
+        return f"{intervals[k]['uf1'][0]:.3f}-{intervals[k]['uf1'][1]:.3f}" if intervals and k in intervals else "-"
+
     lines = [f"Command: `{command}` ({seconds:.0f} s wall)", "",
              f"Seeds {', '.join(map(str, by_seed))}; {len(subjects)} shared CASME II subjects, megc2019-3class.", "",
-             "| setting | n | UF1 (mean ± std) | UAR (mean ± std) | UF1 per seed |", "|---|---|---|---|---|"]
+             "| setting | n | UF1 (mean ± std) | UAR (mean ± std) | UF1 per seed | UF1 95%, resampled subjects |",
+             "|---|---|---|---|---|---|"]
     parts = {"matched": "matched clips only", "tune": "TUNE folds only", "eval": "EVAL folds only"}
     for k in summary:
         base, _, part = k.partition("_")
         label = f"{MEANING[base].split(':')[0]}, {parts[part]}" if part else MEANING[k]
         lines.append(f"| ({k}) {label} | {summary[k]['n']} | {cell(k, 'uf1')} | {cell(k, 'uar')} | "
-                     f"{' / '.join(map(str, summary[k]['uf1']['per_seed']))} |")
+                     f"{' / '.join(map(str, summary[k]['uf1']['per_seed']))} | {spread(k)} |")
     first = next(iter(by_seed.values()))["per_subject"]
     keys = [k[4:] for k in next(iter(first.values())) if k.startswith("acc_")]
     lines += ["", f"Per subject (clip counts; accuracy per seed, {' / '.join(map(str, by_seed))}):", "",
@@ -406,6 +426,33 @@ def load(assets: Path, prep_dir: Path, workers: int):
     return comp, live
 
 
+def ensemble_text(ensemble: dict) -> str:
+    return "\nEnsemble of the seeds' models (mean probability per test sample):\n\n" + "\n".join(
+        f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']})" for k, e in ensemble.items()) + "\n"
+
+
+def rescore(out: Path, comp, live) -> int:
+    """The subject intervals of an earlier run, from its stored probabilities; cross_form.md written again."""
+    path = out / "cross_form.json"
+    if not path.is_file():
+        print(f"--rescore: {path} does not exist; expected OUT of an earlier run of this benchmark")
+        return 2
+    run = json.loads(path.read_text())
+    by_seed = {int(seed): r for seed, r in run["seeds"].items()}
+    if not all("probs" in r for r in by_seed.values()):
+        print(f"--rescore: {path} holds no per-sample probabilities (a run older than this field); run it again")
+        return 2
+    run["intervals"] = subject_intervals(by_seed, comp, live, run["subjects"])
+    path.write_text(json.dumps(run, indent=2))
+    text = markdown(run["summary"], by_seed, run["subjects"], run["command"], run["seconds"], run["intervals"])
+    text += ensemble_text(run["ensemble"])
+    (out / "cross_form.md").write_text(text)
+    for k, interval in run["intervals"].items():
+        print(f"({k}) UF1 {run['summary'][k]['uf1']['mean']:.4f}, 95% over resampled subjects "
+              f"{interval['uf1'][0]:.4f}-{interval['uf1'][1]:.4f}; UAR {interval['uar'][0]:.4f}-{interval['uar'][1]:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, required=True)
@@ -418,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shipped", action="store_true",
                         help="only score the shipped artifact's weights on both forms (OUT/shipped.json)")
     parser.add_argument("--prep-dir", type=Path, default=None, help="default: OUT's parent/.mestream-prep/casme2")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: add the subject intervals to OUT/cross_form.json of an earlier run and "
+                             "write its OUT/cross_form.md again")
     args = parser.parse_args(argv)
     from trainer.models.registry import get_family
     from trainer.train import prepare_inputs
@@ -431,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     framed_x = prepare_inputs(family, framed) if framed is not None else None
     composite_casme2 = {s for s, d in zip(comp.subjects, comp.datasets) if d == "casme2"}
     subjects = [s for s in dict.fromkeys(live.subjects) if s in composite_casme2]
+    if args.rescore:
+        return rescore(args.out, comp, live)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.shipped:
         result = shipped_scores(comp, live, subjects, framed)
@@ -453,14 +505,15 @@ def main(argv: list[str] | None = None) -> int:
               f"[{time.perf_counter() - start:.0f} s]", flush=True)
         summary = summarise(by_seed)  # written after every seed: a cut-short run keeps what it finished
         ensemble = ensemble_scores(by_seed, comp, live, subjects)
+        intervals = subject_intervals(by_seed, comp, live, subjects)
         command = "python benchmarks/cross_form_loso.py " + " ".join(sys.argv[1:] if argv is None else argv)
         seconds = time.perf_counter() - start
         (args.out / "cross_form.json").write_text(json.dumps(
             {"command": command, "model": args.model, "subjects": subjects, "meaning": MEANING,
-             "summary": summary, "ensemble": ensemble, "seeds": by_seed, "seconds": round(seconds, 1)}, indent=2))
-        text = markdown(summary, by_seed, subjects, command, seconds)
-        text += "\nEnsemble of the seeds' models (mean probability per test sample):\n\n" + "\n".join(
-            f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']})" for k, e in ensemble.items()) + "\n"
+             "summary": summary, "ensemble": ensemble, "intervals": intervals, "seeds": by_seed,
+             "seconds": round(seconds, 1)}, indent=2))
+        text = markdown(summary, by_seed, subjects, command, seconds, intervals)
+        text += ensemble_text(ensemble)
         (args.out / "cross_form.md").write_text(text)
     print((args.out / "cross_form.md").read_text())
     return 0

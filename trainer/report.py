@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import MestreamError
-from trainer.metrics import confusion_matrix, pooled_scores, scores_from_confusion
+from trainer.metrics import confusion_matrix, pooled_scores, scores_from_confusion, subject_interval
 
 
 @contextmanager
@@ -44,6 +44,9 @@ def staged_dir(out: Path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+INTERVAL_DRAWS = 2000  # bootstrap draws of the subjects for the full figure's 95% interval
+
+
 def build_report(samples, logits: np.ndarray, fold_of: np.ndarray, parts: tuple[str, ...]) -> dict:
     """Scores pooled over the folds that ran (all of them in a full LOSO)."""
     ran = fold_of >= 0
@@ -52,9 +55,14 @@ def build_report(samples, logits: np.ndarray, fold_of: np.ndarray, parts: tuple[
     datasets = np.asarray(samples.datasets)[ran]
     present = tuple(p for p in parts if (datasets == p).any())
     scores = pooled_scores(labels, predictions[ran], datasets, len(samples.classes), present)
+    subjects = np.asarray(samples.subjects)[ran]
+    interval = subject_interval(labels, predictions[ran], subjects, len(samples.classes), draws=INTERVAL_DRAWS)
     return {
         "parts": {name: {k: scores[name][k] for k in ("uf1", "uar", "acc", "n")} for name in scores},
         "confusion": {name: scores[name]["confusion"] for name in scores},
+        # how far the full figure would move with other subjects like these (trainer/metrics.py subject_interval)
+        "interval": {**{k: [round(v, 4) for v in interval[k]] for k in interval}, "level": 0.95,
+                     "draws": INTERVAL_DRAWS, "resampled": "subjects"},
     }
 
 

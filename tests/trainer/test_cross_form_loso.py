@@ -152,6 +152,20 @@ def test_the_seeds_ensemble_scores_the_mean_probability():
     assert ensemble["i"]["acc"] == 1.0 and ensemble["i"]["n"] == 2
 
 
+def test_the_subject_intervals_score_each_setting_on_its_own_form_and_widen_with_a_wrong_subject():
+    cf = _module()
+    comp = _samples(["sub01", "sub02"], ["casme2"] * 2, offset=0)
+    live = _samples(["sub01", "sub01", "sub02", "sub02"], ["casme2"] * 4, offset=100)
+    live.labels = np.array([0, 1, 0, 1])
+    right = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    sub02_wrong = right[:2] + [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    by_seed = {0: {"probs": {"i": right, "j": sub02_wrong, "a": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]}}}
+    intervals = cf.subject_intervals(by_seed, comp, live, ["sub01", "sub02"])
+    assert intervals["i"]["uf1"] == [1.0, 1.0]
+    assert intervals["j"]["uf1"][0] < intervals["j"]["uf1"][1]
+    assert set(intervals) == {"i", "j", "a"}  # (a) is scored on the composite's two samples
+
+
 def test_run_seed_pools_each_setting_on_its_own_form(monkeypatch):
     cf = _module()
     comp = _samples(["sub01", "sub01", "sub02", "s01"], ["casme2", "casme2", "casme2", "smic"], offset=0)

@@ -44,6 +44,16 @@ def test_train_writes_the_report_tables_and_figures(two_runs):
     assert len(predictions) == report["parts"]["full"]["n"] == sum(int(r["n"]) for r in rows)
 
 
+def test_the_report_gives_the_full_figure_an_interval_over_resampled_subjects(two_runs):
+    report = json.loads((two_runs[0] / "report.json").read_text())
+    interval, full = report["interval"], report["parts"]["full"]
+    assert interval["resampled"] == "subjects" and interval["level"] == 0.95 and interval["draws"] == 2000
+    for metric in ("uf1", "uar"):
+        low, high = interval[metric]
+        assert 0.0 <= low <= high <= 1.0
+        assert low <= full[metric] + 0.05 and full[metric] - 0.05 <= high  # around the pooled figure
+
+
 def test_the_same_seed_gives_the_same_numbers(two_runs):
     a, b = (json.loads((run / "report.json").read_text()) for run in two_runs)
     assert a["parts"] == b["parts"]

@@ -268,8 +268,10 @@ def run(args) -> int:
                                  "final_training_acc": trained.acc[-1]}
         write_report_files(tmp, report, samples, result.logits, result.fold_of, result.curves)
     full = report["parts"]["full"]
+    low, high = report["interval"]["uf1"]
     print(f"{family.name} LOSO seed {args.seed} ({folds_run} folds, {result.seconds:.0f}s): "
-          f"UF1 {full['uf1']:.4f} UAR {full['uar']:.4f} acc {full['acc']:.4f} -> {args.out}")
+          f"UF1 {full['uf1']:.4f} (95% {low:.2f}-{high:.2f} over resampled subjects) UAR {full['uar']:.4f} "
+          f"acc {full['acc']:.4f} -> {args.out}")
     for part in PARTS:
         if part in report["parts"]:
             s = report["parts"][part]
