@@ -81,8 +81,14 @@ def _live_input_section(runs: list[dict] | None, setting: str | None) -> list[st
     lines = ["## On live input of unseen subjects", "",
              "`benchmarks/cross_form_loso.py`: for each CASME II subject with real frames, models trained without that "
              "subject, tested on what the live pipeline computes from its clips. UF1/UAR pooled over the folds of a "
-             "seed, mean ± std over seeds." + (f" Setting ({setting}) is this artifact's recipe." if setting else ""),
-             "", "| setting | n | UF1 | UAR | UF1 per seed |", "|---|---|---|---|---|"]
+             "seed, mean ± std over seeds." + (f" Setting ({setting}) is this artifact's recipe." if setting else "")]
+    intervals = any(run.get("intervals") for run in runs)
+    if intervals:
+        lines[-1] += (" The 95% interval is how far the mean would move with other subjects like these (the subjects "
+                      "drawn again with replacement, trainer/metrics.py subject_interval): on 18 subjects it is far "
+                      "wider than the spread over seeds.")
+    lines += ["", "| setting | n | UF1 | UAR | UF1 per seed |" + (" UF1 95%, resampled subjects |" if intervals else ""),
+              "|---|---|---|---|---|" + ("---|" if intervals else "")]
     for run in runs:
         for key, row in run["summary"].items():
             if key.endswith(("_matched", "_tune", "_eval")):  # subsets of the same folds
@@ -91,6 +97,9 @@ def _live_input_section(runs: list[dict] | None, setting: str | None) -> list[st
             name = f"({key}) {run['meaning'].get(key, '')}"
             cells = [name, str(row["n"]), f"{uf1['mean']:.4f} ± {uf1['std']:.4f}", f"{uar['mean']:.4f} ± {uar['std']:.4f}",
                      " / ".join(f"{v:.4f}" for v in uf1["per_seed"])]
+            if intervals:
+                low_high = run.get("intervals", {}).get(key)
+                cells.append(f"{low_high['uf1'][0]:.3f}-{low_high['uf1'][1]:.3f}" if low_high else "-")
             if key == setting:
                 cells = [f"**{c}**" for c in cells]
             lines.append("| " + " | ".join(cells) + " |")

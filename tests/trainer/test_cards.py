@@ -59,3 +59,9 @@ def test_a_model_trained_on_clips_from_frames_says_so_with_its_live_input_figure
     assert "113 casme2 clips prepared from their frames by the live perception code" in card
     assert "| **(i) composite + re-cut live** | **113** | **0.8591 ± 0.0004** | **0.8877 ± 0.0038** |" in card
     assert "python benchmarks/cross_form_loso.py --settings i" in card and "i_matched" not in card and "i_tune" not in card
+    assert "resampled subjects" not in card  # a run without intervals adds no column
+    with_interval = render_model_card(artifact, command="x", size_bytes=1, live_setting="i",
+                                      live_input=[{**run, "intervals": {"i": {"uf1": [0.7512, 0.9388], "uar": [0.8, 0.95]}}}])
+    assert "| **(i) composite + re-cut live** | **113** | **0.8591 ± 0.0004** | **0.8877 ± 0.0038** | " \
+           "**0.8586 / 0.8594 / 0.8594** | **0.751-0.939** |" in with_interval
+    assert "UF1 95%, resampled subjects" in with_interval
