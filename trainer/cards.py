@@ -44,6 +44,16 @@ def _score_rows(scores: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _interval_line(scores: dict[str, Any]) -> list[str]:
+    """The full UF1's interval over resampled subjects, where the checkpoint recorded one (mestream train)."""
+    interval = scores.get("interval") if isinstance(scores, dict) else None
+    if not isinstance(interval, dict) or not isinstance(interval.get("uf1"), list):
+        return []
+    low, high = interval["uf1"]
+    return [f"With the subjects drawn again ({interval.get('draws', '?')} draws), the full UF1 would lie in "
+            f"{low:.3f}-{high:.3f} (95%): how much it depends on which subjects are in the data.", ""]
+
+
 def _from_frames(training: dict[str, Any]) -> dict[str, int]:
     """The training parts made from raw frames by `mestream prep`'s code ("casme2-frames": 113)."""
     return {p: n for p, n in (training.get("parts") or {}).items() if p.endswith("-frames")}
@@ -163,6 +173,7 @@ def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summ
         "|---|---|---|---|",
         *(_score_rows(artifact.scores) or ["| (no scores recorded) | - | - | - |"]),
         "",
+        *_interval_line(artifact.scores),
         f"How epochs and hyperparameters were chosen: {artifact.selection}",
         "",
         "Published anchors on the same inputs (for scale): STSTNet 0.7353 UF1 / 0.7605 UAR; HTNet 0.8603 / 0.8475 "

@@ -30,6 +30,15 @@ def test_the_model_card_is_rendered_from_the_artifact_with_scores_and_licence(tm
     assert "## Reproduce\n\n```\nmake it\n```" in card  # benchmarks/restamp_flow.py reads the command back there
 
 
+def test_the_card_gives_the_interval_over_resampled_subjects_when_the_trainer_recorded_one(tmp_path):
+    parts = {"full": {"uf1": 0.71, "uar": 0.72, "acc": 0.73}}
+    _artifact(tmp_path / "a.onnx", {"parts": parts, "interval": {"uf1": [0.6123, 0.8], "uar": [0.6, 0.8], "draws": 2000}})
+    card = write_model_card(tmp_path / "a.onnx", tmp_path / "A.md", command="x").read_text()
+    assert "the full UF1 would lie in 0.612-0.800 (95%)" in card
+    _artifact(tmp_path / "b.onnx", {"parts": parts})
+    assert "would lie in" not in write_model_card(tmp_path / "b.onnx", tmp_path / "B.md", command="x").read_text()
+
+
 def test_scores_recorded_as_bare_parts_by_the_trainer_are_shown_too(tmp_path):
     scores = {"full": {"uf1": 0.74, "uar": 0.75, "acc": 0.76, "n": 442}, "samm": {"uf1": 0.6, "uar": 0.61, "acc": 0.62}}
     artifact = _artifact(tmp_path / "t.onnx", scores)

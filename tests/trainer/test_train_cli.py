@@ -68,7 +68,8 @@ def test_fit_all_checkpoint_describes_itself_for_export(two_runs):
     assert checkpoint["classes"] == ["negative", "positive", "surprise"]
     assert checkpoint["inputs"][0]["name"] == "flow" and list(checkpoint["inputs"][0]["shape"]) == [3, 28, 28]
     assert checkpoint["training"] == {"dataset": "megc2019", "samples": 442, "subjects": 68}
-    assert checkpoint["protocol"] == "loso" and "full" in checkpoint["scores"] and checkpoint["selection"]
+    assert checkpoint["protocol"] == "loso" and "full" in checkpoint["scores"]["parts"] and checkpoint["selection"]
+    assert checkpoint["scores"]["interval"]["resampled"] == "subjects"
     from edge.perception.composite_framing import COMPOSITE_WINDOW
 
     assert checkpoint["crop_window"] == list(COMPOSITE_WINDOW)  # the composite's framing, which export declares

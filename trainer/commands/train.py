@@ -262,7 +262,8 @@ def run(args) -> int:
             initial_state = run_pretrain(family, args.seed, cache, assets)
             trained = fit_all(family, samples, args.seed, recipe, initial_state, device)
             save_checkpoint(tmp / "model.pt", family, trained.model, classes=samples.classes, recipe=recipe,
-                            seed=args.seed, protocol="loso", scores=report["parts"], selection=report["selection"],
+                            seed=args.seed, protocol="loso", scores={"parts": report["parts"], "interval": report["interval"]},
+                            selection=report["selection"],
                             training=training_record(args, samples, folds_total), crop_window=crop_window)
             report["fit_all"] = {"file": "model.pt", "final_training_loss": trained.loss[-1],
                                  "final_training_acc": trained.acc[-1]}
