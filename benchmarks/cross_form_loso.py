@@ -262,8 +262,13 @@ def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -
     out = {}
     for k in next(iter(by_seed.values()))["probs"]:
         mean = np.mean([np.asarray(r["probs"][k]) for r in by_seed.values()], axis=0)
-        labels = comp.labels[comp_idx] if k in COMPOSITE_TESTS else live.labels[live_idx]
-        out[k] = scores(labels, mean)
+        samples, idx = (comp, comp_idx) if k in COMPOSITE_TESTS else (live, live_idx)
+        labels = samples.labels[idx]
+        # the clips the ensemble gets wrong, by name: a rule can count clips (one clip moves TUNE UF1 by ~0.04)
+        wrong = [i for i, p, y in zip(idx, mean, labels) if p.argmax() != y]
+        out[k] = {**scores(labels, mean), "wrong": [samples.names[i] for i in wrong],
+                  **{f"wrong_{part}": [samples.names[i] for i in wrong if samples.subjects[i] in members]
+                     for part, members in (("tune", TUNE), ("eval", EVAL))}}
     return out
 
 
@@ -427,8 +432,14 @@ def load(assets: Path, prep_dir: Path, workers: int):
 
 
 def ensemble_text(ensemble: dict) -> str:
+    def wrong(e: dict) -> str:
+        if "wrong" not in e:  # a run older than the field
+            return ""
+        return (f"; {len(e['wrong'])} wrong ({len(e['wrong_tune'])} TUNE, {len(e['wrong_eval'])} EVAL): "
+                + ", ".join(e["wrong"]))
+
     return "\nEnsemble of the seeds' models (mean probability per test sample):\n\n" + "\n".join(
-        f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']})" for k, e in ensemble.items()) + "\n"
+        f"- ({k}) UF1 {e['uf1']:.4f}, UAR {e['uar']:.4f} (n {e['n']}){wrong(e)}" for k, e in ensemble.items()) + "\n"
 
 
 def rescore(out: Path, comp, live) -> int:
@@ -443,6 +454,7 @@ def rescore(out: Path, comp, live) -> int:
         print(f"--rescore: {path} holds no per-sample probabilities (a run older than this field); run it again")
         return 2
     run["intervals"] = subject_intervals(by_seed, comp, live, run["subjects"])
+    run["ensemble"] = ensemble_scores(by_seed, comp, live, run["subjects"])
     path.write_text(json.dumps(run, indent=2))
     text = markdown(run["summary"], by_seed, run["subjects"], run["command"], run["seconds"], run["intervals"])
     text += ensemble_text(run["ensemble"])
@@ -466,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only score the shipped artifact's weights on both forms (OUT/shipped.json)")
     parser.add_argument("--prep-dir", type=Path, default=None, help="default: OUT's parent/.mestream-prep/casme2")
     parser.add_argument("--rescore", action="store_true",
-                        help="train nothing: add the subject intervals to OUT/cross_form.json of an earlier run and "
-                             "write its OUT/cross_form.md again")
+                        help="train nothing: add the subject intervals and the ensemble's wrong clips to "
+                             "OUT/cross_form.json of an earlier run and write its OUT/cross_form.md again")
     args = parser.parse_args(argv)
     from trainer.models.registry import get_family
     from trainer.train import prepare_inputs

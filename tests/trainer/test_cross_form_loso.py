@@ -150,6 +150,18 @@ def test_the_seeds_ensemble_scores_the_mean_probability():
                1: {"probs": {"i": [[0.4, 0.45, 0.15], [0.0, 0.9, 0.1]]}}}
     ensemble = cf.ensemble_scores(by_seed, comp, live, ["sub01"])
     assert ensemble["i"]["acc"] == 1.0 and ensemble["i"]["n"] == 2
+    assert ensemble["i"]["wrong"] == []
+
+
+def test_the_seeds_ensemble_names_its_wrong_clips_and_their_part():
+    cf = _module()
+    comp = _samples(["sub02"], ["casme2"], offset=0)
+    live = _samples(["sub02", "sub03"], ["casme2"] * 2, offset=100)  # sub02 is a TUNE subject, sub03 an EVAL one
+    live.labels = np.array([0, 1])
+    by_seed = {0: {"probs": {"j": [[0.1, 0.9, 0.0], [0.9, 0.1, 0.0]]}}}
+    e = cf.ensemble_scores(by_seed, comp, live, ["sub02", "sub03"])["j"]
+    assert e["wrong"] == ["sub02_0", "sub03_1"] and e["wrong_tune"] == ["sub02_0"] and e["wrong_eval"] == ["sub03_1"]
+    assert "2 wrong (1 TUNE, 1 EVAL): sub02_0, sub03_1" in cf.ensemble_text({"j": e})
 
 
 def test_the_subject_intervals_score_each_setting_on_its_own_form_and_widen_with_a_wrong_subject():
