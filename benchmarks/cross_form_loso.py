@@ -32,9 +32,7 @@ subject, three models from scratch:
        triangle filter instead of area          -> (n) re-cut live form, shrunk the same way
     O  J on live inputs whose apex crop is put
        back into the onset crop's alignment     -> (o) re-cut live form, made the same way
-    P  J trained as ststnorm-au (an auxiliary
-       head learns the live clips' AU codes)    -> (p) re-cut live form
-(e) to (p) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
+(e) to (o) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
@@ -62,7 +60,7 @@ COMPOSITE = "preprocessed/HTNet_MEGC2019_composite"
 COMPOSITE_CSV = "annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
 FRAMES = "casme2_cropped/CASME2_Cropped"
 SHEET = "annotations/MouathAb_AnalyseMiE/CASME2-coding-20190701.xlsx"
-SETTINGS = ("a", "b", "c", "d")  # the issue's four; e to p on request (--settings)
+SETTINGS = ("a", "b", "c", "d")  # the issue's four; e to o on request (--settings)
 MEANING = {
     "a": "composite-form LOSO: train composite w/o subject, test its composite images",
     "b": "live-form LOSO: train live-form CASME II of the other shared subjects, test live form",
@@ -82,19 +80,17 @@ MEANING = {
     "m": "(j) with the composite's CASME II only (no SAMM, no SMIC), test re-cut live form",
     "n": "(j) with every live input's u, v, strain shrunk to 28x28 by a triangle filter instead of area, test so",
     "o": "(j) with every live input's apex crop put back into the onset crop's alignment, test so",
-    "p": "(j) trained as ststnorm-au: an auxiliary head learns the live clips' AU codes, test re-cut live form",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o", "p")  # settings whose live inputs are cut to the composite's framing
+FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o")  # settings whose live inputs are cut to the composite's framing
 # Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
 # chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
 EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
 K_WINDOWS, K_SPREAD = 2, 0.02  # (k): extra jittered windows per clip, each edge moved within ±K_SPREAD of the side
 L_EPOCHS = 80  # (l)
-REMADE = ("n", "o")
-AU_FAMILY = "ststnorm-au"  # (p)  # settings whose live inputs (both framings) are remade from the prepared crops another way
+REMADE = ("n", "o")  # settings whose live inputs (both framings) are remade from the prepared crops another way
 
 
 @dataclass
@@ -108,7 +104,6 @@ class Job:
     seed: int
     num_classes: int
     epochs: int | None = None  # None: the family's recipe
-    au_text: list[str] | None = None  # per training sample, for families that learn AUs too (setting p)
 
 
 def run_job(job: Job) -> dict[str, np.ndarray]:
@@ -118,7 +113,7 @@ def run_job(job: Job) -> dict[str, np.ndarray]:
     family = get_family(job.family)
     names = [spec.name for spec in family.inputs]
     recipe = family.recipe if job.epochs is None else replace(family.recipe, epochs=job.epochs)
-    trained = train_model(family, job.train, job.labels, job.au_text, recipe, job.seed, job.num_classes)
+    trained = train_model(family, job.train, job.labels, None, recipe, job.seed, job.num_classes)
     return {key: predict(trained.model, arrays, names) for key, arrays in job.tests.items()}
 
 
@@ -187,10 +182,6 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
         jobs["M"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_casme)),
                         np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_casme]]),
                         {"m": framed_test}, s, 3)
-    if "p" in settings:  # (j)'s training set; the live clips' AU codes (both framings) for the auxiliary head
-        live_codes = [live.au_text[i] for i in l_train]
-        jobs["P"] = Job(AU_FAMILY, joined(*j_train), j_labels, {"p": framed_test}, s, 3,
-                        au_text=live_codes + live_codes + [""] * len(c_train))
     for key, (uncut_x, recut_x) in (remade_x or {}).items():  # (j)'s recipe, every live input made another way
         jobs[key.upper()] = Job(family, joined(take(recut_x, l_train), take(uncut_x, l_train), take(comp_x, c_train)),
                                 j_labels, {key: take(recut_x, l_test)}, s, 3)

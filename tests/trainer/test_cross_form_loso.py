@@ -108,21 +108,6 @@ def test_setting_m_is_j_without_the_composites_samm_and_smic():
     assert tag(jobs["M"].tests["m"]) == [201, 202]
 
 
-def test_setting_p_is_j_trained_as_ststnorm_au_with_the_live_clips_au_codes_in_both_framings():
-    cf = _module()
-    comp = _samples(["sub01", "sub02"], ["casme2"] * 2, offset=0)
-    live = _samples(["sub02", "sub01", "sub02"], ["casme2"] * 3, offset=100)
-    live.au_text = ["AU12 lip corner puller", "AU4 brow lowerer", "AU15 lip corner depressor"]
-    framed = {"flow": live.flow + 100}
-    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
-                        settings=("j", "p"), framed_x=framed)
-    p, j = jobs["P"], jobs["J"]
-    assert p.family == "ststnorm-au" and tag(p.train) == tag(j.train) and list(p.labels) == list(j.labels)
-    # training order: re-cut live, live as it comes, composite: the AU codes follow the live clips twice
-    assert p.au_text == ["AU12 lip corner puller", "AU15 lip corner depressor"] * 2 + [""]
-    assert tag(p.tests["p"]) == [201]
-
-
 def test_jittered_windows_are_fixed_by_seed_and_clip_and_move_each_edge_within_the_spread():
     from edge.perception.composite_framing import COMPOSITE_WINDOW
 

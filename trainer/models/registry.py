@@ -15,7 +15,6 @@ FAMILIES: dict[str, str] = {
     "ststnet": "trainer.models.ststnet",  # flow-CNN sanity floor (STSTNet)
     "ststens": "trainer.models.ststens",  # STSTNet ensemble in one module, mirror-averaged prediction
     "ststnorm": "trainer.models.ststnorm",  # ststens on per-map standardised flow
-    "ststnorm-au": "trainer.models.ststnorm_au",  # ststnorm + an auxiliary AU head in training
     "msmt": "trainer.models.msmt",  # multi-scale multi-modal transformer
     "featref": "trainer.models.featref",  # feature refinement: inception + expression proposal branches
     "fusion3d": "trainer.models.fusion3d",  # RGB + FLOW 3D-CNN streams, AU-text contrastive (training only)

@@ -86,13 +86,11 @@ class STSTEnsemble(nn.Module):
         self.head_bias = nn.Parameter(torch.empty(config.members, 1, config.num_classes).uniform_(-bound, bound))
         self.register_buffer("reverse", torch.arange(FLOW.shape[2] - 1, -1, -1), persistent=False)
 
-    def member_features(self, flow):  # (B, 3, 28, 28) -> (E, B, 400)
+    def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
         x = centred(flow, self.config.center).contiguous(memory_format=torch.channels_last)  # 2x faster on CPU
         x = self.average(self.drop(self.pool(self.norm(torch.relu(self.conv(x))))))  # (B, 16E, 5, 5)
-        return x.reshape(x.shape[0], self.members, -1).transpose(0, 1)
-
-    def member_logits(self, flow):  # (B, 3, 28, 28) -> (E, B, C)
-        return torch.matmul(self.member_features(flow), self.head_weight) + self.head_bias
+        x = x.reshape(x.shape[0], self.members, -1).transpose(0, 1)  # (E, B, 400)
+        return torch.matmul(x, self.head_weight) + self.head_bias
 
     def mirrored(self, flow):
         return mirror_flow(flow, self.reverse)
