@@ -255,14 +255,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def tested_samples(setting: str, comp, live, subjects: list[str]):
+    """(samples, indices): the form a setting is tested on and its samples of these subjects."""
+    samples = comp if setting in COMPOSITE_TESTS else live
+    return samples, np.flatnonzero(np.isin(samples.subjects, subjects))
+
+
 def ensemble_scores(by_seed: dict[int, dict], comp, live, subjects: list[str]) -> dict:
     """Each setting's test samples scored on the mean probability of the seeds' models (one ensemble per fold)."""
-    comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
-    live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
     out = {}
     for k in next(iter(by_seed.values()))["probs"]:
         mean = np.mean([np.asarray(r["probs"][k]) for r in by_seed.values()], axis=0)
-        samples, idx = (comp, comp_idx) if k in COMPOSITE_TESTS else (live, live_idx)
+        samples, idx = tested_samples(k, comp, live, subjects)
         labels = samples.labels[idx]
         # the clips the ensemble gets wrong, by name: a rule can count clips (one clip moves TUNE UF1 by ~0.04)
         wrong = [i for i, p, y in zip(idx, mean, labels) if p.argmax() != y]
@@ -277,11 +281,9 @@ def subject_intervals(by_seed: dict[int, dict], comp, live, subjects: list[str])
     (trainer/metrics.py subject_interval): how far the figure would move with other subjects like these."""
     from trainer.metrics import subject_interval
 
-    comp_idx = np.flatnonzero(np.isin(comp.subjects, subjects))
-    live_idx = np.flatnonzero(np.isin(live.subjects, subjects))
     out = {}
     for k in next(iter(by_seed.values()))["probs"]:
-        samples, idx = (comp, comp_idx) if k in COMPOSITE_TESTS else (live, live_idx)
+        samples, idx = tested_samples(k, comp, live, subjects)
         predictions = np.stack([np.asarray(r["probs"][k]).argmax(axis=1) for r in by_seed.values()])
         out[k] = subject_interval(samples.labels[idx], predictions, np.asarray(samples.subjects)[idx], 3)
     return out
@@ -487,14 +489,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     prep_dir = args.prep_dir or args.out.parent / ".mestream-prep" / "casme2"
     comp, live = load(args.assets, prep_dir, args.workers)
+    if args.rescore:
+        return rescore(args.out, comp, live)
     family = get_family(args.model)
     comp_x, live_x = prepare_inputs(family, comp), prepare_inputs(family, live)
     framed = framed_samples(live, prep_dir) if set(FRAMED) & set(args.settings) or args.shipped else None
     framed_x = prepare_inputs(family, framed) if framed is not None else None
     composite_casme2 = {s for s, d in zip(comp.subjects, comp.datasets) if d == "casme2"}
     subjects = [s for s in dict.fromkeys(live.subjects) if s in composite_casme2]
-    if args.rescore:
-        return rescore(args.out, comp, live)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.shipped:
         result = shipped_scores(comp, live, subjects, framed)

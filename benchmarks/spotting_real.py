@@ -14,9 +14,10 @@ messages are replayed into the live spot stage with SpotParams(**variant).
 Subjects are split once, here, into TUNE (choose parameters on these) and EVAL (report on these; never choose
 on them). Reported per subject and pooled over clips: recall (the truth interval hit by a micro event with
 IoU >= 0.5; pooled, also its 95% interval with the subjects drawn again), "any" (hit by an event of either
-kind), extra events per clip (events not matching the truth: the target is at most 0.1), events outside the truth (no overlap at all), onset and offset errors in ms of the
-event that overlaps the truth most (median, and median absolute), and the kind of that event. --plots draws
-the motion signal, threshold, truth and events of every clip that was missed.
+kind), extra events per clip (events not matching the truth: the target is at most 0.1), events outside the
+truth (no overlap at all), onset and offset errors in ms of the event that overlaps the truth most (median,
+and median absolute), and the kind of that event. --plots draws the motion signal, threshold, truth and events
+of every clip that was missed.
 """
 
 from __future__ import annotations
@@ -173,14 +174,14 @@ def summary(rows: list[dict]) -> dict:
 def recall_interval(rows: list[dict], draws: int = 2000, level: float = 0.95, seed: int = 0) -> list[float]:
     """Pooled recall's percentile interval with the subjects drawn again, with replacement: with 9-10 subjects a
     figure moves by a few clips when a subject changes, far more than between two close spotter variants."""
+    from trainer.metrics import percentile_interval, subject_draws
+
     names = list(dict.fromkeys(r["subject"] for r in rows))
     hits = np.array([sum(r["hit"] for r in rows if r["subject"] == s) for s in names], dtype=np.float64)
     clips = np.array([sum(1 for r in rows if r["subject"] == s) for s in names], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    drawn = np.stack([np.bincount(rng.integers(0, len(names), len(names)), minlength=len(names)) for _ in range(draws)])
+    drawn = subject_draws(len(names), draws, seed)
     recalls = (drawn @ hits) / np.maximum(drawn @ clips, 1.0)
-    tail = (1.0 - level) / 2 * 100
-    return [round(float(np.percentile(recalls, tail)), 3), round(float(np.percentile(recalls, 100 - tail)), 3)]
+    return [round(v, 3) for v in percentile_interval(recalls, level)]
 
 
 def plot_failures(path: Path, failures: list[tuple[ClipVideo, dict, list]], title: str) -> None:

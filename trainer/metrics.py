@@ -55,6 +55,19 @@ def pooled_scores(
     return out
 
 
+def subject_draws(count: int, draws: int = 2000, seed: int = 0) -> np.ndarray:
+    """(draws, count): how often each of `count` subjects is drawn in each bootstrap draw of `count` subjects
+    with replacement. Deterministic for a given seed."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, count, count), minlength=count) for _ in range(draws)])
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    """[low, high]: the central `level` of `values` (percentiles)."""
+    tail = (1.0 - level) / 2 * 100
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
 def subject_interval(labels: np.ndarray, predictions: np.ndarray, subjects: Sequence[str], num_classes: int,
                      draws: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
     """Percentile intervals of the pooled UF1 and UAR when the subjects are drawn again, with replacement.
@@ -75,14 +88,10 @@ def subject_interval(labels: np.ndarray, predictions: np.ndarray, subjects: Sequ
     # confusion of every (run, subject): a draw's pooled confusion is their sum weighted by how often each was drawn
     per_subject = np.stack([np.stack([confusion_matrix(labels[subjects == s], run[subjects == s], num_classes)
                                       for s in names]) for run in runs])  # (R, K, C, C)
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, len(names), len(names)), minlength=len(names))
-                        for _ in range(draws)])  # (draws, K)
-    pooled = np.einsum("dk,rkij->drij", weights, per_subject)
+    pooled = np.einsum("dk,rkij->drij", subject_draws(len(names), draws, seed), per_subject)
     values = {"uf1": np.zeros(draws), "uar": np.zeros(draws)}
     for d in range(draws):
         scored = [scores_from_confusion(pooled[d, r]) for r in range(len(runs))]
         for key in values:
             values[key][d] = np.mean([s[key] for s in scored])
-    tail = (1.0 - level) / 2 * 100
-    return {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for key, v in values.items()}
+    return {key: percentile_interval(v, level) for key, v in values.items()}

@@ -44,7 +44,7 @@ def staged_dir(out: Path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-INTERVAL_DRAWS = 2000  # bootstrap draws of the subjects for the full figure's 95% interval
+INTERVAL_DRAWS, INTERVAL_LEVEL = 2000, 0.95  # bootstrap draws of the subjects for the full figure's interval
 
 
 def build_report(samples, logits: np.ndarray, fold_of: np.ndarray, parts: tuple[str, ...]) -> dict:
@@ -56,12 +56,13 @@ def build_report(samples, logits: np.ndarray, fold_of: np.ndarray, parts: tuple[
     present = tuple(p for p in parts if (datasets == p).any())
     scores = pooled_scores(labels, predictions[ran], datasets, len(samples.classes), present)
     subjects = np.asarray(samples.subjects)[ran]
-    interval = subject_interval(labels, predictions[ran], subjects, len(samples.classes), draws=INTERVAL_DRAWS)
+    interval = subject_interval(labels, predictions[ran], subjects, len(samples.classes), INTERVAL_DRAWS,
+                                INTERVAL_LEVEL)
     return {
         "parts": {name: {k: scores[name][k] for k in ("uf1", "uar", "acc", "n")} for name in scores},
         "confusion": {name: scores[name]["confusion"] for name in scores},
         # how far the full figure would move with other subjects like these (trainer/metrics.py subject_interval)
-        "interval": {**{k: [round(v, 4) for v in interval[k]] for k in interval}, "level": 0.95,
+        "interval": {**{k: [round(v, 4) for v in interval[k]] for k in interval}, "level": INTERVAL_LEVEL,
                      "draws": INTERVAL_DRAWS, "resampled": "subjects"},
     }
 
