@@ -32,7 +32,16 @@ subject, three models from scratch:
        triangle filter instead of area          -> (n) re-cut live form, shrunk the same way
     O  J on live inputs whose apex crop is put
        back into the onset crop's alignment     -> (o) re-cut live form, made the same way
-(e) to (o) on request (--settings); `--shipped` scores the shipped weights instead. With several seeds the
+    R  J trained with mixup (alpha R_ALPHA)     -> (r) re-cut live form
+    Q  J + each live clip's flow to the sampled
+       frames nearest the apex, before and after -> (q) re-cut live form
+                                                -> (q-near) / (j-near): Q's / J's models on the held-out clips'
+                                                   near-apex inputs (mean probability of before and after)
+(e) to (r) on request (--settings). With `--spot-work WORK` (benchmarks/spotting_real.py's --work, its videos
+tracked there), (j)'s and (q)'s models are also tested end to end, on the flow the live pipeline would feed them
+from each clip's test video: (j-vid) the sheet's onset and apex, (j-spot) the onset and apex of the live
+spotter's event, both in the still video at 200 fps, (j-spot30) the spotter's at 30 fps; (q-vid), ... likewise.
+`--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
 Live form = `mestream prep` on the cropped frames (edge tracker + the live TV-L1 preset), the same code
@@ -60,7 +69,7 @@ COMPOSITE = "preprocessed/HTNet_MEGC2019_composite"
 COMPOSITE_CSV = "annotations/wangzhifengharrison_HTNet/combined_3_class2_for_optical_flow.csv"
 FRAMES = "casme2_cropped/CASME2_Cropped"
 SHEET = "annotations/MouathAb_AnalyseMiE/CASME2-coding-20190701.xlsx"
-SETTINGS = ("a", "b", "c", "d")  # the issue's four; e to o on request (--settings)
+SETTINGS = ("a", "b", "c", "d")  # the issue's four; e to r on request (--settings)
 MEANING = {
     "a": "composite-form LOSO: train composite w/o subject, test its composite images",
     "b": "live-form LOSO: train live-form CASME II of the other shared subjects, test live form",
@@ -80,17 +89,30 @@ MEANING = {
     "m": "(j) with the composite's CASME II only (no SAMM, no SMIC), test re-cut live form",
     "n": "(j) with every live input's u, v, strain shrunk to 28x28 by a triangle filter instead of area, test so",
     "o": "(j) with every live input's apex crop put back into the onset crop's alignment, test so",
+    "q": "(j) + each live training clip's re-cut flow to the sampled frames nearest the apex, test re-cut live form",
+    "r": "(j) trained with mixup (alpha 0.2 per batch, loss mixed as the inputs), test re-cut live form",
+    "q-near": "the (q) models, test the mean probability of the near-apex re-cut inputs (apex ~20-25 ms off)",
+    "j-near": "the (j) models, test the mean probability of the near-apex re-cut inputs (apex ~20-25 ms off)",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o")  # settings whose live inputs are cut to the composite's framing
+FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o", "q", "r")  # settings whose live inputs are cut to the composite's framing
 # Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
 # chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
 EVAL = ("sub03", "sub05", "sub08", "sub11", "sub14", "sub16", "sub23", "sub24", "sub26")
 K_WINDOWS, K_SPREAD = 2, 0.02  # (k): extra jittered windows per clip, each edge moved within ±K_SPREAD of the side
 L_EPOCHS = 80  # (l)
+R_ALPHA = 0.2  # (r): mixup's Beta(alpha, alpha), Zhang et al.'s ImageNet value
 REMADE = ("n", "o")  # settings whose live inputs (both framings) are remade from the prepared crops another way
+NEAR = {"q": "q-near", "j": "j-near"}  # near-apex test inputs, scored when (q) runs
+# End-to-end test inputs from spotting_real's tracked test videos: (protocol, fps, onset and apex from the spotter?)
+VIDEO_TESTS = {"vid": ("still", 200.0, False), "spot": ("still", 200.0, True), "spot30": ("still", 30.0, True)}
+VIDEO_MEANING = {"vid": "the sheet's onset and apex frames of the clip's still test video, 200 fps",
+                 "spot": "the live spotter's onset and apex in the clip's still test video, 200 fps",
+                 "spot30": "the live spotter's onset and apex in the clip's still test video, 30 fps"}
+MEANING.update({f"{k}-{t}": f"the ({k}) models, test re-cut live form from {text}"
+                for k in ("j", "q") for t, text in VIDEO_MEANING.items()})
 
 
 @dataclass
@@ -104,6 +126,7 @@ class Job:
     seed: int
     num_classes: int
     epochs: int | None = None  # None: the family's recipe
+    mixup: float = 0.0  # (r): Beta(mixup, mixup) batch mixing; 0 = none
 
 
 def run_job(job: Job) -> dict[str, np.ndarray]:
@@ -111,10 +134,40 @@ def run_job(job: Job) -> dict[str, np.ndarray]:
     from trainer.train import predict, train_model
 
     family = get_family(job.family)
+    if job.mixup:
+        family = replace(family, build=MixupBuild(family.build, job.mixup))
     names = [spec.name for spec in family.inputs]
     recipe = family.recipe if job.epochs is None else replace(family.recipe, epochs=job.epochs)
     trained = train_model(family, job.train, job.labels, None, recipe, job.seed, job.num_classes)
     return {key: predict(trained.model, arrays, names) for key, arrays in job.tests.items()}
+
+
+class MixupBuild:
+    """(r): builds the family's STSTEnsemble with a mixup training loss (the members' summed cross-entropies of
+    the mixed batch against both label sets, weighted by lam); prediction and export are unchanged."""
+
+    def __init__(self, build, alpha: float) -> None:
+        self.build, self.alpha = build, alpha
+
+    def __call__(self, num_classes: int, **options):
+        import torch
+
+        model = self.build(num_classes, **options)
+        beta = torch.distributions.Beta(torch.tensor(self.alpha), torch.tensor(self.alpha))
+
+        def training_loss(batch, labels):
+            flow = batch["flow"]
+            lam = float(beta.sample())
+            perm = torch.randperm(flow.shape[0])
+            logits = model.member_logits(lam * flow + (1.0 - lam) * flow[perm])  # (E, B, C)
+            flat = logits.reshape(-1, logits.shape[-1])
+            ce = torch.nn.functional.cross_entropy
+            loss = (lam * ce(flat, labels.repeat(model.members), reduction="sum")
+                    + (1.0 - lam) * ce(flat, labels[perm].repeat(model.members), reduction="sum")) / labels.shape[0]
+            return loss, torch.log_softmax(logits, dim=-1).mean(dim=0)
+
+        model.training_loss = training_loss
+        return model
 
 
 def take(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
@@ -129,11 +182,15 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
               settings: tuple[str, ...] = SETTINGS, shared: tuple[str, ...] = (),
               framed_x: dict[str, np.ndarray] | None = None,
               jittered_x: tuple[dict[str, np.ndarray], ...] = (),
-              remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None) -> dict[str, Job]:
+              remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None,
+              near_x: tuple[dict[str, np.ndarray], ...] = (),
+              video_x: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Job]:
     """The models of one fold, one per training set; fold seed as `mestream train --dataset casme2` gives
     this subject. `shared`: the subjects that have frames (setting e drops their composite images);
     `jittered_x`: the live clips re-cut to their jittered windows (setting k); `remade_x`: setting -> (the live
-    inputs as they come, re-cut) made that setting's way (REMADE)."""
+    inputs as they come, re-cut) made that setting's way (REMADE); `near_x`: the live clips' re-cut flow to the
+    sampled frames nearest the apex, before and after (setting q); `video_x`: VIDEO_TESTS name -> the live clips'
+    inputs from their tracked test videos, tested on (j)'s and (q)'s models."""
     from trainer.train import fold_seed
 
     c_subj, l_subj = np.asarray(comp.subjects), np.asarray(live.subjects)
@@ -182,6 +239,18 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
         jobs["M"] = Job(family, joined(take(framed_x, l_train), take(live_x, l_train), take(comp_x, c_casme)),
                         np.concatenate([live.labels[l_train], live.labels[l_train], comp.labels[c_casme]]),
                         {"m": framed_test}, s, 3)
+    if "r" in settings:
+        jobs["R"] = Job(family, joined(*j_train), j_labels, {"r": framed_test}, s, 3, mixup=R_ALPHA)
+    if "q" in settings:  # apex error as augmentation: the onset against frames ~20-25 ms from the apex
+        jobs["Q"] = Job(family, joined(*j_train, *(take(x, l_train) for x in near_x)),
+                        np.concatenate([j_labels, *[live.labels[l_train]] * len(near_x)]),
+                        {"q": framed_test, "q-near-0": take(near_x[0], l_test), "q-near-1": take(near_x[1], l_test)},
+                        s, 3)
+        if "J" in jobs:
+            jobs["J"].tests.update({"j-near-0": take(near_x[0], l_test), "j-near-1": take(near_x[1], l_test)})
+    for key in ("j", "q"):
+        if key.upper() in jobs:
+            jobs[key.upper()].tests.update({f"{key}-{t}": take(x, l_test) for t, x in (video_x or {}).items()})
     for key, (uncut_x, recut_x) in (remade_x or {}).items():  # (j)'s recipe, every live input made another way
         jobs[key.upper()] = Job(family, joined(take(recut_x, l_train), take(uncut_x, l_train), take(comp_x, c_train)),
                                 j_labels, {key: take(recut_x, l_test)}, s, 3)
@@ -198,11 +267,13 @@ def scores(labels: np.ndarray, logits: np.ndarray) -> dict:
 def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed: int, workers: int,
              settings: tuple[str, ...] = SETTINGS, framed_x: dict[str, np.ndarray] | None = None,
              jittered_x: tuple[dict[str, np.ndarray], ...] = (),
-             remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None) -> dict:
+             remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None,
+             near_x: tuple[dict[str, np.ndarray], ...] = (),
+             video_x: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
     """Pooled logits of every setting for one seed, then its scores."""
     jobs = {(subj, m): job for subj in subjects
             for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects),
-                                      framed_x, jittered_x, remade_x).items()}
+                                      framed_x, jittered_x, remade_x, near_x, video_x).items()}
     results: dict[tuple[str, str], dict] = {}
     if workers <= 1:
         results = {key: run_job(job) for key, job in jobs.items()}
@@ -218,9 +289,13 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
     form = {k: (comp if k in COMPOSITE_TESTS else live) for k in settings}  # which form each setting is tested on
     tested = {k: (comp_idx if k in COMPOSITE_TESTS else live_idx) for k in settings}
     logits = {k: np.zeros((len(form[k]), 3), np.float32) for k in settings}
+    near = {f"{k}-{i}": np.zeros((len(live), 3), np.float32) for k in settings if k.endswith("-near") for i in (0, 1)}
     for (subj, _model), predicted in results.items():
         for k, values in predicted.items():
-            logits[k][np.flatnonzero(np.asarray(form[k].subjects) == subj)] = values
+            target = near if k in near else logits
+            target[k][np.flatnonzero(np.asarray((live if k in near else form[k]).subjects) == subj)] = values
+    for k in [k for k in settings if k.endswith("-near")]:  # log of the mean probability of before and after
+        logits[k] = np.log((softmax(near[f"{k}-0"]) + softmax(near[f"{k}-1"])) / 2).astype(np.float32)
     if "j-tta" in settings:  # log of the mean probability: its argmax and softmax are the average's
         logits["j-tta"] = np.log((softmax(logits["j"]) + softmax(logits["j-uncut"])) / 2).astype(np.float32)
     out = {k: scores(form[k].labels[tested[k]], logits[k][tested[k]]) for k in settings}
@@ -423,6 +498,67 @@ def remade_samples(live, prep_dir: Path, setting: str):
     return replace(live, flow=np.stack(uncut)), replace(live, flow=np.stack(recut))
 
 
+def near_apex_samples(live, prep_dir: Path) -> tuple:
+    """(before, after) copies of the live samples whose flow runs from the onset to the prepared clip frame
+    (trainer/prep.py `clip`, spread from onset to offset) nearest the apex on that side, strictly between onset
+    and offset (the apex where none is), re-cut as the classify stage cuts: the onset against a frame ~20-25 ms
+    from the coder's apex, as a spotter's apex may be."""
+    import cv2
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
+    from trainer.prep import PrepParams, sample_frames
+
+    params = PrepParams()
+    before, after = [], []
+    for subject, name in zip(live.subjects, live.names):
+        with np.load(prep_dir / subject / f"{name}.npz") as d:
+            onset, apex, offset = (int(v) for v in d["frames"])
+            numbers = sample_frames(onset, offset, len(d["clip"]))
+            grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in d["clip"]]
+            sides = ([i for i, n in enumerate(numbers) if onset < n < apex][-1:],
+                     [i for i, n in enumerate(numbers) if apex < n < offset][:1])
+            for out, side in zip((before, after), sides):
+                target = grey[side[0]] if side else d["apex_crop"]
+                out.append(composite_flow_input(d["onset_crop"], target, params.flow, 28, COMPOSITE_WINDOW))
+    return replace(live, flow=np.stack(before).astype(np.float32)), replace(live, flow=np.stack(after).astype(np.float32))
+
+
+def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool):
+    """The live samples with their flow cut, as the classify stage cuts it (re-cut), from the aligned crops of each
+    clip's test video that benchmarks/spotting_real.py tracked under WORK/cache (protocol, fps, seed 0): at the
+    onset and apex the live spot stage (default SpotParams) gives the event that overlaps the truth most, or, when
+    `spotted` is False or no event overlaps, at the sheet's. Returns (samples, names of the clips on the sheet's)."""
+    from spotting_real import spot
+
+    from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
+    from edge.spotting.metrics import Interval, iou
+    from edge.spotting.params import SpotParams
+    from edge.spotting.regional import RegionalSpotter
+    from trainer.prep import PrepParams
+    from trainer.spotting.features import load_tracked
+
+    params, flows, on_sheet = PrepParams(), [], []
+    for subject, name in zip(live.subjects, live.names):
+        stem = name if name.startswith(f"{subject}_") else f"{subject}_{name}"
+        path = work / "cache" / f"{stem}_{protocol}_{fps:g}_0.npz"
+        if not path.is_file():
+            raise SystemExit(f"--spot-work: {path} does not exist; run benchmarks/spotting_real.py --work {work} "
+                             f"--protocol {protocol} --fps {fps:g} for both sets first")
+        video, extra = load_tracked(path, stem)
+        onset, offset, apex = (int(v) for v in extra["truth"])
+        if spotted:
+            events, _, _ = spot(RegionalSpotter(SpotParams()), video.face_messages())
+            truth = Interval(onset, offset, "micro", apex)
+            overlap = [(iou(e, truth), e) for e in events if e.apex is not None]
+            best = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
+            if best[0] > 0:
+                onset, apex = best[1].onset, best[1].apex
+            else:
+                on_sheet.append(name)
+        flows.append(composite_flow_input(video.crops[onset], video.crops[apex], params.flow, 28, COMPOSITE_WINDOW))
+    return replace(live, flow=np.stack(flows).astype(np.float32)), on_sheet
+
+
 def load(assets: Path, prep_dir: Path, workers: int):
     from trainer.data.clips import load_training_samples
     from trainer.data.megc2019 import load_megc2019
@@ -475,10 +611,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
-                        choices=sorted(k for k in MEANING if k not in J_TESTS), help=f"(j) also scores {J_TESTS}")
+                        choices=sorted(k for k in MEANING if k not in J_TESTS + tuple(NEAR.values()) and k.count("-") == 0),
+                        help=f"(j) also scores {J_TESTS}; (q) also scores {tuple(NEAR.values())}")
     parser.add_argument("--shipped", action="store_true",
                         help="only score the shipped artifact's weights on both forms (OUT/shipped.json)")
     parser.add_argument("--prep-dir", type=Path, default=None, help="default: OUT's parent/.mestream-prep/casme2")
+    parser.add_argument("--spot-work", type=Path, default=None,
+                        help="benchmarks/spotting_real.py's --work: also test (j) and (q) end to end on the clips' "
+                             "tracked test videos (VIDEO_TESTS)")
     parser.add_argument("--rescore", action="store_true",
                         help="train nothing: add the subject intervals and the ensemble's wrong clips to "
                              "OUT/cross_form.json of an earlier run and write its OUT/cross_form.md again")
@@ -505,6 +645,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shipped artifact, {key}: UF1 {s['uf1']:.4f} UAR {s['uar']:.4f} (n={s['n']})")
         return 0
     settings = tuple(args.settings) + (J_TESTS if "j" in args.settings else ())
+    if "q" in settings:
+        settings += tuple(NEAR[k] for k in ("j", "q") if k in settings)
+    near_x = tuple(prepare_inputs(family, x) for x in near_apex_samples(live, prep_dir)) if "q" in settings else ()
+    video_x = {}
+    if args.spot_work is not None and {"j", "q"} & set(settings):
+        for t, (protocol, fps, spotted) in VIDEO_TESTS.items():
+            samples, on_sheet = video_samples(live, args.spot_work, protocol, fps, spotted)
+            video_x[t] = prepare_inputs(family, samples)
+            print(f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips from the video's own onset and apex"
+                  + (f"; on the sheet's (no event overlaps the truth): {', '.join(on_sheet)}" if spotted else ""))
+        settings += tuple(f"{k}-{t}" for k in ("j", "q") if k in settings for t in VIDEO_TESTS)
     remade_x = {k: tuple(prepare_inputs(family, x) for x in remade_samples(live, prep_dir, k))
                 for k in REMADE if k in settings}
     by_seed = {}
@@ -512,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         jittered_x = tuple(prepare_inputs(family, j) for j in jittered_samples(live, prep_dir, seed)) \
             if "k" in settings else ()
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 settings, framed_x, jittered_x, remade_x)
+                                 settings, framed_x, jittered_x, remade_x, near_x, video_x)
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f} / TUNE "
                                            f"{by_seed[seed][f'{k}_tune']['uf1']:.4f} / EVAL "
                                            f"{by_seed[seed][f'{k}_eval']['uf1']:.4f}" for k in settings),

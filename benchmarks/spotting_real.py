@@ -15,8 +15,8 @@ Subjects are split once, here, into TUNE (choose parameters on these) and EVAL (
 on them). Reported per subject and pooled over clips: recall (the truth interval hit by a micro event with
 IoU >= 0.5; pooled, also its 95% interval with the subjects drawn again), "any" (hit by an event of either
 kind), extra events per clip (events not matching the truth: the target is at most 0.1), events outside the
-truth (no overlap at all), onset and offset errors in ms of the event that overlaps the truth most (median,
-and median absolute), and the kind of that event. --plots draws the motion signal, threshold, truth and events
+truth (no overlap at all), onset, offset and apex errors in ms of the event that overlaps the truth most (median,
+and median absolute; the apex error is what the classifier's input carries), and the kind of that event. --plots draws the motion signal, threshold, truth and events
 of every clip that was missed.
 """
 
@@ -145,11 +145,14 @@ def score_clip(events: list, truth, fps: float) -> dict:
     hit_micro = any(v >= IOU_HIT and e.kind == "micro" for e, v in zip(events, ious))
     row = {"hit": hit_micro, "hit_any": hit_any, "extra": len(events) - (1 if hit_any else 0),
            "outside": sum(1 for v in ious if v == 0.0), "events": [[e.onset, e.offset, e.kind] for e in events],
-           "truth": [truth.onset, truth.offset], "kind": None, "onset_ms": None, "offset_ms": None}
+           "truth": [truth.onset, truth.offset], "kind": None, "onset_ms": None, "offset_ms": None,
+           "apex_ms": None}
     if best is not None and ious[best] > 0:
         e = events[best]
         row.update(kind=e.kind, onset_ms=round((e.onset - truth.onset) * 1000.0 / fps, 1),
                    offset_ms=round((e.offset - truth.offset) * 1000.0 / fps, 1), iou=round(ious[best], 3))
+        if e.apex is not None and truth.apex is not None:
+            row["apex_ms"] = round((e.apex - truth.apex) * 1000.0 / fps, 1)
     return row
 
 
@@ -157,6 +160,7 @@ def summary(rows: list[dict]) -> dict:
     n = len(rows)
     on = [r["onset_ms"] for r in rows if r["onset_ms"] is not None]
     off = [r["offset_ms"] for r in rows if r["offset_ms"] is not None]
+    apex = [r["apex_ms"] for r in rows if r.get("apex_ms") is not None]
     kinds = [r["kind"] for r in rows if r["kind"] is not None]
 
     def med(v):
@@ -168,6 +172,7 @@ def summary(rows: list[dict]) -> dict:
             "outside_per_clip": round(sum(r["outside"] for r in rows) / max(n, 1), 3),
             "onset_ms": med(on), "onset_abs_ms": med(np.abs(on).tolist() if on else []),
             "offset_ms": med(off), "offset_abs_ms": med(np.abs(off).tolist() if off else []),
+            "apex_ms": med(apex), "apex_abs_ms": med(np.abs(apex).tolist() if apex else []),
             "micro_share": round(kinds.count("micro") / len(kinds), 3) if kinds else None}
 
 
@@ -269,7 +274,7 @@ def main() -> int:
     variants = parse_variants(args.variant)
     results: dict = {}
     print(f"{'variant':22s} {'set':4s} {'proto':5s} {'fps':>4s} {'clips':>5s} {'recall':>6s} {'any':>5s} {'extra':>5s} "
-          f"{'outside':>7s} {'onset ms':>9s} {'offset ms':>9s} {'micro':>5s} {'CPU ms':>6s} {'recall 95%':>11s}")
+          f"{'outside':>7s} {'onset ms':>9s} {'offset ms':>9s} {'micro':>5s} {'CPU ms':>6s} {'recall 95%':>11s} {'|apex| ms':>9s}")
     for set_name in args.sets:
         try:
             clips = load_clips(Path(args.assets) if args.assets else Path("."), set_name, args.dataset, args.frames, args.sheet)
@@ -308,7 +313,7 @@ def main() -> int:
                     print(f"{name:22s} {set_name:4s} {protocol:5s} {fps:4g} {p['clips']:5d} {p['recall']:6.3f} "
                           f"{p['recall_any']:5.3f} {p['extra_per_clip']:5.2f} {p['outside_per_clip']:7.2f} "
                           f"{str(p['onset_ms']):>9s} {str(p['offset_ms']):>9s} {str(p['micro_share']):>5s} {cpu_ms:6.2f} "
-                          f"{p['recall_95'][0]:5.3f}-{p['recall_95'][1]:5.3f}", flush=True)
+                          f"{p['recall_95'][0]:5.3f}-{p['recall_95'][1]:5.3f} {str(p['apex_abs_ms']):>9s}", flush=True)
                     if args.per_subject:
                         for s, q in per_subject.items():
                             print(f"{'':22s} {s:>10s} {'':>4s} {q['clips']:5d} {q['recall']:6.3f} {q['recall_any']:5.3f} "

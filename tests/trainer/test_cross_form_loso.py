@@ -199,3 +199,59 @@ def test_run_seed_pools_each_setting_on_its_own_form(monkeypatch):
     assert out["a"]["n"] == 3 and out["c"]["n"] == 3 and out["a"]["acc"] == 1.0 and out["f"]["acc"] == 1.0
     assert out["matched_clips"] == 2 and out["c_matched"]["n"] == 2
     assert out["per_subject"]["sub02"] == {"n_composite": 1, "n_live": 2, **{f"acc_{k}": 1.0 for k in "abcdef"}}
+
+
+def test_setting_q_adds_the_others_near_apex_clips_and_j_and_q_are_tested_on_the_near_apex_and_video_inputs():
+    cf = _module()
+    comp = _samples(["sub01", "sub02"], ["casme2", "casme2"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    framed = {"flow": live.flow + 100}  # tags 200..203
+    near = ({"flow": live.flow + 200}, {"flow": live.flow + 300})  # tags 300..303, 400..403
+    video = {"spot": {"flow": live.flow + 400}}  # tags 500..503
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("j", "q"), framed_x=framed, near_x=near, video_x=video)
+    assert tag(jobs["Q"].train) == [1, 100, 103, 200, 203, 300, 303, 400, 403] and len(jobs["Q"].labels) == 9
+    assert tag(jobs["Q"].tests["q"]) == [201, 202]  # tested on the re-cut input at the sheet's apex, as (j)
+    assert tag(jobs["Q"].tests["q-near-0"]) == [301, 302] and tag(jobs["J"].tests["j-near-1"]) == [401, 402]
+    assert tag(jobs["J"].tests["j-spot"]) == [501, 502] and tag(jobs["Q"].tests["q-spot"]) == [501, 502]
+
+
+def test_the_near_apex_reading_is_the_mean_probability_of_the_frames_before_and_after(monkeypatch):
+    cf = _module()
+    comp = _samples(["sub02"], ["casme2"], offset=0)
+    live = _samples(["sub02", "sub02"], ["casme2"] * 2, offset=100)
+    live.labels = np.array([0, 1])
+
+    def narrow(job):  # before: both clips right and sure; after: both narrowly wrong
+        before = np.log(np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]], np.float32))
+        after = np.log(np.array([[0.3, 0.4, 0.3], [0.4, 0.3, 0.3]], np.float32))
+        return {key: {"q-near-0": before, "q-near-1": after}.get(key, before) for key in job.tests}
+
+    monkeypatch.setattr(cf, "run_job", narrow)
+    near = ({"flow": live.flow}, {"flow": live.flow})
+    out = cf.run_seed("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, ["sub02"], 0, workers=1,
+                      settings=("q", "q-near"), framed_x={"flow": live.flow}, near_x=near)
+    assert out["q-near"]["acc"] == 1.0 and out["q-near"]["n"] == 2
+
+
+def test_setting_r_trains_js_set_with_mixup_and_predicts_as_the_family_does():
+    import torch
+
+    cf = _module()
+    comp = _samples(["sub01", "sub02"], ["casme2", "casme2"], offset=0)
+    live = _samples(["sub02", "sub01"], ["casme2"] * 2, offset=100)
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("j", "r"), framed_x={"flow": live.flow + 100})
+    assert tag(jobs["R"].train) == tag(jobs["J"].train) and jobs["R"].mixup == cf.R_ALPHA and jobs["J"].mixup == 0.0
+    from trainer.models.registry import get_family
+
+    family = get_family("ststnorm")
+    torch.manual_seed(0)
+    mixed = cf.MixupBuild(family.build, cf.R_ALPHA)(3)
+    flow, labels = torch.rand(6, 3, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss, _ = mixed.training_loss({"flow": flow}, labels)
+    assert torch.isfinite(loss) and loss.requires_grad
+    plain = family.build(3)
+    plain.load_state_dict(mixed.state_dict())  # after the step: batch norm's running statistics moved
+    mixed.eval(), plain.eval()
+    assert torch.allclose(mixed(flow), plain(flow))  # mixup only changes training

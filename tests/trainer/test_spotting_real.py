@@ -22,3 +22,17 @@ def test_the_recall_interval_spans_the_subjects_recalls_and_is_a_point_when_all_
     assert 0.5 <= low < high <= 1.0  # b alone recalls 0.5, a alone 1.0
     assert sr.recall_interval(rows, draws=500) == [low, high]
     assert sr.recall_interval([{"subject": s, "hit": True} for s in "abc"], draws=50) == [1.0, 1.0]
+
+
+def test_a_clip_row_carries_the_apex_error_of_the_event_that_overlaps_the_truth_most():
+    from edge.spotting.metrics import Interval
+
+    sr = _module()
+    truth = Interval(100, 160, "micro", 130)
+    events = [Interval(10, 20, "micro", 15), Interval(104, 158, "micro", 140)]
+    row = sr.score_clip(events, truth, fps=200.0)
+    assert row["apex_ms"] == 50.0  # 10 frames late at 200 fps; the far event is not the one measured
+    assert sr.score_clip([], truth, fps=200.0)["apex_ms"] is None
+    rows = [{**row, "subject": "a"}, {**sr.score_clip([Interval(100, 160, "micro", 126)], truth, 200.0), "subject": "a"}]
+    pooled = sr.summary(rows)
+    assert pooled["apex_ms"] == 15.0 and pooled["apex_abs_ms"] == 35.0  # median of +50 and -20 ms
