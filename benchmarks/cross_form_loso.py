@@ -1,7 +1,8 @@
 """Cross-form LOSO: models judged on what the live pipeline feeds them (issue 18, items 1 and 2).
 
     python benchmarks/cross_form_loso.py --assets $MESTREAM_ASSETS --out runs/cross_form [--model ststnorm]
-        [--seeds 0 1 2] [--workers 2] [--prep-dir runs/.mestream-prep/casme2]
+        [--seeds 0 1 2] [--workers 2] [--prep-dir runs/.mestream-prep/casme2] [--settings j ...]
+        [--spot-work WORK [--spot-option apex_frac=0.5 ...]] [--models DIR]
 
 For every CASME II subject that is both in the composite and in casme2_cropped (3 classes, megc2019-3class),
 one fold holds that subject out and trains, with the family's fixed recipe and nothing chosen by a test
@@ -127,6 +128,7 @@ class Job:
     num_classes: int
     epochs: int | None = None  # None: the family's recipe
     mixup: float = 0.0  # (r): Beta(mixup, mixup) batch mixing; 0 = none
+    model_path: str | None = None  # --models: the trained weights, loaded from there when present, else saved there
 
 
 def run_job(job: Job) -> dict[str, np.ndarray]:
@@ -138,8 +140,19 @@ def run_job(job: Job) -> dict[str, np.ndarray]:
         family = replace(family, build=MixupBuild(family.build, job.mixup))
     names = [spec.name for spec in family.inputs]
     recipe = family.recipe if job.epochs is None else replace(family.recipe, epochs=job.epochs)
-    trained = train_model(family, job.train, job.labels, None, recipe, job.seed, job.num_classes)
-    return {key: predict(trained.model, arrays, names) for key, arrays in job.tests.items()}
+    path = Path(job.model_path) if job.model_path else None
+    if path is not None and path.is_file():
+        import torch
+
+        model = family.build(job.num_classes)
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+    else:
+        model = train_model(family, job.train, job.labels, None, recipe, job.seed, job.num_classes).model
+        if path is not None:
+            import torch
+
+            torch.save(model.state_dict(), path)
+    return {key: predict(model, arrays, names) for key, arrays in job.tests.items()}
 
 
 class MixupBuild:
@@ -269,11 +282,16 @@ def run_seed(family: str, comp, comp_x, live, live_x, subjects: list[str], seed:
              jittered_x: tuple[dict[str, np.ndarray], ...] = (),
              remade_x: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None,
              near_x: tuple[dict[str, np.ndarray], ...] = (),
-             video_x: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
-    """Pooled logits of every setting for one seed, then its scores."""
+             video_x: dict[str, dict[str, np.ndarray]] | None = None, models: Path | None = None) -> dict:
+    """Pooled logits of every setting for one seed, then its scores. `models`: a folder the fold models are
+    saved to, or loaded from where they are already there (same recipe and inputs: use a new folder otherwise)."""
     jobs = {(subj, m): job for subj in subjects
             for m, job in fold_jobs(family, comp, comp_x, live, live_x, subj, seed, settings, tuple(subjects),
                                       framed_x, jittered_x, remade_x, near_x, video_x).items()}
+    if models is not None:
+        models.mkdir(parents=True, exist_ok=True)
+        jobs = {(subj, m): replace(job, model_path=str(models / f"{family}-{m}-{subj}-seed{seed}.pt"))
+                for (subj, m), job in jobs.items()}
     results: dict[tuple[str, str], dict] = {}
     if workers <= 1:
         results = {key: run_job(job) for key, job in jobs.items()}
@@ -523,11 +541,12 @@ def near_apex_samples(live, prep_dir: Path) -> tuple:
     return replace(live, flow=np.stack(before).astype(np.float32)), replace(live, flow=np.stack(after).astype(np.float32))
 
 
-def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool):
+def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, spot_options: dict | None = None):
     """The live samples with their flow cut, as the classify stage cuts it (re-cut), from the aligned crops of each
     clip's test video that benchmarks/spotting_real.py tracked under WORK/cache (protocol, fps, seed 0): at the
     onset and apex the live spot stage (default SpotParams) gives the event that overlaps the truth most, or, when
-    `spotted` is False or no event overlaps, at the sheet's. Returns (samples, names of the clips on the sheet's)."""
+    `spotted` is False or no event overlaps, at the sheet's. `spot_options`: SpotParams fields other than the
+    defaults. Returns (samples, names of the clips on the sheet's)."""
     from spotting_real import spot
 
     from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
@@ -547,7 +566,7 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool):
         video, extra = load_tracked(path, stem)
         onset, offset, apex = (int(v) for v in extra["truth"])
         if spotted:
-            events, _, _ = spot(RegionalSpotter(SpotParams()), video.face_messages())
+            events, _, _ = spot(RegionalSpotter(SpotParams(**(spot_options or {}))), video.face_messages())
             truth = Interval(onset, offset, "micro", apex)
             overlap = [(iou(e, truth), e) for e in events if e.apex is not None]
             best = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
@@ -557,6 +576,27 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool):
                 on_sheet.append(name)
         flows.append(composite_flow_input(video.crops[onset], video.crops[apex], params.flow, 28, COMPOSITE_WINDOW))
     return replace(live, flow=np.stack(flows).astype(np.float32)), on_sheet
+
+
+def parse_spot_options(pairs: list[str]) -> dict:
+    """["apex_frac=0.95", ...] -> {"apex_frac": 0.95}; each field must be one of SpotParams'."""
+    from dataclasses import fields
+
+    from edge.spotting.params import SpotParams
+
+    known = {f.name: f.type for f in fields(SpotParams)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--spot-option {pair!r}: expected FIELD=VALUE with FIELD one of SpotParams' fields, "
+                             "e.g. apex_frac=0.95")
+        try:
+            out[key] = int(value) if known[key] in ("int", int) else float(value)
+        except ValueError:
+            raise SystemExit(f"--spot-option {pair!r}: {value!r} is not a number; expected e.g. apex_frac=0.95") from None
+    SpotParams(**out)  # its own range checks
+    return out
 
 
 def load(assets: Path, prep_dir: Path, workers: int):
@@ -619,6 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spot-work", type=Path, default=None,
                         help="benchmarks/spotting_real.py's --work: also test (j) and (q) end to end on the clips' "
                              "tracked test videos (VIDEO_TESTS)")
+    parser.add_argument("--spot-option", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a SpotParams field for --spot-work's spotter, e.g. apex_frac=0.95 (repeatable)")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="save every fold model here, or load it where it is already there: test other inputs "
+                             "without training again (use a new folder when the recipe or the inputs change)")
     parser.add_argument("--rescore", action="store_true",
                         help="train nothing: add the subject intervals and the ensemble's wrong clips to "
                              "OUT/cross_form.json of an earlier run and write its OUT/cross_form.md again")
@@ -648,13 +693,14 @@ def main(argv: list[str] | None = None) -> int:
     if "q" in settings:
         settings += tuple(NEAR[k] for k in ("j", "q") if k in settings)
     near_x = tuple(prepare_inputs(family, x) for x in near_apex_samples(live, prep_dir)) if "q" in settings else ()
-    video_x = {}
+    video_x, spot_options = {}, parse_spot_options(args.spot_option)
     if args.spot_work is not None and {"j", "q"} & set(settings):
         for t, (protocol, fps, spotted) in VIDEO_TESTS.items():
-            samples, on_sheet = video_samples(live, args.spot_work, protocol, fps, spotted)
+            samples, on_sheet = video_samples(live, args.spot_work, protocol, fps, spotted, spot_options)
             video_x[t] = prepare_inputs(family, samples)
-            print(f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips from the video's own onset and apex"
-                  + (f"; on the sheet's (no event overlaps the truth): {', '.join(on_sheet)}" if spotted else ""))
+            print(f"({t}) {len(live)} clips at the sheet's onset and apex" if not spotted else
+                  f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips at the spotter's onset and apex"
+                  + (f"; at the sheet's (no event overlaps the truth): {', '.join(on_sheet)}" if on_sheet else ""))
         settings += tuple(f"{k}-{t}" for k in ("j", "q") if k in settings for t in VIDEO_TESTS)
     remade_x = {k: tuple(prepare_inputs(family, x) for x in remade_samples(live, prep_dir, k))
                 for k in REMADE if k in settings}
@@ -663,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         jittered_x = tuple(prepare_inputs(family, j) for j in jittered_samples(live, prep_dir, seed)) \
             if "k" in settings else ()
         by_seed[seed] = run_seed(args.model, comp, comp_x, live, live_x, subjects, seed, args.workers,
-                                 settings, framed_x, jittered_x, remade_x, near_x, video_x)
+                                 settings, framed_x, jittered_x, remade_x, near_x, video_x, args.models)
         print(f"seed {seed}: " + ", ".join(f"({k}) UF1 {by_seed[seed][k]['uf1']:.4f} / TUNE "
                                            f"{by_seed[seed][f'{k}_tune']['uf1']:.4f} / EVAL "
                                            f"{by_seed[seed][f'{k}_eval']['uf1']:.4f}" for k in settings),

@@ -2,8 +2,8 @@
 
 The spotter triggers on the lagged signal s(t) (motion between t - k and t) crossing a threshold computed
 over the quiet part of the window, then follows the displacement d(j) of every frame j from a reference
-frame taken just before the motion began. The apex is where d peaks; the onset is the last frame before
-the apex still near the reference, the offset the first one after it that has come back. An expression
+frame taken just before the motion began. d peaks at apex_index; the onset is the last frame before
+the peak still near the reference (the apex an interval carries is reached_index's, SpotParams.apex_frac), the offset the first one after it that has come back. An expression
 that does not come back within 0.5 s is a macro-expression.
 """
 
@@ -40,6 +40,14 @@ def robust_threshold(values: np.ndarray, z: float, floor: float) -> float:
 
 def apex_index(d: np.ndarray) -> int:
     return int(np.argmax(d))
+
+
+def reached_index(d: np.ndarray, frac: float, start: int = 0) -> int:
+    """The first index from `start` on whose displacement reaches `frac` of the peak (the peak's own index
+    when frac is 1). `start` at or before the peak."""
+    if frac >= 1.0:
+        return apex_index(d)
+    return start + int(np.flatnonzero(d[start:] >= frac * float(d.max()))[0])
 
 
 def rest_level(d: np.ndarray, return_frac: float, noise: float) -> float:

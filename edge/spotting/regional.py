@@ -3,8 +3,9 @@
 A ring buffer holds the aligned crops of the current window. Per frame the lagged motion signal s(t)
 (regional residual motion between t - k and t, k = lag_s at the stream's real fps) is compared with an
 adaptive threshold over the quiet part of the window. When it crosses, the spotter takes the frame just
-before the motion as a reference and follows every frame's displacement from it: the apex is where that
-displacement peaks, the onset the last frame before the apex still at rest. The event ends when the face
+before the motion as a reference and follows every frame's displacement from it: the displacement peaks, the
+onset is the last frame before the peak still at rest, and the apex sent on (the frame the classifier's flow runs
+to) the first frame from the onset at apex_frac of the peak. The event ends when the face
 has stopped moving for settle_s (s back at the noise level), whatever state it is then in: after a real
 micro-expression the face seldom returns exactly to where it started (benchmarks/results/spotting_real.md);
 or earlier, when the displacement has come back to rest. A face held far away from the reference (a smile)
@@ -45,7 +46,15 @@ import numpy as np
 from edge.array_ring import ArrayRing, ValueWindow
 from edge.messages import Message, status
 from edge.spotting.continuity import restart_reason, starting_fps
-from edge.spotting.intervals import has_returned, interval_message, kind_of, median, onset_index, robust_threshold
+from edge.spotting.intervals import (
+    has_returned,
+    interval_message,
+    kind_of,
+    median,
+    onset_index,
+    reached_index,
+    robust_threshold,
+)
 from edge.spotting.params import SpotParams
 from edge.spotting.signal import BLINK_MASK, LOWER_FACE, RegionMotion, eye_aspect_ratio, is_lid_sweep
 
@@ -351,8 +360,8 @@ class RegionalSpotter:
         return self._close_event(d[: end - ev.ref], released)
 
     def _candidate(self, d: np.ndarray) -> list[Message]:
-        """Speculation: once the displacement has fallen to candidate_frac of its peak, the apex (argmax) and
-        the onset (which depends only on d up to the apex and on the peak) are what _close_event will take
+        """Speculation: once the displacement has fallen to candidate_frac of its peak, the apex and the onset
+        (which depend only on d up to the peak and on the peak) are what _close_event will take
         unless a higher peak comes, so send them now: infer computes the flow while the face returns to rest
         and publishes at once when the "interval" with the same onset and apex arrives."""
         p, ev = self.params, self._event
@@ -362,8 +371,8 @@ class RegionalSpotter:
         if (apex_i == len(d) - 1 or d[-1] > p.candidate_frac * peak or float(confirm.max()) < ev.threshold
                 or self._only_a_blink(ev, confirm)):
             return []
-        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest)
-        apex_n = ev.ref + 1 + apex_i
+        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.onset_frac, ev.rest)
+        apex_n = ev.ref + 1 + reached_index(d, p.apex_frac, max(onset_n - ev.ref - 1, 0))  # as _close_event will
         if ev.candidate == (onset_n, apex_n):
             return []
         ev.candidate = (onset_n, apex_n)
@@ -402,8 +411,9 @@ class RegionalSpotter:
             return []
         if p.head_ratio > 0 and max(self._frame(j).head for j in range(ev.ref + 1, end + 1)) > p.head_ratio * peak:
             return []  # the head moved far more than the face did: what is left is the head motion's leak
-        onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.return_frac, ev.rest))
-        apex = self._frame(ev.ref + 1 + apex_i)
+        onset_i = onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.onset_frac, ev.rest)  # 0 = the reference
+        onset = self._frame(ev.ref + onset_i)
+        apex = self._frame(ev.ref + 1 + reached_index(d, p.apex_frac, max(onset_i - 1, 0)))
         offset = self._frame(end)
         # the rise that decides the kind ends where the displacement first reaches rise_frac of its peak: after
         # its apex a real face drifts on slowly, and the argmax then comes late

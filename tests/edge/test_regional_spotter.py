@@ -363,3 +363,29 @@ def test_a_micro_expression_that_starts_before_a_blink_is_still_found():
     found = intervals(spot(faces))
     assert [f.kind for f in found] == ["micro"]
     assert iou(found[0], Interval(58, 67, "micro", 62)) >= 0.5
+
+
+def test_the_apex_is_in_the_rise_not_at_the_late_peak_of_a_drift_after_it():
+    # a 2.5 px rise over 120 ms, then a slow 0.8 px drift the same way: the displacement peaks late
+    faces = make_faces(380, fps=200.0, events=[(200, 224, 262, 300, 2.5), (224, 280, 280, 300, 0.8)])
+    late = intervals(spot(faces, SpotParams(apex_frac=1.0)))
+    early = intervals(spot(faces))  # the default: the first frame at half the peak
+    assert len(late) == len(early) == 1
+    assert late[0].apex >= 260 and 204 <= early[0].apex <= 230
+    assert (early[0].onset, early[0].offset, early[0].kind) == (late[0].onset, late[0].offset, late[0].kind)
+
+
+def test_a_lower_onset_frac_moves_the_onset_earlier_in_the_rise_and_nothing_else():
+    faces = make_faces(330, fps=200.0, events=[(200, 224, 224, 260, 2.5)])
+    default = intervals(spot(faces))
+    low = intervals(spot(faces, SpotParams(onset_frac=0.05)))
+    assert len(default) == len(low) == 1
+    assert low[0].onset < default[0].onset and low[0].onset >= 195
+    assert (low[0].apex, low[0].offset) == (default[0].apex, default[0].offset)
+
+
+def test_the_apex_and_onset_fractions_are_checked():
+    with pytest.raises(MestreamError, match="apex_frac=0"):
+        SpotParams(apex_frac=0.0)
+    with pytest.raises(MestreamError, match="onset_frac=1.0"):
+        SpotParams(onset_frac=1.0)

@@ -255,3 +255,33 @@ def test_setting_r_trains_js_set_with_mixup_and_predicts_as_the_family_does():
     plain.load_state_dict(mixed.state_dict())  # after the step: batch norm's running statistics moved
     mixed.eval(), plain.eval()
     assert torch.allclose(mixed(flow), plain(flow))  # mixup only changes training
+
+
+def test_spot_options_must_name_a_spot_parameter_with_a_number_in_its_range():
+    cf = _module()
+    assert cf.parse_spot_options(["apex_frac=0.5", "onset_frac=0.15"]) == {"apex_frac": 0.5, "onset_frac": 0.15}
+    for bad, says in (("apex=0.5", "apex=0.5"), ("apex_frac=half", "'half' is not a number"), ("apex_frac", "FIELD=VALUE")):
+        with pytest.raises(SystemExit, match=says):
+            cf.parse_spot_options([bad])
+    from engines.errors import MestreamError
+
+    with pytest.raises(MestreamError, match="apex_frac=2.0"):
+        cf.parse_spot_options(["apex_frac=2"])
+
+
+def test_a_fold_model_is_saved_once_and_then_loaded_instead_of_trained_again(tmp_path, monkeypatch):
+    cf = _module()
+    rng = np.random.default_rng(0)
+    flow = rng.random((6, 3, 28, 28)).astype(np.float32)
+    path = tmp_path / "m.pt"
+    job = cf.Job("ststnorm", {"flow": flow}, np.array([0, 1, 2, 0, 1, 2]), {"t": {"flow": flow[:2]}}, 0, 3, epochs=1,
+                 model_path=str(path))
+    first = cf.run_job(job)["t"]
+    assert path.is_file()
+    import trainer.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(trainer.train, "train_model", refuse)
+    assert np.allclose(cf.run_job(job)["t"], first)
