@@ -544,15 +544,15 @@ def near_apex_samples(live, prep_dir: Path) -> tuple:
 def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, spot_options: dict | None = None):
     """The live samples with their flow cut, as the classify stage cuts it (re-cut), from the aligned crops of each
     clip's test video that benchmarks/spotting_real.py tracked under WORK/cache (protocol, fps, seed 0): at the
-    onset and apex the live spot stage (default SpotParams) gives the event that overlaps the truth most, or, when
+    onset crop's frame (header flow_onset) and the apex of the live spot stage's event (default SpotParams) that
+    overlaps the truth most, or, when
     `spotted` is False or no event overlaps, at the sheet's. `spot_options`: SpotParams fields other than the
     defaults. Returns (samples, names of the clips on the sheet's)."""
-    from spotting_real import spot
-
     from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
-    from edge.spotting.metrics import Interval, iou
+    from edge.spotting.metrics import Interval, intervals_of, iou
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
+    from edge.stages.base import drain, feed
     from trainer.prep import PrepParams
     from trainer.spotting.features import load_tracked
 
@@ -566,12 +566,21 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
         video, extra = load_tracked(path, stem)
         onset, offset, apex = (int(v) for v in extra["truth"])
         if spotted:
-            events, _, _ = spot(RegionalSpotter(SpotParams(**(spot_options or {}))), video.face_messages())
+            stage = RegionalSpotter(SpotParams(**(spot_options or {})))
+            stage.open()
+            try:
+                out = feed([stage], video.face_messages()) + drain([stage])
+            finally:
+                stage.close()
+            # the frame the onset crop comes from (header flow_onset), by the interval's onset, offset and apex
+            flow_onset = {(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["apex"]["seq"]):
+                          m.header.get("flow_onset", m.header["onset"])["seq"] for m in out if m.topic == "interval"}
             truth = Interval(onset, offset, "micro", apex)
-            overlap = [(iou(e, truth), e) for e in events if e.apex is not None]
+            overlap = [(iou(e, truth), e) for e in intervals_of(out) if e.apex is not None]
             best = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
             if best[0] > 0:
-                onset, apex = best[1].onset, best[1].apex
+                e = best[1]
+                onset, apex = flow_onset.get((e.onset, e.offset, e.apex), e.onset), e.apex
             else:
                 on_sheet.append(name)
         flows.append(composite_flow_input(video.crops[onset], video.crops[apex], params.flow, 28, COMPOSITE_WINDOW))

@@ -74,10 +74,12 @@ def kind_of(duration_s: float, rise_s: float, micro_max_s: float, micro_rise_s: 
     return "micro" if duration_s <= micro_max_s or (micro_rise_s > 0 and rise_s <= micro_rise_s) else "macro"
 
 
-def interval_message(kind: str, scores: dict[str, Any], fps: float, onset, apex, offset) -> Message:
+def interval_message(kind: str, scores: dict[str, Any], fps: float, onset, apex, offset, flow_onset=None) -> Message:
     """The "interval" message both spotters send: header (kind, their `scores` fields, fps, face box and
-    the seq / capture time of onset, apex, offset) and the onset and apex crops (plus the apex in colour
-    where the face stage sent one). The frames are any objects with seq, t_ns, box, crop and color."""
+    the seq / capture time of onset, apex, offset, and of flow_onset, the frame whose crop is sent as the onset
+    crop: the onset's unless given) and the onset and apex crops (plus the apex in colour where the face stage
+    sent one). The frames are any objects with seq, t_ns, box, crop and color."""
+    flow_onset = onset if flow_onset is None else flow_onset
     header = {
         "kind": kind,
         **scores,
@@ -86,8 +88,9 @@ def interval_message(kind: str, scores: dict[str, Any], fps: float, onset, apex,
         "onset": {"seq": onset.seq, "t_capture_ns": onset.t_ns},
         "apex": {"seq": apex.seq, "t_capture_ns": apex.t_ns},
         "offset": {"seq": offset.seq, "t_capture_ns": offset.t_ns},
+        "flow_onset": {"seq": flow_onset.seq, "t_capture_ns": flow_onset.t_ns},
     }
-    arrays = {"onset": onset.crop, "apex": apex.crop}
+    arrays = {"onset": flow_onset.crop, "apex": apex.crop}
     if apex.color is not None:
         arrays["apex_color"] = apex.color
     return Message("interval", header, arrays)

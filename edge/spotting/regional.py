@@ -377,7 +377,9 @@ class RegionalSpotter:
             return []
         ev.candidate = (onset_n, apex_n)
         onset, apex = self._frame(onset_n), self._frame(apex_n)
-        sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._source_fps, onset, apex, apex)
+        flow_onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.flow_onset_frac, ev.rest))
+        sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._source_fps, onset, apex,
+                                apex, flow_onset)
         arrays = {name: a.copy() for name, a in sent.arrays.items()}  # its crops are ring slots, soon reused
         return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
 
@@ -415,6 +417,7 @@ class RegionalSpotter:
         onset = self._frame(ev.ref + onset_i)
         apex = self._frame(ev.ref + 1 + reached_index(d, p.apex_frac, max(onset_i - 1, 0)))
         offset = self._frame(end)
+        flow_onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.flow_onset_frac, ev.rest))
         # the rise that decides the kind ends where the displacement first reaches rise_frac of its peak: after
         # its apex a real face drifts on slowly, and the argmax then comes late
         risen = ev.ref + 1 + int(np.flatnonzero(d >= p.rise_frac * peak)[0])
@@ -427,16 +430,17 @@ class RegionalSpotter:
         if released is not None:
             # one expression from the first onset: held, so micro only if the whole of it was short
             onset, apex = self._frame(released.onset), self._frame(released.apex)
+            flow_onset = onset
             kind = "micro" if self._seconds(onset.n, offset.n) <= p.micro_max_s else "macro"
         elif not ev.held and float(d[-1]) >= p.release_frac * peak:
             self._displaced = _Displaced(ev.ref, onset.n, apex.n, end, peak, ev.noise, ev.eyes_masked, scores)
         log.debug("%s interval seq %d..%d apex %d peak %.3f", kind, onset.seq, offset.seq, apex.seq, peak)
-        return [self._interval(kind, scores, onset, apex, offset, released)]
+        return [self._interval(kind, scores, onset, apex, offset, released, flow_onset)]
 
     def _interval(self, kind: str, scores: dict, onset: _Frame, apex: _Frame, offset: _Frame,
-                  revised: _Displaced | None = None) -> Message:
+                  revised: _Displaced | None = None, flow_onset: _Frame | None = None) -> Message:
         """The "interval" message, naming the displaced event it revises if any."""
-        out = interval_message(kind, scores, self._source_fps, onset, apex, offset)
+        out = interval_message(kind, scores, self._source_fps, onset, apex, offset, flow_onset)
         if revised is not None:
             out.header["revises"] = {"onset": self._frame(revised.onset).seq, "offset": self._frame(revised.end).seq}
         out.arrays = {name: a.copy() for name, a in out.arrays.items()}  # its crops are ring slots, soon reused

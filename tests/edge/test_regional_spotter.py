@@ -389,3 +389,14 @@ def test_the_apex_and_onset_fractions_are_checked():
         SpotParams(apex_frac=0.0)
     with pytest.raises(MestreamError, match="onset_frac=1.0"):
         SpotParams(onset_frac=1.0)
+
+
+def test_the_onset_crop_comes_from_nearer_the_start_of_the_rise_than_the_intervals_onset():
+    out = spot(make_faces(330, fps=200.0, events=[(200, 224, 224, 260, 2.5)]))
+    msg = [m for m in out if m.topic == "interval"][0]
+    assert 195 <= msg.header["flow_onset"]["seq"] < msg.header["onset"]["seq"]
+    same = [m for m in spot(make_faces(330, fps=200.0, events=[(200, 224, 224, 260, 2.5)]),
+                            SpotParams(flow_onset_frac=0.3)) if m.topic == "interval"][0]
+    assert same.header["flow_onset"] == same.header["onset"]
+    with pytest.raises(MestreamError, match="flow_onset_frac=1.0"):
+        SpotParams(flow_onset_frac=1.0)
