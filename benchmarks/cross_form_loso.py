@@ -41,7 +41,8 @@ subject, three models from scratch:
 (e) to (r) on request (--settings). With `--spot-work WORK` (benchmarks/spotting_real.py's --work, its videos
 tracked there), (j)'s and (q)'s models are also tested end to end, on the flow the live pipeline would feed them
 from each clip's test video: (j-vid) the sheet's onset and apex, (j-spot) the onset and apex of the live
-spotter's event, both in the still video at 200 fps, (j-spot30) the spotter's at 30 fps; (q-vid), ... likewise.
+spotter's event (its onset crop's frame, header flow_onset), both in the still video at 200 fps, (j-spot30) the
+spotter's at 30 fps; (q-vid), ... likewise.
 `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
@@ -110,8 +111,8 @@ NEAR = {"q": "q-near", "j": "j-near"}  # near-apex test inputs, scored when (q) 
 # End-to-end test inputs from spotting_real's tracked test videos: (protocol, fps, onset and apex from the spotter?)
 VIDEO_TESTS = {"vid": ("still", 200.0, False), "spot": ("still", 200.0, True), "spot30": ("still", 30.0, True)}
 VIDEO_MEANING = {"vid": "the sheet's onset and apex frames of the clip's still test video, 200 fps",
-                 "spot": "the live spotter's onset and apex in the clip's still test video, 200 fps",
-                 "spot30": "the live spotter's onset and apex in the clip's still test video, 30 fps"}
+                 "spot": "the live spotter's onset crop (flow_onset) and apex in the clip's still test video, 200 fps",
+                 "spot30": "the live spotter's onset crop (flow_onset) and apex in the clip's still test video, 30 fps"}
 MEANING.update({f"{k}-{t}": f"the ({k}) models, test re-cut live form from {text}"
                 for k in ("j", "q") for t, text in VIDEO_MEANING.items()})
 
@@ -708,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
             samples, on_sheet = video_samples(live, args.spot_work, protocol, fps, spotted, spot_options)
             video_x[t] = prepare_inputs(family, samples)
             print(f"({t}) {len(live)} clips at the sheet's onset and apex" if not spotted else
-                  f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips at the spotter's onset and apex"
+                  f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips at the spotter's onset crop and apex"
                   + (f"; at the sheet's (no event overlaps the truth): {', '.join(on_sheet)}" if on_sheet else ""))
         settings += tuple(f"{k}-{t}" for k in ("j", "q") if k in settings for t in VIDEO_TESTS)
     remade_x = {k: tuple(prepare_inputs(family, x) for x in remade_samples(live, prep_dir, k))
