@@ -41,8 +41,8 @@ subject, three models from scratch:
 (e) to (r) on request (--settings). With `--spot-work WORK` (benchmarks/spotting_real.py's --work, its videos
 tracked there), (j)'s and (q)'s models are also tested end to end, on the flow the live pipeline would feed them
 from each clip's test video: (j-vid) the sheet's onset and apex, (j-spot) the onset and apex of the live
-spotter's event (its onset crop's frame, header flow_onset), both in the still video at 200 fps, (j-spot30) the
-spotter's at 30 fps; (q-vid), ... likewise.
+spotter's event (its onset crop's frame, header flow_onset), both in the video at 200 fps, (j-spot30) the
+spotter's at 30 fps; (q-vid), ... likewise; the still videos unless --spot-protocol drift or far.
 `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
@@ -108,11 +108,12 @@ L_EPOCHS = 80  # (l)
 R_ALPHA = 0.2  # (r): mixup's Beta(alpha, alpha), Zhang et al.'s ImageNet value
 REMADE = ("n", "o")  # settings whose live inputs (both framings) are remade from the prepared crops another way
 NEAR = {"q": "q-near", "j": "j-near"}  # near-apex test inputs, scored when (q) runs
-# End-to-end test inputs from spotting_real's tracked test videos: (protocol, fps, onset and apex from the spotter?)
-VIDEO_TESTS = {"vid": ("still", 200.0, False), "spot": ("still", 200.0, True), "spot30": ("still", 30.0, True)}
-VIDEO_MEANING = {"vid": "the sheet's onset and apex frames of the clip's still test video, 200 fps",
-                 "spot": "the live spotter's onset crop (flow_onset) and apex in the clip's still test video, 200 fps",
-                 "spot30": "the live spotter's onset crop (flow_onset) and apex in the clip's still test video, 30 fps"}
+# End-to-end test inputs from spotting_real's tracked test videos (protocol --spot-protocol): (fps, onset and apex
+# from the spotter?)
+VIDEO_TESTS = {"vid": (200.0, False), "spot": (200.0, True), "spot30": (30.0, True)}
+VIDEO_MEANING = {"vid": "the sheet's onset and apex frames of the clip's test video, 200 fps",
+                 "spot": "the live spotter's onset crop (flow_onset) and apex in the clip's test video, 200 fps",
+                 "spot30": "the live spotter's onset crop (flow_onset) and apex in the clip's test video, 30 fps"}
 MEANING.update({f"{k}-{t}": f"the ({k}) models, test re-cut live form from {text}"
                 for k in ("j", "q") for t, text in VIDEO_MEANING.items()})
 
@@ -669,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spot-work", type=Path, default=None,
                         help="benchmarks/spotting_real.py's --work: also test (j) and (q) end to end on the clips' "
                              "tracked test videos (VIDEO_TESTS)")
+    parser.add_argument("--spot-protocol", default="still", choices=("still", "drift", "far"),
+                        help="which of spotting_real.py's test videos --spot-work tests on (default still)")
     parser.add_argument("--spot-option", action="append", default=[], metavar="FIELD=VALUE",
                         help="a SpotParams field for --spot-work's spotter, e.g. apex_frac=0.95 (repeatable)")
     parser.add_argument("--models", type=Path, default=None,
@@ -705,8 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     near_x = tuple(prepare_inputs(family, x) for x in near_apex_samples(live, prep_dir)) if "q" in settings else ()
     video_x, spot_options = {}, parse_spot_options(args.spot_option)
     if args.spot_work is not None and {"j", "q"} & set(settings):
-        for t, (protocol, fps, spotted) in VIDEO_TESTS.items():
-            samples, on_sheet = video_samples(live, args.spot_work, protocol, fps, spotted, spot_options)
+        for t, (fps, spotted) in VIDEO_TESTS.items():
+            samples, on_sheet = video_samples(live, args.spot_work, args.spot_protocol, fps, spotted, spot_options)
             video_x[t] = prepare_inputs(family, samples)
             print(f"({t}) {len(live)} clips at the sheet's onset and apex" if not spotted else
                   f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips at the spotter's onset crop and apex"
