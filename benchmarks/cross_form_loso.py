@@ -550,11 +550,12 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
     overlaps the truth most, or, when
     `spotted` is False or no event overlaps, at the sheet's. `spot_options`: SpotParams fields other than the
     defaults. Returns (samples, names of the clips on the sheet's)."""
+    from spotting_compare import replay_messages
+
     from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
     from edge.spotting.metrics import Interval, intervals_of, iou
     from edge.spotting.params import SpotParams
     from edge.spotting.regional import RegionalSpotter
-    from edge.stages.base import drain, feed
     from trainer.prep import PrepParams
     from trainer.spotting.features import load_tracked
 
@@ -568,12 +569,7 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
         video, extra = load_tracked(path, stem)
         onset, offset, apex = (int(v) for v in extra["truth"])
         if spotted:
-            stage = RegionalSpotter(SpotParams(**(spot_options or {})))
-            stage.open()
-            try:
-                out = feed([stage], video.face_messages()) + drain([stage])
-            finally:
-                stage.close()
+            out, _ = replay_messages(RegionalSpotter(SpotParams(**(spot_options or {}))), video.face_messages())
             # the frame the onset crop comes from (header flow_onset), by the interval's onset, offset and apex
             flow_onset = {(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["apex"]["seq"]):
                           m.header.get("flow_onset", m.header["onset"])["seq"] for m in out if m.topic == "interval"}

@@ -64,10 +64,8 @@ def make_videos(assets: Path, folder: Path, plan, suffix: str = ".mp4") -> list[
     return [synth_video(assets, face, span, seed, folder / f"{_name(face, seed, span)}{suffix}") for face, span, seed in plan]
 
 
-def replay(stage, faces, revised: bool = True) -> tuple[list, float]:
-    """Intervals the stage spots on these face messages (those a later one revises left out, unless
-    revised=False: edge.spotting.metrics.intervals_of), and its CPU time per frame (ms)."""
-    from edge.spotting.metrics import intervals_of
+def replay_messages(stage, faces) -> tuple[list, float]:
+    """Every message the stage sends on these face messages, and its CPU time per frame (ms)."""
     from edge.stages.base import drain, feed
 
     stage.open()
@@ -77,6 +75,15 @@ def replay(stage, faces, revised: bool = True) -> tuple[list, float]:
         cpu_ms = (time.process_time() - t0) * 1000.0 / max(1, len(faces))
     finally:
         stage.close()
+    return out, cpu_ms
+
+
+def replay(stage, faces, revised: bool = True) -> tuple[list, float]:
+    """Intervals the stage spots on these face messages (those a later one revises left out, unless
+    revised=False: edge.spotting.metrics.intervals_of), and its CPU time per frame (ms)."""
+    from edge.spotting.metrics import intervals_of
+
+    out, cpu_ms = replay_messages(stage, faces)
     return intervals_of(out, revised), cpu_ms
 
 

@@ -15,9 +15,9 @@ Subjects are split once, here, into TUNE (choose parameters on these) and EVAL (
 on them). Reported per subject and pooled over clips: recall (the truth interval hit by a micro event with
 IoU >= 0.5; pooled, also its 95% interval with the subjects drawn again), "any" (hit by an event of either
 kind), extra events per clip (events not matching the truth: the target is at most 0.1), events outside the
-truth (no overlap at all), onset, offset and apex errors in ms of the event that overlaps the truth most (median,
-and median absolute; the apex error is what the classifier's input carries), and the kind of that event. --plots draws the motion signal, threshold, truth and events
-of every clip that was missed.
+truth (no overlap at all), onset, offset and apex errors in ms of the event that overlaps the truth most
+(median, and median absolute), and the kind of that event. --plots draws the motion signal, threshold, truth
+and events of every clip that was missed.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The spotter triggers on the lagged signal s(t) (motion between t - k and t) crossing a threshold computed
 over the quiet part of the window, then follows the displacement d(j) of every frame j from a reference
 frame taken just before the motion began. d peaks at apex_index; the onset is the last frame before
-the peak still near the reference (the apex an interval carries is reached_index's, SpotParams.apex_frac), the offset the first one after it that has come back. An expression
-that does not come back within 0.5 s is a macro-expression.
+the peak still near the reference, the offset the first one after it that has come back. The apex an
+interval carries is reached_index's (SpotParams.apex_frac). An expression that does not come back within
+0.5 s is a macro-expression.
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ class SpotParams:
         if not self.onset_frac < 1:
             raise MestreamError(f"onset_frac={self.onset_frac} is out of range; expected a value in [0, 1), e.g. 0.3")
         if not 0 < self.apex_frac <= 1:
-            raise MestreamError(f"apex_frac={self.apex_frac} is out of range; expected a value in (0, 1], e.g. 1 (the peak)")
+            raise MestreamError(f"apex_frac={self.apex_frac} is out of range; expected a value in (0, 1], e.g. 0.5 (1 = the peak)")
         if not 0 < self.release_frac <= 1:
             raise MestreamError(f"release_frac={self.release_frac} is out of range; expected a value in (0, 1], e.g. 0.5")
         if not 0 < self.return_frac < 1:

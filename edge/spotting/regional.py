@@ -371,17 +371,26 @@ class RegionalSpotter:
         if (apex_i == len(d) - 1 or d[-1] > p.candidate_frac * peak or float(confirm.max()) < ev.threshold
                 or self._only_a_blink(ev, confirm)):
             return []
-        onset_n = ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.onset_frac, ev.rest)
-        apex_n = ev.ref + 1 + reached_index(d, p.apex_frac, max(onset_n - ev.ref - 1, 0))  # as _close_event will
+        onset_n, apex_n, flow_onset_n = self._points(ev, d, apex_i)
         if ev.candidate == (onset_n, apex_n):
             return []
         ev.candidate = (onset_n, apex_n)
-        onset, apex = self._frame(onset_n), self._frame(apex_n)
-        flow_onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.flow_onset_frac, ev.rest))
+        onset, apex, flow_onset = self._frame(onset_n), self._frame(apex_n), self._frame(flow_onset_n)
         sent = interval_message("micro", {"score": round(peak / max(ev.threshold, 1e-6), 3)}, self._source_fps, onset, apex,
                                 apex, flow_onset)
         arrays = {name: a.copy() for name, a in sent.arrays.items()}  # its crops are ring slots, soon reused
         return [Message("candidate", {k: v for k, v in sent.header.items() if k not in ("kind", "offset")}, arrays)]
+
+    def _points(self, ev: _Event, d: np.ndarray, apex_i: int) -> tuple[int, int, int]:
+        """Frame numbers of the onset, the apex an interval carries and the onset crop's frame, from the
+        displacements d (d[j] is frame ev.ref + 1 + j) peaking at apex_i: one place, so that a candidate and
+        its interval name the same frames."""
+        p = self.params
+        padded = np.concatenate([[0.0], d])  # index 0 = the reference frame
+        onset_i = onset_index(padded, apex_i + 1, p.onset_frac, ev.rest)
+        apex_j = reached_index(d, p.apex_frac, max(onset_i - 1, 0))
+        flow_onset_i = onset_index(padded, apex_i + 1, p.flow_onset_frac, ev.rest)
+        return ev.ref + onset_i, ev.ref + 1 + apex_j, ev.ref + flow_onset_i
 
     def _only_a_blink(self, ev: _Event, confirm: np.ndarray) -> bool:
         """An event with a blink inside whose lower face moved less than blink_lower x T, or a blink's onset whose
@@ -413,11 +422,8 @@ class RegionalSpotter:
             return []
         if p.head_ratio > 0 and max(self._frame(j).head for j in range(ev.ref + 1, end + 1)) > p.head_ratio * peak:
             return []  # the head moved far more than the face did: what is left is the head motion's leak
-        onset_i = onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.onset_frac, ev.rest)  # 0 = the reference
-        onset = self._frame(ev.ref + onset_i)
-        apex = self._frame(ev.ref + 1 + reached_index(d, p.apex_frac, max(onset_i - 1, 0)))
+        onset, apex, flow_onset = (self._frame(n) for n in self._points(ev, d, apex_i))
         offset = self._frame(end)
-        flow_onset = self._frame(ev.ref + onset_index(np.concatenate([[0.0], d]), apex_i + 1, p.flow_onset_frac, ev.rest))
         # the rise that decides the kind ends where the displacement first reaches rise_frac of its peak: after
         # its apex a real face drifts on slowly, and the argmax then comes late
         risen = ev.ref + 1 + int(np.flatnonzero(d >= p.rise_frac * peak)[0])
