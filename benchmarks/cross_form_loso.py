@@ -38,11 +38,14 @@ subject, three models from scratch:
        frames nearest the apex, before and after -> (q) re-cut live form
                                                 -> (q-near) / (j-near): Q's / J's models on the held-out clips'
                                                    near-apex inputs (mean probability of before and after)
-(e) to (r) on request (--settings). With `--spot-work WORK` (benchmarks/spotting_real.py's --work, its videos
+    S  J + each live clip's re-cut flow at the
+       live spotter's frames in its test video,
+       200 and 30 fps (needs --spot-work)       -> (s) re-cut live form
+(e) to (s) on request (--settings). With `--spot-work WORK` (benchmarks/spotting_real.py's --work, its videos
 tracked there), (j)'s and (q)'s models are also tested end to end, on the flow the live pipeline would feed them
 from each clip's test video: (j-vid) the sheet's onset and apex, (j-spot) the onset and apex of the live
 spotter's event (its onset crop's frame, header flow_onset), both in the video at 200 fps, (j-spot30) the
-spotter's at 30 fps; (q-vid), ... likewise; the still videos unless --spot-protocol drift or far.
+spotter's at 30 fps; (q-vid), (s-vid), ... likewise; the still videos unless --spot-protocol drift or far.
 `--shipped` scores the shipped weights instead. With several seeds the
 seeds' models are also scored as one ensemble (mean probability; OUT/cross_form.json "ensemble").
 
@@ -93,12 +96,14 @@ MEANING = {
     "o": "(j) with every live input's apex crop put back into the onset crop's alignment, test so",
     "q": "(j) + each live training clip's re-cut flow to the sampled frames nearest the apex, test re-cut live form",
     "r": "(j) trained with mixup (alpha 0.2 per batch, loss mixed as the inputs), test re-cut live form",
+    "s": "(j) + each live training clip's re-cut flow at the live spotter's frames of its test video (200 and 30 fps), "
+         "test re-cut live form",
     "q-near": "the (q) models, test the mean probability of the near-apex re-cut inputs (apex ~20-25 ms off)",
     "j-near": "the (j) models, test the mean probability of the near-apex re-cut inputs (apex ~20-25 ms off)",
 }
 J_TESTS = ("j-uncut", "j-tta", "j-comp")  # scored on the (j) models whenever (j) runs, no extra training
 COMPOSITE_TESTS = ("a", "j-comp")  # settings tested on composite images; the others on live clips
-FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o", "q", "r")  # settings whose live inputs are cut to the composite's framing
+FRAMED = ("g", "h", "i", "j", "k", "l", "m", "n", "o", "q", "r", "s")  # settings whose live inputs are cut to the composite's framing
 # Subjects split as benchmarks/spotting_real.py splits them (its TUNE and EVAL that have clips here): recipes are
 # chosen on the TUNE folds' pooled scores only; EVAL and all-18 figures are reported, never used to choose.
 TUNE = ("sub02", "sub06", "sub07", "sub09", "sub13", "sub15", "sub17", "sub20", "sub25")
@@ -114,8 +119,9 @@ VIDEO_TESTS = {"vid": (200.0, False), "spot": (200.0, True), "spot30": (30.0, Tr
 VIDEO_MEANING = {"vid": "the sheet's onset and apex frames of the clip's test video, 200 fps",
                  "spot": "the live spotter's onset crop (flow_onset) and apex in the clip's test video, 200 fps",
                  "spot30": "the live spotter's onset crop (flow_onset) and apex in the clip's test video, 30 fps"}
+VIDEO_TESTED = ("j", "q", "s")  # the settings whose models are also tested end to end
 MEANING.update({f"{k}-{t}": f"the ({k}) models, test re-cut live form from {text}"
-                for k in ("j", "q") for t, text in VIDEO_MEANING.items()})
+                for k in VIDEO_TESTED for t, text in VIDEO_MEANING.items()})
 
 
 @dataclass
@@ -263,7 +269,11 @@ def fold_jobs(family: str, comp, comp_x, live, live_x, subject: str, seed: int,
                         s, 3)
         if "J" in jobs:
             jobs["J"].tests.update({"j-near-0": take(near_x[0], l_test), "j-near-1": take(near_x[1], l_test)})
-    for key in ("j", "q"):
+    if "s" in settings:  # the live training clips also as the live pipeline cuts them: at the spotter's frames
+        spotted = [take(video_x[t], l_train) for t in ("spot", "spot30")]
+        jobs["S"] = Job(family, joined(*j_train, *spotted),
+                        np.concatenate([j_labels, *[live.labels[l_train]] * len(spotted)]), {"s": framed_test}, s, 3)
+    for key in VIDEO_TESTED:
         if key.upper() in jobs:
             jobs[key.upper()].tests.update({f"{key}-{t}": take(x, l_test) for t, x in (video_x or {}).items()})
     for key, (uncut_x, recut_x) in (remade_x or {}).items():  # (j)'s recipe, every live input made another way
@@ -664,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only score the shipped artifact's weights on both forms (OUT/shipped.json)")
     parser.add_argument("--prep-dir", type=Path, default=None, help="default: OUT's parent/.mestream-prep/casme2")
     parser.add_argument("--spot-work", type=Path, default=None,
-                        help="benchmarks/spotting_real.py's --work: also test (j) and (q) end to end on the clips' "
+                        help="benchmarks/spotting_real.py's --work: also test (j), (q), (s) end to end on the clips' "
                              "tracked test videos (VIDEO_TESTS)")
     parser.add_argument("--spot-protocol", default="still", choices=("still", "drift", "far"),
                         help="which of spotting_real.py's test videos --spot-work tests on (default still)")
@@ -703,14 +713,17 @@ def main(argv: list[str] | None = None) -> int:
         settings += tuple(NEAR[k] for k in ("j", "q") if k in settings)
     near_x = tuple(prepare_inputs(family, x) for x in near_apex_samples(live, prep_dir)) if "q" in settings else ()
     video_x, spot_options = {}, parse_spot_options(args.spot_option)
-    if args.spot_work is not None and {"j", "q"} & set(settings):
+    if "s" in settings and args.spot_work is None:
+        raise SystemExit("--settings s trains on the spotter's frames of the clips' test videos: give --spot-work WORK "
+                         "(benchmarks/spotting_real.py's --work)")
+    if args.spot_work is not None and set(VIDEO_TESTED) & set(settings):
         for t, (fps, spotted) in VIDEO_TESTS.items():
             samples, on_sheet = video_samples(live, args.spot_work, args.spot_protocol, fps, spotted, spot_options)
             video_x[t] = prepare_inputs(family, samples)
             print(f"({t}) {len(live)} clips at the sheet's onset and apex" if not spotted else
                   f"({t}) {len(live) - len(on_sheet)} of {len(live)} clips at the spotter's onset crop and apex"
                   + (f"; at the sheet's (no event overlaps the truth): {', '.join(on_sheet)}" if on_sheet else ""))
-        settings += tuple(f"{k}-{t}" for k in ("j", "q") if k in settings for t in VIDEO_TESTS)
+        settings += tuple(f"{k}-{t}" for k in VIDEO_TESTED if k in settings for t in VIDEO_TESTS)
     remade_x = {k: tuple(prepare_inputs(family, x) for x in remade_samples(live, prep_dir, k))
                 for k in REMADE if k in settings}
     by_seed = {}
