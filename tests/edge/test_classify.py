@@ -145,3 +145,14 @@ def test_an_event_names_the_face_its_interval_came_from_and_validates():
     bad = {**event.header, "face_id": -1}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, event_schema())
+
+
+def test_an_event_names_the_frame_its_flow_started_from_and_validates():
+    stage, _ = _stage()
+    msg = interval(10)
+    msg.header["flow_onset"] = {"seq": 8, "t_capture_ns": 1_000_000_000 + 8 * 33_333_333}
+    [event] = run_chain(ListSource([msg]), [stage, Publish("tcp://127.0.0.1:0")])
+    assert event.header["flow_onset"]["frame"] == 8 and event.header["onset"]["frame"] == 10
+    jsonschema.validate(event.header, event_schema())
+    [plain] = run_chain(ListSource([interval(10)]), [_stage()[0]])
+    assert "flow_onset" not in plain.header  # an interval that names none: the onset's own crop
