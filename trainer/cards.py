@@ -92,6 +92,11 @@ def _live_input_section(runs: list[dict] | None, setting: str | None) -> list[st
              "`benchmarks/cross_form_loso.py`: for each CASME II subject with real frames, models trained without that "
              "subject, tested on what the live pipeline computes from its clips. UF1/UAR pooled over the folds of a "
              "seed, mean ± std over seeds." + (f" Setting ({setting}) is this artifact's recipe." if setting else "")]
+    if any("-spot" in key for run in runs for key in run["summary"]):
+        lines[-1] += (" Rows ending in -spot and -spot30 are the live label end to end: the held-out clip's test video "
+                      "through the live tracker, the flow from the onset crop to the apex that the live spot stage itself "
+                      "picked, at 200 and at 30 fps (the spotter's apex_frac and flow_onset_frac were chosen on 9 of these "
+                      "subjects, benchmarks/results/cross_form_loso.md).")
     intervals = any(run.get("intervals") for run in runs)
     if intervals:
         lines[-1] += (" The 95% interval is how far the mean would move with other subjects like these (the subjects "

@@ -40,6 +40,7 @@ def test_the_model_card_says_which_input_the_default_is_fed_and_what_it_costs():
     assert "cross_form_loso.md" in card  # the measured live-input figure
     assert "| casme2-frames |" in card and "prepared from their frames by the live perception code" in card
     assert "**(j) " in card  # its recipe's row in the cross-form LOSO table
+    assert "| (j-spot) " in card and "| (j-spot30) " in card  # and the live label end to end, at 200 and 30 fps
     assert "benchmarks/make_default_artifact.sh" in card and "--add casme2" in card and "--both-framings" in card
 
 

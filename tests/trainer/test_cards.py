@@ -74,3 +74,9 @@ def test_a_model_trained_on_clips_from_frames_says_so_with_its_live_input_figure
     assert "| **(i) composite + re-cut live** | **113** | **0.8591 ± 0.0004** | **0.8877 ± 0.0038** | " \
            "**0.8586 / 0.8594 / 0.8594** | **0.751-0.939** |" in with_interval
     assert "UF1 95%, resampled subjects" in with_interval
+    assert "end to end" not in card  # no end-to-end rows, no word about them
+    spot = {"n": 113, "uf1": {"mean": 0.8843, "std": 0.0088, "per_seed": [0.87, 0.89, 0.89]},
+            "uar": {"mean": 0.9, "std": 0.01, "per_seed": [0.9, 0.9, 0.9]}}
+    end_to_end = render_model_card(artifact, command="x", size_bytes=1, live_setting="i",
+                                   live_input=[{**run, "summary": {**run["summary"], "i-spot": spot}}])
+    assert "the live label end to end" in end_to_end and "| (i-spot) " in end_to_end
