@@ -563,9 +563,9 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
     from spotting_compare import replay_messages
 
     from edge.perception.composite_framing import COMPOSITE_WINDOW, composite_flow_input
+    from edge.spotting import make_spotter
     from edge.spotting.metrics import Interval, intervals_of, iou
     from edge.spotting.params import SpotParams
-    from edge.spotting.regional import RegionalSpotter
     from trainer.prep import PrepParams
     from trainer.spotting.features import load_tracked
 
@@ -579,7 +579,7 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
         video, extra = load_tracked(path, stem)
         onset, offset, apex = (int(v) for v in extra["truth"])
         if spotted:
-            out, _ = replay_messages(RegionalSpotter(SpotParams(**(spot_options or {}))), video.face_messages())
+            out, _ = replay_messages(make_spotter(SpotParams(**(spot_options or {}))), video.face_messages())
             # the frame the onset crop comes from (header flow_onset), by the interval's onset, offset and apex
             flow_onset = {(m.header["onset"]["seq"], m.header["offset"]["seq"], m.header["apex"]["seq"]):
                           m.header.get("flow_onset", m.header["onset"])["seq"] for m in out if m.topic == "interval"}
@@ -596,7 +596,8 @@ def video_samples(live, work: Path, protocol: str, fps: float, spotted: bool, sp
 
 
 def parse_spot_options(pairs: list[str]) -> dict:
-    """["apex_frac=0.95", ...] -> {"apex_frac": 0.95}; each field must be one of SpotParams'."""
+    """["apex_frac=0.95", "method=learned", ...] -> {"apex_frac": 0.95, "method": "learned"}; each field must be one
+    of SpotParams'."""
     from dataclasses import fields
 
     from edge.spotting.params import SpotParams
@@ -609,10 +610,15 @@ def parse_spot_options(pairs: list[str]) -> dict:
             raise SystemExit(f"--spot-option {pair!r}: expected FIELD=VALUE with FIELD one of SpotParams' fields, "
                              "e.g. apex_frac=0.95")
         try:
-            out[key] = int(value) if known[key] in ("int", int) else float(value)
+            out[key] = value if known[key] in ("str", str) else int(value) if known[key] in ("int", int) else float(value)
         except ValueError:
             raise SystemExit(f"--spot-option {pair!r}: {value!r} is not a number; expected e.g. apex_frac=0.95") from None
-    SpotParams(**out)  # its own range checks
+    from engines.errors import MestreamError
+
+    try:
+        SpotParams(**out)  # its own range checks
+    except MestreamError as e:
+        raise SystemExit(f"--spot-option: {e}") from None
     return out
 
 
@@ -679,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spot-protocol", default="still", choices=("still", "drift", "far"),
                         help="which of spotting_real.py's test videos --spot-work tests on (default still)")
     parser.add_argument("--spot-option", action="append", default=[], metavar="FIELD=VALUE",
-                        help="a SpotParams field for --spot-work's spotter, e.g. apex_frac=0.95 (repeatable)")
+                        help="a SpotParams field for --spot-work's spotter, e.g. apex_frac=0.95, or method=learned "
+                             "with artifact=engines/default/mestream-spotter.onnx (repeatable)")
     parser.add_argument("--models", type=Path, default=None,
                         help="save every fold model here, or load it where it is already there: test other inputs "
                              "without training again (use a new folder when the recipe or the inputs change)")

@@ -257,16 +257,27 @@ def test_setting_r_trains_js_set_with_mixup_and_predicts_as_the_family_does():
     assert torch.allclose(mixed(flow), plain(flow))  # mixup only changes training
 
 
-def test_spot_options_must_name_a_spot_parameter_with_a_number_in_its_range():
+def test_spot_options_must_name_a_spot_parameter_with_a_value_in_its_range():
     cf = _module()
     assert cf.parse_spot_options(["apex_frac=0.5", "onset_frac=0.15"]) == {"apex_frac": 0.5, "onset_frac": 0.15}
-    for bad, says in (("apex=0.5", "apex=0.5"), ("apex_frac=half", "'half' is not a number"), ("apex_frac", "FIELD=VALUE")):
+    assert cf.parse_spot_options(["method=learned", "artifact=s.onnx"]) == {"method": "learned", "artifact": "s.onnx"}
+    for bad, says in (("apex=0.5", "apex=0.5"), ("apex_frac=half", "'half' is not a number"), ("apex_frac", "FIELD=VALUE"),
+                      ("apex_frac=2", "apex_frac=2.0"), ("method=psychic", "'psychic' is unknown")):
         with pytest.raises(SystemExit, match=says):
             cf.parse_spot_options([bad])
-    from engines.errors import MestreamError
 
-    with pytest.raises(MestreamError, match="apex_frac=2.0"):
-        cf.parse_spot_options(["apex_frac=2"])
+
+def test_setting_s_adds_the_others_clips_cut_at_the_spotters_frames_at_both_rates_and_is_tested_end_to_end():
+    cf = _module()
+    comp = _samples(["sub01", "sub02"], ["casme2", "casme2"], offset=0)
+    live = _samples(["sub02", "sub01", "sub01", "sub02"], ["casme2"] * 4, offset=100)
+    framed = {"flow": live.flow + 100}  # tags 200..203
+    video = {"vid": {"flow": live.flow + 300}, "spot": {"flow": live.flow + 400}, "spot30": {"flow": live.flow + 500}}
+    jobs = cf.fold_jobs("ststnorm", comp, {"flow": comp.flow}, live, {"flow": live.flow}, "sub01", seed=0,
+                        settings=("j", "s"), framed_x=framed, video_x=video)
+    assert tag(jobs["S"].train) == [1, 100, 103, 200, 203, 500, 503, 600, 603] and len(jobs["S"].labels) == 9
+    assert tag(jobs["S"].tests["s"]) == [201, 202] and tag(jobs["S"].tests["s-spot30"]) == [601, 602]
+    assert tag(jobs["J"].train) == [1, 100, 103, 200, 203]  # (j) is unchanged
 
 
 def test_a_fold_model_is_saved_once_and_then_loaded_instead_of_trained_again(tmp_path, monkeypatch):
