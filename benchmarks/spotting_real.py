@@ -267,8 +267,8 @@ def main() -> int:
     if args.plots is not None:
         args.plots.mkdir(parents=True, exist_ok=True)
 
+    from edge.spotting import make_spotter
     from edge.spotting.params import SpotParams
-    from edge.spotting.regional import RegionalSpotter
     from engines.errors import MestreamError
 
     variants = parse_variants(args.variant)
@@ -297,7 +297,7 @@ def main() -> int:
                 for name, kw in variants.items():
                     rows, cpu, failures = [], [], []
                     for video in videos:
-                        stage = RegionalSpotter(SpotParams(**kw), record_trace=args.plots is not None)
+                        stage = make_spotter(SpotParams(**kw), record_trace=args.plots is not None)
                         events, trace, ms = spot(stage, video.faces, not args.as_published)
                         row = {"subject": video.subject, "clip": video.clip, **score_clip(events, video.truth, fps)}
                         rows.append(row)
