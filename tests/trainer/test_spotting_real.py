@@ -36,3 +36,19 @@ def test_a_clip_row_carries_the_apex_error_of_the_event_that_overlaps_the_truth_
     rows = [{**row, "subject": "a"}, {**sr.score_clip([Interval(100, 160, "micro", 126)], truth, 200.0), "subject": "a"}]
     pooled = sr.summary(rows)
     assert pooled["apex_ms"] == 15.0 and pooled["apex_abs_ms"] == 35.0  # median of +50 and -20 ms
+
+
+def test_the_unseen_set_is_every_clip_of_subjects_outside_the_split_in_another_frames_folder(assets, tmp_path):
+    # a held-back subject laid out as casme2_cropped is (sub01 is in neither TUNE nor EVAL); the frames are a shared
+    # subject's, linked under the sheet's frame numbers: only the folder layout and the sheet matter here
+    sr = _module()
+    ours = assets / "casme2_cropped" / "CASME2_Cropped"
+    source = sorted((ours / "sub02" / "EP09_06f").glob("reg_img*.jpg"))
+    clip = tmp_path / "CASME2_Cropped" / "sub01" / "EP02_01f"  # onset 46, offset 86 in the 2014-05-08 sheet
+    clip.mkdir(parents=True)
+    for i, n in enumerate(range(46, 87)):
+        (clip / f"reg_img{n}.jpg").symlink_to(source[i])
+    (tmp_path / "CASME2_Cropped" / "sub02").symlink_to(ours / "sub02")  # a tuning subject: never unseen
+    clips = sr.load_clips(assets, "unseen", frames=tmp_path / "CASME2_Cropped")
+    assert [(c.subject, c.name, len(c.frames)) for c in clips] == [("sub01", "EP02_01f", 41)]
+    assert (clips[0].onset, clips[0].apex, clips[0].offset) == (1, 14, 41)  # positions in its frames (apex 59)
