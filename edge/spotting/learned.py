@@ -318,6 +318,20 @@ class _Frame:
     box: list
 
 
+_WARNED: set[str] = set()  # artifacts already warned about: the stage opens one spotter per face
+
+
+def warn_if_synthetic(meta, where: str) -> None:
+    """One warning per artifact trained on `mestream synth` videos only: on real faces such a spotter finds a
+    quarter to two fifths of what the default regional spotter finds (benchmarks/results/spotting_real.md)."""
+    if (meta.training or {}).get("dataset") != "synth" or where in _WARNED:
+        return
+    _WARNED.add(where)
+    log.warning('spot artifact %s was trained on synthetic videos only; on real faces it misses most '
+                'micro-expressions: use method = "regional" (the default) or an artifact trained on real recordings '
+                '(SPOTTER_CARD.md)', where)
+
+
 class LearnedSpotter:
     """spot stage with a softnet artifact: "face" messages in, "interval" messages (as RegionalSpotter) out."""
 
@@ -341,6 +355,7 @@ class LearnedSpotter:
 
         self._engine = open_engine(self.params.artifact)  # ONNX Runtime on one thread (engines/ort.py says why)
         self.spec, self.peaks = spotter_from_artifact(self._engine.meta)
+        warn_if_synthetic(self._engine.meta, self.params.artifact)
         self._features = SpotFeatures(self.spec)
         self._reset()
 

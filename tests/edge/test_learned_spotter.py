@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from edge.messages import Message
+from edge.spotting import learned
 from edge.spotting.learned import (
     FeatureSpec,
     LearnedSpotter,
@@ -218,11 +219,18 @@ def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max
     assert [(iv["onset"] - 3, iv["offset"] - iv["onset"] + 1) for iv in offline] == online
 
 
-def test_the_shipped_spotter_is_a_small_softnet_artifact_the_stage_can_open():
+def test_the_shipped_spotter_is_a_small_softnet_artifact_the_stage_can_open_and_warns_it_is_synthetic(caplog):
     path = Path(__file__).resolve().parents[2] / "engines" / "default" / "mestream-spotter.onnx"
     assert path.is_file() and path.stat().st_size < 1_000_000
+    learned._WARNED.discard(str(path))
     stage = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))
-    stage.open()
+    with caplog.at_level("WARNING", logger="edge.spotting.learned"):
+        stage.open()
+        second = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))  # a second face: no second warning
+        second.open()
+        second.close()
+    warned = [r.getMessage() for r in caplog.records if "synthetic" in r.getMessage()]
+    assert len(warned) == 1 and str(path) in warned[0] and 'method = "regional"' in warned[0]
     try:
         assert stage.spec == FeatureSpec() and stage.peaks.threshold > 0
         assert stage._engine.meta.training["dataset"] == "synth"
