@@ -206,15 +206,16 @@ def render_model_card(artifact: Artifact, *, command: str, size_bytes: int, summ
 
 def write_model_card(artifact_path: Path | str, out: Path | str, *, command: str,
                      comparison: dict | None = None, live_input: list[dict] | None = None,
-                     live_setting: str | None = None) -> Path:
-    """Render the card of a shipped artifact to `out` (atomically): the spotter's card for family "softnet"."""
+                     live_setting: str | None = None, real: dict | None = None) -> Path:
+    """Render the card of a shipped artifact to `out` (atomically): the spotter's card for family "softnet"
+    (`comparison`, `real`: its evaluation JSON, see render_spotter_card)."""
     from engines.artifact import read_artifact
 
     artifact_path = Path(artifact_path)
     artifact = read_artifact(artifact_path)
     size = artifact_path.stat().st_size
     if artifact.family == SPOTTER_FAMILY:
-        text = render_spotter_card(artifact, size_bytes=size, command=command, comparison=comparison)
+        text = render_spotter_card(artifact, size_bytes=size, command=command, comparison=comparison, real=real)
     else:
         text = render_model_card(artifact, command=command, size_bytes=size, summary=_family_summary(artifact.family),
                                  live_input=live_input, live_setting=live_setting)
@@ -232,9 +233,49 @@ def _family_summary(name: str) -> str:
         return ""
 
 
-def render_spotter_card(meta: Artifact, *, size_bytes: int, command: str, comparison: dict | None = None) -> str:
-    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata (and benchmarks/spotting_compare.py JSON)."""
+def _spotter_data(t: dict[str, Any]) -> tuple[str, str]:
+    """(what the spotter was trained on, its licence line), from the artifact's training record."""
+    if t.get("dataset") == "synth":
+        return (f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} SYNTHETIC 30 fps videos made "
+                f"by `mestream synth` from real face videos ({', '.join(t.get('videos', []))}); no micro-expression "
+                "dataset. Synthetic expressions are cleaner than real ones: on real data expect far less (SOFTNet: "
+                "0.2022 overall F1 on CAS(ME)^2; ME-only F1 about 0.20-0.25 at best).",
+                "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only "
+                "material); internal use only.")
+    fps = " and ".join(f"{f:g}" for f in t.get("fps", [])) or "?"
+    what = ("real CASME II micro-expression clips, each held still before and after as benchmarks/spotting_real.py "
+            "composes its test videos, of its tuning subjects only" if t.get("dataset") == "casme2-clips"
+            else f"the `{t.get('dataset', '?')}` recordings")
+    return (f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} videos at {fps} fps of "
+            f"{t.get('subjects', '?')} subjects: {what}.",
+            "Licence: " + LICENCE_NOTE.replace("Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS "
+                                               "and SAMM, and, where the parts above say so, on those datasets' own frames",
+                                               "Trained on real micro-expression recordings"))
+
+
+def _real_clip_rows(real: dict | None) -> list[str]:
+    """benchmarks/spotting_real.py --json figures: the learned spotter against the regional one on unseen subjects."""
+    if not real:
+        return []
+    results = real["results"]
+    lines = ["On real CASME II clips of subjects it never saw (benchmarks/spotting_real.py, its evaluation subjects; "
+             "recall of micro-expressions at IoU >= 0.5, \"any\" counting a hit published as macro):", "",
+             "| test videos | fps | regional recall / any / extra per clip | learned recall / any / extra per clip |",
+             "|---|---|---|---|"]
+    for protocol, by_fps in results["default"]["eval"].items():
+        for fps, row in by_fps.items():
+            a, b = row["pooled"], results["learned"]["eval"][protocol][fps]["pooled"]
+            lines.append(f"| {protocol} | {fps} | {a['recall']:.3f} / {a['recall_any']:.3f} / {a['extra_per_clip']:.2f} | "
+                         f"{b['recall']:.3f} / {b['recall_any']:.3f} / {b['extra_per_clip']:.2f} |")
+    return lines + [""]
+
+
+def render_spotter_card(meta: Artifact, *, size_bytes: int, command: str, comparison: dict | None = None,
+                        real: dict | None = None) -> str:
+    """SPOTTER_CARD.md for a shipped softnet artifact, from its own metadata (and benchmarks/spotting_compare.py JSON,
+    `comparison`, and benchmarks/spotting_real.py --json with variants "default" and "learned", `real`)."""
     t, sel, sc = meta.training or {}, meta.selection or {}, meta.scores or {}
+    trained_on, licence = _spotter_data(t)
     rows = [f"| {k} | {sc[k]['tp']} | {sc[k]['predicted']} | {sc[k]['truth']} | {sc[k]['precision']:.3f} | "
             f"{sc[k]['recall']:.3f} | {sc[k]['f1']:.3f} |" for k in ("micro", "macro", "overall") if isinstance(sc.get(k), dict)]
     return "\n".join([
@@ -244,10 +285,7 @@ def render_spotter_card(meta: Artifact, *, size_bytes: int, command: str, compar
         f"{size_bytes / 1024:.0f} KiB, created {meta.created}. Use it with `[stages.spot] method = \"learned\"`, "
         "`artifact = PATH` (edge/spotting/learned.py).",
         "",
-        f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} SYNTHETIC 30 fps videos made by "
-        f"`mestream synth` from real face videos ({', '.join(t.get('videos', []))}); no micro-expression dataset. "
-        "Synthetic expressions are cleaner than real ones: on real data expect far less (SOFTNet: 0.2022 overall "
-        "F1 on CAS(ME)^2; ME-only F1 about 0.20-0.25 at best).",
+        trained_on,
         "",
         f"Input `flow` {list(meta.inputs[0].shape)}: {meta.inputs[0].normalisation}. Feature parameters: "
         f"`{json.dumps(meta.flow.get('params', {}), sort_keys=True)}`.",
@@ -261,13 +299,14 @@ def render_spotter_card(meta: Artifact, *, size_bytes: int, command: str, compar
         *rows,
         "",
         *_comparison_rows(comparison),
+        *_real_clip_rows(real),
         "Known weaknesses: one lag scale (k = lag_s) for micro and macro alike, so a held macro-expression scores "
         "only on its rise and fall and is often split or missed (SOFTNet trains a separate macro network with a "
-        "longer k); a fixed threshold chosen on still training faces fires on livelier faces (the adaptive z "
-        "exists, but the training videos did not ask for it).",
+        "longer k); its runs merge and smooth window scores, so its onsets and offsets are looser than the regional "
+        "spotter's and a micro-expression can be published as macro; a fixed threshold chosen on still training "
+        "faces fires on livelier faces (the adaptive z exists for that).",
         "",
-        "Licence: trained only on synthetic warps of the face videos in the shared assets (research-only material); "
-        "internal use only.",
+        licence,
         "",
         "Reproduce:",
         "",

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from edge.messages import Message
-from edge.spotting import learned
 from edge.spotting.learned import (
     FeatureSpec,
     LearnedSpotter,
@@ -22,7 +21,8 @@ from engines.errors import MestreamError
 SPEC = FeatureSpec(flow_size=64, roi=42, lag_s=0.1)  # k = 3 at 30 fps
 
 
-def make_softnet_onnx(path: Path, spec: FeatureSpec, peaks: PeakParams, family: str = "softnet", scale: float = 1.0) -> Path:
+def make_softnet_onnx(path: Path, spec: FeatureSpec, peaks: PeakParams, family: str = "softnet", scale: float = 1.0,
+                      training: dict | None = None) -> Path:
     """A stand-in softnet artifact built with onnx.helper (no torch): score = scale * max |features|."""
     pytest.importorskip("onnx", reason="onnx comes with the [train] extra")
     from onnx import TensorProto, helper, numpy_helper
@@ -46,7 +46,7 @@ def make_softnet_onnx(path: Path, spec: FeatureSpec, peaks: PeakParams, family: 
                     inputs=(TensorInfo("flow", tuple(shape), "float32", "u, v, strain"),),
                     outputs=(TensorInfo("score", (1, 1), "float32", "apex score"),), classes=("apex",),
                     flow={"algorithm": "dis-affine-residual", "params": spec.to_json(), "form": "test"},
-                    selection={"peaks": peaks.to_json()})
+                    selection={"peaks": peaks.to_json()}, training=training or {})
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, meta.to_text()
     path.write_bytes(model.SerializeToString())
@@ -219,25 +219,31 @@ def test_fast_offline_picking_gives_the_runs_of_the_online_tracker(z, merge, max
     assert [(iv["onset"] - 3, iv["offset"] - iv["onset"] + 1) for iv in offline] == online
 
 
-def test_the_shipped_spotter_is_a_small_softnet_artifact_the_stage_can_open_and_warns_it_is_synthetic(caplog):
+def test_the_shipped_spotter_is_a_small_softnet_artifact_trained_on_real_clips_the_stage_can_open(caplog):
     path = Path(__file__).resolve().parents[2] / "engines" / "default" / "mestream-spotter.onnx"
     assert path.is_file() and path.stat().st_size < 1_000_000
-    learned._WARNED.discard(str(path))
     stage = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))
     with caplog.at_level("WARNING", logger="edge.spotting.learned"):
         stage.open()
-        second = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))  # a second face: no second warning
-        second.open()
-        second.close()
-    warned = [r.getMessage() for r in caplog.records if "synthetic" in r.getMessage()]
-    assert len(warned) == 1 and str(path) in warned[0] and 'method = "regional"' in warned[0]
     try:
         assert stage.spec == FeatureSpec() and stage.peaks.threshold > 0
-        assert stage._engine.meta.training["dataset"] == "synth"
+        assert stage._engine.meta.training["dataset"] == "casme2-clips"
     finally:
         stage.close()
+    assert not [r for r in caplog.records if "synthetic" in r.getMessage()]
     card = path.with_name("SPOTTER_CARD.md").read_text()
-    assert stage._engine is None and "SYNTHETIC" in card
+    assert stage._engine is None and "real CASME II micro-expression clips" in card and "SYNTHETIC" not in card
+
+
+def test_a_spotter_trained_on_synthetic_videos_only_is_warned_about_once(tmp_path, caplog):
+    path = make_softnet_onnx(tmp_path / "synth.onnx", SPEC, PeakParams(), training={"dataset": "synth"})
+    with caplog.at_level("WARNING", logger="edge.spotting.learned"):
+        for _face in range(2):  # the stage opens one spotter per face: one warning
+            stage = LearnedSpotter(SpotParams(method="learned", artifact=str(path)))
+            stage.open()
+            stage.close()
+    warned = [r.getMessage() for r in caplog.records if "synthetic" in r.getMessage()]
+    assert len(warned) == 1 and str(path) in warned[0] and 'method = "regional"' in warned[0]
 
 
 def test_runs_shorter_than_min_windows_are_not_events(tmp_path):

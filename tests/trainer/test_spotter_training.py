@@ -103,7 +103,7 @@ def test_export_matches_torch_within_1e4_on_onnx_runtime_and_describes_its_featu
     model, _ = fit([video], SPEC, SpotterRecipe(epochs=1, batch=32), seed=0)
     peaks = PeakParams(threshold=0.4, smooth=3, merge=2)
     out = tmp_path / "spotter.onnx"
-    meta = export_spotter(model, SPEC, out, training={"dataset": "toy"}, protocol="lovo", scores={},
+    meta = export_spotter(model, SPEC, out, training={"dataset": "synth"}, protocol="lovo", scores={},
                           selection={"peaks": peaks.to_json()})
     assert meta.family == "softnet" and out.is_file()
     x = video.segments[0][1][:5]
@@ -122,6 +122,27 @@ def test_export_matches_torch_within_1e4_on_onnx_runtime_and_describes_its_featu
     card = write_model_card(out, tmp_path / "SPOTTER_CARD.md", command="mestream train-spotter ...",
                             comparison=comparison).read_text()
     assert "SYNTHETIC" in card and '"threshold": 0.4' in card and "| overall | 0.500 | 0.500 |" in card
+
+
+def test_a_spotter_trained_on_real_clips_says_so_with_its_figures_on_unseen_subjects_and_their_licence(tmp_path):
+    video = _toy_video("r", 5, [(30, 40)])
+    model, _ = fit([video], SPEC, SpotterRecipe(epochs=1, batch=32), seed=0)
+    out = tmp_path / "spotter.onnx"
+    training = {"dataset": "casme2-clips", "videos": ["sub02_EP01_still_200_0"], "samples": 90, "subjects": 1,
+                "fps": [30.0, 200.0]}
+    export_spotter(model, SPEC, out, training=training, protocol="loso", scores={},
+                   selection={"peaks": PeakParams().to_json()})
+
+    def cell(recall):
+        return {"pooled": {"recall": recall, "recall_any": 0.95, "extra_per_clip": 0.04}}
+
+    real = {"results": {"default": {"eval": {"still": {"200": cell(0.964)}}},
+                        "learned": {"eval": {"still": {"200": cell(0.655)}}}}}
+    card = write_model_card(out, tmp_path / "SPOTTER_CARD.md", command="python benchmarks/spotter_real_train.py ...",
+                            real=real).read_text()
+    assert "SYNTHETIC" not in card and "real CASME II micro-expression clips" in card and "at 30 and 200 fps" in card
+    assert "| still | 200 | 0.964 / 0.950 / 0.04 | 0.655 / 0.950 / 0.04 |" in card
+    assert "non-commercial research only" in card and "synthetic warps" not in card
 
 
 def test_train_spotter_needs_labels_for_long_video_sets_and_says_so(tmp_path, capsys):
