@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     pooled = report["cross_validation"]["pooled"]
-    print(f"LOSO over the TUNE subjects (IoU >= 0.5, pooled): "
+    print("LOSO over the TUNE subjects (IoU >= 0.5, pooled): "
           + ", ".join(f"{k} F1 {v['f1']:.3f} (P {v['precision']:.3f}, R {v['recall']:.3f})" for k, v in pooled.items())
           + f"; peaks {report['peaks']}; {report['seconds']:.0f} s")
     return 0
