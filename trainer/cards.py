@@ -23,10 +23,13 @@ def _reproduce(command: str) -> list[str]:
     return ["```", command, "```", ""]
 
 
-LICENCE_NOTE = (
-    "Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS and SAMM, and, where the parts above say so, on those datasets' own frames. They are "
-    "licensed for non-commercial research only, and so is this model: internal research use only, no "
+RESEARCH_ONLY = (
+    "They are licensed for non-commercial research only, and so is this model: internal research use only, no "
     "redistribution outside the project, no commercial use. The raw data is not part of this package."
+)
+LICENCE_NOTE = (
+    "Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS and SAMM, and, where the parts above "
+    "say so, on those datasets' own frames. " + RESEARCH_ONLY
 )
 
 
@@ -248,9 +251,7 @@ def _spotter_data(t: dict[str, Any]) -> tuple[str, str]:
             else f"the `{t.get('dataset', '?')}` recordings")
     return (f"Trained on: {t.get('samples', '?')} windows of {len(t.get('videos', []))} videos at {fps} fps of "
             f"{t.get('subjects', '?')} subjects: {what}.",
-            "Licence: " + LICENCE_NOTE.replace("Trained on the MEGC2019 composite, which is derived from CASME II, SMIC-HS "
-                                               "and SAMM, and, where the parts above say so, on those datasets' own frames",
-                                               "Trained on real micro-expression recordings"))
+            "Licence: Trained on real micro-expression recordings. " + RESEARCH_ONLY)
 
 
 def _real_clip_rows(real: dict | None) -> list[str]:

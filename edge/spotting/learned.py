@@ -322,8 +322,8 @@ _WARNED: set[str] = set()  # artifacts already warned about: the stage opens one
 
 
 def warn_if_synthetic(meta, where: str) -> None:
-    """One warning per artifact trained on `mestream synth` videos only: on real faces such a spotter finds a
-    quarter to two fifths of what the default regional spotter finds (benchmarks/results/spotting_real.md)."""
+    """One warning per artifact trained on `mestream synth` videos only: such a spotter misses most real
+    micro-expressions (benchmarks/results/spotting_real.md)."""
     if (meta.training or {}).get("dataset") != "synth" or where in _WARNED:
         return
     _WARNED.add(where)

@@ -103,11 +103,9 @@ class SpotParams:
     # ... the onset to apex phase ending where the displacement first reaches rise_frac of its peak
     rise_frac: float = 0.7
     # The apex an interval carries (the frame the classifier's flow runs to) is the first frame whose
-    # displacement reaches apex_frac of the peak (1 = the peak itself). After a real micro-expression's apex the
-    # face drifts on and the displacement keeps growing: with the peak itself the default model's live labels on
-    # real CASME II clips scored UF1 0.73 (200 fps) and 0.71 (30 fps), with half of it 0.86 and 0.84, and 0.88 with
-    # flow_onset_frac below, both chosen on the tuning subjects (benchmarks/results/cross_form_loso.md, "The live
-    # pipeline end to end").
+    # displacement reaches apex_frac of the peak (1 = the peak itself): after a real micro-expression's apex the
+    # face drifts on, so the peak comes late and the flow to it blurs the expression's direction. Chosen with
+    # flow_onset_frac on the tuning subjects (benchmarks/results/cross_form_loso.md, "The live pipeline end to end").
     apex_frac: float = 0.5
     # The onset an interval carries is the last frame before the apex whose displacement is under onset_frac of
     # the peak, and never under the quiet signal's rest level.
@@ -177,9 +175,9 @@ class SpotParams:
             raise MestreamError(f"hold_frac={self.hold_frac} is out of range; expected a value in (0, 1)")
         if not 0 < self.rise_frac <= 1:
             raise MestreamError(f"rise_frac={self.rise_frac} is out of range; expected a value in (0, 1], e.g. 0.7")
-        if not self.flow_onset_frac < 1:
+        if not 0 <= self.flow_onset_frac < 1:
             raise MestreamError(f"flow_onset_frac={self.flow_onset_frac} is out of range; expected a value in [0, 1), e.g. 0.15")
-        if not self.onset_frac < 1:
+        if not 0 <= self.onset_frac < 1:
             raise MestreamError(f"onset_frac={self.onset_frac} is out of range; expected a value in [0, 1), e.g. 0.3")
         if not 0 < self.apex_frac <= 1:
             raise MestreamError(f"apex_frac={self.apex_frac} is out of range; expected a value in (0, 1], e.g. 0.5 (1 = the peak)")

@@ -362,7 +362,7 @@ def build_event(h: dict[str, Any], probs: np.ndarray, classes: list[str], meta: 
         "model": {"id": meta.model_id, "family": meta.family},
         "latency_ms": latency,
     }
-    if "flow_onset" in h:  # the frame the flow started from, when the spotter cut it before the onset
+    if "flow_onset" in h:  # the frame the flow started from (interval_message always names it)
         event["flow_onset"] = point("flow_onset")
     if action_units is not None:
         event["action_units"] = action_units["action_units"]

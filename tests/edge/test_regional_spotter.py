@@ -400,3 +400,6 @@ def test_the_onset_crop_comes_from_nearer_the_start_of_the_rise_than_the_interva
     assert same.header["flow_onset"] == same.header["onset"]
     with pytest.raises(MestreamError, match="flow_onset_frac=1.0"):
         SpotParams(flow_onset_frac=1.0)
+    for field in ("flow_onset_frac", "onset_frac"):  # a fraction of the peak: never negative
+        with pytest.raises(MestreamError, match=f"{field}=-0.1"):
+            SpotParams(**{field: -0.1})
